@@ -1,0 +1,123 @@
+/* Registry operations and their encoding; see cmd.h. */
+#include "cmd.h"
+
+#include <string.h>
+
+#include "canon.h"
+#include "limits.h"
+
+static bool decode_key(struct rg_rbuf *r, struct rg_op *op)
+{
+    op->key = rg_rbuf_blob(r, RG_NAME_MAX, &op->key_len);
+    return op->key != NULL && rg_canon_check(op->key, op->key_len);
+}
+
+static bool decode_pid(struct rg_rbuf *r, const uint8_t **p, uint32_t *len,
+                       bool optional)
+{
+    struct rg_pid_view v;
+    *p = rg_rbuf_blob(r, RG_PID_MAX, len);
+    if (!rg_rbuf_ok(r)) {
+        return false;
+    }
+    if (optional && *len == 0) {
+        *p = NULL;
+        return true;
+    }
+    return rg_canon_pid(*p, *len, &v);
+}
+
+static bool decode_meta(struct rg_rbuf *r, struct rg_op *op)
+{
+    op->meta = rg_rbuf_blob(r, RG_META_MAX, &op->meta_len);
+    return rg_rbuf_ok(r);
+}
+
+static bool decode_node(struct rg_rbuf *r, struct rg_op *op)
+{
+    op->pid = rg_rbuf_blob(r, RG_NODE_MAX, &op->pid_len);
+    uint8_t any = rg_rbuf_u8(r);
+    op->creation = rg_rbuf_u32(r);
+    op->any_creation = any == 1;
+    return rg_rbuf_ok(r) && op->pid_len > 0 && any <= 1;
+}
+
+bool rg_op_decode(struct rg_rbuf *r, bool with_origin, struct rg_op *op)
+{
+    memset(op, 0, sizeof *op);
+    op->kind = rg_rbuf_u8(r);
+    op->origin = with_origin ? rg_rbuf_u64(r) : 0;
+    op->ref = rg_rbuf_u64(r);
+    if (!rg_rbuf_ok(r)) {
+        return false;
+    }
+    switch (op->kind) {
+    case RG_OP_REGISTER:
+        return decode_key(r, op) &&
+               decode_pid(r, &op->pid, &op->pid_len, false) &&
+               decode_meta(r, op) &&
+               decode_pid(r, &op->replace, &op->replace_len, true);
+    case RG_OP_UNREGISTER:
+    case RG_OP_READ:
+        return decode_key(r, op);
+    case RG_OP_UNREGISTER_IF_OWNER:
+        return decode_key(r, op) &&
+               decode_pid(r, &op->pid, &op->pid_len, false);
+    case RG_OP_SET_META:
+        return decode_key(r, op) && decode_meta(r, op);
+    case RG_OP_PURGE_NODE:
+        return decode_node(r, op);
+    default:
+        return false;
+    }
+}
+
+void rg_op_encode(struct rg_wbuf *w, const struct rg_op *op, bool with_origin)
+{
+    rg_wbuf_u8(w, op->kind);
+    if (with_origin) {
+        rg_wbuf_u64(w, op->origin);
+    }
+    rg_wbuf_u64(w, op->ref);
+    switch (op->kind) {
+    case RG_OP_REGISTER:
+        rg_wbuf_blob(w, op->key, op->key_len);
+        rg_wbuf_blob(w, op->pid, op->pid_len);
+        rg_wbuf_blob(w, op->meta, op->meta_len);
+        rg_wbuf_blob(w, op->replace, op->replace_len);
+        break;
+    case RG_OP_UNREGISTER:
+    case RG_OP_READ:
+        rg_wbuf_blob(w, op->key, op->key_len);
+        break;
+    case RG_OP_UNREGISTER_IF_OWNER:
+        rg_wbuf_blob(w, op->key, op->key_len);
+        rg_wbuf_blob(w, op->pid, op->pid_len);
+        break;
+    case RG_OP_SET_META:
+        rg_wbuf_blob(w, op->key, op->key_len);
+        rg_wbuf_blob(w, op->meta, op->meta_len);
+        break;
+    case RG_OP_PURGE_NODE:
+        rg_wbuf_blob(w, op->pid, op->pid_len);
+        rg_wbuf_u8(w, op->any_creation ? 1 : 0);
+        rg_wbuf_u32(w, op->creation);
+        break;
+    default:
+        break;
+    }
+}
+
+void rg_entry_begin(struct rg_wbuf *w, size_t *count_off)
+{
+    rg_wbuf_u8(w, RG_ENTRY_FORMAT);
+    *count_off = w->len;
+    rg_wbuf_u32(w, 0);
+}
+
+bool rg_entry_open(struct rg_rbuf *r, uint32_t *count)
+{
+    uint8_t format = rg_rbuf_u8(r);
+    *count = rg_rbuf_u32(r);
+    return rg_rbuf_ok(r) && format == RG_ENTRY_FORMAT;
+}

@@ -1,0 +1,55 @@
+/* Registry operations and their encoding.
+ *
+ * One encoding serves the port (member -> regentd) and the raft log: an op
+ * is [u8 kind][u64 origin][u64 ref][fields]. On the port the origin is
+ * absent (regentd stamps its own raft id); in a log entry it says which
+ * daemon must answer the caller once it has applied the op. A log entry is a
+ * batch: [u8 format][u32 count][op]... The decoder validates every field
+ * (canonical names, canonical pids, size limits), so the FSM only ever sees
+ * well-formed ops. Field layout per kind is in docs/protocol.md. */
+#ifndef RG_CMD_H
+#define RG_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define RG_ENTRY_FORMAT 1
+
+enum rg_op_kind {
+    RG_OP_REGISTER = 1,            /* key pid meta replace_pid */
+    RG_OP_UNREGISTER = 2,          /* key */
+    RG_OP_UNREGISTER_IF_OWNER = 3, /* key pid */
+    RG_OP_SET_META = 4,            /* key meta */
+    RG_OP_PURGE_NODE = 5,          /* node any_creation creation */
+    RG_OP_READ = 6,                /* key */
+};
+
+struct rg_op {
+    uint8_t kind;
+    uint64_t origin;
+    uint64_t ref;
+    const uint8_t *key; /* all byte fields point into the decoded input */
+    uint32_t key_len;
+    const uint8_t *pid; /* pid, or the node name for PURGE_NODE */
+    uint32_t pid_len;
+    const uint8_t *meta;
+    uint32_t meta_len;
+    const uint8_t *replace; /* REGISTER: also win if the holder is this pid */
+    uint32_t replace_len;
+    bool any_creation; /* PURGE_NODE */
+    uint32_t creation; /* PURGE_NODE */
+};
+
+/* Decodes and validates one op; with_origin selects the log form. */
+bool rg_op_decode(struct rg_rbuf *r, bool with_origin, struct rg_op *op);
+void rg_op_encode(struct rg_wbuf *w, const struct rg_op *op, bool with_origin);
+
+/* Entry header; the caller then appends `count` ops in log form. */
+void rg_entry_begin(struct rg_wbuf *w, size_t *count_off);
+/* Reads the header of an entry; returns false if it is not one. */
+bool rg_entry_open(struct rg_rbuf *r, uint32_t *count);
+
+#endif

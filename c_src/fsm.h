@@ -1,0 +1,61 @@
+/* The registry state machine: applies batches of ops to the name table.
+ *
+ * Pure and deterministic: the same entries applied in the same order give
+ * the same table on every server. Besides mutating the table, apply records
+ * its effects for the local member: every change (put/del, in order) and the
+ * replies to ops whose origin is this daemon. The node layer ships them over
+ * the port after each entry; simulations just reset them.
+ *
+ * Results: OK (yes/ok), NO (taken; payload = holder pid), NOT_FOUND, and for
+ * READ, OK with the holder pid or an empty payload. RETRY and BAD are never
+ * produced here; the node layer uses them for ops that did not commit or did
+ * not decode. */
+#ifndef RG_FSM_H
+#define RG_FSM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "cmd.h"
+#include "table.h"
+
+enum rg_result {
+    RG_RES_OK = 0,
+    RG_RES_NO = 1,
+    RG_RES_NOT_FOUND = 2,
+    RG_RES_RETRY = 3,
+    RG_RES_BAD = 4,
+};
+
+enum rg_change_kind { RG_CHANGE_PUT = 1, RG_CHANGE_DEL = 2 };
+
+struct rg_fsm {
+    struct rg_table table;
+    uint64_t self;             /* raft id of this daemon: whose replies to keep */
+    struct rg_wbuf changes;    /* [u8 kind][blob key]([blob pid][blob meta]) */
+    uint32_t n_changes;
+    struct rg_wbuf replies;    /* [u64 ref][u8 result][blob payload] */
+    uint32_t n_replies;
+    uint64_t bad_entries;      /* entries that failed to decode (a bug) */
+    bool restored;             /* set by restore; the node sends a full dump */
+};
+
+int rg_fsm_init(struct rg_fsm *f, uint64_t self, struct rg_sipkey key);
+void rg_fsm_close(struct rg_fsm *f);
+/* Forgets the recorded effects (after shipping them). */
+void rg_fsm_effects_reset(struct rg_fsm *f);
+
+/* Applies one log entry. Returns 0, or -1 when memory ran out (the entry
+ * may be half applied then; regentd treats that as fatal). A malformed
+ * entry is skipped from the first bad op on, identically on every server. */
+int rg_fsm_apply(struct rg_fsm *f, const uint8_t *entry, size_t len);
+
+/* Snapshot: [u32 magic][u64 count] then per entry, sorted by key:
+ * [blob key][blob pid][blob meta]. Output is malloc'd. */
+int rg_fsm_snapshot(const struct rg_fsm *f, uint8_t **out, size_t *len);
+/* Replaces the table with a snapshot's content; on any error the table is
+ * left as it was and -1 is returned. */
+int rg_fsm_restore(struct rg_fsm *f, const uint8_t *p, size_t len);
+
+#endif

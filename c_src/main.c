@@ -1,0 +1,45 @@
+/* regentd: the engine of one regent registry on one node.
+ *
+ * A port program: the Erlang member starts it, talks to it in {packet,4}
+ * frames on stdin/stdout (docs/protocol.md) and closes stdin to stop it.
+ * Nothing sensitive is taken from argv or the environment; configuration,
+ * including the cluster secret, arrives in the START frame. */
+#include <raft.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "node.h"
+
+/* 0.17.1 is the first libraft that appends a no-op on election and never
+ * commits an earlier term's entry by counting replicas (Raft, Figure 8). */
+#if RAFT_VERSION_NUMBER < 1701
+#error "libraft >= 0.17.1 is required (see docs/architecture.md)"
+#endif
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+        printf("regentd (libraft %d.%d.%d, libuv %s)\n", RAFT_VERSION_MAJOR,
+               RAFT_VERSION_MINOR, RAFT_VERSION_RELEASE, uv_version_string());
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "usage: regentd [--version]\n"
+                        "regentd is started by the regent Erlang application "
+                        "as a port program.\n");
+        return 2;
+    }
+    uv_loop_t loop;
+    struct rg_node node;
+    uv_loop_init(&loop);
+    if (rg_node_init(&node, &loop, 0, 1) != 0) {
+        fprintf(stderr, "regentd: cannot initialise\n");
+        return 1;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int code = node.exit_code;
+    rg_node_close(&node);
+    uv_loop_close(&loop);
+    return code;
+}

@@ -1,0 +1,683 @@
+/* One registry daemon; see node.h. */
+#include "node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "limits.h"
+
+/* Tuning (docs/architecture.md explains each): libraft's defaults give
+ * multi-second failovers and stalls on big tables. */
+#define ELECTION_TIMEOUT_MS 150 /* randomised by libraft to [T, 2T) */
+#define HEARTBEAT_MS 50
+#define MAX_INFLIGHT_ENTRIES 4096
+#define SNAPSHOT_THRESHOLD 8192
+#define SNAPSHOT_TRAILING 2048
+#define CONNECT_RETRY_MS 100
+#define SEGMENT_SIZE (1u << 20)
+#define DUMP_FRAME_BYTES (1u << 20)
+
+#define ID_FILE "regent.id"
+
+struct batch_req {
+    struct raft_apply req;
+    struct rg_node *node;
+    uint64_t *refs; /* owned */
+    uint32_t n;
+};
+
+static void node_shutdown(struct rg_node *n, int code);
+
+static void log_msg(const char *what, const char *detail)
+{
+    fprintf(stderr, "regentd[%d]: %s%s%s\n", (int)getpid(), what,
+            detail ? ": " : "", detail ? detail : "");
+}
+
+/* ---- frames to the member ----------------------------------------------- */
+
+static void send_frame(struct rg_node *n)
+{
+    if (n->frame.oom) {
+        log_msg("out of memory building a frame", NULL);
+        abort();
+    }
+    rg_port_send(&n->port, n->frame.data, n->frame.len);
+    rg_wbuf_reset(&n->frame);
+}
+
+static void send_error(struct rg_node *n, const char *msg)
+{
+    rg_proto_error(&n->frame, msg);
+    send_frame(n);
+}
+
+/* RETRY or BAD for refs that reached no log entry (or a failed one). */
+static void send_replies(struct rg_node *n, const uint64_t *refs, uint32_t k,
+                         uint8_t result)
+{
+    size_t off;
+    if (k == 0) {
+        return;
+    }
+    rg_proto_replies_begin(&n->frame, &off);
+    for (uint32_t i = 0; i < k; i++) {
+        rg_proto_reply(&n->frame, refs[i], result);
+    }
+    rg_wbuf_patch_u32(&n->frame, off, k);
+    send_frame(n);
+}
+
+static void current_status(struct rg_node *n, struct rg_status *s)
+{
+    const char *addr;
+    raft_id leader = 0;
+    memset(s, 0, sizeof *s);
+    if (!n->started) {
+        return;
+    }
+    s->state = (uint8_t)raft_state(&n->raft);
+    raft_leader(&n->raft, &leader, &addr);
+    s->leader = leader;
+    s->term = raft_current_term(&n->raft);
+    s->applied = raft_last_applied(&n->raft);
+    s->commit = raft_commit_index(&n->raft);
+    s->last_index = raft_last_index(&n->raft);
+    s->synced = n->synced;
+}
+
+static void send_status(struct rg_node *n, bool always)
+{
+    struct rg_status s;
+    current_status(n, &s);
+    if (!always && s.state == n->last_status.state &&
+        s.leader == n->last_status.leader && s.term == n->last_status.term &&
+        s.synced == n->last_status.synced) {
+        return;
+    }
+    n->last_status = s;
+    rg_proto_status(&n->frame, &s);
+    send_frame(n);
+}
+
+/* ---- the table dump ----------------------------------------------------- */
+
+struct dump_ctx {
+    struct rg_node *n;
+    size_t count_off;
+    uint32_t count;
+};
+
+static void dump_begin(struct dump_ctx *d)
+{
+    rg_wbuf_u8(&d->n->frame, RG_PROTO_VERSION);
+    rg_wbuf_u8(&d->n->frame, RG_MSG_DUMP);
+    rg_wbuf_u8(&d->n->frame, 0); /* last? patched in dump_end */
+    d->count_off = d->n->frame.len;
+    rg_wbuf_u32(&d->n->frame, 0);
+    d->count = 0;
+}
+
+static void dump_end(struct dump_ctx *d, bool last)
+{
+    d->n->frame.data[2] = last ? 1 : 0;
+    rg_wbuf_patch_u32(&d->n->frame, d->count_off, d->count);
+    send_frame(d->n);
+}
+
+static bool dump_visit(void *arg, const struct rg_entry *e)
+{
+    struct dump_ctx *d = arg;
+    struct rg_wbuf *w = &d->n->frame;
+    rg_wbuf_blob(w, rg_entry_key(e), e->key_len);
+    rg_wbuf_blob(w, rg_entry_pid(e), e->pid_len);
+    rg_wbuf_blob(w, rg_entry_meta(e), e->meta_len);
+    d->count++;
+    if (w->len >= DUMP_FRAME_BYTES) {
+        dump_end(d, false);
+        dump_begin(d);
+    }
+    return false;
+}
+
+/* The whole table, in frames of about DUMP_FRAME_BYTES; the last says so. */
+static void send_dump(struct rg_node *n)
+{
+    struct dump_ctx d = {n, 0, 0};
+    dump_begin(&d);
+    rg_table_visit(&n->fsm.table, dump_visit, &d);
+    dump_end(&d, true);
+}
+
+/* ---- the FSM as libraft sees it ----------------------------------------- */
+
+/* After each entry: its changes (once the member is synced: before that it
+ * ignores them and waits for the dump) and the replies owed by this daemon. */
+static void ship_effects(struct rg_node *n)
+{
+    struct rg_fsm *f = &n->fsm;
+    if (f->n_replies == 0 && (f->n_changes == 0 || !n->synced)) {
+        rg_fsm_effects_reset(f);
+        return;
+    }
+    struct rg_wbuf *w = &n->frame;
+    rg_wbuf_u8(w, RG_PROTO_VERSION);
+    rg_wbuf_u8(w, RG_MSG_APPLIED);
+    if (n->synced) {
+        rg_wbuf_u32(w, f->n_changes);
+        rg_wbuf_put(w, f->changes.data, f->changes.len);
+    } else {
+        rg_wbuf_u32(w, 0);
+    }
+    rg_wbuf_u32(w, f->n_replies);
+    rg_wbuf_put(w, f->replies.data, f->replies.len);
+    send_frame(n);
+    rg_fsm_effects_reset(f);
+}
+
+static int fsm_apply(struct raft_fsm *iface, const struct raft_buffer *buf,
+                     void **result)
+{
+    struct rg_node *n = iface->data;
+    uint64_t bad_before = n->fsm.bad_entries;
+    *result = NULL;
+    if (rg_fsm_apply(&n->fsm, buf->base, buf->len) != 0) {
+        log_msg("out of memory applying an entry", NULL);
+        abort(); /* the FSM would diverge from its peers: stop instead */
+    }
+    if (n->fsm.bad_entries != bad_before) {
+        log_msg("skipped a malformed log entry", NULL);
+    }
+    ship_effects(n);
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *iface, struct raft_buffer *bufs[],
+                        unsigned *n_bufs)
+{
+    struct rg_node *n = iface->data;
+    uint8_t *data;
+    size_t len;
+    *bufs = malloc(sizeof **bufs);
+    if (*bufs == NULL) {
+        return RAFT_NOMEM;
+    }
+    if (rg_fsm_snapshot(&n->fsm, &data, &len) != 0) {
+        free(*bufs);
+        *bufs = NULL;
+        return RAFT_NOMEM;
+    }
+    (*bufs)[0].base = data;
+    (*bufs)[0].len = len;
+    *n_bufs = 1;
+    return 0;
+}
+
+/* fsm v2: the snapshot buffers stay ours until raft is done with them. */
+static int fsm_snapshot_finalize(struct raft_fsm *iface,
+                                 struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    (void)iface;
+    for (unsigned i = 0; i < *n_bufs; i++) {
+        free((*bufs)[i].base);
+    }
+    free(*bufs);
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *iface, struct raft_buffer *buf)
+{
+    struct rg_node *n = iface->data;
+    if (rg_fsm_restore(&n->fsm, buf->base, buf->len) != 0) {
+        log_msg("refused a malformed snapshot", NULL);
+        return RAFT_MALFORMED;
+    }
+    raft_free(buf->base); /* libraft: restore owns the buffer on success */
+    return 0;
+}
+
+/* ---- batching ----------------------------------------------------------- */
+
+static bool batch_push_ref(struct rg_node *n, uint64_t ref)
+{
+    if (n->batch_n == n->batch_refs_cap) {
+        uint32_t cap = n->batch_refs_cap ? n->batch_refs_cap * 2 : 256;
+        uint64_t *r = realloc(n->batch_refs, cap * sizeof *r);
+        if (r == NULL) {
+            return false;
+        }
+        n->batch_refs = r;
+        n->batch_refs_cap = cap;
+    }
+    n->batch_refs[n->batch_n++] = ref;
+    return true;
+}
+
+static void batch_reset(struct rg_node *n)
+{
+    rg_wbuf_reset(&n->batch);
+    n->batch_n = 0;
+}
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    struct batch_req *b = req->data;
+    /* On success the FSM already answered every op of the entry. Otherwise
+     * the entry may still commit later (then its replies come from apply);
+     * the member re-drives on RETRY and ignores a second answer. */
+    if (status != 0 && !b->node->stopping) {
+        send_replies(b->node, b->refs, b->n, RG_RES_RETRY);
+    }
+    free(b->refs);
+    free(b);
+}
+
+/* Proposes the batch as one entry, or answers RETRY if we cannot. */
+static void batch_flush(struct rg_node *n)
+{
+    if (n->batch_n == 0) {
+        return;
+    }
+    rg_wbuf_patch_u32(&n->batch, n->batch_count_off, n->batch_n);
+    struct batch_req *b = calloc(1, sizeof *b);
+    struct raft_buffer buf = {raft_malloc(n->batch.len), n->batch.len};
+    if (b == NULL || buf.base == NULL || n->batch.oom ||
+        raft_state(&n->raft) != RAFT_LEADER) {
+        goto err;
+    }
+    memcpy(buf.base, n->batch.data, n->batch.len);
+    b->node = n;
+    b->req.data = b;
+    b->n = n->batch_n;
+    b->refs = malloc(b->n * sizeof *b->refs);
+    if (b->refs == NULL) {
+        goto err;
+    }
+    memcpy(b->refs, n->batch_refs, b->n * sizeof *b->refs);
+    if (raft_apply(&n->raft, &b->req, &buf, 1, apply_cb) != 0) {
+        goto err;
+    }
+    batch_reset(n);
+    return;
+err:
+    send_replies(n, n->batch_refs, n->batch_n, RG_RES_RETRY);
+    if (b != NULL) {
+        free(b->refs);
+    }
+    free(b);
+    raft_free(buf.base);
+    batch_reset(n);
+}
+
+static void batch_add(struct rg_node *n, struct rg_op *op)
+{
+    if (n->batch_n == 0) {
+        rg_entry_begin(&n->batch, &n->batch_count_off);
+    }
+    op->origin = n->id;
+    if (!batch_push_ref(n, op->ref)) {
+        send_replies(n, &op->ref, 1, RG_RES_RETRY);
+        return;
+    }
+    rg_op_encode(&n->batch, op, true);
+    if (n->batch.len >= RG_BATCH_MAX) {
+        batch_flush(n);
+    }
+}
+
+/* ---- sync and the end-of-iteration hook --------------------------------- */
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    struct rg_node *n = req->data;
+    free(req);
+    n->barrier_pending = false;
+    if (status == 0 && !n->stopping && !n->synced) {
+        /* Everything committed before our term is applied: the table is
+         * complete, so the member can rebuild its mirror from it. */
+        send_dump(n);
+        n->synced = true;
+    }
+}
+
+static void maybe_sync(struct rg_node *n)
+{
+    if (n->fsm.restored) {
+        n->fsm.restored = false;
+        if (n->synced) {
+            send_dump(n); /* a snapshot replaced the table under the member */
+        }
+    }
+    if (n->synced || n->barrier_pending || raft_state(&n->raft) != RAFT_LEADER) {
+        return;
+    }
+    struct raft_barrier *req = calloc(1, sizeof *req);
+    if (req == NULL) {
+        return;
+    }
+    req->data = n;
+    if (raft_barrier(&n->raft, req, barrier_cb) != 0) {
+        free(req);
+        return;
+    }
+    n->barrier_pending = true;
+}
+
+static void on_check(uv_check_t *check)
+{
+    struct rg_node *n = check->data;
+    if (n->started && !n->stopping) {
+        batch_flush(n);
+        maybe_sync(n);
+        send_status(n, false);
+    }
+    if (rg_port_flush(&n->port) != 0 && !n->stopping) {
+        log_msg("cannot write to the port", NULL);
+        node_shutdown(n, 1);
+    }
+}
+
+/* ---- start -------------------------------------------------------------- */
+
+static uint64_t random_id(void)
+{
+    uint64_t id = 0;
+    while (id == 0) {
+        if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
+            abort(); /* no entropy means no safe id */
+        }
+    }
+    return id;
+}
+
+/* The id file keeps "<id> <port>" so a restarted daemon resumes under the
+ * same raft id and, if it can, the same address. */
+static bool read_id_file(const char *dir, uint64_t *id, unsigned *port)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, ID_FILE);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return false;
+    }
+    unsigned long long v = 0;
+    int k = fscanf(f, "%llu %u", &v, port);
+    fclose(f);
+    *id = v;
+    return k == 2 && v != 0 && *port <= 65535;
+}
+
+static int write_id_file(const char *dir, uint64_t id, unsigned port)
+{
+    char path[4200];
+    char tmp[4210];
+    snprintf(path, sizeof path, "%s/%s", dir, ID_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    fprintf(f, "%llu %u\n", (unsigned long long)id, port);
+    if (fclose(f) != 0) {
+        return -1;
+    }
+    return rename(tmp, path);
+}
+
+static void tune(struct rg_node *n)
+{
+    raft_set_election_timeout(&n->raft, ELECTION_TIMEOUT_MS);
+    raft_set_heartbeat_timeout(&n->raft, HEARTBEAT_MS);
+    raft_set_pre_vote(&n->raft, true);
+    raft_set_max_inflight_entries(&n->raft, MAX_INFLIGHT_ENTRIES);
+    raft_set_snapshot_threshold(&n->raft, SNAPSHOT_THRESHOLD);
+    raft_set_snapshot_trailing(&n->raft, SNAPSHOT_TRAILING);
+    raft_uv_set_connect_retry_delay(&n->io, CONNECT_RETRY_MS);
+    raft_uv_set_segment_size(&n->io, SEGMENT_SIZE);
+}
+
+static int bootstrap_alone(struct rg_node *n)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rv = raft_configuration_add(&conf, n->id, n->address, RAFT_VOTER);
+    if (rv == 0) {
+        rv = raft_bootstrap(&n->raft, &conf);
+    }
+    raft_configuration_close(&conf);
+    return rv;
+}
+
+static int start_raft(struct rg_node *n, const struct rg_start *s,
+                      const char **err)
+{
+    unsigned old_port = 0;
+    bool resumed = read_id_file(s->dir, &n->id, &old_port);
+    if (!resumed) {
+        n->id = s->id != 0 ? s->id : random_id();
+    }
+    /* Prefer the port we had: our address is in the raft configuration. */
+    int rv = UV_EADDRINUSE;
+    if (resumed && old_port >= s->port_lo && old_port <= s->port_hi) {
+        rv = rg_transport_init(&n->transport, n->loop, s->bind_host,
+                               (uint16_t)old_port, (uint16_t)old_port);
+    }
+    if (rv != 0) {
+        rv = rg_transport_init(&n->transport, n->loop, s->bind_host, s->port_lo,
+                               s->port_hi);
+    }
+    if (rv != 0) {
+        *err = "cannot bind the raft port";
+        return -1;
+    }
+    snprintf(n->address, sizeof n->address, "%s:%u", s->bind_host,
+             (unsigned)n->transport.port);
+    if (write_id_file(s->dir, n->id, n->transport.port) != 0) {
+        *err = "cannot write the id file in the data dir";
+        return -1;
+    }
+    n->fsm.self = n->id;
+    if (raft_uv_init(&n->io, n->loop, s->dir, &n->transport.iface) != 0) {
+        *err = "raft_uv_init failed (data dir missing or unusable)";
+        return -1;
+    }
+    if (raft_init(&n->raft, &n->io, &n->fsm_iface, n->id, n->address) != 0) {
+        *err = "raft_init failed";
+        return -1;
+    }
+    tune(n);
+    if (!resumed && s->bootstrap && bootstrap_alone(n) != 0) {
+        *err = "raft_bootstrap failed (data dir not empty?)";
+        return -1;
+    }
+    if (raft_start(&n->raft) != 0) {
+        *err = raft_errmsg(&n->raft);
+        return -1;
+    }
+    n->started = true;
+    rg_proto_started(&n->frame, n->id, n->transport.port, resumed);
+    send_frame(n);
+    return 0;
+}
+
+/* ---- frames from the member --------------------------------------------- */
+
+static void handle_start(struct rg_node *n, struct rg_rbuf *r, size_t len)
+{
+    struct rg_start s;
+    const char *err = NULL;
+    char *strings = malloc(len + 2);
+    if (strings == NULL) {
+        send_error(n, "out of memory");
+        return;
+    }
+    if (n->started || n->transport.live != 0) {
+        send_error(n, "START: already started");
+    } else if (rg_proto_start(r, &s, strings, len + 2, &err) &&
+               start_raft(n, &s, &err) == 0) {
+        log_msg("started", n->address);
+    } else {
+        send_error(n, err);
+        log_msg("start failed", err);
+        free(strings);
+        node_shutdown(n, 2);
+        return;
+    }
+    free(strings);
+}
+
+static void handle_ops(struct rg_node *n, struct rg_rbuf *r)
+{
+    uint32_t count;
+    if (!n->started) {
+        send_error(n, "OPS before START");
+        return;
+    }
+    if (!rg_proto_ops_count(r, &count)) {
+        send_error(n, "malformed OPS frame");
+        return;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        struct rg_op op;
+        if (!rg_op_decode(r, false, &op)) {
+            /* Answer the op if its ref was readable; the rest of the frame
+             * cannot be trusted. */
+            if (op.ref != 0) {
+                send_replies(n, &op.ref, 1, RG_RES_BAD);
+            }
+            send_error(n, "malformed op in OPS frame");
+            return;
+        }
+        batch_add(n, &op);
+    }
+    if (!rg_rbuf_done(r)) {
+        send_error(n, "trailing bytes after the ops");
+    }
+}
+
+static void on_frame(struct rg_port *p, const uint8_t *frame, size_t len)
+{
+    struct rg_node *n = p->data;
+    struct rg_rbuf r;
+    uint8_t type;
+    const char *err;
+    if (n->stopping) {
+        return;
+    }
+    rg_rbuf_init(&r, frame, len);
+    if (!rg_proto_header(&r, &type, &err)) {
+        send_error(n, err);
+        return;
+    }
+    switch (type) {
+    case RG_MSG_START:
+        handle_start(n, &r, len);
+        break;
+    case RG_MSG_OPS:
+        handle_ops(n, &r);
+        break;
+    case RG_MSG_STOP:
+        node_shutdown(n, 0);
+        break;
+    case RG_MSG_STATUS_REQ:
+        send_status(n, true);
+        break;
+    default:
+        send_error(n, "unknown frame type");
+        break;
+    }
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+static void port_closed(struct rg_port *p)
+{
+    struct rg_node *n = p->data;
+    uv_close((uv_handle_t *)&n->check, NULL);
+}
+
+static void raft_closed(struct raft *r)
+{
+    struct rg_node *n = r->data;
+    raft_uv_close(&n->io);
+    rg_port_close(&n->port, port_closed);
+}
+
+static void transport_closed(struct raft_uv_transport *t)
+{
+    struct rg_node *n = ((struct rg_transport *)t->impl)->loop->data;
+    rg_port_close(&n->port, port_closed);
+}
+
+/* Stops raft (which closes raft_uv and our transport), then the port; the
+ * loop ends when the last handle has closed. */
+static void node_shutdown(struct rg_node *n, int code)
+{
+    if (n->stopping) {
+        return;
+    }
+    n->stopping = true;
+    n->exit_code = code;
+    batch_reset(n);
+    if (n->started) {
+        n->raft.data = n;
+        raft_close(&n->raft, raft_closed);
+    } else if (n->transport.live != 0) {
+        n->transport.iface.close(&n->transport.iface, transport_closed);
+    } else {
+        rg_port_close(&n->port, port_closed);
+    }
+}
+
+static void on_eof(struct rg_port *p, const char *reason)
+{
+    struct rg_node *n = p->data;
+    if (reason != NULL) {
+        log_msg("port closed", reason);
+    }
+    node_shutdown(n, reason != NULL ? 1 : 0);
+}
+
+int rg_node_init(struct rg_node *n, uv_loop_t *loop, int in_fd, int out_fd)
+{
+    struct rg_sipkey key = {random_id(), random_id()};
+    memset(n, 0, sizeof *n);
+    n->loop = loop;
+    loop->data = n;
+    rg_wbuf_init(&n->batch);
+    rg_wbuf_init(&n->frame);
+    if (rg_fsm_init(&n->fsm, 0, key) != 0) {
+        return -1;
+    }
+    n->fsm_iface.version = 2;
+    n->fsm_iface.data = n;
+    n->fsm_iface.apply = fsm_apply;
+    n->fsm_iface.snapshot = fsm_snapshot;
+    n->fsm_iface.restore = fsm_restore;
+    n->fsm_iface.snapshot_finalize = fsm_snapshot_finalize;
+    uv_check_init(loop, &n->check);
+    n->check.data = n;
+    uv_check_start(&n->check, on_check);
+    if (rg_port_init(&n->port, loop, in_fd, out_fd, on_frame, on_eof) != 0) {
+        return -1;
+    }
+    n->port.data = n;
+    return 0;
+}
+
+void rg_node_close(struct rg_node *n)
+{
+    rg_fsm_close(&n->fsm);
+    rg_wbuf_free(&n->batch);
+    rg_wbuf_free(&n->frame);
+    free(n->batch_refs);
+}

@@ -1,0 +1,61 @@
+/* One registry daemon: the raft node, its FSM and the member's port.
+ *
+ * This is the edge where the pure parts (cmd, fsm, table) meet I/O
+ * (libraft + raft_uv, the transport, the port). Its jobs:
+ * - start raft from the START frame: resume the id kept in the data dir,
+ *   or take a fresh random id and bootstrap (docs/architecture.md);
+ * - batch: every op that arrives during one loop iteration goes into one
+ *   log entry (flushed from a uv_check handle);
+ * - ship effects: after each applied entry, the changes and this daemon's
+ *   replies go to the member in one APPLIED frame;
+ * - sync: once a barrier of its own term has applied, the table is sent as
+ *   a DUMP, which the member uses to (re)build its ETS mirror; likewise after
+ *   a snapshot restore;
+ * - report raft status changes. */
+#ifndef RG_NODE_H
+#define RG_NODE_H
+
+#include <raft.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "fsm.h"
+#include "port.h"
+#include "proto.h"
+#include "transport.h"
+
+struct rg_node {
+    uv_loop_t *loop;
+    struct rg_port port;
+    struct rg_transport transport;
+    struct raft_io io;
+    struct raft raft;
+    struct raft_fsm fsm_iface;
+    struct rg_fsm fsm;
+    uv_check_t check;
+    uint64_t id;
+    char address[RG_ADDRESS_MAX + 1];
+
+    /* The entry being filled during this loop iteration. */
+    struct rg_wbuf batch;
+    size_t batch_count_off;
+    uint32_t batch_n;
+    uint64_t *batch_refs; /* owned; the refs in the batch */
+    uint32_t batch_refs_cap;
+
+    struct rg_status last_status;
+    bool started;     /* raft_start succeeded */
+    bool synced;      /* the member has had its DUMP */
+    bool barrier_pending;
+    bool stopping;
+    int exit_code;
+    struct rg_wbuf frame; /* scratch for building frames */
+};
+
+int rg_node_init(struct rg_node *n, uv_loop_t *loop, int in_fd, int out_fd);
+/* Frees what is left after the loop has ended. */
+void rg_node_close(struct rg_node *n);
+
+#endif

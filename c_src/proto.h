@@ -1,0 +1,75 @@
+/* The port protocol between the Erlang member and regentd.
+ *
+ * Erlang's {packet,4} frames the stream; each frame starts with
+ * [u8 version][u8 type]. This module decodes member -> daemon frames and
+ * builds daemon -> member frames, with no I/O (docs/protocol.md is the
+ * reference). Decoding never trusts a length: a bad frame yields
+ * RG_PROTO_BAD and an error message for the member, nothing else. */
+#ifndef RG_PROTO_H
+#define RG_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "cmd.h"
+
+#define RG_PROTO_VERSION 1
+
+enum rg_msg_type {
+    /* member -> daemon */
+    RG_MSG_START = 0x01,
+    RG_MSG_OPS = 0x02,
+    RG_MSG_STOP = 0x03,
+    RG_MSG_STATUS_REQ = 0x04,
+    /* daemon -> member */
+    RG_MSG_STARTED = 0x81,
+    RG_MSG_APPLIED = 0x82,
+    RG_MSG_REPLIES = 0x83,
+    RG_MSG_STATUS = 0x84,
+    RG_MSG_DUMP = 0x85,
+    RG_MSG_ERROR = 0x8F,
+};
+
+struct rg_start {
+    uint64_t id;       /* 0: a fresh daemon picks a random id */
+    bool bootstrap;    /* fresh daemon: bootstrap a one-node cluster */
+    const char *dir;   /* NUL-terminated copies owned by the caller's buffer */
+    const char *bind_host;
+    uint16_t port_lo, port_hi;
+    const uint8_t *secret;
+    uint32_t secret_len;
+};
+
+/* The first fields of any member frame. Returns false (with *err set) when
+ * the header is bad; on success r is positioned after the header. */
+bool rg_proto_header(struct rg_rbuf *r, uint8_t *type, const char **err);
+
+/* START: decodes into s. Strings are copied into strbuf (size >= frame length
+ * + 2) so they can be NUL-terminated. */
+bool rg_proto_start(struct rg_rbuf *r, struct rg_start *s, char *strbuf,
+                    size_t strbuf_len, const char **err);
+
+/* OPS: [u32 count] then ops in port form; use rg_op_decode per op. */
+bool rg_proto_ops_count(struct rg_rbuf *r, uint32_t *count);
+
+/* Daemon -> member frames, written into w (which the caller frames). */
+void rg_proto_started(struct rg_wbuf *w, uint64_t id, uint16_t port,
+                      bool resumed);
+void rg_proto_error(struct rg_wbuf *w, const char *msg);
+struct rg_status {
+    uint8_t state; /* raft_state(): 0 unavailable, 1 follower, 2 candidate, 3 leader */
+    uint64_t leader;
+    uint64_t term;
+    uint64_t applied;
+    uint64_t commit;
+    uint64_t last_index;
+    bool synced;
+};
+void rg_proto_status(struct rg_wbuf *w, const struct rg_status *s);
+/* REPLIES header; then n x [u64 ref][u8 result][blob payload]. */
+void rg_proto_replies_begin(struct rg_wbuf *w, size_t *count_off);
+void rg_proto_reply(struct rg_wbuf *w, uint64_t ref, uint8_t result);
+
+#endif
