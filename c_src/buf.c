@@ -96,7 +96,7 @@ void rg_wbuf_blob(struct rg_wbuf *w, const void *p, size_t n)
 
 void rg_wbuf_patch_u32(struct rg_wbuf *w, size_t off, uint32_t v)
 {
-    if (w->oom || off + 4 > w->len) {
+    if (w->oom || off > w->len || w->len - off < 4) { /* no off + 4 wrap */
         return;
     }
     w->data[off] = (uint8_t)(v >> 24);
@@ -159,7 +159,10 @@ uint32_t rg_rbuf_u32(struct rg_rbuf *r)
 uint64_t rg_rbuf_u64(struct rg_rbuf *r)
 {
     uint64_t hi = rg_rbuf_u32(r);
-    return (hi << 32) | rg_rbuf_u32(r);
+    uint64_t lo = rg_rbuf_u32(r);
+    /* A short read yields 0 like the other widths, not the high half alone
+     * (node.c answers a bad op only when its ref read as non-zero). */
+    return rg_rbuf_ok(r) ? (hi << 32) | lo : 0;
 }
 
 const uint8_t *rg_rbuf_blob(struct rg_rbuf *r, size_t max, uint32_t *len)

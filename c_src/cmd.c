@@ -121,3 +121,23 @@ bool rg_entry_open(struct rg_rbuf *r, uint32_t *count)
     *count = rg_rbuf_u32(r);
     return rg_rbuf_ok(r) && format == RG_ENTRY_FORMAT;
 }
+
+void rg_entry_finish(struct rg_wbuf *w)
+{
+    static const uint8_t zeros[8] = {0};
+    rg_wbuf_put(w, zeros, (8 - w->len % 8) % 8);
+}
+
+bool rg_entry_close(struct rg_rbuf *r)
+{
+    if (!rg_rbuf_ok(r) || r->left >= 8) {
+        return false;
+    }
+    const uint8_t *pad = rg_rbuf_bytes(r, r->left);
+    for (size_t i = 0; pad != NULL && i < (size_t)(r->p - pad); i++) {
+        if (pad[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -4,7 +4,7 @@
  * is [u8 kind][u64 origin][u64 ref][fields]. On the port the origin is
  * absent (regentd stamps its own raft id); in a log entry it says which
  * daemon must answer the caller once it has applied the op. A log entry is a
- * batch: [u8 format][u32 count][op]... The decoder validates every field
+ * batch: [u8 format][u32 count][op]...[zero padding to 8n]. The decoder validates every field
  * (canonical names, canonical pids, size limits), so the FSM only ever sees
  * well-formed ops. Field layout per kind is in docs/protocol.md. */
 #ifndef RG_CMD_H
@@ -49,7 +49,12 @@ void rg_op_encode(struct rg_wbuf *w, const struct rg_op *op, bool with_origin);
 
 /* Entry header; the caller then appends `count` ops in log form. */
 void rg_entry_begin(struct rg_wbuf *w, size_t *count_off);
+/* Pads the entry with zeros to a multiple of 8 bytes: libraft's raft_uv
+ * refuses entry buffers of other lengths. */
+void rg_entry_finish(struct rg_wbuf *w);
 /* Reads the header of an entry; returns false if it is not one. */
 bool rg_entry_open(struct rg_rbuf *r, uint32_t *count);
+/* After the last op: true if only the padding (< 8 zero bytes) is left. */
+bool rg_entry_close(struct rg_rbuf *r);
 
 #endif

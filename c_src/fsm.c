@@ -218,7 +218,7 @@ int rg_fsm_apply(struct rg_fsm *f, const uint8_t *entry, size_t len)
             return -1;
         }
     }
-    if (!rg_rbuf_done(&r)) {
+    if (!rg_entry_close(&r)) {
         f->bad_entries++;
     }
     return f->changes.oom || f->replies.oom ? -1 : 0;

@@ -1,0 +1,317 @@
+%% @doc regent: a distributed, consistent process registry for OTP.
+%%
+%% Register any process under `{via, regent, {Registry, Name}}' and find it by
+%% name. Names are any term (atoms, binaries, tuples, ...); no atom is ever
+%% created for a name. Registration goes through raft consensus in regentd, a
+%% C daemon owned by the registry's member process, so a name has at most one
+%% owner; lookups read a local ETS mirror and never leave the caller's
+%% process.
+%%
+%% ```
+%% {ok, _} = regent:start_link(my_reg),
+%% {ok, Pid} = gen_server:start_link({via, regent, {my_reg, <<"cart-42">>}},
+%%                                   cart, [], []),
+%% Pid = regent:whereis_name({my_reg, <<"cart-42">>}),
+%% ok = gen_server:call({via, regent, {my_reg, <<"cart-42">>}}, checkout).
+%% '''
+%%
+%% Semantics:
+%% <ul>
+%% <li>`register_name/2,3' answers `no' only when a different live process
+%% holds the name; the same pid again is `yes'. Once it returns `yes', a
+%% lookup on the same node finds the pid (read-your-writes).</li>
+%% <li>When a registered process exits, its name goes away by itself.</li>
+%% <li>While regentd cannot commit (it is restarting, or has no leader), a
+%% write waits; after `register_timeout' ms (default 5000) the caller exits
+%% with `{regent_unavailable, {Registry, Name}}'. It never answers `no' for
+%% "unavailable". Reads keep being served from the mirror.</li>
+%% <li>Bad arguments raise `{badarg, Why}' and change nothing: a non-pid, a
+%% name whose canonical encoding exceeds 1024 bytes or that contains a fun,
+%% metadata over 65536 bytes. A registry that is not running makes the
+%% caller exit with `{regent_not_running, Registry}'.</li>
+%% </ul>
+-module(regent).
+
+%% Starting
+-export([start_link/1, start_link/2, child_spec/1]).
+%% The via contract (global-compatible)
+-export([register_name/2, register_name/3, unregister_name/1,
+         whereis_name/1, send/2]).
+%% Consistent reads, cluster state
+-export([whereis_name_consistent/1, get_leader/1, get_epoch/1,
+         get_members/1, status/1, ready/1, await_ready/1, await_ready/2]).
+%% Metadata and queries
+-export([set_metadata/2, get_metadata/1, lookup/2, count/1, select/2]).
+
+-type registry() :: atom().
+-type name() :: term().
+-type via_name() :: {registry(), name()}.
+-type member_id() :: {node(), registry()}.
+-type option() :: {data_dir, file:filename()}
+                | {register_timeout, pos_integer()}
+                | {bind_host, string() | binary()}
+                | {port_range, {inet:port_number(), inet:port_number()}}
+                | {secret, iodata()}
+                | {daemon, file:filename()}.
+-type options() :: [option()] | #{atom() => term()}.
+-export_type([registry/0, name/0, via_name/0, member_id/0, options/0]).
+
+-define(NAME_MAX, 1024).
+-define(META_MAX, 65536).
+
+%% ---- starting ------------------------------------------------------------
+
+%% @equiv start_link(Registry, [])
+-spec start_link(registry()) -> {ok, pid()} | {error, term()}.
+start_link(Reg) ->
+    start_link(Reg, []).
+
+%% @doc Starts the member of registry `Registry' on this node, linked to the
+%% caller (put it in a supervision tree with {@link child_spec/1}). It is
+%% registered locally as `Registry' and owns an ETS table of that name.
+%%
+%% Options (also read from the `regent' application environment):
+%% <ul>
+%% <li>`data_dir': where regentd keeps its raft log and snapshots (default
+%%   `/dev/shm/regent' when it exists, else the user cache dir).</li>
+%% <li>`register_timeout': ms a write may wait for consensus (5000).</li>
+%% <li>`bind_host', `port_range': address of the raft port
+%%   (`"127.0.0.1"', `{0, 0}' = any free port).</li>
+%% <li>`secret': the cluster secret (default: derived from the cookie).</li>
+%% <li>`daemon': path of the regentd executable (default: priv/regentd).</li>
+%% </ul>
+-spec start_link(registry(), options()) -> {ok, pid()} | {error, term()}.
+start_link(Reg, Opts) when is_atom(Reg) ->
+    regent_member:start_link(Reg, options(Opts));
+start_link(Reg, _Opts) ->
+    error({badarg, {not_a_registry_name, Reg}}).
+
+%% @doc A child specification for a supervisor: `Registry' or
+%% `{Registry, Options}'.
+-spec child_spec(registry() | {registry(), options()}) ->
+          supervisor:child_spec().
+child_spec({Reg, Opts}) ->
+    #{id => {regent, Reg},
+      start => {regent, start_link, [Reg, Opts]},
+      type => worker,
+      shutdown => 5000};
+child_spec(Reg) when is_atom(Reg) ->
+    child_spec({Reg, []}).
+
+%% ---- the via contract ----------------------------------------------------
+
+%% @doc Registers `Pid' under `Name' with no metadata. `yes', or `no' when
+%% another live process holds the name.
+-spec register_name(via_name(), pid()) -> yes | no.
+register_name(ViaName, Pid) ->
+    register_meta(ViaName, Pid, <<>>).
+
+%% @doc Registers `Pid' under `Name' with metadata `Meta' (any term, at most
+%% 65536 bytes in external format), replacing the metadata if `Pid' already
+%% holds the name.
+-spec register_name(via_name(), pid(), term()) -> yes | no.
+register_name(ViaName, Pid, Meta) ->
+    register_meta(ViaName, Pid, meta_bytes(Meta)).
+
+register_meta({Reg, Name} = ViaName, Pid, MetaBin) when is_pid(Pid) ->
+    Key = key(ViaName),
+    Replace = dead_local_holder(Reg, Name, Pid),
+    write(ViaName, register,
+          {Key, regent_name:encode_pid(Pid), MetaBin, Replace});
+register_meta(_ViaName, Pid, _MetaBin) ->
+    error({badarg, {not_a_pid, Pid}}).
+
+%% The FSM only lets a registration replace a holder that the member says is
+%% dead: a local holder that has exited but whose unregister is still on its
+%% way. Then `no' would be wrong, and waiting for the cleanup is not needed.
+dead_local_holder(Reg, Name, Pid) ->
+    case lookup_row(Reg, Name) of
+        [{_, Holder, _}] when Holder =/= Pid, node(Holder) =:= node() ->
+            case is_process_alive(Holder) of
+                true -> <<>>;
+                false -> regent_name:encode_pid(Holder)
+            end;
+        _ ->
+            <<>>
+    end.
+
+%% @doc Removes `Name', whoever holds it. Once this returns, lookups on this
+%% node return `undefined'.
+-spec unregister_name(via_name()) -> ok.
+unregister_name(ViaName) ->
+    write(ViaName, unregister, key(ViaName)).
+
+%% @doc The pid registered under `Name', or `undefined'. A local ETS read:
+%% it never blocks and never leaves the caller's process.
+-spec whereis_name(via_name()) -> pid() | undefined.
+whereis_name({Reg, Name}) ->
+    case lookup_row(Reg, Name) of
+        [{_, Pid, _}] -> Pid;
+        [] -> undefined
+    end;
+whereis_name(Other) ->
+    error({badarg, {not_a_via_name, Other}}).
+
+%% @doc Sends `Msg' to the process registered under `Name' and returns its
+%% pid; exits with `{badarg, {ViaName, Msg}}' if there is none (as `global').
+-spec send(via_name(), term()) -> pid().
+send(ViaName, Msg) ->
+    case whereis_name(ViaName) of
+        undefined -> exit({badarg, {ViaName, Msg}});
+        Pid -> Pid ! Msg, Pid
+    end.
+
+%% ---- consistent reads and cluster state ----------------------------------
+
+%% @doc The owner of `Name' as of now, linearizable: the read goes through
+%% the raft log like a write, so it reflects every write acknowledged
+%% anywhere before it began.
+-spec whereis_name_consistent(via_name()) -> pid() | undefined.
+whereis_name_consistent(ViaName) ->
+    write(ViaName, read, key(ViaName)).
+
+%% @doc The member that leads the registry's raft cluster, if known.
+-spec get_leader(registry()) -> member_id() | undefined.
+get_leader(Reg) ->
+    case maps:get(leader, status(Reg)) of
+        {_, Reg} = Id -> Id;
+        _ -> undefined
+    end.
+
+%% @doc The raft term: it grows with every election.
+-spec get_epoch(registry()) -> non_neg_integer().
+get_epoch(Reg) ->
+    maps:get(epoch, status(Reg)).
+
+%% @doc The members of the registry with their roles.
+-spec get_members(registry()) -> [{member_id(), voter | standby}].
+get_members(Reg) ->
+    [{maps:get(member, status(Reg)), voter}].
+
+%% @doc This member's view: raft role, leader, epoch, applied and commit
+%% index, lag, readiness, number of names, the daemon's os pid and restarts.
+-spec status(registry()) -> map().
+status(Reg) ->
+    call(Reg, status, 5000).
+
+%% @doc True when the member serves writes: its daemon has started and the
+%% mirror holds the daemon's table.
+-spec ready(registry()) -> boolean().
+ready(Reg) ->
+    maps:get(ready, status(Reg)).
+
+%% @equiv await_ready(Registry, 5000)
+-spec await_ready(registry()) -> ok | {error, timeout}.
+await_ready(Reg) ->
+    await_ready(Reg, 5000).
+
+%% @doc Waits until {@link ready/1} is true, at most `Timeout' ms.
+-spec await_ready(registry(), timeout()) -> ok | {error, timeout}.
+await_ready(Reg, Timeout) ->
+    try call(Reg, await_ready, Timeout)
+    catch exit:{timeout, _} -> {error, timeout}
+    end.
+
+%% ---- metadata and queries ------------------------------------------------
+
+%% @doc Replaces the metadata of a registered name.
+-spec set_metadata(via_name(), term()) -> ok | {error, not_registered}.
+set_metadata(ViaName, Meta) ->
+    write(ViaName, set_meta, {key(ViaName), meta_bytes(Meta)}).
+
+%% @doc The metadata of a registered name (`undefined' when it was
+%% registered without any).
+-spec get_metadata(via_name()) -> {ok, term()} | {error, not_registered}.
+get_metadata({Reg, Name}) ->
+    case lookup_row(Reg, Name) of
+        [{_, _, Meta}] -> {ok, Meta};
+        [] -> {error, not_registered}
+    end.
+
+%% @doc `[{Pid, Meta}]' for `Name', or `[]' (as Elixir's Registry.lookup/2).
+-spec lookup(registry(), name()) -> [{pid(), term()}].
+lookup(Reg, Name) ->
+    [{Pid, Meta} || {_, Pid, Meta} <- lookup_row(Reg, Name)].
+
+%% @doc The number of names registered.
+-spec count(registry()) -> non_neg_integer().
+count(Reg) ->
+    case ets:info(table(Reg), size) of
+        undefined -> exit({regent_not_running, Reg});
+        N -> N
+    end.
+
+%% @doc Runs an ETS match specification over `{Name, Pid, Meta}' rows, e.g.
+%% `regent:select(my_reg, [{{'$1', '$2', '_'}, [], [{{'$1', '$2'}}]}])'.
+-spec select(registry(), ets:match_spec()) -> [term()].
+select(Reg, MatchSpec) ->
+    try ets:select(table(Reg), MatchSpec)
+    catch error:badarg ->
+            ets:info(Reg) =:= undefined andalso exit({regent_not_running, Reg}),
+            error({badarg, {bad_match_spec, MatchSpec}})
+    end.
+
+%% ---- internal ------------------------------------------------------------
+
+table(Reg) when is_atom(Reg) -> Reg;
+table(Reg) -> error({badarg, {not_a_registry_name, Reg}}).
+
+lookup_row(Reg, Name) ->
+    try ets:lookup(table(Reg), Name)
+    catch error:badarg -> exit({regent_not_running, Reg})
+    end.
+
+key({Reg, Name}) when is_atom(Reg) ->
+    case regent_name:encode(Name) of
+        {ok, Key} -> Key;
+        {error, {unsupported_term, T}} -> error({badarg, {unsupported_name_term, T}});
+        {error, Why} -> error({badarg, Why})
+    end;
+key(Other) ->
+    error({badarg, {not_a_via_name, Other}}).
+
+meta_bytes(Meta) ->
+    Bin = term_to_binary(Meta),
+    byte_size(Bin) =< ?META_MAX orelse error({badarg, metadata_too_large}),
+    Bin.
+
+write({Reg, Name}, Kind, Args) ->
+    case call(Reg, {write, Kind, Args}, infinity) of
+        {error, unavailable} -> exit({regent_unavailable, {Reg, Name}});
+        {error, bad_request} -> error({badarg, {rejected_by_regentd, Name}});
+        Answer -> Answer
+    end.
+
+%% The member answers every write by its deadline, so calls wait without a
+%% timeout of their own; if the member dies, the call exits.
+call(Reg, Msg, Timeout) ->
+    case whereis(table(Reg)) of
+        undefined -> exit({regent_not_running, Reg});
+        Pid -> gen_server:call(Pid, Msg, Timeout)
+    end.
+
+options(Opts) when is_list(Opts) ->
+    options(maps:from_list(Opts));
+options(Opts) when is_map(Opts) ->
+    Defaults = #{data_dir => default_data_dir(),
+                 register_timeout => 5000,
+                 bind_host => <<"127.0.0.1">>,
+                 port_range => {0, 0},
+                 secret => undefined,
+                 daemon => filename:join(code:priv_dir(regent), "regentd")},
+    Env = maps:with(maps:keys(Defaults), maps:from_list(application:get_all_env(regent))),
+    M = maps:merge(maps:merge(Defaults, Env), Opts),
+    M#{bind_host := unicode:characters_to_binary(maps:get(bind_host, M)),
+       secret := secret(maps:get(secret, M))}.
+
+default_data_dir() ->
+    case filelib:is_dir("/dev/shm") of
+        true -> "/dev/shm/regent";
+        false -> filename:basedir(user_cache, "regent")
+    end.
+
+%% The secret reaches regentd over the port, never argv or the environment.
+secret(undefined) ->
+    crypto:hash(sha256, ["regent:", atom_to_binary(erlang:get_cookie())]);
+secret(Secret) ->
+    iolist_to_binary(Secret).

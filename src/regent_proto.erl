@@ -1,0 +1,147 @@
+%% @doc Frames of the port protocol between the member and regentd.
+%%
+%% Pure encoding and decoding; docs/protocol.md is the reference and
+%% c_src/proto.c, c_src/cmd.c the other side. Every frame starts with
+%% `[version, type]'; integers are big-endian; `blob' is a u32 length and
+%% the bytes.
+-module(regent_proto).
+
+-export([start/1, ops/1, stop/0, status_request/0,
+         op_register/5, op_unregister/2, op_unregister_if_owner/3,
+         op_set_meta/3, op_purge_node/4, op_read/2,
+         decode/1]).
+
+-define(V, 1).
+
+-define(RES_OK, 0).
+-define(RES_NO, 1).
+-define(RES_NOT_FOUND, 2).
+-define(RES_RETRY, 3).
+-define(RES_BAD, 4).
+
+-type result() :: ok | no | not_found | retry | bad.
+-type reply() :: {Ref :: pos_integer(), result(), Payload :: binary()}.
+-type change() :: {put, Key :: binary(), Pid :: binary(), Meta :: binary()}
+                | {del, Key :: binary()}.
+-type row() :: {Key :: binary(), Pid :: binary(), Meta :: binary()}.
+-type event() :: {started, Id :: pos_integer(), RaftPort :: inet:port_number(),
+                  Resumed :: boolean()}
+               | {applied, [change()], [reply()]}
+               | {replies, [reply()]}
+               | {status, map()}
+               | {dump, Last :: boolean(), [row()]}
+               | {error, binary()}.
+-export_type([event/0, change/0, reply/0, row/0]).
+
+%% ---- member -> daemon ----------------------------------------------------
+
+%% @doc The START frame: where to keep raft state, what to bind, the secret.
+-spec start(#{id := non_neg_integer(), bootstrap := boolean(),
+              data_dir := binary(), bind_host := binary(),
+              port_range := {inet:port_number(), inet:port_number()},
+              secret := binary()}) -> binary().
+start(#{id := Id, bootstrap := Boot, data_dir := Dir, bind_host := Host,
+        port_range := {Lo, Hi}, secret := Secret}) ->
+    Flags = case Boot of true -> 1; false -> 0 end,
+    <<?V, 16#01, Id:64, Flags, (blob(Dir))/binary, (blob(Host))/binary,
+      Lo:16, Hi:16, (blob(Secret))/binary>>.
+
+%% @doc One OPS frame carrying encoded ops (see the op_* functions).
+-spec ops([binary()]) -> iodata().
+ops(Ops) ->
+    [<<?V, 16#02, (length(Ops)):32>> | Ops].
+
+-spec stop() -> binary().
+stop() -> <<?V, 16#03>>.
+
+-spec status_request() -> binary().
+status_request() -> <<?V, 16#04>>.
+
+-spec op_register(pos_integer(), binary(), binary(), binary(), binary()) -> binary().
+op_register(Ref, Key, Pid, Meta, Replace) ->
+    <<1, Ref:64, (blob(Key))/binary, (blob(Pid))/binary, (blob(Meta))/binary,
+      (blob(Replace))/binary>>.
+
+-spec op_unregister(pos_integer(), binary()) -> binary().
+op_unregister(Ref, Key) ->
+    <<2, Ref:64, (blob(Key))/binary>>.
+
+-spec op_unregister_if_owner(pos_integer(), binary(), binary()) -> binary().
+op_unregister_if_owner(Ref, Key, Pid) ->
+    <<3, Ref:64, (blob(Key))/binary, (blob(Pid))/binary>>.
+
+-spec op_set_meta(pos_integer(), binary(), binary()) -> binary().
+op_set_meta(Ref, Key, Meta) ->
+    <<4, Ref:64, (blob(Key))/binary, (blob(Meta))/binary>>.
+
+-spec op_purge_node(pos_integer(), binary(), any | non_neg_integer(),
+                    non_neg_integer()) -> binary().
+op_purge_node(Ref, Node, any, _) ->
+    <<5, Ref:64, (blob(Node))/binary, 1, 0:32>>;
+op_purge_node(Ref, Node, Creation, _) ->
+    <<5, Ref:64, (blob(Node))/binary, 0, Creation:32>>.
+
+-spec op_read(pos_integer(), binary()) -> binary().
+op_read(Ref, Key) ->
+    <<6, Ref:64, (blob(Key))/binary>>.
+
+blob(B) -> <<(byte_size(B)):32, B/binary>>.
+
+%% ---- daemon -> member ----------------------------------------------------
+
+%% @doc Decodes one frame from regentd. A frame that does not parse is a bug
+%% in one of the two programs, so it raises `{bad_frame, Frame}'.
+-spec decode(binary()) -> event().
+decode(<<?V, 16#81, Id:64, Port:16, Resumed>>) ->
+    {started, Id, Port, Resumed =:= 1};
+decode(<<?V, 16#82, NC:32, Rest0/binary>>) ->
+    {Changes, <<NR:32, Rest1/binary>>} = changes(NC, Rest0, []),
+    {Replies, <<>>} = replies(NR, Rest1, []),
+    {applied, Changes, Replies};
+decode(<<?V, 16#83, N:32, Rest/binary>>) ->
+    {Replies, <<>>} = replies(N, Rest, []),
+    {replies, Replies};
+decode(<<?V, 16#84, State, Leader:64, Term:64, Applied:64, Commit:64,
+         Last:64, Synced>>) ->
+    {status, #{raft_state => raft_state(State), leader_id => Leader,
+               term => Term, applied => Applied, commit => Commit,
+               last_index => Last, synced => Synced =:= 1}};
+decode(<<?V, 16#85, Last, N:32, Rest/binary>>) ->
+    {Rows, <<>>} = rows(N, Rest, []),
+    {dump, Last =:= 1, Rows};
+decode(<<?V, 16#8F, L:32, Msg:L/binary>>) ->
+    {error, Msg};
+decode(Frame) ->
+    error({bad_frame, Frame}).
+
+
+changes(0, Rest, Acc) ->
+    {lists:reverse(Acc), Rest};
+changes(N, <<1, KL:32, K:KL/binary, PL:32, P:PL/binary, ML:32, M:ML/binary,
+             Rest/binary>>, Acc) ->
+    changes(N - 1, Rest, [{put, K, P, M} | Acc]);
+changes(N, <<2, KL:32, K:KL/binary, Rest/binary>>, Acc) ->
+    changes(N - 1, Rest, [{del, K} | Acc]).
+
+replies(0, Rest, Acc) ->
+    {lists:reverse(Acc), Rest};
+replies(N, <<Ref:64, Res, PL:32, P:PL/binary, Rest/binary>>, Acc) ->
+    replies(N - 1, Rest, [{Ref, result(Res), P} | Acc]).
+
+rows(0, Rest, Acc) ->
+    {lists:reverse(Acc), Rest};
+rows(N, <<KL:32, K:KL/binary, PL:32, P:PL/binary, ML:32, M:ML/binary,
+          Rest/binary>>, Acc) ->
+    rows(N - 1, Rest, [{K, P, M} | Acc]).
+
+result(?RES_OK) -> ok;
+result(?RES_NO) -> no;
+result(?RES_NOT_FOUND) -> not_found;
+result(?RES_RETRY) -> retry;
+result(?RES_BAD) -> bad.
+
+raft_state(0) -> unavailable;
+raft_state(1) -> follower;
+raft_state(2) -> candidate;
+raft_state(3) -> leader;
+raft_state(_) -> unknown.
