@@ -523,26 +523,30 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
 
 /* ---- frames from the member --------------------------------------------- */
 
+/* A START that does not decode is answered with an ERROR and the daemon
+ * keeps waiting for a good one; a START that decodes but cannot start raft
+ * (bad data dir, no free port) ends the daemon after saying why. */
 static void handle_start(struct rg_node *n, struct rg_rbuf *r, size_t len)
 {
     struct rg_start s;
     const char *err = NULL;
+    if (n->started || n->transport.live != 0) {
+        send_error(n, "START: already started");
+        return;
+    }
     char *strings = malloc(len + 2);
     if (strings == NULL) {
         send_error(n, "out of memory");
         return;
     }
-    if (n->started || n->transport.live != 0) {
-        send_error(n, "START: already started");
-    } else if (rg_proto_start(r, &s, strings, len + 2, &err) &&
-               start_raft(n, &s, &err) == 0) {
+    if (!rg_proto_start(r, &s, strings, len + 2, &err)) {
+        send_error(n, err);
+    } else if (start_raft(n, &s, &err) == 0) {
         log_msg("started", n->address);
     } else {
         send_error(n, err);
         log_msg("start failed", err);
-        free(strings);
         node_shutdown(n, 2);
-        return;
     }
     free(strings);
 }
@@ -598,10 +602,18 @@ static void on_frame(struct rg_port *p, const uint8_t *frame, size_t len)
         handle_ops(n, &r);
         break;
     case RG_MSG_STOP:
-        node_shutdown(n, 0);
+        if (rg_rbuf_done(&r)) {
+            node_shutdown(n, 0);
+        } else {
+            send_error(n, "STOP frame with a payload");
+        }
         break;
     case RG_MSG_STATUS_REQ:
-        send_status(n, true);
+        if (rg_rbuf_done(&r)) {
+            send_status(n, true);
+        } else {
+            send_error(n, "STATUS frame with a payload");
+        }
         break;
     default:
         send_error(n, "unknown frame type");

@@ -142,10 +142,13 @@ unregister_name(ViaName) ->
     write(ViaName, unregister, key(ViaName)).
 
 %% @doc The pid registered under `Name', or `undefined'. A local ETS read:
-%% it never blocks and never leaves the caller's process.
+%% it never blocks and never leaves the caller's process. A local owner that
+%% has exited counts as unregistered even before its cleanup is applied (as
+%% in Elixir's Registry): `gen:start' looks a name up before registering, so
+%% a supervisor restarting a child at once must not see the dead one.
 -spec whereis_name(via_name()) -> pid() | undefined.
 whereis_name({Reg, Name}) ->
-    case lookup_row(Reg, Name) of
+    case live_row(Reg, Name) of
         [{_, Pid, _}] -> Pid;
         [] -> undefined
     end;
@@ -223,7 +226,7 @@ set_metadata(ViaName, Meta) ->
 %% registered without any).
 -spec get_metadata(via_name()) -> {ok, term()} | {error, not_registered}.
 get_metadata({Reg, Name}) ->
-    case lookup_row(Reg, Name) of
+    case live_row(Reg, Name) of
         [{_, _, Meta}] -> {ok, Meta};
         [] -> {error, not_registered}
     end.
@@ -231,9 +234,10 @@ get_metadata({Reg, Name}) ->
 %% @doc `[{Pid, Meta}]' for `Name', or `[]' (as Elixir's Registry.lookup/2).
 -spec lookup(registry(), name()) -> [{pid(), term()}].
 lookup(Reg, Name) ->
-    [{Pid, Meta} || {_, Pid, Meta} <- lookup_row(Reg, Name)].
+    [{Pid, Meta} || {_, Pid, Meta} <- live_row(Reg, Name)].
 
-%% @doc The number of names registered.
+%% @doc The number of names in the table (including, for a moment, names of
+%% local processes that have just exited and are being cleaned up).
 -spec count(registry()) -> non_neg_integer().
 count(Reg) ->
     case ets:info(table(Reg), size) of
@@ -259,6 +263,18 @@ table(Reg) -> error({badarg, {not_a_registry_name, Reg}}).
 lookup_row(Reg, Name) ->
     try ets:lookup(table(Reg), Name)
     catch error:badarg -> exit({regent_not_running, Reg})
+    end.
+
+%% The row unless its owner is a local process that has exited.
+live_row(Reg, Name) ->
+    case lookup_row(Reg, Name) of
+        [{_, Pid, _}] = Row when node(Pid) =:= node() ->
+            case is_process_alive(Pid) of
+                true -> Row;
+                false -> []
+            end;
+        Row ->
+            Row
     end.
 
 key({Reg, Name}) when is_atom(Reg) ->

@@ -50,6 +50,7 @@
              dump = [] :: [[regent_proto:row()]],
              owned = #{} :: #{pid() => {reference(), #{binary() => true}}},
              waiters = [] :: [gen_server:from()],
+             status_waiters = [] :: [gen_server:from()],
              restarts = [] :: [integer()],
              daemon_starts = 0 :: non_neg_integer(),
              tick = false :: boolean()}).
@@ -76,6 +77,11 @@ init({Reg, Opts}) ->
 handle_call({write, Kind, Args}, From, S) ->
     Deadline = now_ms() + maps:get(register_timeout, S#st.opts),
     {noreply, submit(Kind, Args, From, Deadline, S)};
+handle_call(status, From, #st{port = Port} = S) when is_port(Port) ->
+    %% Fresh numbers from the daemon (it only pushes role/leader changes).
+    S#st.status_waiters =:= [] andalso
+        port_command(Port, regent_proto:status_request()),
+    {noreply, S#st{status_waiters = [From | S#st.status_waiters]}};
 handle_call(status, _From, S) ->
     {reply, status_map(S), S};
 handle_call(await_ready, _From, #st{synced = true} = S) ->
@@ -109,12 +115,28 @@ handle_info(_Msg, S) ->
 
 %% @private
 -spec terminate(term(), #st{}) -> ok.
-terminate(_Reason, #st{port = Port}) when is_port(Port) ->
-    %% Closing stdin makes regentd stop raft cleanly and exit.
-    catch port_close(Port),
-    ok;
-terminate(_Reason, _S) ->
-    ok.
+terminate(Reason, #st{port = Port, dir = Dir}) ->
+    is_port(Port) andalso stop_daemon(Port),
+    %% A deliberate stop ends this member's raft state, like a member that
+    %% leaves its cluster; after a crash the restarted member resumes it.
+    case graceful(Reason) of
+        true -> ok = file:del_dir_r(Dir);
+        false -> ok
+    end.
+
+graceful(normal) -> true;
+graceful(shutdown) -> true;
+graceful({shutdown, _}) -> true;
+graceful(_) -> false.
+
+%% regentd stops raft cleanly on STOP (or on EOF) and exits.
+stop_daemon(Port) ->
+    true = port_command(Port, regent_proto:stop()),
+    receive
+        {Port, {exit_status, _}} -> ok
+    after 5000 ->
+            port_close(Port)
+    end.
 
 %% ---- the daemon ----------------------------------------------------------
 
@@ -128,7 +150,10 @@ start_daemon(#st{opts = Opts, dir = Dir} = S) ->
               port_range => maps:get(port_range, Opts),
               secret => maps:get(secret, Opts)},
     true = port_command(Port, regent_proto:start(Start)),
+    [gen_server:reply(W, status_map(S#st{port = undefined}))
+     || W <- S#st.status_waiters],
     S#st{port = Port, synced = false, status = #{}, dump = [], held = [],
+         status_waiters = [],
          daemon_starts = S#st.daemon_starts + 1}.
 
 daemon_died(Code, #st{reg = Reg} = S0) ->
@@ -154,8 +179,10 @@ handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
               [Reg, Id, RaftPort,
                case Resumed of true -> "resumed its state"; false -> "fresh" end]),
     S#st{daemon_id = Id, raft_port = RaftPort};
-handle_event({status, Status}, S) ->
-    S#st{status = Status};
+handle_event({status, Status}, S0) ->
+    S = S0#st{status = Status, status_waiters = []},
+    [gen_server:reply(W, status_map(S)) || W <- S0#st.status_waiters],
+    S;
 handle_event({applied, Changes, Replies}, #st{synced = true} = S) ->
     replies(Replies, lists:foldl(fun change/2, S, Changes));
 handle_event({applied, [], Replies}, #st{synced = false} = S) ->

@@ -1,0 +1,51 @@
+# regent: top-level commands. `make setup` once, then `make`, `make test`,
+# `make demo`. See README.md.
+REBAR ?= rebar3
+MIX   ?= mix
+
+.PHONY: all setup daemon erlang test test-c test-san test-erlang test-elixir \
+        demo fuzz docs clean
+
+all: daemon erlang
+
+setup:
+	bash scripts/setup.sh
+
+daemon:
+	$(MAKE) -C c_src
+
+erlang: daemon
+	$(REBAR) compile
+
+# Every test (C, Erlang, Elixir); ends with one summary line.
+test:
+	bash scripts/test.sh all
+
+# The C tests and the Erlang suite against regentd built with ASan+UBSan.
+test-san:
+	bash scripts/test.sh san
+
+test-c:
+	bash scripts/test.sh c
+
+test-erlang:
+	bash scripts/test.sh erlang
+
+test-elixir:
+	bash scripts/test.sh elixir
+
+# A local demo on the embedded defaults: one node, a few gen_servers.
+demo: erlang
+	erlc -o _build/default/lib/regent/ebin examples/demo/demo_counter.erl examples/demo/demo.erl
+	erl -noshell -pa _build/default/lib/regent/ebin -eval 'demo:main(), halt().'
+
+# Longer fuzzing runs of every decoder (CI runs them briefly).
+fuzz:
+	bash scripts/fuzz.sh 300
+
+docs:
+	$(REBAR) edoc
+
+clean:
+	$(MAKE) -C c_src clean
+	rm -rf _build logs

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the test groups and prints one summary line at the end.
+#   test.sh all      C unit tests, Erlang (Common Test), Elixir (ExUnit), fuzz smoke
+#   test.sh san      C unit tests and the Erlang suite with ASan+UBSan regentd
+#   test.sh c|erlang|elixir
+set -uo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+results=()
+failed=0
+
+run() { # name, command...
+    local name=$1; shift
+    echo "==== $name"
+    if "$@"; then results+=("$name ok"); else results+=("$name FAILED"); failed=1; fi
+}
+
+c_tests()      { make -C c_src test; }
+c_san_tests()  { make -C c_src test SAN=1; }
+erlang_tests() { make -s all >/dev/null && rebar3 ct --readable=compact; }
+erlang_san()   { make -C c_src SAN=1 >/dev/null && make -s all >/dev/null &&
+                 REGENT_TEST_DAEMON="$PWD/priv/regentd-san" rebar3 ct --readable=compact; }
+elixir_tests() { make -s all >/dev/null && MIX_ENV=test mix test; }
+fuzz_smoke()   { bash scripts/fuzz.sh 10; }
+
+export MIX_REBAR3=${MIX_REBAR3:-$(command -v rebar3)}
+case $what in
+    all)    run c c_tests; run erlang erlang_tests; run elixir elixir_tests
+            run fuzz-smoke fuzz_smoke ;;
+    san)    run c-san c_san_tests; run erlang-san erlang_san ;;
+    c)      run c c_tests ;;
+    erlang) run erlang erlang_tests ;;
+    elixir) run elixir elixir_tests ;;
+    *)      echo "usage: $0 all|san|c|erlang|elixir" >&2; exit 2 ;;
+esac
+summary=$(IFS=', '; echo "${results[*]}")
+if [ $failed -eq 0 ]; then echo "SUMMARY: all passed ($summary)"; else echo "SUMMARY: FAILED ($summary)"; fi
+exit $failed

@@ -1,0 +1,478 @@
+%% Single-node behaviour of regent, end to end: every test goes through the
+%% real member, the real regentd (a port program with a raft log on tmpfs)
+%% and back into ETS. Set REGENT_TEST_DAEMON to run it against another
+%% build of regentd (CI uses the ASan+UBSan one).
+-module(regent_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([gen_server_via/1, gen_statem_via/1, gen_event_via/1,
+         supervisor_child_via/1, read_your_writes/1, register_semantics/1,
+         metadata_and_queries/1, send_via/1, hundred_deaths/1,
+         dead_holder_is_replaced/1, canonical_names/1, canonical_bytes/1,
+         equal_maps_equal_keys/1, names_through_the_daemon/1, bad_input/1,
+         not_running/1, no_atoms_per_name/1, independent_registries/1,
+         daemon_kill9_recovers/1, unavailable_times_out/1, port_garbage/1,
+         port_oversize_frame/1, raft_port_garbage/1, status_and_leader/1]).
+
+-define(REG, regent_test_reg).
+
+all() ->
+    [{group, via}, {group, semantics}, {group, names}, {group, failures}].
+
+groups() ->
+    [{via, [], [gen_server_via, gen_statem_via, gen_event_via,
+                supervisor_child_via]},
+     {semantics, [], [read_your_writes, register_semantics,
+                      metadata_and_queries, send_via, hundred_deaths,
+                      dead_holder_is_replaced, independent_registries,
+                      status_and_leader, no_atoms_per_name]},
+     {names, [], [canonical_names, canonical_bytes, equal_maps_equal_keys,
+                  names_through_the_daemon]},
+     {failures, [], [bad_input, not_running, daemon_kill9_recovers,
+                     unavailable_times_out, port_garbage,
+                     port_oversize_frame, raft_port_garbage]}].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(crypto),
+    Daemon = case os:getenv("REGENT_TEST_DAEMON") of
+                 false -> filename:join(code:priv_dir(regent), "regentd");
+                 Path -> Path
+             end,
+    true = filelib:is_regular(Daemon),
+    [{daemon, Daemon} | Config].
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_testcase(_Case, Config) ->
+    {ok, Pid} = start_reg(?REG, Config),
+    [{member, Pid} | Config].
+
+end_per_testcase(_Case, _Config) ->
+    %% Some cases restart the member: stop the one running now.
+    case whereis(?REG) of
+        undefined -> ok;
+        Pid -> stop_reg(Pid)
+    end.
+
+start_reg(Reg, Config) ->
+    start_reg(Reg, Config, []).
+
+start_reg(Reg, Config, Extra) ->
+    {ok, Pid} = regent:start_link(Reg, [{daemon, ?config(daemon, Config)} | Extra]),
+    unlink(Pid),
+    ok = regent:await_ready(Reg, 10000),
+    {ok, Pid}.
+
+stop_reg(Pid) ->
+    case is_process_alive(Pid) of
+        true -> gen_server:stop(Pid);
+        false -> ok
+    end.
+
+%% Polls Fun until it returns true, at most Ms milliseconds.
+wait_until(Fun, Ms) ->
+    Deadline = erlang:monotonic_time(millisecond) + Ms,
+    wait_until_(Fun, Deadline).
+
+wait_until_(Fun, Deadline) ->
+    case Fun() of
+        true -> ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> error(timeout_waiting);
+                false -> timer:sleep(5), wait_until_(Fun, Deadline)
+            end
+    end.
+
+idle() ->
+    spawn(fun() -> receive stop -> ok end end).
+
+via(Name) -> {via, regent, {?REG, Name}}.
+
+%% ---- via ----------------------------------------------------------------
+
+gen_server_via(_Config) ->
+    {ok, Pid} = gen_server:start_link(via(<<"server">>), regent_echo_server, 1, []),
+    pong = gen_server:call(via(<<"server">>), ping),
+    ok = gen_server:cast(via(<<"server">>), {set, 2}),
+    2 = gen_server:call(via(<<"server">>), get),
+    ?assertEqual({error, {already_started, Pid}},
+                 gen_server:start(via(<<"server">>), regent_echo_server, 1, [])),
+    unlink(Pid),
+    ok = gen_server:stop(Pid),
+    wait_until(fun() -> regent:whereis_name({?REG, <<"server">>}) =:= undefined end, 2000).
+
+gen_statem_via(_Config) ->
+    {ok, Pid} = gen_statem:start_link(via({statem, 1}), regent_echo_statem, [], []),
+    {off, 0} = gen_statem:call(via({statem, 1}), state),
+    ok = gen_statem:cast(via({statem, 1}), flip),
+    {on, 1} = gen_statem:call(via({statem, 1}), state),
+    Pid = regent:whereis_name({?REG, {statem, 1}}).
+
+gen_event_via(_Config) ->
+    {ok, Pid} = gen_event:start_link(via(events)),
+    ok = gen_event:add_handler(via(events), regent_echo_handler, []),
+    ok = gen_event:notify(via(events), hello),
+    ok = gen_event:sync_notify(via(events), world),
+    [hello, world] = gen_event:call(via(events), regent_echo_handler, seen),
+    Pid = regent:whereis_name({?REG, events}).
+
+supervisor_child_via(_Config) ->
+    {ok, Sup} = supervisor:start_link(regent_echo_sup, {?REG, "child"}),
+    First = regent:whereis_name({?REG, "child"}),
+    true = is_pid(First),
+    pong = gen_server:call(via("child"), ping),
+    exit(First, kill),
+    %% The supervisor restarts the child, which registers the name again
+    %% (possibly before the old registration is cleaned: replace-if-dead).
+    wait_until(fun() ->
+                       case regent:whereis_name({?REG, "child"}) of
+                           undefined -> false;
+                           P -> P =/= First andalso is_process_alive(P)
+                       end
+               end, 5000),
+    pong = gen_server:call(via("child"), ping),
+    unlink(Sup),
+    exit(Sup, shutdown).
+
+%% ---- semantics ----------------------------------------------------------
+
+read_your_writes(_Config) ->
+    Pid = idle(),
+    [begin
+         yes = regent:register_name({?REG, {ryw, I}}, Pid),
+         Pid = regent:whereis_name({?REG, {ryw, I}}),
+         ok = regent:unregister_name({?REG, {ryw, I}}),
+         undefined = regent:whereis_name({?REG, {ryw, I}})
+     end || I <- lists:seq(1, 200)],
+    0 = regent:count(?REG).
+
+register_semantics(_Config) ->
+    A = idle(),
+    B = idle(),
+    yes = regent:register_name({?REG, name}, A),
+    yes = regent:register_name({?REG, name}, A),  % same pid again
+    no = regent:register_name({?REG, name}, B),   % held by a live pid
+    A = regent:whereis_name({?REG, name}),
+    A = regent:whereis_name_consistent({?REG, name}),
+    undefined = regent:whereis_name_consistent({?REG, other}),
+    ok = regent:unregister_name({?REG, name}),
+    ok = regent:unregister_name({?REG, name}),    % idempotent
+    yes = regent:register_name({?REG, name}, B),
+    B = regent:whereis_name({?REG, name}),
+    %% Any pid may be registered, not only the caller.
+    true = B =/= self().
+
+metadata_and_queries(_Config) ->
+    A = idle(),
+    yes = regent:register_name({?REG, {svc, 1}}, A, #{role => primary}),
+    yes = regent:register_name({?REG, {svc, 2}}, A),
+    {ok, #{role := primary}} = regent:get_metadata({?REG, {svc, 1}}),
+    {ok, undefined} = regent:get_metadata({?REG, {svc, 2}}),
+    {error, not_registered} = regent:get_metadata({?REG, {svc, 3}}),
+    ok = regent:set_metadata({?REG, {svc, 2}}, [tag]),
+    {ok, [tag]} = regent:get_metadata({?REG, {svc, 2}}),
+    {error, not_registered} = regent:set_metadata({?REG, {svc, 3}}, x),
+    %% Registering again with the same pid and no metadata keeps it.
+    yes = regent:register_name({?REG, {svc, 1}}, A),
+    {ok, #{role := primary}} = regent:get_metadata({?REG, {svc, 1}}),
+    [{A, #{role := primary}}] = regent:lookup(?REG, {svc, 1}),
+    [] = regent:lookup(?REG, {svc, 3}),
+    2 = regent:count(?REG),
+    Names = lists:sort(regent:select(?REG, [{{{svc, '$1'}, '_', '_'}, [], ['$1']}])),
+    [1, 2] = Names.
+
+send_via(_Config) ->
+    Self = self(),
+    yes = regent:register_name({?REG, me}, Self),
+    Self = regent:send({?REG, me}, hello),
+    receive hello -> ok after 1000 -> error(no_message) end,
+    {'EXIT', {badarg, {{?REG, nobody}, msg}}} = catch regent:send({?REG, nobody}, msg),
+    ok.
+
+hundred_deaths(_Config) ->
+    Pids = [idle() || _ <- lists:seq(1, 100)],
+    [yes = regent:register_name({?REG, {dies, I}}, P)
+     || {I, P} <- lists:zip(lists:seq(1, 100), Pids)],
+    100 = regent:count(?REG),
+    [exit(P, kill) || P <- Pids],
+    wait_until(fun() -> regent:count(?REG) =:= 0 end, 5000),
+    [undefined = regent:whereis_name({?REG, {dies, I}}) || I <- lists:seq(1, 100)],
+    New = idle(),
+    yes = regent:register_name({?REG, {dies, 7}}, New),
+    New = regent:whereis_name({?REG, {dies, 7}}).
+
+dead_holder_is_replaced(_Config) ->
+    [begin
+         Old = idle(),
+         yes = regent:register_name({?REG, {seat, I}}, Old),
+         exit(Old, kill),
+         wait_until(fun() -> not is_process_alive(Old) end, 1000),
+         %% Whether or not the cleanup has been applied yet: a dead holder
+         %% never makes a registration answer `no'.
+         New = idle(),
+         yes = regent:register_name({?REG, {seat, I}}, New),
+         New = regent:whereis_name({?REG, {seat, I}})
+     end || I <- lists:seq(1, 20)],
+    ok.
+
+independent_registries(Config) ->
+    {ok, Other} = start_reg(regent_test_other, Config),
+    A = idle(),
+    B = idle(),
+    yes = regent:register_name({?REG, shared}, A),
+    yes = regent:register_name({regent_test_other, shared}, B),
+    A = regent:whereis_name({?REG, shared}),
+    B = regent:whereis_name({regent_test_other, shared}),
+    ok = regent:unregister_name({?REG, shared}),
+    B = regent:whereis_name({regent_test_other, shared}),
+    stop_reg(Other).
+
+status_and_leader(_Config) ->
+    St = regent:status(?REG),
+    leader = maps:get(role, St),
+    true = maps:get(ready, St),
+    Me = {node(), ?REG},
+    Me = regent:get_leader(?REG),
+    [{Me, voter}] = regent:get_members(?REG),
+    true = regent:get_epoch(?REG) >= 1,
+    true = regent:ready(?REG),
+    Applied = maps:get(applied_index, St),
+    yes = regent:register_name({?REG, bump}, idle()),
+    true = maps:get(applied_index, regent:status(?REG)) > Applied.
+
+no_atoms_per_name(_Config) ->
+    P = idle(),
+    Before = erlang:system_info(atom_count),
+    [yes = regent:register_name({?REG, {<<"user">>, integer_to_binary(I)}}, P)
+     || I <- lists:seq(1, 1000)],
+    1000 = length(regent:select(?REG, [{{'$1', '_', '_'}, [], ['$1']}])),
+    ?assert(erlang:system_info(atom_count) - Before < 10).
+
+%% ---- names --------------------------------------------------------------
+
+sample_names() ->
+    Pid = self(),
+    [foo, 'with space', 'ünïcödé', '', true,
+     <<>>, <<"bin">>, <<1:3>>, <<0:200>>,
+     0, 255, 256, -1, 2147483647, 2147483648, -2147483648, -2147483649,
+     1 bsl 100, -(1 bsl 100),
+     1.5, -0.5, 0.0, 1.0e300,
+     {}, {a}, {user, 42}, {a, {b, {c, [d]}}}, erlang:make_tuple(300, x),
+     [], [1, 2, 3], "string", [a | b], [[[]]],
+     #{}, #{a => 1, b => 2}, maps:from_list([{I, I} || I <- lists:seq(1, 40)]),
+     #{{k, 1} => [v], <<"k">> => #{nested => true}},
+     Pid, make_ref(), hd(erlang:ports()), {Pid, make_ref()}].
+
+canonical_names(_Config) ->
+    [begin
+         {ok, Bin} = regent_name:encode(N),
+         ?assertEqual(N, regent_name:decode(Bin)),
+         ?assert(N =:= regent_name:decode(Bin))
+     end || N <- sample_names()],
+    %% -0.0 and 0.0 give the same key (they are =:= before OTP 27).
+    {ok, Z} = regent_name:encode(0.0),
+    {ok, Z} = regent_name:encode(-0.0),
+    {error, {unsupported_term, _}} = regent_name:encode(fun() -> ok end),
+    {error, name_too_large} = regent_name:encode(binary:copy(<<"x">>, 2000)),
+    {error, name_too_deep} = regent_name:encode(lists:foldl(fun(_, A) -> {A} end, x,
+                                                            lists:seq(1, 100))).
+
+%% Fixed bytes, independent of this release's term_to_binary defaults (OTP
+%% 25 writes atoms as ATOM_EXT and byte lists as STRING_EXT; we never do).
+canonical_bytes(_Config) ->
+    Cases = [{foo, <<119, 3, "foo">>},
+             {{user, 42}, <<104, 2, 119, 4, "user", 97, 42>>},
+             {<<"ab">>, <<109, 0, 0, 0, 2, "ab">>},
+             {"ab", <<108, 0, 0, 0, 2, 97, $a, 97, $b, 106>>},
+             {[a | b], <<108, 0, 0, 0, 1, 119, 1, "a", 119, 1, "b">>},
+             {-1, <<98, 255, 255, 255, 255>>},
+             {2147483648, <<110, 4, 0, 0, 0, 0, 128>>},
+             {1.5, <<70, 1.5:64/float>>},
+             {#{b => 1, a => 2}, <<116, 0, 0, 0, 2, 119, 1, "a", 97, 2,
+                                   119, 1, "b", 97, 1>>},
+             {<<5:3>>, <<77, 0, 0, 0, 1, 3, 2#10100000>>}],
+    [?assertEqual({ok, Bytes}, regent_name:encode(Name)) || {Name, Bytes} <- Cases],
+    ok.
+
+%% Maps that are =:= but built in different orders (small and hash maps).
+equal_maps_equal_keys(_Config) ->
+    KVs = [{{k, I}, I} || I <- lists:seq(1, 100)],
+    M1 = maps:from_list(KVs),
+    M2 = maps:from_list(lists:reverse(KVs)),
+    M3 = lists:foldl(fun({K, V}, M) -> M#{K => V} end, #{}, lists:reverse(KVs)),
+    true = (M1 =:= M2) andalso (M2 =:= M3),
+    {ok, B} = regent_name:encode(M1),
+    {ok, B} = regent_name:encode(M2),
+    {ok, B} = regent_name:encode(M3),
+    {ok, S} = regent_name:encode(#{a => 1, b => 2}),
+    {ok, S} = regent_name:encode(#{b => 2, a => 1}).
+
+%% Every sample name is accepted by regentd's checker and found again.
+names_through_the_daemon(_Config) ->
+    P = idle(),
+    Names = sample_names(),
+    [yes = regent:register_name({?REG, N}, P) || N <- Names],
+    [P = regent:whereis_name({?REG, N}) || N <- Names],
+    Count = length(lists:usort([element(2, regent_name:encode(N)) || N <- Names])),
+    Count = regent:count(?REG).
+
+%% ---- failures -----------------------------------------------------------
+
+bad_input(_Config) ->
+    P = idle(),
+    yes = regent:register_name({?REG, kept}, P),
+    {'EXIT', {{badarg, {not_a_pid, not_a_pid}}, _}} =
+        catch regent:register_name({?REG, n}, not_a_pid),
+    {'EXIT', {{badarg, name_too_large}, _}} =
+        catch regent:register_name({?REG, binary:copy(<<"x">>, 5000)}, P),
+    {'EXIT', {{badarg, name_too_large}, _}} =
+        catch regent:register_name({?REG, lists:duplicate(600, 1000)}, P),
+    {'EXIT', {{badarg, metadata_too_large}, _}} =
+        catch regent:register_name({?REG, n}, P, binary:copy(<<"m">>, 70000)),
+    {'EXIT', {{badarg, {unsupported_name_term, _}}, _}} =
+        catch regent:register_name({?REG, fun() -> ok end}, P),
+    {'EXIT', {{badarg, {not_a_via_name, _}}, _}} = catch regent:whereis_name(oops),
+    {'EXIT', {{badarg, metadata_too_large}, _}} =
+        catch regent:set_metadata({?REG, kept}, binary:copy(<<"m">>, 70000)),
+    %% Nothing changed.
+    1 = regent:count(?REG),
+    P = regent:whereis_name({?REG, kept}),
+    {ok, undefined} = regent:get_metadata({?REG, kept}).
+
+not_running(_Config) ->
+    {'EXIT', {regent_not_running, nope}} = catch regent:whereis_name({nope, x}),
+    {'EXIT', {regent_not_running, nope}} = catch regent:register_name({nope, x}, self()),
+    {'EXIT', {regent_not_running, nope}} = catch regent:count(nope),
+    {'EXIT', {regent_not_running, nope}} = catch regent:status(nope),
+    {'EXIT', {{badarg, {not_a_registry_name, "str"}}, _}} =
+        catch regent:whereis_name({"str", x}),
+    %% gen_server:call through a registry that is not running fails clearly.
+    {'EXIT', {{regent_not_running, nope}, {gen_server, call, _}}} =
+        catch gen_server:call({via, regent, {nope, x}}, ping),
+    ok.
+
+os_pid(Reg) ->
+    maps:get(os_pid, maps:get(daemon, regent:status(Reg))).
+
+daemon_kill9_recovers(_Config) ->
+    Procs = [{I, idle()} || I <- lists:seq(1, 50)],
+    [yes = regent:register_name({?REG, {k, I}}, P) || {I, P} <- Procs],
+    OsPid = os_pid(?REG),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    %% Reads keep being served while the daemon is down and restarting.
+    [P = regent:whereis_name({?REG, {k, I}}) || {I, P} <- Procs],
+    %% While it is down: five owners die, five names are unregistered, and
+    %% one registration is asked. The writes wait for the new daemon.
+    {Dying, _} = lists:split(5, Procs),
+    [exit(P, kill) || {_, P} <- Dying],
+    Self = self(),
+    Writer = spawn_link(fun() ->
+                                [ok = regent:unregister_name({?REG, {k, I}})
+                                 || I <- lists:seq(6, 10)],
+                                yes = regent:register_name({?REG, late}, Self),
+                                Self ! writer_done
+                        end),
+    receive writer_done -> ok after 10000 -> error({writer_stuck, Writer}) end,
+    wait_until(fun() -> regent:count(?REG) =:= 41 end, 5000),
+    true = os_pid(?REG) =/= OsPid,
+    2 = maps:get(starts, maps:get(daemon, regent:status(?REG))),
+    [undefined = regent:whereis_name({?REG, {k, I}}) || I <- lists:seq(1, 10)],
+    [P = regent:whereis_name({?REG, {k, I}}) || {I, P} <- Procs, I > 10],
+    Self = regent:whereis_name({?REG, late}),
+    %% And the recovered table is the daemon's, not just the mirror's.
+    [P = regent:whereis_name_consistent({?REG, {k, I}}) || {I, P} <- Procs, I > 10].
+
+unavailable_times_out(Config) ->
+    stop_reg(?config(member, Config)),
+    {ok, _} = start_reg(?REG, Config, [{register_timeout, 300}]),
+    P = idle(),
+    yes = regent:register_name({?REG, before}, P),
+    OsPid = integer_to_list(os_pid(?REG)),
+    os:cmd("kill -STOP " ++ OsPid),
+    T0 = erlang:monotonic_time(millisecond),
+    {'EXIT', {regent_unavailable, {?REG, during}}} =
+        catch regent:register_name({?REG, during}, P),
+    Waited = erlang:monotonic_time(millisecond) - T0,
+    ?assert(Waited >= 300 andalso Waited < 2000),
+    %% Reads are still served.
+    P = regent:whereis_name({?REG, before}),
+    os:cmd("kill -CONT " ++ OsPid),
+    yes = regent:register_name({?REG, after_resume}, P).
+
+%% regentd driven directly, without a member: garbage frames get ERROR
+%% frames, never a crash; the daemon still exits cleanly on EOF.
+port_garbage(Config) ->
+    Port = open_daemon(Config, [{packet, 4}]),
+    Garbage = [<<>>, <<9>>, <<9, 9>>, <<1, 99>>, <<1, 2, 0, 0, 0, 5>>,
+               <<1, 1, 0>>, <<1, 2>>],
+    [begin
+         true = port_command(Port, G),
+         {error, _} = recv_frame(Port)
+     end || G <- Garbage],
+    rand:seed(exsss, {1, 2, 3}),
+    [begin
+         true = port_command(Port, <<1, (rand:uniform(6)), (rand:bytes(rand:uniform(64)))/binary>>),
+         {error, _} = recv_frame(Port)
+     end || _ <- lists:seq(1, 300)],
+    %% A malformed op after START: a BAD answer for its ref.
+    Dir = fresh_dir(Config),
+    true = port_command(Port, regent_proto:start(#{id => 0, bootstrap => true,
+        data_dir => list_to_binary(Dir), bind_host => <<"127.0.0.1">>,
+        port_range => {0, 0}, secret => <<"s">>})),
+    {started, _, _, false} = recv_frame(Port),
+    BadKey = <<107, 0, 2, "ab">>, % STRING_EXT: not canonical
+    Op = regent_proto:op_register(7, BadKey, regent_name:encode_pid(self()), <<>>, <<>>),
+    true = port_command(Port, regent_proto:ops([Op])),
+    {replies, [{7, bad, <<>>}]} = recv_until(Port, replies),
+    port_close(Port),
+    ok.
+
+%% A length prefix over the 64 MiB limit cannot be resynchronised: regentd
+%% says so on stderr and exits (status 1) instead of allocating it.
+port_oversize_frame(Config) ->
+    Port = open_daemon(Config, []),
+    true = port_command(Port, <<255, 255, 255, 255, 1, 2, 3>>),
+    receive {Port, {exit_status, 1}} -> ok
+    after 5000 -> error(no_exit)
+    end.
+
+%% Bytes that are not the transport's handshake: the connection is dropped
+%% and the registry carries on.
+raft_port_garbage(_Config) ->
+    RaftPort = maps:get(raft_port, maps:get(daemon, regent:status(?REG))),
+    [begin
+         {ok, S} = gen_tcp:connect({127, 0, 0, 1}, RaftPort, [binary, {active, false}]),
+         ok = gen_tcp:send(S, Junk),
+         {error, closed} = gen_tcp:recv(S, 0, 6000),
+         gen_tcp:close(S)
+     end || Junk <- [binary:copy(<<"GET / HTTP/1.1\r\n">>, 4),
+                     <<16#524547454E540001:64, 0:64, 0:16>>,  % id 0
+                     <<16#524547454E540001:64, 1:64, 65535:16>>]], % huge address
+    yes = regent:register_name({?REG, still_fine}, idle()),
+    true = maps:get(ready, regent:status(?REG)).
+
+open_daemon(Config, PortOpts) ->
+    open_port({spawn_executable, ?config(daemon, Config)},
+              [binary, exit_status, use_stdio | PortOpts]).
+
+fresh_dir(Config) ->
+    Dir = filename:join(?config(priv_dir, Config),
+                        "direct-" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = filelib:ensure_path(Dir),
+    Dir.
+
+recv_frame(Port) ->
+    receive {Port, {data, F}} -> regent_proto:decode(F)
+    after 5000 -> error(no_frame)
+    end.
+
+recv_until(Port, Tag) ->
+    case recv_frame(Port) of
+        Event when element(1, Event) =:= Tag -> Event;
+        _ -> recv_until(Port, Tag)
+    end.
