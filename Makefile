@@ -36,8 +36,9 @@ test-elixir:
 
 # A local demo on the embedded defaults: one node, a few gen_servers.
 demo: erlang
-	erlc -o _build/default/lib/regent/ebin examples/demo/demo_counter.erl examples/demo/demo.erl
-	erl -noshell -pa _build/default/lib/regent/ebin -eval 'demo:main(), halt().'
+	mkdir -p _build/demo
+	erlc -o _build/demo examples/demo/demo_counter.erl examples/demo/demo.erl
+	erl -noshell -pa _build/default/lib/regent/ebin -pa _build/demo -eval 'demo:main(), halt().'
 
 # Longer fuzzing runs of every decoder (CI runs them briefly).
 fuzz:

@@ -541,9 +541,7 @@ static void handle_start(struct rg_node *n, struct rg_rbuf *r, size_t len)
     }
     if (!rg_proto_start(r, &s, strings, len + 2, &err)) {
         send_error(n, err);
-    } else if (start_raft(n, &s, &err) == 0) {
-        log_msg("started", n->address);
-    } else {
+    } else if (start_raft(n, &s, &err) != 0) {
         send_error(n, err);
         log_msg("start failed", err);
         node_shutdown(n, 2);

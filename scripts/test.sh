@@ -20,7 +20,8 @@ c_san_tests()  { make -C c_src test SAN=1; }
 erlang_tests() { make -s all >/dev/null && rebar3 ct --readable=compact; }
 erlang_san()   { make -C c_src SAN=1 >/dev/null && make -s all >/dev/null &&
                  REGENT_TEST_DAEMON="$PWD/priv/regentd-san" rebar3 ct --readable=compact; }
-elixir_tests() { make -s all >/dev/null && MIX_ENV=test mix test; }
+elixir_tests() { make -s all >/dev/null && MIX_ENV=test mix test &&
+                 (cd examples/elixir_app && mix test); }
 fuzz_smoke()   { bash scripts/fuzz.sh 10; }
 
 export MIX_REBAR3=${MIX_REBAR3:-$(command -v rebar3)}

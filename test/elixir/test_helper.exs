@@ -1,0 +1,3 @@
+Application.ensure_all_started(:crypto)
+Logger.configure(level: :warning)
+ExUnit.start()
