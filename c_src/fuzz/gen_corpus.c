@@ -1,0 +1,294 @@
+/* Writes the seed corpus of every fuzz target: a handful of valid inputs
+ * per target, built with regentd's own encoders so they stay valid when the
+ * formats change. `make -C c_src fuzz-corpus` runs it as
+ * `gen_corpus fuzz/corpus`, creating fuzz/corpus/<target>/<seed> files:
+ * port frames (START, OPS with each op kind, STOP, STATUS_REQ) for
+ * fuzz_proto, padded log entries for fuzz_entry, snapshots of the FSM after
+ * those entries for fuzz_snapshot, and handshakes for fuzz_handshake. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "canon.h"
+#include "cmd.h"
+#include "fsm.h"
+#include "proto.h"
+
+static const char *out_dir;
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        die(path);
+    }
+}
+
+static void write_seed(const char *target, const char *name,
+                       const struct rg_wbuf *w)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", out_dir, target);
+    make_dir(path);
+    snprintf(path, sizeof path, "%s/%s/%s", out_dir, target, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(w->data, 1, w->len, f) != w->len || fclose(f) != 0) {
+        die(path);
+    }
+}
+
+/* ---- terms -------------------------------------------------------------- */
+
+struct term {
+    uint8_t b[64];
+    uint32_t n;
+};
+
+static struct term pid_on(const char *node, uint8_t id, uint8_t creation)
+{
+    struct term t = {{0}, 0};
+    size_t len = strlen(node);
+    t.b[t.n++] = RG_ETF_NEW_PID;
+    t.b[t.n++] = RG_ETF_SMALL_ATOM_UTF8;
+    t.b[t.n++] = (uint8_t)len;
+    memcpy(t.b + t.n, node, len);
+    t.n += (uint32_t)len;
+    uint8_t tail[12] = {0, 0, 0, id, 0, 0, 0, 0, 0, 0, 0, creation};
+    memcpy(t.b + t.n, tail, sizeof tail);
+    t.n += sizeof tail;
+    return t;
+}
+
+static struct term from_bytes(const uint8_t *p, size_t n)
+{
+    struct term t;
+    memcpy(t.b, p, n);
+    t.n = (uint32_t)n;
+    return t;
+}
+
+/* Names of several shapes; all canonical (checked in main). */
+static const uint8_t name0[] = {119, 3, 'f', 'o', 'o'};
+static const uint8_t name1[] = {104, 3, 119, 5, 'u', 's', 'e', 'r', 's', 109,
+                                0,   0, 0,   5, 'a', 'l', 'i', 'c', 'e', 97, 42};
+static const uint8_t name2[] = {116, 0, 0, 0, 2, 119, 1, 97, 97, 1,
+                                119, 1, 98, 98, 0, 0, 1, 0};
+static const uint8_t name3[] = {108, 0, 0, 0, 2, 70, 63, 248, 0, 0, 0, 0, 0, 0,
+                                110, 5, 0, 0, 0, 0, 0, 1, 106};
+static const uint8_t name4[] = {104, 2, 77, 0, 0, 0, 2, 3, 1, 64, 90, 0, 1,
+                                119, 1, 'n', 0, 0, 0, 1, 0, 0, 0, 7};
+
+static struct term names[5];
+static struct term pids[3];
+
+static struct rg_op op_of(uint8_t kind, uint64_t ref, int name, int pid)
+{
+    struct rg_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = kind;
+    op.origin = 1;
+    op.ref = ref;
+    op.key = names[name].b;
+    op.key_len = names[name].n;
+    op.pid = pids[pid].b;
+    op.pid_len = pids[pid].n;
+    if (kind == RG_OP_REGISTER || kind == RG_OP_SET_META) {
+        op.meta = (const uint8_t *)"\x83\x74\0\0\0\0";
+        op.meta_len = 6;
+    }
+    if (kind == RG_OP_PURGE_NODE) {
+        op.key = NULL;
+        op.key_len = 0;
+        op.pid = (const uint8_t *)"a@h";
+        op.pid_len = 3;
+        op.creation = 1;
+    }
+    return op;
+}
+
+/* ---- per target --------------------------------------------------------- */
+
+static void ops_frame(struct rg_wbuf *w, const struct rg_op *ops, uint32_t n)
+{
+    rg_wbuf_u8(w, RG_PROTO_VERSION);
+    rg_wbuf_u8(w, RG_MSG_OPS);
+    rg_wbuf_u32(w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        rg_op_encode(w, &ops[i], false);
+    }
+}
+
+static void seeds_proto(void)
+{
+    struct rg_wbuf w;
+    rg_wbuf_init(&w);
+    rg_wbuf_u8(&w, RG_PROTO_VERSION);
+    rg_wbuf_u8(&w, RG_MSG_START);
+    rg_wbuf_u64(&w, 0);
+    rg_wbuf_u8(&w, 1);
+    rg_wbuf_blob(&w, "/dev/shm/regent-a", 17);
+    rg_wbuf_blob(&w, "127.0.0.1", 9);
+    rg_wbuf_u16(&w, 4100);
+    rg_wbuf_u16(&w, 4199);
+    rg_wbuf_blob(&w, "0123456789abcdef0123456789abcdef", 32);
+    write_seed("fuzz_proto", "start", &w);
+
+    static const char *kinds[] = {"", "register", "unregister", "unreg_owner",
+                                  "set_meta", "purge", "read"};
+    struct rg_op mix[6];
+    for (uint8_t k = RG_OP_REGISTER; k <= RG_OP_READ; k++) {
+        struct rg_op op = op_of(k, 100 + k, k % 5, k % 3);
+        if (k == RG_OP_REGISTER) {
+            op.replace = pids[2].b;
+            op.replace_len = pids[2].n;
+        }
+        mix[k - 1] = op;
+        char name[32];
+        snprintf(name, sizeof name, "ops_%s", kinds[k]);
+        rg_wbuf_reset(&w);
+        ops_frame(&w, &op, 1);
+        write_seed("fuzz_proto", name, &w);
+    }
+    rg_wbuf_reset(&w);
+    ops_frame(&w, mix, 6);
+    write_seed("fuzz_proto", "ops_mixed", &w);
+
+    static const uint8_t stop[] = {RG_PROTO_VERSION, RG_MSG_STOP};
+    static const uint8_t status[] = {RG_PROTO_VERSION, RG_MSG_STATUS_REQ};
+    rg_wbuf_reset(&w);
+    rg_wbuf_put(&w, stop, sizeof stop);
+    write_seed("fuzz_proto", "stop", &w);
+    rg_wbuf_reset(&w);
+    rg_wbuf_put(&w, status, sizeof status);
+    write_seed("fuzz_proto", "status_req", &w);
+    rg_wbuf_free(&w);
+}
+
+static void entry_of(struct rg_wbuf *w, const struct rg_op *ops, uint32_t n)
+{
+    size_t off;
+    rg_wbuf_reset(w);
+    rg_entry_begin(w, &off);
+    for (uint32_t i = 0; i < n; i++) {
+        rg_op_encode(w, &ops[i], true);
+    }
+    rg_wbuf_patch_u32(w, off, n);
+    rg_entry_finish(w);
+}
+
+static void snapshot_seed(const struct rg_fsm *f, const char *name)
+{
+    struct rg_wbuf w;
+    rg_wbuf_init(&w);
+    if (rg_fsm_snapshot(f, &w.data, &w.len) != 0) {
+        die("snapshot");
+    }
+    write_seed("fuzz_snapshot", name, &w);
+    rg_wbuf_free(&w);
+}
+
+/* Entries for fuzz_entry; applied in order they also give the snapshots. */
+static void seeds_entry_snapshot(void)
+{
+    struct rg_fsm f;
+    struct rg_wbuf w;
+    static const struct rg_sipkey key = {1, 2};
+    if (rg_fsm_init(&f, 1, key) != 0) {
+        die("fsm");
+    }
+    rg_wbuf_init(&w);
+    snapshot_seed(&f, "empty");
+
+    struct rg_op reg[5];
+    for (int i = 0; i < 5; i++) {
+        reg[i] = op_of(RG_OP_REGISTER, (uint64_t)i + 1, i, i % 3);
+    }
+    entry_of(&w, reg, 5);
+    write_seed("fuzz_entry", "register5", &w);
+    if (rg_fsm_apply(&f, w.data, w.len) != 0) {
+        die("apply");
+    }
+    snapshot_seed(&f, "five");
+
+    struct rg_op mixed[7] = {
+        op_of(RG_OP_REGISTER, 10, 0, 1),           /* taken: NO */
+        op_of(RG_OP_REGISTER, 11, 1, 1),           /* same pid again */
+        op_of(RG_OP_SET_META, 12, 2, 0),
+        op_of(RG_OP_UNREGISTER_IF_OWNER, 13, 3, 0),
+        op_of(RG_OP_READ, 14, 4, 0),
+        op_of(RG_OP_UNREGISTER, 15, 4, 0),
+        op_of(RG_OP_PURGE_NODE, 16, 0, 0)};
+    mixed[0].replace = pids[0].b; /* ...unless the holder is replaced */
+    mixed[0].replace_len = pids[0].n;
+    entry_of(&w, mixed, 7);
+    write_seed("fuzz_entry", "mixed7", &w);
+    if (rg_fsm_apply(&f, w.data, w.len) != 0) {
+        die("apply");
+    }
+    snapshot_seed(&f, "after_mixed");
+
+    for (uint8_t k = RG_OP_REGISTER; k <= RG_OP_READ; k++) {
+        struct rg_op op = op_of(k, 20 + k, k % 5, 2);
+        char name[32];
+        snprintf(name, sizeof name, "single_kind%u", (unsigned)k);
+        entry_of(&w, &op, 1);
+        write_seed("fuzz_entry", name, &w);
+    }
+    rg_wbuf_free(&w);
+    rg_fsm_close(&f);
+}
+
+static void seeds_handshake(void)
+{
+    static const char *addrs[] = {"127.0.0.1:4100", "10.0.0.7:65535", "h:1"};
+    static const uint64_t ids[] = {1, 0x8000000000000000ULL, 0xDEADBEEFCAFEULL};
+    struct rg_wbuf w;
+    rg_wbuf_init(&w);
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(addrs[i]);
+        char name[16];
+        rg_wbuf_reset(&w);
+        rg_wbuf_u64(&w, 0x524547454E540001ULL);
+        rg_wbuf_u64(&w, ids[i]);
+        rg_wbuf_u16(&w, (uint16_t)len);
+        rg_wbuf_put(&w, addrs[i], len);
+        snprintf(name, sizeof name, "hello%d", i);
+        write_seed("fuzz_handshake", name, &w);
+    }
+    rg_wbuf_free(&w);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+        return 2;
+    }
+    out_dir = argv[1];
+    make_dir(out_dir);
+    names[0] = from_bytes(name0, sizeof name0);
+    names[1] = from_bytes(name1, sizeof name1);
+    names[2] = from_bytes(name2, sizeof name2);
+    names[3] = from_bytes(name3, sizeof name3);
+    names[4] = from_bytes(name4, sizeof name4);
+    pids[0] = pid_on("a@h", 1, 1);
+    pids[1] = pid_on("b@h", 2, 1);
+    pids[2] = pid_on("nonode@nohost", 9, 0);
+    for (int i = 0; i < 5; i++) {
+        if (!rg_canon_check(names[i].b, names[i].n)) {
+            fprintf(stderr, "gen_corpus: name %d is not canonical\n", i);
+            return 1;
+        }
+    }
+    seeds_proto();
+    seeds_entry_snapshot();
+    seeds_handshake();
+    return 0;
+}

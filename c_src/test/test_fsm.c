@@ -1,0 +1,1208 @@
+/* Unit tests for fsm.c, the registry state machine, driven the way raft
+ * drives it: log entries built with rg_entry_begin + rg_op_encode (log form,
+ * with origin) and applied with rg_fsm_apply. Covers the semantics of every
+ * op (register: free / same pid / other pid -> NO with the holder /
+ * replace-if-owner; unregister; unregister-if-owner; set-meta and its
+ * NOT_FOUND; purge-node by name and creation or any creation; READ's
+ * payload), that replies exist only for ops whose origin is this daemon,
+ * that changes are recorded in apply order, and a model-based random run in
+ * which the change stream replayed into a mirror (as the member's ETS table
+ * is) must equal a reference model. Snapshots: sorted, deterministic,
+ * identical after restore into a second FSM; corrupt or truncated snapshots
+ * are refused with the table unchanged. Malformed entries are counted in
+ * bad_entries and never crash; entries are padded to 8n bytes as node.c
+ * pads them, and 0..7 zero bytes after the ops are padding, not damage. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "canon.h"
+#include "cmd.h"
+#include "fsm.h"
+#include "limits.h"
+#include "unit.h"
+
+#define SELF 7
+#define OTHER 9
+
+static const struct rg_sipkey key_a = {1, 2};
+static const struct rg_sipkey key_b = {0xDEADBEEF, 0xFEEDFACE};
+
+/* ---- building terms and entries ----------------------------------------- */
+
+struct bytes {
+    uint8_t b[96];
+    uint32_t n;
+};
+
+static struct bytes make_pid(const char *node, uint32_t id, uint32_t creation)
+{
+    struct rg_wbuf w;
+    struct bytes out;
+    size_t len = strlen(node);
+    rg_wbuf_init(&w);
+    rg_wbuf_u8(&w, RG_ETF_NEW_PID);
+    rg_wbuf_u8(&w, RG_ETF_SMALL_ATOM_UTF8);
+    rg_wbuf_u8(&w, (uint8_t)len);
+    rg_wbuf_put(&w, node, len);
+    rg_wbuf_u32(&w, id);
+    rg_wbuf_u32(&w, 0);
+    rg_wbuf_u32(&w, creation);
+    memcpy(out.b, w.data, w.len);
+    out.n = (uint32_t)w.len;
+    rg_wbuf_free(&w);
+    return out;
+}
+
+/* The name {Tag, I}: a tuple of an atom and an integer. */
+static struct bytes make_name(const char *tag, uint8_t i)
+{
+    struct bytes out;
+    size_t len = strlen(tag);
+    out.b[0] = RG_ETF_SMALL_TUPLE;
+    out.b[1] = 2;
+    out.b[2] = RG_ETF_SMALL_ATOM_UTF8;
+    out.b[3] = (uint8_t)len;
+    memcpy(out.b + 4, tag, len);
+    out.b[4 + len] = RG_ETF_SMALL_INTEGER;
+    out.b[5 + len] = i;
+    out.n = (uint32_t)(6 + len);
+    return out;
+}
+
+static struct rg_op op_base(uint8_t kind, uint64_t origin, uint64_t ref)
+{
+    struct rg_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = kind;
+    op.origin = origin;
+    op.ref = ref;
+    return op;
+}
+
+static struct rg_op op_register(uint64_t origin, uint64_t ref,
+                                const struct bytes *key,
+                                const struct bytes *pid, const char *meta,
+                                const struct bytes *replace)
+{
+    struct rg_op op = op_base(RG_OP_REGISTER, origin, ref);
+    op.key = key->b;
+    op.key_len = key->n;
+    op.pid = pid->b;
+    op.pid_len = pid->n;
+    op.meta = (const uint8_t *)meta;
+    op.meta_len = (uint32_t)strlen(meta);
+    if (replace != NULL) {
+        op.replace = replace->b;
+        op.replace_len = replace->n;
+    }
+    return op;
+}
+
+static struct rg_op op_key(uint8_t kind, uint64_t origin, uint64_t ref,
+                           const struct bytes *key)
+{
+    struct rg_op op = op_base(kind, origin, ref);
+    op.key = key->b;
+    op.key_len = key->n;
+    return op;
+}
+
+static struct rg_op op_unreg_owner(uint64_t origin, uint64_t ref,
+                                   const struct bytes *key,
+                                   const struct bytes *pid)
+{
+    struct rg_op op = op_key(RG_OP_UNREGISTER_IF_OWNER, origin, ref, key);
+    op.pid = pid->b;
+    op.pid_len = pid->n;
+    return op;
+}
+
+static struct rg_op op_set_meta(uint64_t origin, uint64_t ref,
+                                const struct bytes *key, const char *meta)
+{
+    struct rg_op op = op_key(RG_OP_SET_META, origin, ref, key);
+    op.meta = (const uint8_t *)meta;
+    op.meta_len = (uint32_t)strlen(meta);
+    return op;
+}
+
+static struct rg_op op_purge(uint64_t origin, uint64_t ref, const char *node,
+                             bool any, uint32_t creation)
+{
+    struct rg_op op = op_base(RG_OP_PURGE_NODE, origin, ref);
+    op.pid = (const uint8_t *)node;
+    op.pid_len = (uint32_t)strlen(node);
+    op.any_creation = any;
+    op.creation = creation;
+    return op;
+}
+
+/* A log entry under construction. */
+struct batch {
+    struct rg_wbuf w;
+    size_t count_off;
+    uint32_t n;
+};
+
+static void batch_begin(struct batch *b)
+{
+    rg_wbuf_init(&b->w);
+    rg_entry_begin(&b->w, &b->count_off);
+    b->n = 0;
+}
+
+static void batch_add(struct batch *b, const struct rg_op *op)
+{
+    rg_op_encode(&b->w, op, true);
+    b->n++;
+}
+
+/* Sets the count, pads the entry to 8n bytes as node.c does, applies it
+ * from an exact-size copy and frees the batch. */
+static int batch_apply(struct batch *b, struct rg_fsm *f)
+{
+    rg_wbuf_patch_u32(&b->w, b->count_off, b->n);
+    rg_entry_finish(&b->w);
+    uint8_t *copy = malloc(b->w.len);
+    if (copy == NULL) {
+        abort();
+    }
+    memcpy(copy, b->w.data, b->w.len);
+    int rv = rg_fsm_apply(f, copy, b->w.len);
+    free(copy);
+    rg_wbuf_free(&b->w);
+    return rv;
+}
+
+/* Resets the effects, applies one op in its own entry. */
+static int apply1(struct rg_fsm *f, const struct rg_op *op)
+{
+    struct batch b;
+    rg_fsm_effects_reset(f);
+    batch_begin(&b);
+    batch_add(&b, op);
+    return batch_apply(&b, f);
+}
+
+/* ---- reading the effects ------------------------------------------------ */
+
+struct reply {
+    uint64_t ref;
+    uint8_t result;
+    const uint8_t *payload;
+    uint32_t len;
+};
+
+/* Decodes f->replies; -1 if it is not exactly n_replies well-formed ones. */
+static int read_replies(const struct rg_fsm *f, struct reply *out, int max)
+{
+    struct rg_rbuf r;
+    int n = 0;
+    rg_rbuf_init(&r, f->replies.data, f->replies.len);
+    while (r.left > 0 && n < max) {
+        out[n].ref = rg_rbuf_u64(&r);
+        out[n].result = rg_rbuf_u8(&r);
+        out[n].payload = rg_rbuf_blob(&r, RG_PID_MAX, &out[n].len);
+        n++;
+    }
+    return rg_rbuf_done(&r) && (uint32_t)n == f->n_replies ? n : -1;
+}
+
+struct change {
+    uint8_t kind;
+    const uint8_t *key, *pid, *meta;
+    uint32_t key_len, pid_len, meta_len;
+};
+
+static int read_changes(const struct rg_fsm *f, struct change *out, int max)
+{
+    struct rg_rbuf r;
+    int n = 0;
+    rg_rbuf_init(&r, f->changes.data, f->changes.len);
+    while (r.left > 0 && n < max) {
+        struct change *c = &out[n++];
+        memset(c, 0, sizeof *c);
+        c->kind = rg_rbuf_u8(&r);
+        c->key = rg_rbuf_blob(&r, RG_NAME_MAX, &c->key_len);
+        if (c->kind == RG_CHANGE_PUT) {
+            c->pid = rg_rbuf_blob(&r, RG_PID_MAX, &c->pid_len);
+            c->meta = rg_rbuf_blob(&r, RG_META_MAX, &c->meta_len);
+        } else if (c->kind != RG_CHANGE_DEL) {
+            return -1;
+        }
+    }
+    return rg_rbuf_done(&r) && (uint32_t)n == f->n_changes ? n : -1;
+}
+
+static bool bytes_eq(const uint8_t *p, size_t n, const uint8_t *q, size_t m)
+{
+    return n == m && (n == 0 || memcmp(p, q, n) == 0);
+}
+
+static bool is_reply(const struct reply *r, uint64_t ref, uint8_t result,
+                     const struct bytes *payload)
+{
+    return r->ref == ref && r->result == result &&
+           (payload == NULL ? r->len == 0
+                            : bytes_eq(r->payload, r->len, payload->b,
+                                       payload->n));
+}
+
+static bool is_put(const struct change *c, const struct bytes *key,
+                   const struct bytes *pid, const char *meta)
+{
+    return c->kind == RG_CHANGE_PUT &&
+           bytes_eq(c->key, c->key_len, key->b, key->n) &&
+           bytes_eq(c->pid, c->pid_len, pid->b, pid->n) &&
+           bytes_eq(c->meta, c->meta_len, (const uint8_t *)meta,
+                    strlen(meta));
+}
+
+static bool is_del(const struct change *c, const struct bytes *key)
+{
+    return c->kind == RG_CHANGE_DEL &&
+           bytes_eq(c->key, c->key_len, key->b, key->n);
+}
+
+/* The entry for key holds pid and meta (pid NULL: no entry). */
+static bool holds(const struct rg_fsm *f, const struct bytes *key,
+                  const struct bytes *pid, const char *meta)
+{
+    const struct rg_entry *e = rg_table_get(&f->table, key->b, key->n);
+    if (pid == NULL) {
+        return e == NULL;
+    }
+    return e != NULL && bytes_eq(rg_entry_pid(e), e->pid_len, pid->b, pid->n) &&
+           bytes_eq(rg_entry_meta(e), e->meta_len, (const uint8_t *)meta,
+                    strlen(meta));
+}
+
+/* ---- op semantics ------------------------------------------------------- */
+
+static void test_register(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct change ch[4];
+    struct bytes k = make_name("users", 1);
+    struct bytes a = make_pid("a@h", 1, 1);
+    struct bytes b = make_pid("b@h", 2, 1);
+    struct bytes c = make_pid("c@h", 3, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op op = op_register(SELF, 100, &k, &a, "m1", NULL);
+    CHECK(apply1(&f, &op) == 0);                      /* free: yes */
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 100, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &a, "m1"));
+    CHECK(holds(&f, &k, &a, "m1") && f.table.count == 1);
+
+    op = op_register(SELF, 101, &k, &a, "", NULL);    /* same pid: yes */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 101, RG_RES_OK, NULL));
+    CHECK(f.n_changes == 0 && holds(&f, &k, &a, "m1")); /* meta kept */
+
+    op = op_register(SELF, 102, &k, &a, "m1", NULL);  /* same pid, same meta */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 102, RG_RES_OK, NULL));
+    CHECK(f.n_changes == 0);
+
+    op = op_register(SELF, 103, &k, &a, "m2", NULL);  /* same pid, new meta */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 103, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &a, "m2"));
+
+    op = op_register(SELF, 104, &k, &b, "mb", NULL);  /* other pid: no */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 104, RG_RES_NO, &a));
+    CHECK(f.n_changes == 0 && holds(&f, &k, &a, "m2"));
+
+    op = op_register(SELF, 105, &k, &b, "mb", &c);    /* replace: not holder */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 105, RG_RES_NO, &a));
+    CHECK(f.n_changes == 0 && holds(&f, &k, &a, "m2"));
+
+    op = op_register(SELF, 106, &k, &b, "mb", &a);    /* replace the holder */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 106, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &b, "mb"));
+    CHECK(holds(&f, &k, &b, "mb") && f.table.count == 1);
+
+    op = op_register(SELF, 107, &k, &b, "", &c);      /* same pid wins too */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 107, RG_RES_OK, NULL));
+    CHECK(f.n_changes == 0 && holds(&f, &k, &b, "mb"));
+    rg_fsm_close(&f);
+}
+
+static void test_unregister(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct change ch[4];
+    struct bytes k = make_name("svc", 1);
+    struct bytes a = make_pid("a@h", 1, 1);
+    struct bytes b = make_pid("a@h", 2, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    struct rg_op op = op_register(OTHER, 1, &k, &a, "", NULL);
+    CHECK(apply1(&f, &op) == 0);
+
+    op = op_unreg_owner(SELF, 2, &k, &b);             /* not the owner */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 2, RG_RES_OK, NULL));
+    CHECK(f.n_changes == 0 && holds(&f, &k, &a, ""));
+
+    op = op_unreg_owner(SELF, 3, &k, &a);             /* the owner */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 3, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_del(&ch[0], &k));
+    CHECK(holds(&f, &k, NULL, "") && f.table.count == 0);
+
+    op = op_unreg_owner(SELF, 4, &k, &a);             /* already gone */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && f.n_changes == 0);
+
+    op = op_register(OTHER, 5, &k, &b, "", NULL);
+    CHECK(apply1(&f, &op) == 0);
+    op = op_key(RG_OP_UNREGISTER, SELF, 6, &k);       /* whoever holds it */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 6, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_del(&ch[0], &k));
+    CHECK(f.table.count == 0);
+
+    op = op_key(RG_OP_UNREGISTER, SELF, 7, &k);       /* absent: still ok */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 7, RG_RES_OK, NULL));
+    CHECK(f.n_changes == 0);
+    rg_fsm_close(&f);
+}
+
+static void test_set_meta_and_read(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct change ch[4];
+    struct bytes k = make_name("cfg", 9);
+    struct bytes a = make_pid("a@h", 1, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op op = op_set_meta(SELF, 1, &k, "x");  /* absent */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 &&
+          is_reply(&rp[0], 1, RG_RES_NOT_FOUND, NULL));
+    CHECK(f.n_changes == 0 && f.table.count == 0);
+
+    op = op_key(RG_OP_READ, SELF, 2, &k);             /* READ absent */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 2, RG_RES_OK, NULL));
+    CHECK(f.n_changes == 0);
+
+    op = op_register(SELF, 3, &k, &a, "old", NULL);
+    CHECK(apply1(&f, &op) == 0);
+    op = op_set_meta(SELF, 4, &k, "new");
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 4, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &a, "new"));
+    CHECK(holds(&f, &k, &a, "new"));
+
+    op = op_set_meta(SELF, 5, &k, "");                /* clearing is allowed */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &a, ""));
+    CHECK(holds(&f, &k, &a, ""));
+
+    op = op_key(RG_OP_READ, SELF, 6, &k);             /* READ: holder pid */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 6, RG_RES_OK, &a));
+    CHECK(f.n_changes == 0);
+    rg_fsm_close(&f);
+}
+
+static void test_purge(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct change ch[16];
+    struct bytes pids[6] = {
+        make_pid("a@h", 1, 1), make_pid("a@h", 2, 1), make_pid("a@h", 3, 2),
+        make_pid("b@h", 4, 1), make_pid("a@hh", 5, 1), make_pid("a@", 6, 1)};
+    struct bytes keys[6];
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    for (uint8_t i = 0; i < 6; i++) {
+        keys[i] = make_name("p", i);
+        struct rg_op op = op_register(OTHER, i, &keys[i], &pids[i], "", NULL);
+        CHECK(apply1(&f, &op) == 0);
+    }
+    struct rg_op op = op_purge(SELF, 50, "a@h", false, 1); /* a@h, creation 1 */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 50, RG_RES_OK, NULL));
+    int n = read_changes(&f, ch, 16);
+    CHECK(n == 2);
+    bool del0 = false, del1 = false;
+    for (int i = 0; i < n; i++) {
+        del0 = del0 || is_del(&ch[i], &keys[0]);
+        del1 = del1 || is_del(&ch[i], &keys[1]);
+    }
+    CHECK(del0 && del1);
+    CHECK(f.table.count == 4);
+    CHECK(holds(&f, &keys[2], &pids[2], "") && holds(&f, &keys[3], &pids[3], ""));
+    CHECK(holds(&f, &keys[4], &pids[4], "") && holds(&f, &keys[5], &pids[5], ""));
+
+    op = op_purge(SELF, 51, "a@h", false, 7);         /* no such creation */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(f.n_changes == 0 && f.table.count == 4);
+
+    op = op_purge(SELF, 52, "a@h", true, 0);          /* any creation */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_changes(&f, ch, 16) == 1 && is_del(&ch[0], &keys[2]));
+    CHECK(f.table.count == 3); /* b@h, a@hh and a@ are other nodes */
+
+    op = op_purge(OTHER, 53, "b@h", true, 0);
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(f.n_replies == 0 && f.n_changes == 1 && f.table.count == 2);
+    rg_fsm_close(&f);
+}
+
+/* Only ops stamped with this daemon's id are answered here; all change it. */
+static void test_replies_only_for_self(void)
+{
+    struct rg_fsm f;
+    struct reply rp[8];
+    struct bytes k = make_name("x", 1);
+    struct bytes a = make_pid("a@h", 1, 1);
+    struct bytes b = make_pid("a@h", 2, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    struct batch bt;
+    rg_fsm_effects_reset(&f);
+    batch_begin(&bt);
+    struct rg_op ops[6] = {
+        op_register(OTHER, 1, &k, &a, "", NULL), op_register(SELF, 2, &k, &b, "", NULL),
+        op_key(RG_OP_READ, OTHER, 3, &k),        op_key(RG_OP_READ, SELF, 4, &k),
+        op_set_meta(OTHER, 5, &k, "m"),          op_key(RG_OP_UNREGISTER, 0, 6, &k)};
+    for (int i = 0; i < 6; i++) {
+        batch_add(&bt, &ops[i]);
+    }
+    CHECK(batch_apply(&bt, &f) == 0);
+    CHECK(read_replies(&f, rp, 8) == 2);
+    CHECK(is_reply(&rp[0], 2, RG_RES_NO, &a));
+    CHECK(is_reply(&rp[1], 4, RG_RES_OK, &a));
+    CHECK(f.n_changes == 3 && f.table.count == 0); /* put, put(meta), del */
+
+    rg_fsm_effects_reset(&f);
+    CHECK(f.n_changes == 0 && f.n_replies == 0);
+    CHECK(f.changes.len == 0 && f.replies.len == 0);
+    rg_fsm_close(&f);
+}
+
+static void test_change_order(void)
+{
+    struct rg_fsm f;
+    struct change ch[8];
+    struct reply rp[8];
+    struct bytes k1 = make_name("k", 1), k2 = make_name("k", 2);
+    struct bytes a = make_pid("a@h", 1, 1), b = make_pid("b@h", 2, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    struct batch bt;
+    batch_begin(&bt);
+    struct rg_op ops[5] = {
+        op_register(SELF, 1, &k1, &a, "one", NULL),
+        op_register(SELF, 2, &k2, &b, "two", NULL),
+        op_key(RG_OP_UNREGISTER, SELF, 3, &k1),
+        op_set_meta(SELF, 4, &k2, "three"),
+        op_register(SELF, 5, &k1, &b, "", NULL)};
+    for (int i = 0; i < 5; i++) {
+        batch_add(&bt, &ops[i]);
+    }
+    CHECK(batch_apply(&bt, &f) == 0);
+    CHECK(read_changes(&f, ch, 8) == 5);
+    CHECK(is_put(&ch[0], &k1, &a, "one"));
+    CHECK(is_put(&ch[1], &k2, &b, "two"));
+    CHECK(is_del(&ch[2], &k1));
+    CHECK(is_put(&ch[3], &k2, &b, "three"));
+    CHECK(is_put(&ch[4], &k1, &b, ""));
+    CHECK(read_replies(&f, rp, 8) == 5);
+    for (int i = 0; i < 5; i++) {
+        CHECK(is_reply(&rp[i], (uint64_t)i + 1, RG_RES_OK, NULL));
+    }
+    rg_fsm_close(&f);
+}
+
+/* ---- model-based random run --------------------------------------------- */
+
+#define NKEYS 24
+#define NPIDS 6
+#define NMETA 3
+
+static uint64_t rng_state = 0x1234567887654321ULL;
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1DULL;
+}
+static int rng_below(int n)
+{
+    return (int)(rng() % (uint64_t)n);
+}
+
+static const char *metas[NMETA] = {"", "m1", "m2"};
+static const char *pid_nodes[NPIDS] = {"a@h", "a@h", "a@h", "b@h", "b@h", "c@h"};
+static const uint32_t pid_creations[NPIDS] = {1, 1, 2, 1, 1, 5};
+
+struct world {
+    struct bytes keys[NKEYS];
+    struct bytes pids[NPIDS];
+    int holder[NKEYS]; /* model: pid index or -1 */
+    int meta[NKEYS];
+    int mirror_pid[NKEYS]; /* the change stream replayed */
+    int mirror_meta[NKEYS];
+    int expected_changes;
+};
+
+static int find_key(const struct world *w, const uint8_t *p, uint32_t n)
+{
+    for (int i = 0; i < NKEYS; i++) {
+        if (bytes_eq(p, n, w->keys[i].b, w->keys[i].n)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int find_pid(const struct world *w, const uint8_t *p, uint32_t n)
+{
+    for (int i = 0; i < NPIDS; i++) {
+        if (bytes_eq(p, n, w->pids[i].b, w->pids[i].n)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int find_meta(const uint8_t *p, uint32_t n)
+{
+    for (int i = 0; i < NMETA; i++) {
+        if (bytes_eq(p, n, (const uint8_t *)metas[i], strlen(metas[i]))) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Applies op to the model; returns the expected result and holder (for NO
+ * and READ). */
+static uint8_t model_register(struct world *w, int k, int p, int m, int rep,
+                              int *payload)
+{
+    int h = w->holder[k];
+    if (h == -1 || (h != p && rep == h)) {
+        w->holder[k] = p;
+        w->meta[k] = m;
+        w->expected_changes++;
+        return RG_RES_OK;
+    }
+    if (h == p) {
+        if (m != 0 && w->meta[k] != m) {
+            w->meta[k] = m;
+            w->expected_changes++;
+        }
+        return RG_RES_OK;
+    }
+    *payload = h;
+    return RG_RES_NO;
+}
+
+static bool purge_matches(int p, int node, bool any, uint32_t creation)
+{
+    return strcmp(pid_nodes[p], pid_nodes[node]) == 0 &&
+           (any || pid_creations[p] == creation);
+}
+
+struct planned {
+    struct rg_op op;
+    uint8_t result;
+    int payload; /* pid index or -1 */
+};
+
+/* Picks a random op, computes its expected outcome on the model. */
+static struct planned plan_op(struct world *w, uint64_t ref)
+{
+    struct planned pl;
+    int k = rng_below(NKEYS), p = rng_below(NPIDS), m = rng_below(NMETA);
+    uint64_t origin = rng_below(3) ? SELF : OTHER;
+    pl.payload = -1;
+    pl.result = RG_RES_OK;
+    switch (rng_below(9)) {
+    case 0:
+    case 1:
+    case 2: {
+        int rep = rng_below(3) ? -1 : rng_below(NPIDS);
+        pl.op = op_register(origin, ref, &w->keys[k], &w->pids[p], metas[m],
+                            rep < 0 ? NULL : &w->pids[rep]);
+        pl.result = model_register(w, k, p, m, rep, &pl.payload);
+        break;
+    }
+    case 3:
+        pl.op = op_key(RG_OP_UNREGISTER, origin, ref, &w->keys[k]);
+        w->expected_changes += w->holder[k] != -1;
+        w->holder[k] = -1;
+        break;
+    case 4:
+        pl.op = op_unreg_owner(origin, ref, &w->keys[k], &w->pids[p]);
+        if (w->holder[k] == p) {
+            w->holder[k] = -1;
+            w->expected_changes++;
+        }
+        break;
+    case 5:
+        pl.op = op_set_meta(origin, ref, &w->keys[k], metas[m]);
+        if (w->holder[k] == -1) {
+            pl.result = RG_RES_NOT_FOUND;
+        } else {
+            w->meta[k] = m;
+            w->expected_changes++;
+        }
+        break;
+    case 6: {
+        bool any = rng_below(2);
+        uint32_t cr = pid_creations[rng_below(NPIDS)];
+        pl.op = op_purge(origin, ref, pid_nodes[p], any, cr);
+        for (int i = 0; i < NKEYS; i++) {
+            if (w->holder[i] != -1 && purge_matches(w->holder[i], p, any, cr)) {
+                w->holder[i] = -1;
+                w->expected_changes++;
+            }
+        }
+        break;
+    }
+    default:
+        pl.op = op_key(RG_OP_READ, origin, ref, &w->keys[k]);
+        pl.payload = w->holder[k];
+        break;
+    }
+    if (origin != SELF) {
+        pl.result = 0xFF; /* no reply expected */
+    }
+    return pl;
+}
+
+/* Replays the recorded changes into the mirror; false on a bad record. */
+static bool replay_changes(struct world *w, const struct rg_fsm *f)
+{
+    static struct change ch[512];
+    int n = read_changes(f, ch, 512);
+    if (n < 0 || n != w->expected_changes) {
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        int k = find_key(w, ch[i].key, ch[i].key_len);
+        if (k < 0) {
+            return false;
+        }
+        if (ch[i].kind == RG_CHANGE_DEL) {
+            w->mirror_pid[k] = -1;
+            continue;
+        }
+        w->mirror_pid[k] = find_pid(w, ch[i].pid, ch[i].pid_len);
+        w->mirror_meta[k] = find_meta(ch[i].meta, ch[i].meta_len);
+        if (w->mirror_pid[k] < 0 || w->mirror_meta[k] < 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool check_replies(const struct world *w, const struct rg_fsm *f,
+                          const struct planned *pl, int n)
+{
+    static struct reply rp[64];
+    int got = read_replies(f, rp, 64), j = 0;
+    for (int i = 0; i < n; i++) {
+        if (pl[i].result == 0xFF) {
+            continue;
+        }
+        const struct bytes *payload =
+            pl[i].payload < 0 ? NULL : &w->pids[pl[i].payload];
+        if (j >= got || !is_reply(&rp[j], pl[i].op.ref, pl[i].result, payload)) {
+            return false;
+        }
+        j++;
+    }
+    return j == got;
+}
+
+static bool model_matches(const struct world *w, const struct rg_fsm *f)
+{
+    size_t count = 0;
+    for (int k = 0; k < NKEYS; k++) {
+        int h = w->holder[k];
+        const struct bytes *pid = h < 0 ? NULL : &w->pids[h];
+        const char *meta = h < 0 ? "" : metas[w->meta[k]];
+        if (!holds(f, &w->keys[k], pid, meta) || w->mirror_pid[k] != h ||
+            (h >= 0 && w->mirror_meta[k] != w->meta[k])) {
+            return false;
+        }
+        count += h >= 0;
+    }
+    return count == f->table.count;
+}
+
+static void world_init(struct world *w)
+{
+    for (int i = 0; i < NKEYS; i++) {
+        w->keys[i] = make_name(i % 2 ? "odd" : "even", (uint8_t)(i * 11));
+        w->holder[i] = w->mirror_pid[i] = -1;
+        w->meta[i] = w->mirror_meta[i] = 0;
+    }
+    for (int i = 0; i < NPIDS; i++) {
+        w->pids[i] = make_pid(pid_nodes[i], (uint32_t)i + 1, pid_creations[i]);
+    }
+}
+
+static void test_model(void)
+{
+    static struct world w;
+    struct rg_fsm f, g;
+    struct planned pl[16];
+    uint64_t ref = 1;
+    int bad_replies = 0, bad_changes = 0, bad_state = 0;
+    world_init(&w);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0); /* another server */
+    for (int e = 0; e < 3000; e++) {
+        struct batch bt, bt2;
+        int n = 1 + rng_below(16);
+        w.expected_changes = 0;
+        batch_begin(&bt);
+        batch_begin(&bt2);
+        for (int i = 0; i < n; i++) {
+            pl[i] = plan_op(&w, ref++);
+            batch_add(&bt, &pl[i].op);
+            batch_add(&bt2, &pl[i].op);
+        }
+        rg_fsm_effects_reset(&f);
+        CHECK(batch_apply(&bt, &f) == 0);
+        CHECK(batch_apply(&bt2, &g) == 0);
+        bad_replies += !check_replies(&w, &f, pl, n);
+        bad_changes += !replay_changes(&w, &f);
+        bad_state += !model_matches(&w, &f);
+        rg_fsm_effects_reset(&g);
+    }
+    CHECK(bad_replies == 0 && bad_changes == 0 && bad_state == 0);
+    CHECK(f.bad_entries == 0 && g.bad_entries == 0);
+    uint8_t *s1 = NULL, *s2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    CHECK(rg_fsm_snapshot(&f, &s1, &n1) == 0);
+    CHECK(rg_fsm_snapshot(&g, &s2, &n2) == 0);
+    CHECK(n1 == n2 && memcmp(s1, s2, n1) == 0); /* same log, same state */
+    free(s1);
+    free(s2);
+    rg_fsm_close(&f);
+    rg_fsm_close(&g);
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+/* Fills f with n names, some with metadata. */
+static void populate(struct rg_fsm *f, int n)
+{
+    struct batch bt;
+    batch_begin(&bt);
+    for (int i = 0; i < n; i++) {
+        struct bytes k = make_name(i % 3 ? "abc" : "z", (uint8_t)i);
+        struct bytes p = make_pid(i % 2 ? "a@h" : "b@h", (uint32_t)i, 1);
+        struct rg_op op = op_register(OTHER, (uint64_t)i, &k, &p,
+                                      i % 4 ? "meta" : "", NULL);
+        batch_add(&bt, &op);
+    }
+    CHECK(batch_apply(&bt, f) == 0);
+    rg_fsm_effects_reset(f);
+}
+
+static bool snapshot_equals(const struct rg_fsm *f, const uint8_t *s, size_t n)
+{
+    uint8_t *t = NULL;
+    size_t m = 0;
+    bool eq = rg_fsm_snapshot(f, &t, &m) == 0 && m == n && memcmp(s, t, n) == 0;
+    free(t);
+    return eq;
+}
+
+/* Rows strictly increasing by key; returns the row count or -1. */
+static long snapshot_rows_sorted(const uint8_t *s, size_t n)
+{
+    struct rg_rbuf r;
+    const uint8_t *prev = NULL;
+    uint32_t prev_len = 0;
+    rg_rbuf_init(&r, s, n);
+    if (rg_rbuf_u32(&r) != 0x52475331u) {
+        return -1;
+    }
+    uint64_t count = rg_rbuf_u64(&r);
+    for (uint64_t i = 0; i < count && rg_rbuf_ok(&r); i++) {
+        uint32_t klen, plen, mlen;
+        const uint8_t *k = rg_rbuf_blob(&r, RG_NAME_MAX, &klen);
+        rg_rbuf_blob(&r, RG_PID_MAX, &plen);
+        rg_rbuf_blob(&r, RG_META_MAX, &mlen);
+        if (k == NULL) {
+            return -1;
+        }
+        if (prev != NULL) {
+            uint32_t m = prev_len < klen ? prev_len : klen;
+            int c = memcmp(prev, k, m);
+            if (c > 0 || (c == 0 && prev_len >= klen)) {
+                return -1;
+            }
+        }
+        prev = k;
+        prev_len = klen;
+    }
+    return rg_rbuf_done(&r) ? (long)count : -1;
+}
+
+static void test_snapshot_round_trip(void)
+{
+    struct rg_fsm f, g;
+    uint8_t *s = NULL;
+    size_t n = 0;
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+
+    CHECK(rg_fsm_snapshot(&f, &s, &n) == 0); /* empty table */
+    static const uint8_t empty[] = {0x52, 0x47, 0x53, 0x31, 0, 0, 0, 0, 0, 0, 0, 0};
+    CHECK(n == sizeof empty && memcmp(s, empty, n) == 0);
+    free(s);
+
+    populate(&f, 200);
+    CHECK(rg_fsm_snapshot(&f, &s, &n) == 0);
+    CHECK(snapshot_rows_sorted(s, n) == 200);
+    CHECK(!g.restored);
+    CHECK(rg_fsm_restore(&g, s, n) == 0);
+    CHECK(g.restored && g.table.count == 200);
+    CHECK(snapshot_equals(&g, s, n));
+    CHECK(snapshot_equals(&f, s, n)); /* taking it changed nothing */
+
+    /* Restoring replaces what was there; an empty snapshot empties it. */
+    CHECK(rg_fsm_restore(&g, empty, sizeof empty) == 0);
+    CHECK(g.table.count == 0);
+    free(s);
+    rg_fsm_close(&f);
+    rg_fsm_close(&g);
+}
+
+/* A snapshot with rows in the given order (not necessarily sorted). */
+static void build_snapshot(struct rg_wbuf *w, const struct bytes *keys,
+                           const struct bytes *pids, int n, uint64_t count)
+{
+    rg_wbuf_init(w);
+    rg_wbuf_u32(w, 0x52475331u);
+    rg_wbuf_u64(w, count);
+    for (int i = 0; i < n; i++) {
+        rg_wbuf_blob(w, keys[i].b, keys[i].n);
+        rg_wbuf_blob(w, pids[i].b, pids[i].n);
+        rg_wbuf_blob(w, "m", 1);
+    }
+}
+
+/* Restore must refuse p[0..n) and leave g exactly as it was. */
+static bool refused_unchanged(struct rg_fsm *g, const uint8_t *p, size_t n)
+{
+    uint8_t *before = NULL;
+    size_t blen = 0;
+    bool ok = rg_fsm_snapshot(g, &before, &blen) == 0;
+    uint8_t *copy = malloc(n ? n : 1);
+    if (copy == NULL) {
+        abort();
+    }
+    if (n > 0) {
+        memcpy(copy, p, n);
+    }
+    ok = ok && rg_fsm_restore(g, copy, n) == -1 && !g->restored &&
+         snapshot_equals(g, before, blen);
+    free(copy);
+    free(before);
+    return ok;
+}
+
+/* Truncations and a damaged header: refused, the table untouched. */
+static void test_snapshot_truncated(void)
+{
+    struct rg_fsm f, g;
+    uint8_t *s = NULL;
+    size_t n = 0;
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+    populate(&f, 20);
+    populate(&g, 3); /* g has content a bad restore must not touch */
+    CHECK(rg_fsm_snapshot(&f, &s, &n) == 0);
+
+    int truncations = 0;
+    for (size_t k = 0; k < n; k++) {
+        truncations += refused_unchanged(&g, s, k);
+    }
+    CHECK(truncations == (int)n);
+
+    s[0] ^= 1; /* magic */
+    CHECK(refused_unchanged(&g, s, n));
+    s[0] ^= 1;
+    s[11] += 1; /* count one too high */
+    CHECK(refused_unchanged(&g, s, n));
+    s[11] -= 2; /* one too low: a row left over */
+    CHECK(refused_unchanged(&g, s, n));
+    s[11] += 1;
+    memset(s + 4, 0xFF, 8); /* hostile count */
+    CHECK(refused_unchanged(&g, s, n));
+    free(s);
+    rg_fsm_close(&f);
+    rg_fsm_close(&g);
+}
+
+/* A one-row snapshot whose metadata is meta_len bytes of 'x'. */
+static void build_meta_snapshot(struct rg_wbuf *w, const struct bytes *key,
+                                const struct bytes *pid, uint32_t meta_len)
+{
+    rg_wbuf_init(w);
+    rg_wbuf_u32(w, 0x52475331u);
+    rg_wbuf_u64(w, 1);
+    rg_wbuf_blob(w, key->b, key->n);
+    rg_wbuf_blob(w, pid->b, pid->n);
+    rg_wbuf_u32(w, meta_len);
+    for (uint32_t i = 0; i < meta_len; i++) {
+        rg_wbuf_u8(w, 'x');
+    }
+}
+
+/* Rows that a command could not have produced: refused, table untouched.
+ * Rows out of order are accepted (and come out sorted). */
+static void test_snapshot_bad_rows(void)
+{
+    struct rg_fsm g;
+    struct rg_wbuf w;
+    struct bytes keys[3] = {make_name("a", 1), make_name("b", 2),
+                            make_name("a", 1)};
+    struct bytes pids[3] = {make_pid("n@h", 1, 1), make_pid("n@h", 2, 1),
+                            make_pid("n@h", 3, 1)};
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+    populate(&g, 3);
+
+    build_snapshot(&w, keys, pids, 3, 3); /* duplicate key */
+    CHECK(refused_unchanged(&g, w.data, w.len));
+    rg_wbuf_free(&w);
+
+    build_snapshot(&w, keys + 1, pids, 2, 2); /* unsorted but valid */
+    CHECK(rg_fsm_restore(&g, w.data, w.len) == 0 && g.table.count == 2);
+    uint8_t *t = NULL;
+    size_t n = 0;
+    CHECK(rg_fsm_snapshot(&g, &t, &n) == 0 && snapshot_rows_sorted(t, n) == 2);
+    free(t);
+    rg_wbuf_free(&w);
+    g.restored = false;
+
+    keys[0].b[keys[0].n - 2] = RG_ETF_INTEGER; /* non-canonical key */
+    build_snapshot(&w, keys, pids, 1, 1);
+    CHECK(refused_unchanged(&g, w.data, w.len));
+    rg_wbuf_free(&w);
+
+    keys[0] = make_name("a", 1);
+    pids[0].b[1] = 100; /* pid with an ATOM_EXT node */
+    build_snapshot(&w, keys, pids, 1, 1);
+    CHECK(refused_unchanged(&g, w.data, w.len));
+    rg_wbuf_free(&w);
+
+    build_snapshot(&w, keys, keys + 1, 1, 1); /* a name where a pid belongs */
+    CHECK(refused_unchanged(&g, w.data, w.len));
+    rg_wbuf_free(&w);
+
+    pids[0] = make_pid("n@h", 1, 1);
+    build_meta_snapshot(&w, &keys[0], &pids[0], RG_META_MAX + 1);
+    CHECK(refused_unchanged(&g, w.data, w.len));
+    rg_wbuf_free(&w);
+    build_meta_snapshot(&w, &keys[0], &pids[0], RG_META_MAX); /* at max */
+    CHECK(rg_fsm_restore(&g, w.data, w.len) == 0 && g.table.count == 1);
+    rg_wbuf_free(&w);
+    rg_fsm_close(&g);
+}
+
+/* ---- malformed entries -------------------------------------------------- */
+
+static int apply_raw(struct rg_fsm *f, const uint8_t *p, size_t n)
+{
+    uint8_t *copy = malloc(n ? n : 1);
+    if (copy == NULL) {
+        abort();
+    }
+    if (n > 0) {
+        memcpy(copy, p, n);
+    }
+    int rv = rg_fsm_apply(f, copy, n);
+    free(copy);
+    return rv;
+}
+
+/* Headers that are not an entry's: counted, nothing else happens. */
+static void test_bad_headers(void)
+{
+    struct rg_fsm f;
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    static const uint8_t none[1] = {0};
+    CHECK(apply_raw(&f, none, 0) == 0 && f.bad_entries == 1); /* empty */
+    static const uint8_t fmt2[] = {2, 0, 0, 0, 0};
+    CHECK(apply_raw(&f, fmt2, sizeof fmt2) == 0 && f.bad_entries == 2);
+    static const uint8_t short_hdr[] = {1, 0, 0};
+    CHECK(apply_raw(&f, short_hdr, sizeof short_hdr) == 0 && f.bad_entries == 3);
+    static const uint8_t zero[] = {1, 0, 0, 0, 0};
+    CHECK(apply_raw(&f, zero, sizeof zero) == 0 && f.bad_entries == 3);
+    static const uint8_t huge[] = {1, 0xFF, 0xFF, 0xFF, 0xFF};
+    CHECK(apply_raw(&f, huge, sizeof huge) == 0 && f.bad_entries == 4);
+    CHECK(f.table.count == 0 && f.n_changes == 0 && f.n_replies == 0);
+    rg_fsm_close(&f);
+}
+
+/* Ops before the damage apply, identically everywhere; padding is not
+ * damage. */
+static void test_partial_entries(void)
+{
+    struct rg_fsm f;
+    struct batch bt;
+    struct bytes k1 = make_name("k", 1), k2 = make_name("k", 2);
+    struct bytes a = make_pid("a@h", 1, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    batch_begin(&bt); /* count says 2, one op follows */
+    struct rg_op op = op_register(SELF, 1, &k1, &a, "", NULL);
+    batch_add(&bt, &op);
+    bt.n = 2;
+    CHECK(batch_apply(&bt, &f) == 0);
+    CHECK(f.bad_entries == 1 && holds(&f, &k1, &a, "") && f.n_replies == 1);
+
+    batch_begin(&bt); /* after the ops, a non-zero byte is not padding */
+    op = op_register(SELF, 2, &k2, &a, "", NULL);
+    batch_add(&bt, &op);
+    rg_wbuf_u8(&bt.w, 1);
+    CHECK(batch_apply(&bt, &f) == 0);
+    CHECK(f.bad_entries == 2 && holds(&f, &k2, &a, ""));
+
+    batch_begin(&bt); /* exactly eight zero bytes are more than padding */
+    op = op_key(RG_OP_READ, SELF, 2, &k2);
+    batch_add(&bt, &op);
+    rg_wbuf_patch_u32(&bt.w, bt.count_off, 1);
+    rg_wbuf_put(&bt.w, "\0\0\0\0\0\0\0\0", 8);
+    CHECK(apply_raw(&f, bt.w.data, bt.w.len) == 0 && f.bad_entries == 3);
+    rg_wbuf_free(&bt.w);
+    for (size_t pad = 0; pad < 8; pad++) { /* 0..7 zero bytes are padding */
+        batch_begin(&bt);
+        batch_add(&bt, &op);
+        rg_wbuf_patch_u32(&bt.w, bt.count_off, 1);
+        rg_wbuf_put(&bt.w, "\0\0\0\0\0\0\0", pad);
+        CHECK(apply_raw(&f, bt.w.data, bt.w.len) == 0 && f.bad_entries == 3);
+        rg_wbuf_free(&bt.w);
+    }
+    rg_fsm_close(&f);
+}
+
+/* Ops that do not decode: unknown kind, non-canonical name, a name as the
+ * pid, an op in port form. Counted; nothing applied. */
+static void test_bad_ops(void)
+{
+    struct rg_fsm f;
+    struct batch bt;
+    struct bytes k1 = make_name("k", 1), k2 = make_name("k", 2);
+    struct bytes a = make_pid("a@h", 1, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    batch_begin(&bt);
+    struct rg_op op = op_key(RG_OP_UNREGISTER, SELF, 3, &k1);
+    op.kind = 7;
+    batch_add(&bt, &op);
+    rg_wbuf_blob(&bt.w, k1.b, k1.n);
+    CHECK(batch_apply(&bt, &f) == 0 && f.bad_entries == 1);
+
+    struct bytes bad = make_name("k", 1);
+    bad.b[0] = RG_ETF_LARGE_TUPLE; /* not how a 2-tuple is written */
+    batch_begin(&bt);
+    op = op_register(SELF, 4, &bad, &a, "", NULL);
+    batch_add(&bt, &op);
+    CHECK(batch_apply(&bt, &f) == 0 && f.bad_entries == 2);
+
+    batch_begin(&bt);
+    op = op_register(SELF, 5, &k1, &k2, "", NULL); /* pid field holds a name */
+    batch_add(&bt, &op);
+    CHECK(batch_apply(&bt, &f) == 0 && f.bad_entries == 3);
+
+    batch_begin(&bt);
+    op = op_register(SELF, 6, &k1, &a, "", NULL);
+    rg_op_encode(&bt.w, &op, false); /* port form inside a log entry */
+    bt.n = 1;
+    CHECK(batch_apply(&bt, &f) == 0 && f.bad_entries == 4);
+    CHECK(f.table.count == 0 && f.n_changes == 0 && f.n_replies == 0);
+    rg_fsm_close(&f);
+}
+
+/* Random and mutated entries: never a crash, and whatever they did to the
+ * table survives a snapshot round trip. */
+static void test_garbage_entries(void)
+{
+    struct rg_fsm f, g;
+    struct bytes k = make_name("g", 3);
+    struct bytes a = make_pid("a@h", 1, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+    struct batch bt;
+    batch_begin(&bt);
+    struct rg_op ops[3] = {op_register(SELF, 1, &k, &a, "meta", NULL),
+                           op_set_meta(SELF, 2, &k, "x"),
+                           op_purge(SELF, 3, "a@h", true, 0)};
+    for (int i = 0; i < 3; i++) {
+        batch_add(&bt, &ops[i]);
+    }
+    rg_wbuf_patch_u32(&bt.w, bt.count_off, 3);
+    uint8_t buf[256];
+    size_t base = bt.w.len;
+    memcpy(buf, bt.w.data, base);
+    rg_wbuf_free(&bt.w);
+    for (int i = 0; i < 20000; i++) {
+        size_t n = base;
+        uint8_t m[256];
+        memcpy(m, buf, n);
+        for (int e = rng_below(4); e >= 0; e--) {
+            size_t at = (size_t)rng_below((int)n);
+            if (rng_below(4) == 0) {
+                n = at; /* truncate */
+            } else {
+                m[at] = (uint8_t)rng();
+            }
+            if (n == 0) {
+                break;
+            }
+        }
+        CHECK(apply_raw(&f, m, n) == 0 || f.changes.oom);
+        rg_fsm_effects_reset(&f);
+    }
+    CHECK(f.bad_entries > 0);
+    uint8_t *s = NULL;
+    size_t sn = 0;
+    CHECK(rg_fsm_snapshot(&f, &s, &sn) == 0);
+    CHECK(rg_fsm_restore(&g, s, sn) == 0 && snapshot_equals(&g, s, sn));
+    free(s);
+    rg_fsm_close(&f);
+    rg_fsm_close(&g);
+}
+
+int main(void)
+{
+    test_register();
+    test_unregister();
+    test_set_meta_and_read();
+    test_purge();
+    test_replies_only_for_self();
+    test_change_order();
+    test_model();
+    test_snapshot_round_trip();
+    test_snapshot_truncated();
+    test_snapshot_bad_rows();
+    test_bad_headers();
+    test_partial_entries();
+    test_bad_ops();
+    test_garbage_entries();
+    UNIT_DONE("test_fsm");
+}

@@ -1,0 +1,714 @@
+/* Unit tests for proto.c and the port form of cmd.c's op codec.
+ * Covers: rg_proto_header (short frames, wrong version); rg_proto_start on a
+ * valid START and on every way it can be malformed (flags, port range, empty
+ * or NUL-bearing strings, length limits, trailing bytes, each truncation, a
+ * string buffer too small); rg_proto_ops_count's bounds; rg_op_decode in
+ * port form (with_origin = false) for every op kind, its round trip with
+ * rg_op_encode, and its refusals (unknown kinds, non-canonical names and
+ * pids, size limits, truncations), including that a failed decode reports a
+ * ref only when all 8 bytes of it were read; the daemon -> member builders'
+ * byte layout. Then 200k random and mutated frames (fixed seed) through the
+ * decode path of node.c's on_frame (header, then START or OPS + ops), each
+ * from an exact-size heap copy, checking invariants of whatever decodes. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "canon.h"
+#include "cmd.h"
+#include "limits.h"
+#include "proto.h"
+#include "unit.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static uint8_t *dup_exact(const uint8_t *p, size_t n)
+{
+    uint8_t *d = malloc(n ? n : 1);
+    if (d == NULL) {
+        abort();
+    }
+    if (n > 0) {
+        memcpy(d, p, n);
+    }
+    return d;
+}
+
+static const uint8_t pid_a[] = {88, 119, 3, 'a', '@', 'h', 0, 0, 0, 1,
+                                0,  0,   0, 0,   0,   0,   0, 1};
+static const uint8_t pid_b[] = {88, 119, 3, 'b', '@', 'h', 0, 0, 0, 2,
+                                0,  0,   0, 0,   0,   0,   0, 2};
+static const uint8_t name_x[] = {104, 2, 119, 1, 'x', 97, 1}; /* {x,1} */
+static const uint8_t name_bad[] = {98, 0, 0, 0, 1};          /* 1, not canon */
+
+static void start_frame(struct rg_wbuf *w, uint8_t flags, const char *dir,
+                        size_t dir_len, const char *host, uint16_t lo,
+                        uint16_t hi, size_t secret_len)
+{
+    rg_wbuf_u8(w, RG_PROTO_VERSION);
+    rg_wbuf_u8(w, RG_MSG_START);
+    rg_wbuf_u64(w, 0x1122334455667788ULL);
+    rg_wbuf_u8(w, flags);
+    rg_wbuf_blob(w, dir, dir_len);
+    rg_wbuf_blob(w, host, strlen(host));
+    rg_wbuf_u16(w, lo);
+    rg_wbuf_u16(w, hi);
+    rg_wbuf_u32(w, (uint32_t)secret_len);
+    for (size_t i = 0; i < secret_len; i++) {
+        rg_wbuf_u8(w, (uint8_t)(i * 7 + 1));
+    }
+}
+
+/* Header then START, as node.c does it (strbuf of frame length + 2). */
+static bool decode_start(const uint8_t *frame, size_t len, struct rg_start *s,
+                         char **strings, size_t room, const char **err)
+{
+    struct rg_rbuf r;
+    uint8_t type;
+    uint8_t *copy = dup_exact(frame, len);
+    rg_rbuf_init(&r, copy, len);
+    *strings = malloc(room ? room : 1);
+    bool ok = *strings != NULL && rg_proto_header(&r, &type, err) &&
+              type == RG_MSG_START &&
+              rg_proto_start(&r, s, *strings, room, err);
+    free(copy); /* s->secret pointed into it: callers use it before this */
+    return ok;
+}
+
+static bool start_ok(const struct rg_wbuf *w)
+{
+    struct rg_start s;
+    char *strings = NULL;
+    const char *err = NULL;
+    bool ok = decode_start(w->data, w->len, &s, &strings, w->len + 2, &err);
+    free(strings);
+    return ok;
+}
+
+/* ---- header and START --------------------------------------------------- */
+
+static void test_header(void)
+{
+    struct rg_rbuf r;
+    uint8_t type = 0;
+    const char *err = NULL;
+    static const uint8_t frames[][2] = {{1, 2}, {2, 1}, {0, 1}, {1, 0x99}};
+    uint8_t *f = dup_exact(frames[0], 2);
+
+    rg_rbuf_init(&r, f, 0);
+    CHECK(!rg_proto_header(&r, &type, &err) && err != NULL &&
+          strcmp(err, "frame shorter than its header") == 0);
+    err = NULL;
+    rg_rbuf_init(&r, f, 1);
+    CHECK(!rg_proto_header(&r, &type, &err) && err != NULL);
+    rg_rbuf_init(&r, f, 2);
+    CHECK(rg_proto_header(&r, &type, &err) && type == RG_MSG_OPS &&
+          rg_rbuf_done(&r));
+    free(f);
+    for (int i = 1; i < 3; i++) {
+        f = dup_exact(frames[i], 2);
+        rg_rbuf_init(&r, f, 2);
+        err = NULL;
+        CHECK(!rg_proto_header(&r, &type, &err) && err != NULL &&
+              strcmp(err, "unsupported protocol version") == 0);
+        free(f);
+    }
+    f = dup_exact(frames[3], 2); /* unknown types are node.c's business */
+    rg_rbuf_init(&r, f, 2);
+    CHECK(rg_proto_header(&r, &type, &err) && type == 0x99);
+    free(f);
+}
+
+static void test_start_valid(void)
+{
+    struct rg_wbuf w;
+    struct rg_start s;
+    char *strings = NULL;
+    const char *err = NULL;
+    rg_wbuf_init(&w);
+    start_frame(&w, 1, "/dev/shm/regent", 15, "127.0.0.1", 4000, 4010, 32);
+    uint8_t *copy = dup_exact(w.data, w.len);
+    struct rg_rbuf r;
+    uint8_t type;
+    rg_rbuf_init(&r, copy, w.len);
+    strings = malloc(w.len + 2);
+    CHECK(rg_proto_header(&r, &type, &err) && type == RG_MSG_START);
+    CHECK(rg_proto_start(&r, &s, strings, w.len + 2, &err));
+    CHECK(s.id == 0x1122334455667788ULL && s.bootstrap);
+    CHECK(strcmp(s.dir, "/dev/shm/regent") == 0);
+    CHECK(strcmp(s.bind_host, "127.0.0.1") == 0);
+    CHECK(s.port_lo == 4000 && s.port_hi == 4010);
+    CHECK(s.secret_len == 32 && s.secret == copy + w.len - 32 &&
+          s.secret[0] == 1);
+    CHECK(s.dir >= strings && s.bind_host > s.dir &&
+          s.bind_host + strlen(s.bind_host) < strings + w.len + 2);
+    free(strings);
+    free(copy);
+
+    /* Edges that are allowed: flags 0, one port, empty host and secret,
+     * a 4096-byte dir, a 255-byte host, a 1024-byte secret. */
+    char big[4096];
+    memset(big, 'd', sizeof big);
+    char host255[256];
+    memset(host255, 'h', 255);
+    host255[255] = '\0';
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, big, 4096, host255, 7, 7, 1024);
+    CHECK(start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, "d", 1, "", 0, 0, 0);
+    CHECK(start_ok(&w));
+    rg_wbuf_free(&w);
+}
+
+static void test_start_malformed(void)
+{
+    struct rg_wbuf w;
+    char big[4097];
+    memset(big, 'd', sizeof big);
+    char host256[257];
+    memset(host256, 'h', 256);
+    host256[256] = '\0';
+    rg_wbuf_init(&w);
+
+    start_frame(&w, 2, "d", 1, "h", 1, 2, 0); /* unknown flag */
+    CHECK(!start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, "d", 1, "h", 3, 2, 0); /* lo > hi */
+    CHECK(!start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, "", 0, "h", 1, 2, 0); /* empty dir */
+    CHECK(!start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, "a\0b", 3, "h", 1, 2, 0); /* NUL in dir */
+    CHECK(!start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, "d", 1, "h", 1, 2, 0);
+    w.data[2 + 8 + 1 + 4 + 1 + 4] = '\0'; /* NUL in host */
+    CHECK(!start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, big, 4097, "h", 1, 2, 0); /* dir too long */
+    CHECK(!start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, "d", 1, host256, 1, 2, 0); /* host too long */
+    CHECK(!start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, "d", 1, "h", 1, 2, 1025); /* secret too long */
+    CHECK(!start_ok(&w));
+
+    rg_wbuf_reset(&w);
+    start_frame(&w, 1, "/tmp/x", 6, "0.0.0.0", 1, 2, 16);
+    CHECK(start_ok(&w));
+    size_t full = w.len;
+    int refused = 0;
+    for (size_t k = 0; k < full; k++) { /* every truncation */
+        w.len = k;
+        refused += !start_ok(&w);
+    }
+    CHECK(refused == (int)full);
+    w.len = full;
+    rg_wbuf_u8(&w, 0); /* a trailing byte */
+    CHECK(!start_ok(&w));
+    w.len = full;
+
+    /* A string buffer with no room for the strings is refused, not
+     * overrun (ASan watches the exact-size allocation). */
+    struct rg_start s;
+    char *strings = NULL;
+    const char *err = NULL;
+    for (size_t room = 0; room < 15; room++) {
+        CHECK(!decode_start(w.data, w.len, &s, &strings, room, &err));
+        free(strings);
+    }
+    /* "/tmp/x" and "0.0.0.0" with their NULs: 7 + 8 bytes */
+    CHECK(decode_start(w.data, w.len, &s, &strings, 15, &err));
+    free(strings);
+    rg_wbuf_free(&w);
+}
+
+/* ---- OPS ---------------------------------------------------------------- */
+
+static void ops_header(struct rg_wbuf *w, uint32_t count)
+{
+    rg_wbuf_u8(w, RG_PROTO_VERSION);
+    rg_wbuf_u8(w, RG_MSG_OPS);
+    rg_wbuf_u32(w, count);
+}
+
+static void test_ops_count(void)
+{
+    struct rg_wbuf w;
+    struct rg_rbuf r;
+    uint32_t count;
+    uint8_t type;
+    const char *err;
+    rg_wbuf_init(&w);
+    ops_header(&w, 0);
+    rg_wbuf_put(&w, "123456789", 9);
+    rg_rbuf_init(&r, w.data, w.len);
+    CHECK(rg_proto_header(&r, &type, &err));
+    CHECK(!rg_proto_ops_count(&r, &count)); /* zero ops */
+
+    rg_wbuf_patch_u32(&w, 2, 1); /* one op needs >= 9 bytes: there are 9 */
+    rg_rbuf_init(&r, w.data, w.len);
+    CHECK(rg_proto_header(&r, &type, &err));
+    CHECK(rg_proto_ops_count(&r, &count) && count == 1);
+
+    rg_wbuf_patch_u32(&w, 2, 2); /* two cannot fit in 9 bytes */
+    rg_rbuf_init(&r, w.data, w.len);
+    CHECK(rg_proto_header(&r, &type, &err));
+    CHECK(!rg_proto_ops_count(&r, &count));
+
+    rg_wbuf_patch_u32(&w, 2, UINT32_MAX);
+    rg_rbuf_init(&r, w.data, w.len);
+    CHECK(rg_proto_header(&r, &type, &err));
+    CHECK(!rg_proto_ops_count(&r, &count));
+
+    rg_rbuf_init(&r, w.data, 5); /* the count itself is short */
+    CHECK(rg_proto_header(&r, &type, &err));
+    CHECK(!rg_proto_ops_count(&r, &count));
+    rg_wbuf_free(&w);
+}
+
+static struct rg_op make_op(uint8_t kind, uint64_t ref)
+{
+    struct rg_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = kind;
+    op.ref = ref;
+    op.key = name_x;
+    op.key_len = sizeof name_x;
+    switch (kind) {
+    case RG_OP_REGISTER:
+        op.pid = pid_a;
+        op.pid_len = sizeof pid_a;
+        op.meta = (const uint8_t *)"\x83\x6a";
+        op.meta_len = 2;
+        op.replace = pid_b;
+        op.replace_len = sizeof pid_b;
+        break;
+    case RG_OP_UNREGISTER_IF_OWNER:
+        op.pid = pid_b;
+        op.pid_len = sizeof pid_b;
+        break;
+    case RG_OP_SET_META:
+        op.meta = (const uint8_t *)"meta";
+        op.meta_len = 4;
+        break;
+    case RG_OP_PURGE_NODE:
+        op.key = NULL;
+        op.key_len = 0;
+        op.pid = (const uint8_t *)"a@h";
+        op.pid_len = 3;
+        op.any_creation = true;
+        op.creation = 0xCAFEBABEu;
+        break;
+    default:
+        break;
+    }
+    return op;
+}
+
+static bool field_eq(const uint8_t *p, uint32_t n, const uint8_t *q,
+                     uint32_t m)
+{
+    return n == m && (n == 0 || (p != NULL && q != NULL && memcmp(p, q, n) == 0));
+}
+
+static bool op_eq(const struct rg_op *a, const struct rg_op *b)
+{
+    return a->kind == b->kind && a->ref == b->ref && a->origin == b->origin &&
+           field_eq(a->key, a->key_len, b->key, b->key_len) &&
+           field_eq(a->pid, a->pid_len, b->pid, b->pid_len) &&
+           field_eq(a->meta, a->meta_len, b->meta, b->meta_len) &&
+           field_eq(a->replace, a->replace_len, b->replace, b->replace_len) &&
+           a->any_creation == b->any_creation && a->creation == b->creation;
+}
+
+/* Decodes one port-form op from an exact copy of w; true if it decoded and
+ * consumed everything. */
+static bool decode_one(const struct rg_wbuf *w, struct rg_op *op, bool *done)
+{
+    uint8_t *copy = dup_exact(w->data, w->len);
+    struct rg_rbuf r;
+    rg_rbuf_init(&r, copy, w->len);
+    bool ok = rg_op_decode(&r, false, op);
+    *done = rg_rbuf_done(&r);
+    free(copy);
+    return ok;
+}
+
+static void test_op_round_trip(void)
+{
+    for (uint8_t kind = RG_OP_REGISTER; kind <= RG_OP_READ; kind++) {
+        struct rg_op op = make_op(kind, 1000u + kind), back;
+        struct rg_wbuf w;
+        rg_wbuf_init(&w);
+        rg_op_encode(&w, &op, false);
+        uint8_t *copy = dup_exact(w.data, w.len);
+        struct rg_rbuf r;
+        rg_rbuf_init(&r, copy, w.len);
+        CHECK(rg_op_decode(&r, false, &back) && rg_rbuf_done(&r));
+        CHECK(op_eq(&op, &back));
+        CHECK(w.data[0] == kind && w.len >= 9);
+        free(copy);
+
+        /* every truncation fails */
+        size_t full = w.len;
+        int refused = 0;
+        for (size_t k = 0; k < full; k++) {
+            bool done;
+            w.len = k;
+            refused += !decode_one(&w, &back, &done);
+        }
+        CHECK(refused == (int)full);
+        rg_wbuf_free(&w);
+    }
+
+    /* REGISTER without replace: replace comes back NULL. */
+    struct rg_op op = make_op(RG_OP_REGISTER, 5), back;
+    op.replace = NULL;
+    op.replace_len = 0;
+    op.meta_len = 0;
+    struct rg_wbuf w;
+    bool done;
+    rg_wbuf_init(&w);
+    rg_op_encode(&w, &op, false);
+    CHECK(decode_one(&w, &back, &done) && done);
+    CHECK(back.replace == NULL && back.replace_len == 0 && back.meta_len == 0);
+
+    /* The log form carries the origin in front of the ref. */
+    rg_wbuf_reset(&w);
+    op.origin = 0xABCDEF;
+    rg_op_encode(&w, &op, true);
+    struct rg_rbuf r;
+    rg_rbuf_init(&r, w.data, w.len);
+    CHECK(rg_op_decode(&r, true, &back) && rg_rbuf_done(&r));
+    CHECK(back.origin == 0xABCDEF && back.ref == 5);
+    rg_wbuf_free(&w);
+}
+
+/* Encodes op in port form and expects the decode to refuse it. */
+static void expect_refused(struct rg_op op, int line)
+{
+    struct rg_wbuf w;
+    struct rg_op back;
+    bool done;
+    rg_wbuf_init(&w);
+    rg_op_encode(&w, &op, false);
+    bool ok = decode_one(&w, &back, &done);
+    CHECK(!ok);
+    if (ok) {
+        fprintf(stderr, "  op at line %d decoded\n", line);
+    }
+    rg_wbuf_free(&w);
+}
+
+static void test_op_refused(void)
+{
+    static uint8_t big[RG_META_MAX + 1];
+    memset(big, 'x', sizeof big);
+    struct rg_op op;
+
+    for (int kind = 0; kind < 256; kind++) {
+        if (kind < RG_OP_REGISTER || kind > RG_OP_READ) {
+            op = make_op(RG_OP_READ, 1);
+            op.kind = (uint8_t)kind;
+            expect_refused(op, __LINE__);
+        }
+    }
+    op = make_op(RG_OP_REGISTER, 1);
+    op.key = name_bad;
+    op.key_len = sizeof name_bad;
+    expect_refused(op, __LINE__); /* non-canonical name */
+    op = make_op(RG_OP_READ, 1);
+    op.key_len = 0;
+    expect_refused(op, __LINE__); /* empty name */
+    op = make_op(RG_OP_REGISTER, 1);
+    op.pid = name_x;
+    op.pid_len = sizeof name_x;
+    expect_refused(op, __LINE__); /* pid is not a pid */
+    op = make_op(RG_OP_REGISTER, 1);
+    op.pid_len = 0;
+    expect_refused(op, __LINE__); /* pid is required */
+    op = make_op(RG_OP_UNREGISTER_IF_OWNER, 1);
+    op.pid_len = 0;
+    expect_refused(op, __LINE__);
+    op = make_op(RG_OP_REGISTER, 1);
+    op.replace = name_x;
+    op.replace_len = sizeof name_x;
+    expect_refused(op, __LINE__); /* replace is a pid or nothing */
+    op = make_op(RG_OP_REGISTER, 1);
+    op.meta = big;
+    op.meta_len = RG_META_MAX + 1;
+    expect_refused(op, __LINE__); /* metadata over the limit */
+    op = make_op(RG_OP_SET_META, 1);
+    op.meta = big;
+    op.meta_len = RG_META_MAX + 1;
+    expect_refused(op, __LINE__);
+    op = make_op(RG_OP_READ, 1);
+    op.key = big;
+    op.key_len = RG_NAME_MAX + 1;
+    expect_refused(op, __LINE__); /* name blob over the limit */
+    op = make_op(RG_OP_REGISTER, 1);
+    op.pid = big;
+    op.pid_len = RG_PID_MAX + 1;
+    expect_refused(op, __LINE__); /* pid blob over the limit */
+    op = make_op(RG_OP_PURGE_NODE, 1);
+    op.pid_len = 0;
+    expect_refused(op, __LINE__); /* empty node name */
+    op = make_op(RG_OP_PURGE_NODE, 1);
+    op.pid = big;
+    op.pid_len = RG_NODE_MAX + 1;
+    expect_refused(op, __LINE__); /* node name over the limit */
+
+    /* Metadata at exactly the limit is fine. */
+    op = make_op(RG_OP_SET_META, 1);
+    op.meta = big;
+    op.meta_len = RG_META_MAX;
+    struct rg_wbuf w;
+    struct rg_op back;
+    bool done;
+    rg_wbuf_init(&w);
+    rg_op_encode(&w, &op, false);
+    CHECK(decode_one(&w, &back, &done) && done && back.meta_len == RG_META_MAX);
+
+    /* PURGE's any_creation byte is 0 or 1. */
+    rg_wbuf_reset(&w);
+    op = make_op(RG_OP_PURGE_NODE, 1);
+    rg_op_encode(&w, &op, false);
+    w.data[w.len - 5] = 2;
+    CHECK(!decode_one(&w, &back, &done));
+    rg_wbuf_free(&w);
+}
+
+/* node.c answers a failed op with BAD only if op.ref != 0: the ref must be
+ * non-zero exactly when all its bytes were there. */
+static void test_failed_ref(void)
+{
+    struct rg_wbuf w;
+    struct rg_op op = make_op(RG_OP_REGISTER, 0x0102030405060708ULL), back;
+    bool done;
+    op.key = name_bad;
+    op.key_len = sizeof name_bad;
+    rg_wbuf_init(&w);
+    rg_op_encode(&w, &op, false);
+    CHECK(!decode_one(&w, &back, &done) && back.ref == op.ref);
+    for (size_t k = 0; k < 9; k++) { /* kind + 0..7 bytes of the ref */
+        w.len = k;
+        CHECK(!decode_one(&w, &back, &done) && back.ref == 0);
+    }
+    rg_wbuf_free(&w);
+}
+
+/* ---- daemon -> member frames -------------------------------------------- */
+
+static void test_builders(void)
+{
+    struct rg_wbuf w;
+    rg_wbuf_init(&w);
+    rg_proto_started(&w, 0x0102030405060708ULL, 0x1F90, true);
+    static const uint8_t started[] = {1, 0x81, 1, 2, 3, 4, 5, 6, 7, 8, 0x1F, 0x90, 1};
+    CHECK(w.len == sizeof started && memcmp(w.data, started, w.len) == 0);
+
+    rg_wbuf_reset(&w);
+    rg_proto_error(&w, "bad");
+    static const uint8_t error[] = {1, 0x8F, 0, 0, 0, 3, 'b', 'a', 'd'};
+    CHECK(w.len == sizeof error && memcmp(w.data, error, w.len) == 0);
+
+    rg_wbuf_reset(&w);
+    struct rg_status st = {3, 9, 2, 10, 11, 12, true};
+    rg_proto_status(&w, &st);
+    CHECK(w.len == 2 + 1 + 5 * 8 + 1 && w.data[1] == 0x84 && w.data[2] == 3);
+    CHECK(w.data[10] == 9 && w.data[42] == 12 && w.data[43] == 1);
+
+    rg_wbuf_reset(&w);
+    size_t off;
+    rg_proto_replies_begin(&w, &off);
+    rg_proto_reply(&w, 77, 2);
+    rg_wbuf_patch_u32(&w, off, 1);
+    static const uint8_t replies[] = {1, 0x83, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
+                                      0, 77,  2, 0, 0, 0, 0};
+    CHECK(off == 2 && w.len == sizeof replies &&
+          memcmp(w.data, replies, w.len) == 0);
+    rg_wbuf_free(&w);
+}
+
+/* ---- random frames ------------------------------------------------------ */
+
+static uint64_t rng_state = 0xC0FFEE1234567ULL;
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1DULL;
+}
+static size_t rng_below(size_t n)
+{
+    return n ? (size_t)(rng() % n) : 0;
+}
+
+struct stats {
+    long starts, ops, frames_ok, violations;
+};
+
+/* A decoded op must re-encode to the bytes it came from, and its fields
+ * must satisfy the checks the FSM relies on. */
+static bool op_sane(const struct rg_op *op, const uint8_t *from, size_t len)
+{
+    struct rg_wbuf w;
+    struct rg_pid_view v;
+    rg_wbuf_init(&w);
+    rg_op_encode(&w, op, false);
+    bool ok = w.len == len && memcmp(w.data, from, len) == 0;
+    rg_wbuf_free(&w);
+    if (op->kind != RG_OP_PURGE_NODE) {
+        ok = ok && rg_canon_check(op->key, op->key_len);
+    }
+    if (op->kind == RG_OP_REGISTER || op->kind == RG_OP_UNREGISTER_IF_OWNER) {
+        ok = ok && rg_canon_pid(op->pid, op->pid_len, &v);
+    }
+    if (op->replace != NULL) {
+        ok = ok && rg_canon_pid(op->replace, op->replace_len, &v);
+    }
+    return ok && op->meta_len <= RG_META_MAX;
+}
+
+static void frame_start(struct rg_rbuf *r, size_t len, struct stats *st)
+{
+    struct rg_start s;
+    const char *err = NULL;
+    char *strings = malloc(len + 2);
+    if (strings == NULL) {
+        abort();
+    }
+    if (rg_proto_start(r, &s, strings, len + 2, &err)) {
+        st->starts++;
+        bool sane = s.dir[0] != '\0' && strlen(s.dir) <= 4096 &&
+                    strlen(s.bind_host) <= 255 && s.port_lo <= s.port_hi &&
+                    s.secret_len <= 1024;
+        st->violations += !sane;
+    } else {
+        st->violations += err == NULL;
+    }
+    free(strings);
+}
+
+static void frame_ops(struct rg_rbuf *r, struct stats *st)
+{
+    uint32_t count;
+    if (!rg_proto_ops_count(r, &count)) {
+        return;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        struct rg_op op;
+        const uint8_t *at = r->p;
+        if (!rg_op_decode(r, false, &op)) {
+            return;
+        }
+        st->ops++;
+        st->violations += !op_sane(&op, at, (size_t)(r->p - at));
+    }
+    st->frames_ok += rg_rbuf_done(r);
+}
+
+/* The on_frame path of node.c, minus the side effects. */
+static void feed_frame(const uint8_t *frame, size_t len, struct stats *st)
+{
+    uint8_t *copy = dup_exact(frame, len);
+    struct rg_rbuf r;
+    uint8_t type;
+    const char *err = NULL;
+    rg_rbuf_init(&r, copy, len);
+    if (!rg_proto_header(&r, &type, &err)) {
+        st->violations += err == NULL;
+    } else if (type == RG_MSG_START) {
+        frame_start(&r, len, st);
+    } else if (type == RG_MSG_OPS) {
+        frame_ops(&r, st);
+    }
+    free(copy);
+}
+
+/* A valid OPS frame with 1..6 random ops. */
+static void random_ops_frame(struct rg_wbuf *w)
+{
+    uint32_t n = 1 + (uint32_t)rng_below(6);
+    ops_header(w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        struct rg_op op = make_op((uint8_t)(1 + rng_below(6)), rng());
+        if (op.kind == RG_OP_REGISTER && rng_below(2)) {
+            op.replace = NULL;
+            op.replace_len = 0;
+        }
+        rg_op_encode(w, &op, false);
+    }
+}
+
+static void mutate(struct rg_wbuf *w)
+{
+    size_t edits = 1 + rng_below(4);
+    for (size_t e = 0; e < edits && w->len > 0; e++) {
+        size_t at = rng_below(w->len);
+        switch (rng_below(4)) {
+        case 0:
+            w->data[at] = (uint8_t)rng();
+            break;
+        case 1:
+            w->data[at] ^= (uint8_t)(1u << rng_below(8));
+            break;
+        case 2:
+            w->len = at; /* truncate */
+            break;
+        default: /* a small or huge length-ish value */
+            w->data[at] = rng_below(2) ? 0 : 0xFF;
+            break;
+        }
+    }
+}
+
+static void test_random_frames(void)
+{
+    struct stats st = {0, 0, 0, 0};
+    struct rg_wbuf w;
+    rg_wbuf_init(&w);
+    for (int i = 0; i < 200000; i++) {
+        rg_wbuf_reset(&w);
+        size_t pick = rng_below(8);
+        if (pick == 0) { /* noise behind a plausible header */
+            rg_wbuf_u8(&w, rng_below(8) ? 1 : (uint8_t)rng());
+            rg_wbuf_u8(&w, (uint8_t)(1 + rng_below(4)));
+            size_t n = rng_below(64);
+            for (size_t k = 0; k < n; k++) {
+                rg_wbuf_u8(&w, (uint8_t)rng());
+            }
+        } else if (pick == 1) {
+            start_frame(&w, (uint8_t)rng_below(2), "/dev/shm/x", 10,
+                        "127.0.0.1", 100, 200, rng_below(40));
+        } else {
+            random_ops_frame(&w);
+        }
+        if (rng_below(8) != 0) {
+            mutate(&w);
+        }
+        feed_frame(w.data, w.len, &st);
+    }
+    rg_wbuf_free(&w);
+    CHECK(st.violations == 0);
+    CHECK(st.starts > 1000 && st.ops > 10000 && st.frames_ok > 1000);
+}
+
+int main(void)
+{
+    test_header();
+    test_start_valid();
+    test_start_malformed();
+    test_ops_count();
+    test_op_round_trip();
+    test_op_refused();
+    test_failed_ref();
+    test_builders();
+    test_random_frames();
+    UNIT_DONE("test_proto");
+}
