@@ -1,6 +1,7 @@
 /* One registry daemon; see node.h. */
 #include "node.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <raft/uv.h>
@@ -440,6 +441,30 @@ static int write_id_file(const char *dir, uint64_t id, unsigned port)
     return rename(tmp, path);
 }
 
+/* Removes the files of a data dir that has no id file: whatever raft state
+ * is there belongs to a start that never completed. */
+static int clear_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return -1;
+    }
+    struct dirent *e;
+    int rv = 0;
+    char path[4200];
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0) {
+            rv = -1;
+        }
+    }
+    closedir(d);
+    return rv;
+}
+
 static void tune(struct rg_node *n)
 {
     raft_set_election_timeout(&n->raft, ELECTION_TIMEOUT_MS);
@@ -448,10 +473,12 @@ static void tune(struct rg_node *n)
     raft_set_max_inflight_entries(&n->raft, MAX_INFLIGHT_ENTRIES);
     raft_set_snapshot_threshold(&n->raft, SNAPSHOT_THRESHOLD);
     raft_set_snapshot_trailing(&n->raft, SNAPSHOT_TRAILING);
-    /* raft_uv reports free space as an unsigned short count of KiB, which
-     * wraps on any filesystem over 64 MiB free (a 24 GiB tmpfs reads as 0),
-     * and then every submission fails with RAFT_NOSPACE. Our log lives on
-     * tmpfs, so the check is off. */
+    /* raft_uv's "capacity" is the log space it has already reserved (open
+     * and prepared segments), in KiB, as an unsigned short. With our 1 MiB
+     * segments it reads 2048, under libraft's default threshold of 4096, so
+     * every submission would fail with RAFT_NOSPACE; with 32 MiB segments it
+     * wraps to 0. Our log lives on tmpfs, so the check is off
+     * (docs/architecture.md, Findings). */
     raft_set_capacity_threshold(&n->raft, 0);
     raft_uv_set_connect_retry_delay(&n->io, CONNECT_RETRY_MS);
     raft_uv_set_segment_size(&n->io, SEGMENT_SIZE);
@@ -479,7 +506,9 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
     }
     /* Prefer the port we had: our address is in the raft configuration. */
     int rv = UV_EADDRINUSE;
-    if (resumed && old_port >= s->port_lo && old_port <= s->port_hi) {
+    bool any_port = s->port_lo == 0 && s->port_hi == 0;
+    if (resumed && old_port != 0 &&
+        (any_port || (old_port >= s->port_lo && old_port <= s->port_hi))) {
         rv = rg_transport_init(&n->transport, n->loop, s->bind_host,
                                (uint16_t)old_port, (uint16_t)old_port);
     }
@@ -493,8 +522,8 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
     }
     snprintf(n->address, sizeof n->address, "%s:%u", s->bind_host,
              (unsigned)n->transport.port);
-    if (write_id_file(s->dir, n->id, n->transport.port) != 0) {
-        *err = "cannot write the id file in the data dir";
+    if (!resumed && clear_dir(s->dir) != 0) {
+        *err = "cannot clear the data dir for a fresh start";
         return -1;
     }
     n->fsm.self = n->id;
@@ -508,7 +537,13 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
     }
     tune(n);
     if (!resumed && s->bootstrap && bootstrap_alone(n) != 0) {
-        *err = "raft_bootstrap failed (data dir not empty?)";
+        *err = "raft_bootstrap failed";
+        return -1;
+    }
+    /* Written last: a dir holds an id only once its raft state is usable,
+     * so a daemon that died half-way through a fresh start is fresh again. */
+    if (write_id_file(s->dir, n->id, n->transport.port) != 0) {
+        *err = "cannot write the id file in the data dir";
         return -1;
     }
     if (raft_start(&n->raft) != 0) {

@@ -45,7 +45,7 @@ bool rg_proto_start(struct rg_rbuf *r, struct rg_start *s, char *strbuf,
     s->id = rg_rbuf_u64(r);
     uint8_t flags = rg_rbuf_u8(r);
     s->dir = take_string(r, 4096, &strbuf, &strbuf_len);
-    s->bind_host = take_string(r, 255, &strbuf, &strbuf_len);
+    s->bind_host = take_string(r, 63, &strbuf, &strbuf_len); /* IPv4 text */
     s->port_lo = rg_rbuf_u16(r);
     s->port_hi = rg_rbuf_u16(r);
     s->secret = rg_rbuf_blob(r, 1024, &s->secret_len);

@@ -100,8 +100,9 @@ child_spec(Reg) when is_atom(Reg) ->
 
 %% ---- the via contract ----------------------------------------------------
 
-%% @doc Registers `Pid' under `Name' with no metadata. `yes', or `no' when
-%% another live process holds the name.
+%% @doc Registers `Pid' under `Name'. `yes', or `no' when another live
+%% process holds the name. A new registration has no metadata (`undefined');
+%% if `Pid' already holds the name, its metadata is kept.
 -spec register_name(via_name(), pid()) -> yes | no.
 register_name(ViaName, Pid) ->
     register_meta(ViaName, Pid, <<>>).

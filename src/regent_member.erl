@@ -28,6 +28,7 @@
 -define(RETRY_MS, 20).
 -define(MAX_RESTARTS, 10).
 -define(RESTART_WINDOW_MS, 10000).
+-define(FRAME_BYTES, 4 * 1024 * 1024).
 
 -record(op, {from :: gen_server:from() | internal,
              kind :: register | unregister | unregister_if_owner | set_meta | read,
@@ -42,7 +43,6 @@
              raft_port = 0 :: inet:port_number(),
              synced = false :: boolean(),
              status = #{} :: map(),
-             next_ref = 1 :: pos_integer(),
              pending = #{} :: #{pos_integer() => #op{}},
              outbox = [] :: [pos_integer()],
              flush_queued = false :: boolean(),
@@ -102,8 +102,12 @@ handle_info({Port, {data, Frame}}, #st{port = Port} = S) ->
     {noreply, handle_event(regent_proto:decode(Frame), S)};
 handle_info({Port, {exit_status, Code}}, #st{port = Port} = S) ->
     daemon_died(Code, S);
+handle_info({'EXIT', Port, Reason}, #st{port = Port} = S) ->
+    %% The port closed without an exit status (e.g. a write failed with
+    %% epipe); regentd sees its stdin close and exits by itself.
+    daemon_died({port_closed, Reason}, S);
 handle_info({'EXIT', Port, _}, S) when is_port(Port) ->
-    {noreply, S}; % the exit_status message says what happened
+    {noreply, S}; % a previous daemon's port
 handle_info(flush, S) ->
     {noreply, flush(S#st{flush_queued = false})};
 handle_info(tick, S) ->
@@ -141,9 +145,12 @@ stop_daemon(Port) ->
 %% ---- the daemon ----------------------------------------------------------
 
 start_daemon(#st{opts = Opts, dir = Dir} = S) ->
+    await_previous_daemon(Dir),
     Exe = maps:get(daemon, Opts),
     Port = open_port({spawn_executable, Exe},
                      [{packet, 4}, binary, exit_status, use_stdio, {args, []}]),
+    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    ok = file:write_file(filename:join(Dir, "daemon.pid"), integer_to_list(OsPid)),
     Start = #{id => 0, bootstrap => true,
               data_dir => unicode:characters_to_binary(Dir),
               bind_host => maps:get(bind_host, Opts),
@@ -155,6 +162,29 @@ start_daemon(#st{opts = Opts, dir = Dir} = S) ->
     S#st{port = Port, synced = false, status = #{}, dump = [], held = [],
          status_waiters = [],
          daemon_starts = S#st.daemon_starts + 1}.
+
+%% A member that crashed left its daemon shutting down (it sees EOF); two
+%% daemons must never share a data dir, so wait for it, then insist.
+await_previous_daemon(Dir) ->
+    case file:read_file(filename:join(Dir, "daemon.pid")) of
+        {ok, Bin} ->
+            Proc = "/proc/" ++ binary_to_list(Bin),
+            Gone = fun() -> not filelib:is_dir(Proc) end,
+            case poll(Gone, 5000) of
+                ok -> ok;
+                timeout -> os:cmd("kill -9 " ++ binary_to_list(Bin)), poll(Gone, 1000)
+            end;
+        {error, enoent} ->
+            ok
+    end.
+
+poll(Done, Ms) when Ms =< 0 ->
+    case Done() of true -> ok; false -> timeout end;
+poll(Done, Ms) ->
+    case Done() of
+        true -> ok;
+        false -> timer:sleep(10), poll(Done, Ms - 10)
+    end.
 
 daemon_died(Code, #st{reg = Reg} = S0) ->
     Now = now_ms(),
@@ -168,7 +198,8 @@ daemon_died(Code, #st{reg = Reg} = S0) ->
         false ->
             %% Everything not answered goes again to the next daemon; ops
             %% that did commit are answered from its log replay instead.
-            Outbox = lists:sort(maps:keys(S0#st.pending)),
+            %% The outbox is kept newest first.
+            Outbox = lists:reverse(lists:sort(maps:keys(S0#st.pending))),
             S = S0#st{port = undefined, restarts = [Now | Recent],
                       outbox = Outbox},
             {noreply, start_daemon(S)}
@@ -205,12 +236,14 @@ synced(S0) ->
 
 %% ---- ops ----------------------------------------------------------------
 
+%% Refs are unique in this BEAM, not just in this member: a member that is
+%% restarted after a crash resumes its daemon's log, whose replayed replies
+%% carry the previous incarnation's refs.
 submit(Kind, Args, From, Deadline, S) ->
-    Ref = S#st.next_ref,
+    Ref = erlang:unique_integer([positive, monotonic]),
     Op = #op{from = From, kind = Kind, bin = encode_op(Kind, Ref, Args),
              deadline = Deadline},
-    queue_flush(arm_tick(S#st{next_ref = Ref + 1,
-                              pending = maps:put(Ref, Op, S#st.pending),
+    queue_flush(arm_tick(S#st{pending = maps:put(Ref, Op, S#st.pending),
                               outbox = [Ref | S#st.outbox]})).
 
 encode_op(register, Ref, {Key, Pid, Meta, Replace}) ->
@@ -240,8 +273,22 @@ flush(#st{synced = false} = S) ->
 flush(#st{port = Port, outbox = Outbox, pending = Pending} = S) ->
     Ops = [Op#op.bin || Ref <- lists:reverse(Outbox),
                         {ok, Op} <- [maps:find(Ref, Pending)]],
-    Ops =/= [] andalso port_command(Port, regent_proto:ops(Ops)),
+    [true = port_command(Port, regent_proto:ops(Chunk)) || Chunk <- chunks(Ops)],
     S#st{outbox = []}.
+
+%% Frames of at most ~?FRAME_BYTES (regentd refuses frames over 64 MiB).
+chunks([]) ->
+    [];
+chunks(Ops) ->
+    chunks(Ops, 0, [], []).
+
+chunks([], _, Cur, Acc) ->
+    lists:reverse([lists:reverse(Cur) | Acc]);
+chunks([Op | Rest], Size, Cur, Acc) when Cur =/= [],
+                                         Size + byte_size(Op) > ?FRAME_BYTES ->
+    chunks(Rest, byte_size(Op), [Op], [lists:reverse(Cur) | Acc]);
+chunks([Op | Rest], Size, Cur, Acc) ->
+    chunks(Rest, Size + byte_size(Op), [Op | Cur], Acc).
 
 replies(Replies, S) ->
     lists:foldl(fun reply/2, S, Replies).
@@ -273,8 +320,11 @@ answer(#op{from = From, kind = set_meta}, not_found, _, _S) ->
     gen_server:reply(From, {error, not_registered});
 answer(#op{from = From, kind = read}, ok, <<>>, _S) ->
     gen_server:reply(From, undefined);
-answer(#op{from = From, kind = read}, ok, Pid, _S) ->
-    gen_server:reply(From, regent_name:decode(Pid));
+answer(#op{from = From, kind = read}, ok, PidBin, _S) ->
+    %% As whereis_name/1: a local owner that has exited reads as gone.
+    Pid = regent_name:decode(PidBin),
+    Alive = node(Pid) =/= node() orelse is_process_alive(Pid),
+    gen_server:reply(From, case Alive of true -> Pid; false -> undefined end);
 answer(#op{from = From}, ok, _, _S) ->
     gen_server:reply(From, ok).
 
@@ -419,7 +469,7 @@ status_map(#st{reg = Reg, status = St, port = Port} = S) ->
 %% <base>/<node>-<os pid>/<registry>: a new BEAM incarnation never resumes
 %% an older one's raft state (it must join under a fresh id), while a
 %% restarted daemon or member in this BEAM does. Directories of BEAMs that
-%% are gone are removed.
+%% are gone (no /proc/<pid>: Linux) are removed.
 data_dir(Reg, Opts) ->
     Base = maps:get(data_dir, Opts),
     Self = atom_to_list(node()) ++ "-" ++ os:getpid(),
@@ -431,9 +481,16 @@ data_dir(Reg, Opts) ->
 
 remove_stale(Base, Self) ->
     {ok, Entries} = file:list_dir(Base),
-    [ok = file:del_dir_r(filename:join(Base, E))
-     || E <- Entries, E =/= Self, stale(E)],
+    [remove_dir(filename:join(Base, E)) || E <- Entries, E =/= Self, stale(E)],
     ok.
+
+%% Someone else's leftovers (another user's, in a shared /dev/shm) may not be
+%% ours to delete: say so and go on.
+remove_dir(Dir) ->
+    case file:del_dir_r(Dir) of
+        ok -> ok;
+        {error, Why} -> ?LOG_WARNING("regent: cannot remove stale ~ts: ~p", [Dir, Why])
+    end.
 
 stale(Entry) ->
     case string:split(Entry, "-", trailing) of

@@ -15,7 +15,8 @@
          equal_maps_equal_keys/1, names_through_the_daemon/1, bad_input/1,
          not_running/1, no_atoms_per_name/1, independent_registries/1,
          daemon_kill9_recovers/1, unavailable_times_out/1, port_garbage/1,
-         port_oversize_frame/1, raft_port_garbage/1, status_and_leader/1]).
+         port_oversize_frame/1, raft_port_garbage/1, status_and_leader/1,
+         member_crash_resumes/1, big_batches_are_split/1]).
 
 -define(REG, regent_test_reg).
 
@@ -32,7 +33,8 @@ groups() ->
      {names, [], [canonical_names, canonical_bytes, equal_maps_equal_keys,
                   names_through_the_daemon]},
      {failures, [], [bad_input, not_running, daemon_kill9_recovers,
-                     unavailable_times_out, port_garbage,
+                     unavailable_times_out, member_crash_resumes,
+                     big_batches_are_split, port_garbage,
                      port_oversize_frame, raft_port_garbage]}].
 
 init_per_suite(Config) ->
@@ -404,6 +406,42 @@ unavailable_times_out(Config) ->
     os:cmd("kill -CONT " ++ OsPid),
     yes = regent:register_name({?REG, after_resume}, P).
 
+%% A member killed outright: its supervisor's restart resumes the same raft
+%% state. Names of live processes survive, the new member's writes are
+%% answered by their own replies (not by replayed replies of the old one).
+member_crash_resumes(Config) ->
+    Procs = [{I, idle()} || I <- lists:seq(1, 20)],
+    [yes = regent:register_name({?REG, {m, I}}, P) || {I, P} <- Procs],
+    Old = whereis(?REG),
+    exit(Old, kill),
+    wait_until(fun() -> whereis(?REG) =:= undefined end, 1000),
+    {ok, _} = start_reg(?REG, Config),
+    [P = regent:whereis_name({?REG, {m, I}}) || {I, P} <- Procs],
+    %% Fresh registrations and reads, more than the old member ever sent.
+    New = idle(),
+    [yes = regent:register_name({?REG, {n, I}}, New) || I <- lists:seq(1, 30)],
+    [New = regent:whereis_name({?REG, {n, I}}) || I <- lists:seq(1, 30)],
+    [New = regent:whereis_name_consistent({?REG, {n, I}}) || I <- lists:seq(1, 30)],
+    50 = regent:count(?REG),
+    %% The restored owners are monitored again.
+    {_, P1} = hd(Procs),
+    exit(P1, kill),
+    wait_until(fun() -> regent:count(?REG) =:= 49 end, 5000).
+
+%% More ops than fit in one port frame: the member splits them.
+big_batches_are_split(_Config) ->
+    Self = self(),
+    Meta = binary:copy(<<"m">>, 60000),
+    N = 1200, % ~72 MB of metadata, over the 64 MiB frame limit
+    Pids = [spawn_link(fun() ->
+                               yes = regent:register_name({?REG, {big, I}}, Self, Meta),
+                               Self ! {done, I}
+                       end) || I <- lists:seq(1, N)],
+    [receive {done, I} -> ok after 60000 -> error({stuck, I}) end || I <- lists:seq(1, N)],
+    N = length(Pids),
+    N = regent:count(?REG),
+    {ok, Meta} = regent:get_metadata({?REG, {big, N}}).
+
 %% regentd driven directly, without a member: garbage frames get ERROR
 %% frames, never a crash; the daemon still exits cleanly on EOF.
 port_garbage(Config) ->
@@ -419,12 +457,16 @@ port_garbage(Config) ->
          true = port_command(Port, <<1, (rand:uniform(6)), (rand:bytes(rand:uniform(64)))/binary>>),
          {error, _} = recv_frame(Port)
      end || _ <- lists:seq(1, 300)],
-    %% A malformed op after START: a BAD answer for its ref.
+    %% A malformed op after START: a BAD answer for its ref. The dir holds
+    %% leftovers of a start that never completed (no regent.id): regentd
+    %% clears them and starts fresh.
     Dir = fresh_dir(Config),
+    ok = file:write_file(filename:join(Dir, "metadata1"), <<"junk">>),
     true = port_command(Port, regent_proto:start(#{id => 0, bootstrap => true,
         data_dir => list_to_binary(Dir), bind_host => <<"127.0.0.1">>,
         port_range => {0, 0}, secret => <<"s">>})),
     {started, _, _, false} = recv_frame(Port),
+    {dump, true, []} = recv_until(Port, dump),
     BadKey = <<107, 0, 2, "ab">>, % STRING_EXT: not canonical
     Op = regent_proto:op_register(7, BadKey, regent_name:encode_pid(self()), <<>>, <<>>),
     true = port_command(Port, regent_proto:ops([Op])),

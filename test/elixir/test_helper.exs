@@ -1,3 +1,4 @@
-Application.ensure_all_started(:crypto)
+{:ok, _} = Application.ensure_all_started(:logger)
+{:ok, _} = Application.ensure_all_started(:crypto)
 Logger.configure(level: :warning)
 ExUnit.start()
