@@ -146,15 +146,19 @@ static void test_start_valid(void)
     free(copy);
 
     /* Edges that are allowed: flags 0, one port, empty host and secret,
-     * a 4096-byte dir, a 255-byte host, a 1024-byte secret. */
+     * a 4096-byte dir, a 63-byte host (IPv4 text; the transport keeps 64
+     * bytes), a 1024-byte secret. A 64-byte host is refused. */
     char big[4096];
     memset(big, 'd', sizeof big);
-    char host255[256];
-    memset(host255, 'h', 255);
-    host255[255] = '\0';
+    char host64[65];
+    memset(host64, 'h', 64);
+    host64[64] = '\0';
     rg_wbuf_reset(&w);
-    start_frame(&w, 0, big, 4096, host255, 7, 7, 1024);
+    start_frame(&w, 0, big, 4096, host64 + 1, 7, 7, 1024);
     CHECK(start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, big, 4096, host64, 7, 7, 1024);
+    CHECK(!start_ok(&w));
     rg_wbuf_reset(&w);
     start_frame(&w, 0, "d", 1, "", 0, 0, 0);
     CHECK(start_ok(&w));
@@ -586,7 +590,7 @@ static void frame_start(struct rg_rbuf *r, size_t len, struct stats *st)
     if (rg_proto_start(r, &s, strings, len + 2, &err)) {
         st->starts++;
         bool sane = s.dir[0] != '\0' && strlen(s.dir) <= 4096 &&
-                    strlen(s.bind_host) <= 255 && s.port_lo <= s.port_hi &&
+                    strlen(s.bind_host) <= 63 && s.port_lo <= s.port_hi &&
                     s.secret_len <= 1024;
         st->violations += !sane;
     } else {
