@@ -26,7 +26,7 @@ static void check_start(struct rg_rbuf *r, size_t len)
     }
     if (rg_proto_start(r, &s, strings, len + 2, &err)) {
         if (s.dir[0] == '\0' || strlen(s.dir) > 4096 ||
-            strlen(s.bind_host) > 255 || s.port_lo > s.port_hi ||
+            strlen(s.bind_host) > 63 || s.port_lo > s.port_hi ||
             s.secret_len > 1024) {
             abort();
         }
