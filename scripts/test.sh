@@ -18,8 +18,14 @@ run() { # name, command...
 c_tests()      { make -C c_src test; }
 c_san_tests()  { make -C c_src test SAN=1; }
 erlang_tests() { make -s all >/dev/null && rebar3 ct --readable=compact; }
-erlang_san()   { make -C c_src SAN=1 >/dev/null && make -s all >/dev/null &&
-                 REGENT_TEST_DAEMON="$PWD/priv/regentd-san" rebar3 ct --readable=compact; }
+# A daemon killed by a sanitizer report would just be restarted by its member,
+# so the run also fails if any report was printed.
+erlang_san()   { make -C c_src SAN=1 >/dev/null && make -s all >/dev/null || return 1
+                 local log; log=$(mktemp)
+                 REGENT_TEST_DAEMON="$PWD/priv/regentd-san" rebar3 ct --readable=compact 2>&1 | tee "$log"
+                 local rc=${PIPESTATUS[0]}
+                 if grep -q "Sanitizer\|runtime error:" "$log"; then echo "sanitizer reports above" >&2; rc=1; fi
+                 rm -f "$log"; return $rc; }
 elixir_tests() { make -s all >/dev/null && MIX_ENV=test mix test &&
                  (cd examples/elixir_app && mix test); }
 fuzz_smoke()   { bash scripts/fuzz.sh 10; }
