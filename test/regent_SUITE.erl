@@ -16,7 +16,8 @@
          not_running/1, no_atoms_per_name/1, independent_registries/1,
          daemon_kill9_recovers/1, unavailable_times_out/1, port_garbage/1,
          port_oversize_frame/1, raft_port_garbage/1, status_and_leader/1,
-         member_crash_resumes/1, big_batches_are_split/1]).
+         member_crash_resumes/1, big_batches_are_split/1,
+         daemon_state_lost_reclaims/1, concurrent_writes_share_entries/1]).
 
 -define(REG, regent_test_reg).
 
@@ -29,11 +30,13 @@ groups() ->
      {semantics, [], [read_your_writes, register_semantics,
                       metadata_and_queries, send_via, hundred_deaths,
                       dead_holder_is_replaced, independent_registries,
-                      status_and_leader, no_atoms_per_name]},
+                      status_and_leader, no_atoms_per_name,
+                      concurrent_writes_share_entries]},
      {names, [], [canonical_names, canonical_bytes, equal_maps_equal_keys,
                   names_through_the_daemon]},
      {failures, [], [bad_input, not_running, daemon_kill9_recovers,
                      unavailable_times_out, member_crash_resumes,
+                     daemon_state_lost_reclaims,
                      big_batches_are_split, port_garbage,
                      port_oversize_frame, raft_port_garbage]}].
 
@@ -247,6 +250,21 @@ status_and_leader(_Config) ->
     yes = regent:register_name({?REG, bump}, idle()),
     true = maps:get(applied_index, regent:status(?REG)) > Applied.
 
+%% Requests that wait together travel together: 400 callers at once take
+%% far fewer than 400 log entries.
+concurrent_writes_share_entries(_Config) ->
+    Before = maps:get(applied_index, regent:status(?REG)),
+    Self = self(),
+    P = idle(),
+    [spawn_link(fun() ->
+                        yes = regent:register_name({?REG, {batch, I}}, P),
+                        Self ! done
+                end) || I <- lists:seq(1, 400)],
+    [receive done -> ok after 10000 -> error(stuck) end || _ <- lists:seq(1, 400)],
+    Entries = maps:get(applied_index, regent:status(?REG)) - Before,
+    ct:log("400 registrations in ~p log entries", [Entries]),
+    ?assert(Entries < 200).
+
 no_atoms_per_name(_Config) ->
     P = idle(),
     Before = erlang:system_info(atom_count),
@@ -405,6 +423,32 @@ unavailable_times_out(Config) ->
     P = regent:whereis_name({?REG, before}),
     os:cmd("kill -CONT " ++ OsPid),
     yes = regent:register_name({?REG, after_resume}, P).
+
+%% The daemon dies and its data dir is gone too: the new daemon starts
+%% fresh and the member rebuilds the table from its live local owners.
+daemon_state_lost_reclaims(_Config) ->
+    Procs = [{I, idle()} || I <- lists:seq(1, 30)],
+    [yes = regent:register_name({?REG, {r, I}}, P, {meta, I}) || {I, P} <- Procs],
+    Dead = idle(),
+    yes = regent:register_name({?REG, dead}, Dead),
+    Daemon = maps:get(daemon, regent:status(?REG)),
+    OsPid = integer_to_list(maps:get(os_pid, Daemon)),
+    Dir = maps:get(data_dir, Daemon),
+    os:cmd("kill -STOP " ++ OsPid),
+    [ok = file:delete(filename:join(Dir, F)) || F <- element(2, file:list_dir(Dir))],
+    exit(Dead, kill),
+    os:cmd("kill -9 " ++ OsPid),
+    wait_until(fun() ->
+                       St = regent:status(?REG),
+                       maps:get(ready, St) andalso
+                           maps:get(starts, maps:get(daemon, St)) =:= 2
+               end, 10000),
+    %% Re-claimed through the new log, metadata included; the dead one not.
+    [P = regent:whereis_name_consistent({?REG, {r, I}}) || {I, P} <- Procs],
+    {ok, {meta, 7}} = regent:get_metadata({?REG, {r, 7}}),
+    wait_until(fun() -> regent:count(?REG) =:= 30 end, 5000),
+    undefined = regent:whereis_name_consistent({?REG, dead}),
+    yes = regent:register_name({?REG, after_loss}, idle()).
 
 %% A member killed outright: its supervisor's restart resumes the same raft
 %% state. Names of live processes survive, the new member's writes are
