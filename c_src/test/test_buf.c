@@ -14,19 +14,6 @@
 #include "buf.h"
 #include "unit.h"
 
-/* A heap copy of exactly n bytes: reading one byte too far is an ASan error. */
-static uint8_t *dup_exact(const uint8_t *p, size_t n)
-{
-    uint8_t *d = malloc(n ? n : 1);
-    if (d == NULL) {
-        abort();
-    }
-    if (n > 0) {
-        memcpy(d, p, n);
-    }
-    return d;
-}
-
 static void test_layout(void)
 {
     struct rg_wbuf w;
@@ -61,7 +48,7 @@ static void test_round_trip(void)
     rg_wbuf_blob(&w, "hello", 5);
     rg_wbuf_blob(&w, NULL, 0);
 
-    uint8_t *copy = dup_exact(w.data, w.len);
+    uint8_t *copy = unit_dup_exact(w.data, w.len);
     struct rg_rbuf r;
     uint32_t len;
     rg_rbuf_init(&r, copy, w.len);
@@ -88,7 +75,7 @@ static void test_round_trip(void)
 static void test_sticky_failure(void)
 {
     static const uint8_t in[] = {1, 2, 3, 4, 5};
-    uint8_t *copy = dup_exact(in, sizeof in);
+    uint8_t *copy = unit_dup_exact(in, sizeof in);
     struct rg_rbuf r;
     rg_rbuf_init(&r, copy, sizeof in);
     CHECK(rg_rbuf_u16(&r) == 0x0102);
@@ -114,7 +101,7 @@ static void test_sticky_failure(void)
      * (non-zero) while failing; a failed read must return 0 at every width. */
     static const uint8_t nines[8] = {9, 9, 9, 9, 9, 9, 9, 9};
     for (size_t avail = 0; avail < 8; avail++) {
-        uint8_t *part = dup_exact(nines, avail);
+        uint8_t *part = unit_dup_exact(nines, avail);
         rg_rbuf_init(&r, part, avail);
         CHECK(rg_rbuf_u64(&r) == 0);
         CHECK(!rg_rbuf_ok(&r));
@@ -133,7 +120,7 @@ static void test_sticky_failure(void)
 static void test_bytes(void)
 {
     static const uint8_t in[] = {10, 20, 30};
-    uint8_t *copy = dup_exact(in, sizeof in);
+    uint8_t *copy = unit_dup_exact(in, sizeof in);
     struct rg_rbuf r;
     rg_rbuf_init(&r, copy, sizeof in);
     const uint8_t *p = rg_rbuf_bytes(&r, 2);
@@ -158,7 +145,7 @@ static uint8_t *blob_input(uint32_t n, size_t avail, size_t *len)
     for (size_t i = 0; i < avail; i++) {
         rg_wbuf_u8(&w, (uint8_t)i);
     }
-    uint8_t *copy = dup_exact(w.data, w.len);
+    uint8_t *copy = unit_dup_exact(w.data, w.len);
     *len = w.len;
     rg_wbuf_free(&w);
     return copy;

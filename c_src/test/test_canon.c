@@ -86,19 +86,6 @@ static void put_binary(struct rg_wbuf *w, size_t n)
     }
 }
 
-/* xorshift64*: a fixed-seed generator so failures reproduce. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-static size_t rng_below(size_t n)
-{
-    return n ? (size_t)(rng() % n) : 0;
-}
 
 /* ---- scalars ------------------------------------------------------------ */
 
@@ -499,18 +486,18 @@ static const uint8_t interesting[] = {0,   1,   4,   7,   8,   97,  98,  104,
 
 static uint8_t pick_byte(void)
 {
-    return rng() & 1 ? (uint8_t)rng()
-                     : interesting[rng_below(sizeof interesting)];
+    return unit_rng() & 1 ? (uint8_t)unit_rng()
+                     : interesting[unit_rng_below(sizeof interesting)];
 }
 
 /* One random edit of buf[0..*n) (capacity cap). */
 static void mutate(uint8_t *buf, size_t *n, size_t cap)
 {
-    size_t at = rng_below(*n + 1);
-    switch (rng_below(5)) {
+    size_t at = unit_rng_below(*n + 1);
+    switch (unit_rng_below(5)) {
     case 0: /* overwrite */
         if (*n > 0) {
-            buf[rng_below(*n)] = pick_byte();
+            buf[unit_rng_below(*n)] = pick_byte();
         }
         break;
     case 1: /* insert */
@@ -531,7 +518,7 @@ static void mutate(uint8_t *buf, size_t *n, size_t cap)
         break;
     default: /* flip a bit */
         if (*n > 0) {
-            buf[rng_below(*n)] ^= (uint8_t)(1u << rng_below(8));
+            buf[unit_rng_below(*n)] ^= (uint8_t)(1u << unit_rng_below(8));
         }
         break;
     }
@@ -540,17 +527,17 @@ static void mutate(uint8_t *buf, size_t *n, size_t cap)
 static size_t make_input(uint8_t *buf, size_t cap)
 {
     size_t n;
-    if (rng_below(4) == 0) { /* pure noise, tag-biased */
-        n = rng_below(48);
+    if (unit_rng_below(4) == 0) { /* pure noise, tag-biased */
+        n = unit_rng_below(48);
         for (size_t i = 0; i < n; i++) {
             buf[i] = pick_byte();
         }
         return n;
     }
-    size_t s = rng_below(sizeof seeds / sizeof seeds[0]);
+    size_t s = unit_rng_below(sizeof seeds / sizeof seeds[0]);
     n = seeds[s].n;
     memcpy(buf, seeds[s].p, n);
-    size_t edits = 1 + rng_below(4);
+    size_t edits = 1 + unit_rng_below(4);
     for (size_t i = 0; i < edits; i++) {
         mutate(buf, &n, cap);
     }
@@ -605,6 +592,7 @@ static void test_random(void)
 
 int main(void)
 {
+    unit_seed(0x9E3779B97F4A7C15ULL);
     test_integers();
     test_floats();
     test_atoms();

@@ -532,17 +532,10 @@ static void test_change_order(void)
 #define NPIDS 6
 #define NMETA 3
 
-static uint64_t rng_state = 0x1234567887654321ULL;
-static uint64_t rng(void)
+/* A value in [0, n) from the shared generator, as an int index. */
+static int pick(int n)
 {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-static int rng_below(int n)
-{
-    return (int)(rng() % (uint64_t)n);
+    return (int)unit_rng_below((size_t)n);
 }
 
 static const char *metas[NMETA] = {"", "m1", "m2"};
@@ -628,15 +621,15 @@ struct planned {
 static struct planned plan_op(struct world *w, uint64_t ref)
 {
     struct planned pl;
-    int k = rng_below(NKEYS), p = rng_below(NPIDS), m = rng_below(NMETA);
-    uint64_t origin = rng_below(3) ? SELF : OTHER;
+    int k = pick(NKEYS), p = pick(NPIDS), m = pick(NMETA);
+    uint64_t origin = pick(3) ? SELF : OTHER;
     pl.payload = -1;
     pl.result = RG_RES_OK;
-    switch (rng_below(9)) {
+    switch (pick(9)) {
     case 0:
     case 1:
     case 2: {
-        int rep = rng_below(3) ? -1 : rng_below(NPIDS);
+        int rep = pick(3) ? -1 : pick(NPIDS);
         pl.op = op_register(origin, ref, &w->keys[k], &w->pids[p], metas[m],
                             rep < 0 ? NULL : &w->pids[rep]);
         pl.result = model_register(w, k, p, m, rep, &pl.payload);
@@ -664,8 +657,8 @@ static struct planned plan_op(struct world *w, uint64_t ref)
         }
         break;
     case 6: {
-        bool any = rng_below(2);
-        uint32_t cr = pid_creations[rng_below(NPIDS)];
+        bool any = pick(2);
+        uint32_t cr = pid_creations[pick(NPIDS)];
         pl.op = op_purge(origin, ref, pid_nodes[p], any, cr);
         for (int i = 0; i < NKEYS; i++) {
             if (w->holder[i] != -1 && purge_matches(w->holder[i], p, any, cr)) {
@@ -771,7 +764,7 @@ static void test_model(void)
     CHECK(rg_fsm_init(&g, OTHER, key_b) == 0); /* another server */
     for (int e = 0; e < 3000; e++) {
         struct batch bt, bt2;
-        int n = 1 + rng_below(16);
+        int n = 1 + pick(16);
         w.expected_changes = 0;
         batch_begin(&bt);
         batch_begin(&bt2);
@@ -1164,12 +1157,12 @@ static void test_garbage_entries(void)
         size_t n = base;
         uint8_t m[256];
         memcpy(m, buf, n);
-        for (int e = rng_below(4); e >= 0; e--) {
-            size_t at = (size_t)rng_below((int)n);
-            if (rng_below(4) == 0) {
+        for (int e = unit_rng_below(4); e >= 0; e--) {
+            size_t at = (size_t)unit_rng_below((int)n);
+            if (unit_rng_below(4) == 0) {
                 n = at; /* truncate */
             } else {
-                m[at] = (uint8_t)rng();
+                m[at] = (uint8_t)unit_rng();
             }
             if (n == 0) {
                 break;
@@ -1190,6 +1183,7 @@ static void test_garbage_entries(void)
 
 int main(void)
 {
+    unit_seed(0x1234567887654321ULL);
     test_register();
     test_unregister();
     test_set_meta_and_read();

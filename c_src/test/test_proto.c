@@ -22,18 +22,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static uint8_t *dup_exact(const uint8_t *p, size_t n)
-{
-    uint8_t *d = malloc(n ? n : 1);
-    if (d == NULL) {
-        abort();
-    }
-    if (n > 0) {
-        memcpy(d, p, n);
-    }
-    return d;
-}
-
 static const uint8_t pid_a[] = {88, 119, 3, 'a', '@', 'h', 0, 0, 0, 1,
                                 0,  0,   0, 0,   0,   0,   0, 1};
 static const uint8_t pid_b[] = {88, 119, 3, 'b', '@', 'h', 0, 0, 0, 2,
@@ -65,7 +53,7 @@ static bool decode_start(const uint8_t *frame, size_t len, struct rg_start *s,
 {
     struct rg_rbuf r;
     uint8_t type;
-    uint8_t *copy = dup_exact(frame, len);
+    uint8_t *copy = unit_dup_exact(frame, len);
     rg_rbuf_init(&r, copy, len);
     *strings = malloc(room ? room : 1);
     bool ok = *strings != NULL && rg_proto_header(&r, &type, err) &&
@@ -93,7 +81,7 @@ static void test_header(void)
     uint8_t type = 0;
     const char *err = NULL;
     static const uint8_t frames[][2] = {{1, 2}, {2, 1}, {0, 1}, {1, 0x99}};
-    uint8_t *f = dup_exact(frames[0], 2);
+    uint8_t *f = unit_dup_exact(frames[0], 2);
 
     rg_rbuf_init(&r, f, 0);
     CHECK(!rg_proto_header(&r, &type, &err) && err != NULL &&
@@ -106,14 +94,14 @@ static void test_header(void)
           rg_rbuf_done(&r));
     free(f);
     for (int i = 1; i < 3; i++) {
-        f = dup_exact(frames[i], 2);
+        f = unit_dup_exact(frames[i], 2);
         rg_rbuf_init(&r, f, 2);
         err = NULL;
         CHECK(!rg_proto_header(&r, &type, &err) && err != NULL &&
               strcmp(err, "unsupported protocol version") == 0);
         free(f);
     }
-    f = dup_exact(frames[3], 2); /* unknown types are node.c's business */
+    f = unit_dup_exact(frames[3], 2); /* unknown types are node.c's business */
     rg_rbuf_init(&r, f, 2);
     CHECK(rg_proto_header(&r, &type, &err) && type == 0x99);
     free(f);
@@ -127,7 +115,7 @@ static void test_start_valid(void)
     const char *err = NULL;
     rg_wbuf_init(&w);
     start_frame(&w, 1, "/dev/shm/regent", 15, "127.0.0.1", 4000, 4010, 32);
-    uint8_t *copy = dup_exact(w.data, w.len);
+    uint8_t *copy = unit_dup_exact(w.data, w.len);
     struct rg_rbuf r;
     uint8_t type;
     rg_rbuf_init(&r, copy, w.len);
@@ -333,7 +321,7 @@ static bool op_eq(const struct rg_op *a, const struct rg_op *b)
  * consumed everything. */
 static bool decode_one(const struct rg_wbuf *w, struct rg_op *op, bool *done)
 {
-    uint8_t *copy = dup_exact(w->data, w->len);
+    uint8_t *copy = unit_dup_exact(w->data, w->len);
     struct rg_rbuf r;
     rg_rbuf_init(&r, copy, w->len);
     bool ok = rg_op_decode(&r, false, op);
@@ -349,7 +337,7 @@ static void test_op_round_trip(void)
         struct rg_wbuf w;
         rg_wbuf_init(&w);
         rg_op_encode(&w, &op, false);
-        uint8_t *copy = dup_exact(w.data, w.len);
+        uint8_t *copy = unit_dup_exact(w.data, w.len);
         struct rg_rbuf r;
         rg_rbuf_init(&r, copy, w.len);
         CHECK(rg_op_decode(&r, false, &back) && rg_rbuf_done(&r));
@@ -540,18 +528,6 @@ static void test_builders(void)
 
 /* ---- random frames ------------------------------------------------------ */
 
-static uint64_t rng_state = 0xC0FFEE1234567ULL;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-static size_t rng_below(size_t n)
-{
-    return n ? (size_t)(rng() % n) : 0;
-}
 
 struct stats {
     long starts, ops, frames_ok, violations;
@@ -620,7 +596,7 @@ static void frame_ops(struct rg_rbuf *r, struct stats *st)
 /* The on_frame path of node.c, minus the side effects. */
 static void feed_frame(const uint8_t *frame, size_t len, struct stats *st)
 {
-    uint8_t *copy = dup_exact(frame, len);
+    uint8_t *copy = unit_dup_exact(frame, len);
     struct rg_rbuf r;
     uint8_t type;
     const char *err = NULL;
@@ -638,11 +614,11 @@ static void feed_frame(const uint8_t *frame, size_t len, struct stats *st)
 /* A valid OPS frame with 1..6 random ops. */
 static void random_ops_frame(struct rg_wbuf *w)
 {
-    uint32_t n = 1 + (uint32_t)rng_below(6);
+    uint32_t n = 1 + (uint32_t)unit_rng_below(6);
     ops_header(w, n);
     for (uint32_t i = 0; i < n; i++) {
-        struct rg_op op = make_op((uint8_t)(1 + rng_below(6)), rng());
-        if (op.kind == RG_OP_REGISTER && rng_below(2)) {
+        struct rg_op op = make_op((uint8_t)(1 + unit_rng_below(6)), unit_rng());
+        if (op.kind == RG_OP_REGISTER && unit_rng_below(2)) {
             op.replace = NULL;
             op.replace_len = 0;
         }
@@ -652,21 +628,21 @@ static void random_ops_frame(struct rg_wbuf *w)
 
 static void mutate(struct rg_wbuf *w)
 {
-    size_t edits = 1 + rng_below(4);
+    size_t edits = 1 + unit_rng_below(4);
     for (size_t e = 0; e < edits && w->len > 0; e++) {
-        size_t at = rng_below(w->len);
-        switch (rng_below(4)) {
+        size_t at = unit_rng_below(w->len);
+        switch (unit_rng_below(4)) {
         case 0:
-            w->data[at] = (uint8_t)rng();
+            w->data[at] = (uint8_t)unit_rng();
             break;
         case 1:
-            w->data[at] ^= (uint8_t)(1u << rng_below(8));
+            w->data[at] ^= (uint8_t)(1u << unit_rng_below(8));
             break;
         case 2:
             w->len = at; /* truncate */
             break;
         default: /* a small or huge length-ish value */
-            w->data[at] = rng_below(2) ? 0 : 0xFF;
+            w->data[at] = unit_rng_below(2) ? 0 : 0xFF;
             break;
         }
     }
@@ -679,21 +655,21 @@ static void test_random_frames(void)
     rg_wbuf_init(&w);
     for (int i = 0; i < 200000; i++) {
         rg_wbuf_reset(&w);
-        size_t pick = rng_below(8);
+        size_t pick = unit_rng_below(8);
         if (pick == 0) { /* noise behind a plausible header */
-            rg_wbuf_u8(&w, rng_below(8) ? 1 : (uint8_t)rng());
-            rg_wbuf_u8(&w, (uint8_t)(1 + rng_below(4)));
-            size_t n = rng_below(64);
+            rg_wbuf_u8(&w, unit_rng_below(8) ? 1 : (uint8_t)unit_rng());
+            rg_wbuf_u8(&w, (uint8_t)(1 + unit_rng_below(4)));
+            size_t n = unit_rng_below(64);
             for (size_t k = 0; k < n; k++) {
-                rg_wbuf_u8(&w, (uint8_t)rng());
+                rg_wbuf_u8(&w, (uint8_t)unit_rng());
             }
         } else if (pick == 1) {
-            start_frame(&w, (uint8_t)rng_below(2), "/dev/shm/x", 10,
-                        "127.0.0.1", 100, 200, rng_below(40));
+            start_frame(&w, (uint8_t)unit_rng_below(2), "/dev/shm/x", 10,
+                        "127.0.0.1", 100, 200, unit_rng_below(40));
         } else {
             random_ops_frame(&w);
         }
-        if (rng_below(8) != 0) {
+        if (unit_rng_below(8) != 0) {
             mutate(&w);
         }
         feed_frame(w.data, w.len, &st);
@@ -705,6 +681,7 @@ static void test_random_frames(void)
 
 int main(void)
 {
+    unit_seed(0xC0FFEE1234567ULL);
     test_header();
     test_start_valid();
     test_start_malformed();
