@@ -29,8 +29,15 @@
 struct batch_req {
     struct raft_apply req;
     struct rg_node *node;
-    uint64_t *refs; /* owned */
+    struct rg_oref *refs; /* owned */
     uint32_t n;
+};
+
+struct change_req {
+    struct raft_change req;
+    struct raft_transfer transfer;
+    struct rg_node *node;
+    uint64_t ref;
 };
 
 static void node_shutdown(struct rg_node *n, int code);
@@ -60,8 +67,8 @@ static void send_error(struct rg_node *n, const char *msg)
 }
 
 /* RETRY or BAD for refs that reached no log entry (or a failed one). */
-static void send_replies(struct rg_node *n, const uint64_t *refs, uint32_t k,
-                         uint8_t result)
+static void send_replies(struct rg_node *n, const struct rg_oref *refs,
+                         uint32_t k, uint8_t result)
 {
     size_t off;
     if (k == 0) {
@@ -69,7 +76,7 @@ static void send_replies(struct rg_node *n, const uint64_t *refs, uint32_t k,
     }
     rg_proto_replies_begin(&n->frame, &off);
     for (uint32_t i = 0; i < k; i++) {
-        rg_proto_reply(&n->frame, refs[i], result);
+        rg_proto_reply(&n->frame, refs[i].origin, refs[i].ref, result);
     }
     rg_wbuf_patch_u32(&n->frame, off, k);
     send_frame(n);
@@ -188,6 +195,7 @@ static int fsm_apply(struct raft_fsm *iface, const struct raft_buffer *buf,
     struct rg_node *n = iface->data;
     uint64_t bad_before = n->fsm.bad_entries;
     *result = NULL;
+    n->unnudged = true;
     if (rg_fsm_apply(&n->fsm, buf->base, buf->len) != 0) {
         log_msg("out of memory applying an entry", NULL);
         abort(); /* the FSM would diverge from its peers: stop instead */
@@ -247,18 +255,20 @@ static int fsm_restore(struct raft_fsm *iface, struct raft_buffer *buf)
 
 /* ---- batching ----------------------------------------------------------- */
 
-static bool batch_push_ref(struct rg_node *n, uint64_t ref)
+static bool batch_push_ref(struct rg_node *n, uint64_t origin, uint64_t ref)
 {
     if (n->batch_n == n->batch_refs_cap) {
         uint32_t cap = n->batch_refs_cap ? n->batch_refs_cap * 2 : 256;
-        uint64_t *r = realloc(n->batch_refs, cap * sizeof *r);
+        struct rg_oref *r = realloc(n->batch_refs, cap * sizeof *r);
         if (r == NULL) {
             return false;
         }
         n->batch_refs = r;
         n->batch_refs_cap = cap;
     }
-    n->batch_refs[n->batch_n++] = ref;
+    n->batch_refs[n->batch_n].origin = origin;
+    n->batch_refs[n->batch_n].ref = ref;
+    n->batch_n++;
     return true;
 }
 
@@ -326,14 +336,16 @@ err:
     batch_reset(n);
 }
 
-static void batch_add(struct rg_node *n, struct rg_op *op)
+/* origin: the daemon whose member asked for the op (ours, or a forwarder's). */
+static void batch_add(struct rg_node *n, struct rg_op *op, uint64_t origin)
 {
     if (n->batch_n == 0) {
         rg_entry_begin(&n->batch, &n->batch_count_off);
     }
-    op->origin = n->id;
-    if (!batch_push_ref(n, op->ref)) {
-        send_replies(n, &op->ref, 1, RG_RES_RETRY);
+    op->origin = origin;
+    if (!batch_push_ref(n, origin, op->ref)) {
+        struct rg_oref o = {origin, op->ref};
+        send_replies(n, &o, 1, RG_RES_RETRY);
         return;
     }
     rg_op_encode(&n->batch, op, true);
@@ -365,7 +377,23 @@ static void maybe_sync(struct rg_node *n)
             send_dump(n); /* a snapshot replaced the table under the member */
         }
     }
-    if (n->synced || n->barrier_pending || raft_state(&n->raft) != RAFT_LEADER) {
+    if (n->synced || n->barrier_pending) {
+        return;
+    }
+    if (raft_state(&n->raft) == RAFT_FOLLOWER) {
+        /* A follower's table is complete up to the commit index it has
+         * heard of from a leader once it has applied that far. */
+        raft_id leader = 0;
+        const char *addr;
+        raft_leader(&n->raft, &leader, &addr);
+        raft_index commit = raft_commit_index(&n->raft);
+        if (leader != 0 && commit > 0 && raft_last_applied(&n->raft) >= commit) {
+            send_dump(n);
+            n->synced = true;
+        }
+        return;
+    }
+    if (raft_state(&n->raft) != RAFT_LEADER) {
         return;
     }
     struct raft_barrier *req = calloc(1, sizeof *req);
@@ -380,12 +408,84 @@ static void maybe_sync(struct rg_node *n)
     n->barrier_pending = true;
 }
 
+/* A fingerprint of the configuration, to notice changes cheaply. */
+static uint64_t config_hash(const struct raft_configuration *c)
+{
+    struct rg_sipkey key = {1, 2};
+    uint64_t h = c->n;
+    for (unsigned i = 0; i < c->n; i++) {
+        uint64_t v[3] = {c->servers[i].id, (uint64_t)c->servers[i].role, h};
+        h = rg_siphash(&key, (const uint8_t *)v, sizeof v) ^
+            rg_siphash(&key, (const uint8_t *)c->servers[i].address,
+                       strlen(c->servers[i].address));
+    }
+    return h;
+}
+
+/* MEMBERS whenever the configuration this server knows changes. */
+static void maybe_send_members(struct rg_node *n)
+{
+    const struct raft_configuration *c = &n->raft.configuration;
+    uint64_t h = config_hash(c);
+    if (h == n->members_hash && n->members_sent) {
+        return;
+    }
+    n->members_hash = h;
+    n->members_sent = true;
+    size_t off;
+    rg_proto_members_begin(&n->frame, &off);
+    for (unsigned i = 0; i < c->n; i++) {
+        rg_wbuf_u64(&n->frame, c->servers[i].id);
+        rg_wbuf_u8(&n->frame, (uint8_t)c->servers[i].role);
+        rg_wbuf_blob(&n->frame, c->servers[i].address,
+                     strlen(c->servers[i].address));
+    }
+    rg_wbuf_patch_u32(&n->frame, off, c->n);
+    send_frame(n);
+}
+
+static void nudge_cb(struct raft_barrier *req, int status)
+{
+    (void)status;
+    struct rg_node *n = req->data;
+    n->nudge_pending = false;
+    free(req);
+}
+
+/* Followers learn a new commit index from the next AppendEntries; when no
+ * entry follows, that is the next heartbeat (up to 50 ms later). After a
+ * command entry has applied on the leader, a barrier entry carries the new
+ * commit index to the followers at once (barriers do not nudge again). */
+static void maybe_nudge(struct rg_node *n)
+{
+    if (!n->unnudged || n->nudge_pending || n->batch_n != 0 ||
+        raft_state(&n->raft) != RAFT_LEADER ||
+        n->raft.configuration.n < 2) {
+        n->unnudged = n->unnudged && raft_state(&n->raft) == RAFT_LEADER &&
+                      n->raft.configuration.n >= 2;
+        return;
+    }
+    struct raft_barrier *req = calloc(1, sizeof *req);
+    if (req == NULL) {
+        return;
+    }
+    req->data = n;
+    if (raft_barrier(&n->raft, req, nudge_cb) != 0) {
+        free(req);
+        return;
+    }
+    n->unnudged = false;
+    n->nudge_pending = true;
+}
+
 static void on_check(uv_check_t *check)
 {
     struct rg_node *n = check->data;
     if (n->started && !n->stopping) {
         batch_flush(n);
         maybe_sync(n);
+        maybe_nudge(n);
+        maybe_send_members(n);
         send_status(n, false);
     }
     if (rg_port_flush(&n->port) != 0 && !n->stopping) {
@@ -584,14 +684,18 @@ static void handle_start(struct rg_node *n, struct rg_rbuf *r, size_t len)
     free(strings);
 }
 
-static void handle_ops(struct rg_node *n, struct rg_rbuf *r)
+/* OPS from our member (origin: us) or FWD_OPS passed on by it for another
+ * member (origin: that member's daemon). */
+static void handle_ops(struct rg_node *n, struct rg_rbuf *r, bool forwarded)
 {
     uint32_t count;
+    uint64_t origin = n->id;
     if (!n->started) {
         send_error(n, "OPS before START");
         return;
     }
-    if (!rg_proto_ops_count(r, &count)) {
+    if ((forwarded && !rg_proto_fwd_origin(r, &origin)) ||
+        !rg_proto_ops_count(r, &count)) {
         send_error(n, "malformed OPS frame");
         return;
     }
@@ -601,15 +705,78 @@ static void handle_ops(struct rg_node *n, struct rg_rbuf *r)
             /* Answer the op if its ref was readable; the rest of the frame
              * cannot be trusted. */
             if (op.ref != 0) {
-                send_replies(n, &op.ref, 1, RG_RES_BAD);
+                struct rg_oref o = {origin, op.ref};
+                send_replies(n, &o, 1, RG_RES_BAD);
             }
             send_error(n, "malformed op in OPS frame");
             return;
         }
-        batch_add(n, &op);
+        batch_add(n, &op, origin);
     }
     if (!rg_rbuf_done(r)) {
         send_error(n, "trailing bytes after the ops");
+    }
+}
+
+/* ---- membership changes (leader only) ----------------------------------- */
+
+static void change_done(struct rg_node *n, uint64_t ref, int status)
+{
+    if (!n->stopping) {
+        rg_proto_changed(&n->frame, ref, (uint32_t)status);
+        send_frame(n);
+    }
+}
+
+static void change_cb(struct raft_change *req, int status)
+{
+    struct change_req *c = req->data;
+    change_done(c->node, c->ref, status);
+    free(c);
+}
+
+static void transfer_cb(struct raft_transfer *req)
+{
+    struct change_req *c = req->data;
+    change_done(c->node, c->ref, 0); /* who leads now: see STATUS */
+    free(c);
+}
+
+static int start_change(struct rg_node *n, struct change_req *c,
+                        const struct rg_change *m)
+{
+    switch (m->kind) {
+    case RG_CHANGE_ADD:
+        return raft_add(&n->raft, &c->req, m->id, m->address, change_cb);
+    case RG_CHANGE_ASSIGN:
+        return raft_assign(&n->raft, &c->req, m->id, m->role, change_cb);
+    case RG_CHANGE_REMOVE:
+        return raft_remove(&n->raft, &c->req, m->id, change_cb);
+    default:
+        return raft_transfer(&n->raft, &c->transfer, m->id, transfer_cb);
+    }
+}
+
+static void handle_change(struct rg_node *n, struct rg_rbuf *r)
+{
+    struct rg_change m;
+    if (!n->started || !rg_proto_change(r, &m)) {
+        send_error(n, n->started ? "malformed CHANGE frame" : "CHANGE before START");
+        return;
+    }
+    struct change_req *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        change_done(n, m.ref, RAFT_NOMEM);
+        return;
+    }
+    c->node = n;
+    c->ref = m.ref;
+    c->req.data = c;
+    c->transfer.data = c;
+    int rv = start_change(n, c, &m);
+    if (rv != 0) {
+        free(c);
+        change_done(n, m.ref, rv);
     }
 }
 
@@ -632,7 +799,13 @@ static void on_frame(struct rg_port *p, const uint8_t *frame, size_t len)
         handle_start(n, &r, len);
         break;
     case RG_MSG_OPS:
-        handle_ops(n, &r);
+        handle_ops(n, &r, false);
+        break;
+    case RG_MSG_FWD_OPS:
+        handle_ops(n, &r, true);
+        break;
+    case RG_MSG_CHANGE:
+        handle_change(n, &r);
         break;
     case RG_MSG_STOP:
         if (rg_rbuf_done(&r)) {

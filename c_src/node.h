@@ -26,6 +26,12 @@
 #include "proto.h"
 #include "transport.h"
 
+/* A ref and the daemon whose member is waiting for its answer. */
+struct rg_oref {
+    uint64_t origin;
+    uint64_t ref;
+};
+
 struct rg_node {
     uv_loop_t *loop;
     struct rg_port port;
@@ -42,13 +48,17 @@ struct rg_node {
     struct rg_wbuf batch;
     size_t batch_count_off;
     uint32_t batch_n;
-    uint64_t *batch_refs; /* owned; the refs in the batch */
+    struct rg_oref *batch_refs; /* owned; the refs in the batch */
     uint32_t batch_refs_cap;
 
     struct rg_status last_status;
     bool started;     /* raft_start succeeded */
     bool synced;      /* the member has had its DUMP */
     bool barrier_pending;
+    bool unnudged;       /* a command applied since the last nudge */
+    bool nudge_pending;
+    uint64_t members_hash; /* of the configuration last sent as MEMBERS */
+    bool members_sent;
     bool stopping;
     int exit_code;
     struct rg_wbuf frame; /* scratch for building frames */

@@ -106,9 +106,55 @@ void rg_proto_replies_begin(struct rg_wbuf *w, size_t *count_off)
     rg_wbuf_u32(w, 0);
 }
 
-void rg_proto_reply(struct rg_wbuf *w, uint64_t ref, uint8_t result)
+void rg_proto_reply(struct rg_wbuf *w, uint64_t origin, uint64_t ref,
+                    uint8_t result)
 {
+    rg_wbuf_u64(w, origin);
     rg_wbuf_u64(w, ref);
     rg_wbuf_u8(w, result);
     rg_wbuf_u32(w, 0); /* empty payload */
+}
+
+bool rg_proto_fwd_origin(struct rg_rbuf *r, uint64_t *origin)
+{
+    *origin = rg_rbuf_u64(r);
+    return rg_rbuf_ok(r) && *origin != 0;
+}
+
+bool rg_proto_change(struct rg_rbuf *r, struct rg_change *c)
+{
+    uint32_t len;
+    memset(c, 0, sizeof *c);
+    c->kind = rg_rbuf_u8(r);
+    c->ref = rg_rbuf_u64(r);
+    c->id = rg_rbuf_u64(r);
+    c->role = rg_rbuf_u8(r);
+    const uint8_t *a = rg_rbuf_blob(r, sizeof c->address - 1, &len);
+    if (!rg_rbuf_done(r) || c->kind < RG_CHANGE_ADD ||
+        c->kind > RG_CHANGE_TRANSFER || c->role > 2 ||
+        (a != NULL && memchr(a, 0, len) != NULL)) {
+        return false;
+    }
+    if (len > 0) {
+        memcpy(c->address, a, len);
+    }
+    c->address[len] = '\0';
+    if (c->kind == RG_CHANGE_ADD) {
+        return c->id != 0 && len > 0;
+    }
+    return c->kind == RG_CHANGE_TRANSFER || c->id != 0;
+}
+
+void rg_proto_changed(struct rg_wbuf *w, uint64_t ref, uint32_t status)
+{
+    header(w, RG_MSG_CHANGED);
+    rg_wbuf_u64(w, ref);
+    rg_wbuf_u32(w, status);
+}
+
+void rg_proto_members_begin(struct rg_wbuf *w, size_t *count_off)
+{
+    header(w, RG_MSG_MEMBERS);
+    *count_off = w->len;
+    rg_wbuf_u32(w, 0);
 }

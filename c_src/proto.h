@@ -23,12 +23,16 @@ enum rg_msg_type {
     RG_MSG_OPS = 0x02,
     RG_MSG_STOP = 0x03,
     RG_MSG_STATUS_REQ = 0x04,
+    RG_MSG_CHANGE = 0x05,
+    RG_MSG_FWD_OPS = 0x06,
     /* daemon -> member */
     RG_MSG_STARTED = 0x81,
     RG_MSG_APPLIED = 0x82,
     RG_MSG_REPLIES = 0x83,
     RG_MSG_STATUS = 0x84,
     RG_MSG_DUMP = 0x85,
+    RG_MSG_MEMBERS = 0x86,
+    RG_MSG_CHANGED = 0x87,
     RG_MSG_ERROR = 0x8F,
 };
 
@@ -54,6 +58,27 @@ bool rg_proto_start(struct rg_rbuf *r, struct rg_start *s, char *strbuf,
 /* OPS: [u32 count] then ops in port form; use rg_op_decode per op. */
 bool rg_proto_ops_count(struct rg_rbuf *r, uint32_t *count);
 
+/* FWD_OPS: [u64 origin] then as OPS. The leader's member passes on ops that
+ * another member forwarded; origin is that member's daemon id. */
+bool rg_proto_fwd_origin(struct rg_rbuf *r, uint64_t *origin);
+
+/* CHANGE: a membership change asked by the member (only the leader can do
+ * it). [u8 kind][u64 ref][u64 id][u8 role][blob address]. */
+enum rg_change_kind_msg {
+    RG_CHANGE_ADD = 1,      /* id, address: joins as a spare */
+    RG_CHANGE_ASSIGN = 2,   /* id, role (raft: 0 standby, 1 voter, 2 spare) */
+    RG_CHANGE_REMOVE = 3,   /* id */
+    RG_CHANGE_TRANSFER = 4, /* id (0: any voter) */
+};
+struct rg_change {
+    uint8_t kind;
+    uint64_t ref;
+    uint64_t id;
+    uint8_t role;
+    char address[256];
+};
+bool rg_proto_change(struct rg_rbuf *r, struct rg_change *c);
+
 /* Daemon -> member frames, written into w (which the caller frames). */
 void rg_proto_started(struct rg_wbuf *w, uint64_t id, uint16_t port,
                       bool resumed);
@@ -68,8 +93,15 @@ struct rg_status {
     bool synced;
 };
 void rg_proto_status(struct rg_wbuf *w, const struct rg_status *s);
-/* REPLIES header; then n x [u64 ref][u8 result][blob payload]. */
+/* REPLIES header; then n x [u64 origin][u64 ref][u8 result][blob payload].
+ * For ops that reached no applied entry (RETRY, BAD); origin tells the
+ * leader's member whom to pass a forwarded op's answer back to. */
 void rg_proto_replies_begin(struct rg_wbuf *w, size_t *count_off);
-void rg_proto_reply(struct rg_wbuf *w, uint64_t ref, uint8_t result);
+void rg_proto_reply(struct rg_wbuf *w, uint64_t origin, uint64_t ref,
+                    uint8_t result);
+/* CHANGED: [u64 ref][u32 status] (0 or a libraft error code). */
+void rg_proto_changed(struct rg_wbuf *w, uint64_t ref, uint32_t status);
+/* MEMBERS header; then n x [u64 id][u8 role][blob address]. */
+void rg_proto_members_begin(struct rg_wbuf *w, size_t *count_off);
 
 #endif

@@ -49,6 +49,7 @@
 -type member_id() :: {node(), registry()}.
 -type option() :: {data_dir, file:filename()}
                 | {register_timeout, pos_integer()}
+                | {voters, 1..7}
                 | {bind_host, string() | binary()}
                 | {port_range, {inet:port_number(), inet:port_number()}}
                 | {secret, iodata()}
@@ -75,6 +76,8 @@ start_link(Reg) ->
 %% <li>`data_dir': where regentd keeps its raft log and snapshots (default
 %%   `/dev/shm/regent' when it exists, else the user cache dir).</li>
 %% <li>`register_timeout': ms a write may wait for consensus (5000).</li>
+%% <li>`voters': how many members vote in raft (3, at most 7); the others
+%%   are standbys that replicate the log and serve reads.</li>
 %% <li>`bind_host', `port_range': address of the raft port
 %%   (`"127.0.0.1"', `{0, 0}' = any free port).</li>
 %% <li>`secret': the cluster secret (default: derived from the cookie).</li>
@@ -187,10 +190,12 @@ get_leader(Reg) ->
 get_epoch(Reg) ->
     maps:get(epoch, status(Reg)).
 
-%% @doc The members of the registry with their roles.
--spec get_members(registry()) -> [{member_id(), voter | standby}].
+%% @doc The members of the registry's raft cluster with their roles
+%% (`spare' while a member is being added).
+-spec get_members(registry()) -> [{member_id() | {raft_id, pos_integer()},
+                                   voter | standby | spare}].
 get_members(Reg) ->
-    [{maps:get(member, status(Reg)), voter}].
+    maps:get(members, status(Reg)).
 
 %% @doc This member's view: raft role, leader, epoch, applied and commit
 %% index, lag, readiness, number of names, the daemon's os pid and restarts.
@@ -312,12 +317,16 @@ options(Opts) when is_list(Opts) ->
 options(Opts) when is_map(Opts) ->
     Defaults = #{data_dir => default_data_dir(),
                  register_timeout => 5000,
+                 voters => 3,
                  bind_host => <<"127.0.0.1">>,
                  port_range => {0, 0},
                  secret => undefined,
                  daemon => filename:join(code:priv_dir(regent), "regentd")},
     Env = maps:with(maps:keys(Defaults), maps:from_list(application:get_all_env(regent))),
     M = maps:merge(maps:merge(Defaults, Env), Opts),
+    Voters = maps:get(voters, M),
+    is_integer(Voters) andalso Voters >= 1 andalso Voters =< 7
+        orelse error({badarg, {voters, Voters}}),
     M#{bind_host := unicode:characters_to_binary(maps:get(bind_host, M)),
        secret := secret(maps:get(secret, M))}.
 

@@ -16,6 +16,16 @@
 %% ETS rebuilt from the dump, dead local owners unregistered (their monitors
 %% fire at once), names of live local processes that the daemon lost
 %% re-claimed, unanswered ops sent again. docs/architecture.md has the story.
+%%
+%% Clustering (docs/cluster.md): members of one registry find each other over
+%% Erlang distribution (hello messages to `{Registry, Node}'); a member with
+%% nobody to ask bootstraps a one-node cluster, the others join through the
+%% leader's member, which makes the raft membership changes. Writes go to the
+%% leader: the member whose daemon leads submits them, the others forward
+%% them to it; every daemon applies every entry and the daemon that asked
+%% answers its callers. The leader's member also keeps the membership in
+%% shape (dead servers removed, standbys promoted up to `voters') and purges
+%% the names of nodes that go down.
 -module(regent_member).
 -behaviour(gen_server).
 
@@ -31,7 +41,8 @@
 -define(FRAME_BYTES, 4 * 1024 * 1024).
 
 -record(op, {from :: gen_server:from() | internal,
-             kind :: register | unregister | unregister_if_owner | set_meta | read,
+             kind :: register | unregister | unregister_if_owner | set_meta | read
+                   | purge_node,
              bin :: binary(),
              deadline :: integer() | infinity}).
 
@@ -53,7 +64,21 @@
              status_waiters = [] :: [gen_server:from()],
              restarts = [] :: [integer()],
              daemon_starts = 0 :: non_neg_integer(),
-             tick = false :: boolean()}).
+             tick = false :: boolean(),
+             %% clustering
+             phase = running :: discovering | joining | running,
+             discover_rounds = 0 :: non_neg_integer(),
+             join_target :: node() | undefined,
+             peers = #{} :: #{node() => map()},
+             members = [] :: [{pos_integer(), voter | standby | spare, binary()}],
+             leader_id = 0 :: non_neg_integer(),
+             leader_since = 0 :: integer(),
+             changes = #{} :: #{pos_integer() => term()},
+             change_busy = false :: boolean()}).
+
+-define(DISCOVER_MS, 200).
+-define(JOIN_RETRY_MS, 1000).
+-define(UNMAPPED_GRACE_MS, 3000).
 
 %% @private
 -spec start_link(atom(), map()) -> gen_server:start_ret().
@@ -68,8 +93,17 @@ init({Reg, Opts}) ->
     process_flag(trap_exit, true),
     Reg = ets:new(Reg, [named_table, set, protected, {read_concurrency, true}]),
     Dir = data_dir(Reg, Opts),
+    ok = net_kernel:monitor_nodes(true),
     S = #st{reg = Reg, opts = Opts, dir = Dir},
-    {ok, start_daemon(S)}.
+    Resuming = filelib:is_regular(filename:join(Dir, "regent.id")),
+    case Resuming orelse nodes() =:= [] of
+        true ->
+            %% Our own raft state to resume, or nobody to ask: start now.
+            hello_all(S),
+            {ok, start_daemon(S, true)};
+        false ->
+            {ok, discover(S#st{phase = discovering})}
+    end.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #st{}) ->
@@ -114,12 +148,19 @@ handle_info(tick, S) ->
     {noreply, tick(S#st{tick = false})};
 handle_info({'DOWN', MRef, process, Pid, _Why}, S) ->
     {noreply, owner_down(MRef, Pid, S)};
+handle_info(Msg, S) when element(1, Msg) =:= nodeup; element(1, Msg) =:= nodedown;
+                         element(1, Msg) =:= discover; element(1, Msg) =:= join_retry;
+                         element(1, Msg) =:= plan ->
+    {noreply, cluster_event(Msg, S)};
+handle_info({regent, Msg}, S) ->
+    {noreply, peer_message(Msg, S)};
 handle_info(_Msg, S) ->
     {noreply, S}.
 
 %% @private
 -spec terminate(term(), #st{}) -> ok.
-terminate(Reason, #st{port = Port, dir = Dir}) ->
+terminate(Reason, #st{port = Port, dir = Dir} = S) ->
+    graceful(Reason) andalso is_port(Port) andalso leave(S),
     is_port(Port) andalso stop_daemon(Port),
     %% A deliberate stop ends this member's raft state, like a member that
     %% leaves its cluster; after a crash the restarted member resumes it.
@@ -144,14 +185,17 @@ stop_daemon(Port) ->
 
 %% ---- the daemon ----------------------------------------------------------
 
-start_daemon(#st{opts = Opts, dir = Dir} = S) ->
+start_daemon(S, Bootstrap) ->
+    start_daemon(S#st{phase = case Bootstrap of true -> running; false -> joining end}).
+
+start_daemon(#st{opts = Opts, dir = Dir, phase = Phase} = S) ->
     await_previous_daemon(Dir),
     Exe = maps:get(daemon, Opts),
     Port = open_port({spawn_executable, Exe},
                      [{packet, 4}, binary, exit_status, use_stdio, {args, []}]),
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
     ok = file:write_file(filename:join(Dir, "daemon.pid"), integer_to_list(OsPid)),
-    Start = #{id => 0, bootstrap => true,
+    Start = #{id => 0, bootstrap => Phase =/= joining,
               data_dir => unicode:characters_to_binary(Dir),
               bind_host => maps:get(bind_host, Opts),
               port_range => maps:get(port_range, Opts),
@@ -160,7 +204,7 @@ start_daemon(#st{opts = Opts, dir = Dir} = S) ->
     [gen_server:reply(W, status_map(S#st{port = undefined}))
      || W <- S#st.status_waiters],
     S#st{port = Port, synced = false, status = #{}, dump = [], held = [],
-         status_waiters = [],
+         status_waiters = [], leader_id = 0, change_busy = false, changes = #{},
          daemon_starts = S#st.daemon_starts + 1}.
 
 %% A member that crashed left its daemon shutting down (it sees EOF); two
@@ -209,18 +253,31 @@ handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
     ?LOG_INFO("regent ~p: regentd started, raft id ~.16b, raft port ~p, ~s",
               [Reg, Id, RaftPort,
                case Resumed of true -> "resumed its state"; false -> "fresh" end]),
-    S#st{daemon_id = Id, raft_port = RaftPort};
+    S1 = S#st{daemon_id = Id, raft_port = RaftPort},
+    hello_all(S1),
+    case S1#st.phase of
+        joining -> ask_to_join(S1);
+        _ -> S1
+    end;
 handle_event({status, Status}, S0) ->
-    S = S0#st{status = Status, status_waiters = []},
-    [gen_server:reply(W, status_map(S)) || W <- S0#st.status_waiters],
-    S;
+    S1 = S0#st{status = Status, status_waiters = []},
+    [gen_server:reply(W, status_map(S1)) || W <- S0#st.status_waiters],
+    leader_seen(maps:get(leader_id, Status), S1);
+handle_event({members, Members}, S) ->
+    joined(plan(S#st{members = Members}));
+handle_event({changed, Ref, Status}, S) ->
+    change_done(Ref, Status, S);
 handle_event({applied, Changes, Replies}, #st{synced = true} = S) ->
     replies(Replies, lists:foldl(fun change/2, S, Changes));
 handle_event({applied, [], Replies}, #st{synced = false} = S) ->
     %% Replayed entries while recovering: answer after the dump is in ETS.
     S#st{held = S#st.held ++ Replies};
-handle_event({replies, Replies}, S) ->
-    replies(Replies, S);
+handle_event({replies, Replies}, #st{daemon_id = Me} = S) ->
+    %% Ops forwarded to us by other members are answered through them.
+    Mine = [{Ref, R, P} || {Origin, Ref, R, P} <- Replies, Origin =:= Me],
+    Theirs = [R || {Origin, _, _, _} = R <- Replies, Origin =/= Me],
+    route_replies(Theirs, S),
+    replies(Mine, S);
 handle_event({dump, false, Rows}, S) ->
     S#st{dump = [Rows | S#st.dump]};
 handle_event({dump, true, Rows}, S) ->
@@ -255,7 +312,9 @@ encode_op(unregister_if_owner, Ref, {Key, Pid}) ->
 encode_op(set_meta, Ref, {Key, Meta}) ->
     regent_proto:op_set_meta(Ref, Key, Meta);
 encode_op(read, Ref, Key) ->
-    regent_proto:op_read(Ref, Key).
+    regent_proto:op_read(Ref, Key);
+encode_op(purge_node, Ref, Node) ->
+    regent_proto:op_purge_node(Ref, Node, any, 0).
 
 %% One flush per pass through the mailbox: every op that arrives before the
 %% `flush' message is processed travels in the same frame (and, usually,
@@ -268,13 +327,29 @@ queue_flush(S) ->
 
 flush(#st{outbox = []} = S) ->
     S;
-flush(#st{synced = false} = S) ->
-    S; % sent once the daemon is ready
-flush(#st{port = Port, outbox = Outbox, pending = Pending} = S) ->
+flush(#st{port = undefined} = S) ->
+    S; % sent once a daemon runs again
+flush(#st{daemon_id = 0} = S) ->
+    S; % the daemon has not started yet
+flush(#st{leader_id = 0} = S) ->
+    S; % sent once a leader is known
+flush(#st{port = Port, outbox = Outbox, pending = Pending, leader_id = Leader,
+          daemon_id = Me} = S) ->
     Ops = [Op#op.bin || Ref <- lists:reverse(Outbox),
                         {ok, Op} <- [maps:find(Ref, Pending)]],
-    [true = port_command(Port, regent_proto:ops(Chunk)) || Chunk <- chunks(Ops)],
-    S#st{outbox = []}.
+    case Leader =:= Me of
+        true ->
+            [true = port_command(Port, regent_proto:ops(C)) || C <- chunks(Ops)],
+            S#st{outbox = []};
+        false ->
+            case node_of(Leader, S) of
+                undefined ->
+                    S; % once the leader's member has said hello
+                Node ->
+                    [send_peer(Node, {fwd, self(), Me, C}, S) || C <- chunks(Ops)],
+                    S#st{outbox = []}
+            end
+    end.
 
 %% Frames of at most ~?FRAME_BYTES (regentd refuses frames over 64 MiB).
 chunks([]) ->
@@ -441,10 +516,9 @@ reclaim({Name, Pid, Meta}, S) ->
 %% ---- status and set-up ---------------------------------------------------
 
 status_map(#st{reg = Reg, status = St, port = Port} = S) ->
-    Leader = case maps:get(leader_id, St, 0) of
-                 0 -> undefined;
-                 Id when Id =:= S#st.daemon_id -> {node(), Reg};
-                 Id -> {raft_id, Id} % other members: mapped by clustering
+    Leader = case node_of(maps:get(leader_id, St, 0), S) of
+                 undefined -> undefined;
+                 LeaderNode -> {LeaderNode, Reg}
              end,
     Applied = maps:get(applied, St, 0),
     OsPid = case Port of
@@ -460,6 +534,8 @@ status_map(#st{reg = Reg, status = St, port = Port} = S) ->
       commit_index => maps:get(commit, St, 0),
       lag => max(0, maps:get(commit, St, 0) - Applied),
       ready => S#st.synced,
+      phase => S#st.phase,
+      members => [{member_id(Id, S), Role} || {Id, Role, _} <- S#st.members],
       names => ets:info(Reg, size),
       pending_ops => map_size(S#st.pending),
       daemon => #{os_pid => OsPid, raft_id => S#st.daemon_id,
@@ -507,3 +583,330 @@ stale(Entry) ->
 
 now_ms() ->
     erlang:monotonic_time(millisecond).
+
+%% ---- clustering -----------------------------------------------------------
+
+%% Messages between members of one registry travel as {regent, Msg} to the
+%% locally registered name of the member on the other node.
+send_peer(Node, Msg, #st{reg = Reg}) ->
+    erlang:send({Reg, Node}, {regent, Msg}, [noconnect]),
+    ok.
+
+hello_all(S) ->
+    [send_peer(N, {hello, self(), node(), info(S)}, S) || N <- nodes()],
+    ok.
+
+info(#st{phase = Phase, daemon_id = Id, leader_id = Leader, members = Ms,
+         synced = Synced} = S) ->
+    #{phase => Phase, id => Id, leader_id => Leader,
+      leader_node => node_of(Leader, S), size => length(Ms), synced => Synced}.
+
+%% The node whose member runs the daemon with raft id Id.
+node_of(0, _S) ->
+    undefined;
+node_of(Id, #st{daemon_id = Id}) ->
+    node();
+node_of(Id, #st{peers = Peers}) ->
+    case [N || {N, #{id := I, up := true}} <- maps:to_list(Peers), I =:= Id] of
+        [N | _] -> N;
+        [] -> undefined
+    end.
+
+member_id(Id, #st{reg = Reg} = S) ->
+    case node_of(Id, S) of
+        undefined -> {raft_id, Id};
+        N -> {N, Reg}
+    end.
+
+is_leader(#st{leader_id = L, daemon_id = Me}) ->
+    L =/= 0 andalso L =:= Me.
+
+peer_message({hello, Pid, Node, Info}, S) ->
+    Pid ! {regent, {hello_ack, self(), Node =:= node(), node(), info(S)}},
+    peer_seen(Node, Info, S);
+peer_message({hello_ack, _Pid, _, Node, Info}, S) ->
+    peer_seen(Node, Info, S);
+peer_message({fwd, From, Origin, Ops}, S) ->
+    case is_leader(S) andalso is_port(S#st.port) of
+        true ->
+            true = port_command(S#st.port, regent_proto:fwd_ops(Origin, Ops));
+        false ->
+            From ! {regent, {replies, [{regent_proto:op_ref(Op), retry, <<>>} || Op <- Ops]}}
+    end,
+    S;
+peer_message({replies, Replies}, S) ->
+    replies(Replies, S);
+peer_message({join, From, Node, Id, Address}, S) ->
+    S1 = peer_seen(Node, #{id => Id, phase => joining}, S),
+    case is_leader(S1) andalso not S1#st.change_busy of
+        true -> change(add, Id, spare, Address, {join, From, Id}, S1);
+        false -> From ! {regent, join_retry}, S1
+    end;
+peer_message({joined, _Id}, S) ->
+    S; % the MEMBERS frame says the rest
+peer_message(join_retry, S) ->
+    erlang:send_after(?JOIN_RETRY_MS div 4, self(), {join_retry}),
+    S;
+peer_message({leave, From, Id}, S) ->
+    case is_leader(S) of
+        true -> change(remove, Id, spare, <<>>, {leave, From}, S);
+        false -> From ! {regent, {left, not_leader}}, S
+    end;
+peer_message({left, _}, S) ->
+    S;
+peer_message(_Other, S) ->
+    S.
+
+peer_seen(Node, Info, #st{peers = Peers} = S) ->
+    Old = maps:get(Node, Peers, #{}),
+    S#st{peers = Peers#{Node => maps:merge(Old, Info#{up => true})}}.
+
+cluster_event({nodeup, Node}, S) ->
+    send_peer(Node, {hello, self(), node(), info(S)}, S),
+    S;
+cluster_event({nodedown, Node}, #st{peers = Peers} = S0) ->
+    S = case maps:find(Node, Peers) of
+            {ok, P} -> S0#st{peers = Peers#{Node := P#{up => false}}};
+            error -> S0
+        end,
+    case is_leader(S) of
+        true -> plan(purge_node(Node, S));
+        false -> S
+    end;
+cluster_event({discover}, #st{phase = discovering} = S) ->
+    decide(S);
+cluster_event({join_retry}, #st{phase = joining} = S) ->
+    ask_to_join(S);
+cluster_event({plan}, S) ->
+    plan(S);
+cluster_event(_, S) ->
+    S.
+
+discover(S) ->
+    hello_all(S),
+    erlang:send_after(?DISCOVER_MS, self(), {discover}),
+    S.
+
+%% After a round of hellos: join an existing cluster (the biggest), or, when
+%% every member we know is still looking too, let the lowest node bootstrap
+%% and the others join it on a later round.
+decide(#st{peers = Peers, discover_rounds = Rounds} = S) ->
+    Up = [{N, P} || {N, #{up := true} = P} <- maps:to_list(Peers)],
+    Clusters = [{-maps:get(size, P, 0), N, P} || {N, P} <- Up,
+                                                maps:get(phase, P, x) =:= running,
+                                                maps:get(leader_node, P, undefined) =/= undefined],
+    Looking = [N || {N, P} <- Up, maps:get(phase, P, x) =:= discovering],
+    case lists:sort(Clusters) of
+        [{_, _, P} | _] ->
+            start_daemon(S#st{join_target = maps:get(leader_node, P)}, false);
+        [] when Looking =:= []; Rounds >= 20 ->
+            start_daemon(S, true);
+        [] ->
+            case node() < lists:min(Looking) of
+                true -> start_daemon(S, true);
+                false -> discover(S#st{discover_rounds = Rounds + 1})
+            end
+    end.
+
+%% Joining: our fresh daemon (no configuration) asks the leader's member to
+%% add it; retried until our id shows up in a MEMBERS frame.
+ask_to_join(#st{daemon_id = 0} = S) ->
+    S; % when STARTED arrives
+ask_to_join(#st{phase = joining} = S) ->
+    Target = case leader_node_known(S) of
+                 undefined -> S#st.join_target;
+                 N -> N
+             end,
+    Address = <<(maps:get(bind_host, S#st.opts))/binary, ":",
+                (integer_to_binary(S#st.raft_port))/binary>>,
+    Target =/= undefined andalso
+        send_peer(Target, {join, self(), node(), S#st.daemon_id, Address}, S),
+    hello_all(S),
+    erlang:send_after(?JOIN_RETRY_MS, self(), {join_retry}),
+    S;
+ask_to_join(S) ->
+    S.
+
+leader_node_known(#st{peers = Peers} = S) ->
+    case node_of(S#st.leader_id, S) of
+        undefined ->
+            case [L || {_, #{up := true, leader_node := L}} <- maps:to_list(Peers),
+                       L =/= undefined] of
+                [L | _] -> L;
+                [] -> undefined
+            end;
+        N ->
+            N
+    end.
+
+joined(#st{phase = joining, daemon_id = Me, members = Ms} = S) ->
+    case lists:keymember(Me, 1, Ms) of
+        true -> S#st{phase = running};
+        false -> S
+    end;
+joined(S) ->
+    S.
+
+%% A new leader (or the first one): writes waiting for it go (again). When
+%% we become the leader, nodes that went down meanwhile are purged.
+leader_seen(Leader, #st{leader_id = Leader} = S) ->
+    S;
+leader_seen(Leader, #st{pending = Pending} = S0) ->
+    S = S0#st{leader_id = Leader, leader_since = now_ms(),
+              outbox = lists:reverse(lists:sort(maps:keys(Pending)))},
+    S1 = case is_leader(S) of
+             true -> plan(purge_absent_nodes(S));
+             false -> S
+         end,
+    hello_all(S1),
+    queue_flush(S1).
+
+purge_absent_nodes(#st{reg = Tab} = S) ->
+    Owners = ets:foldl(fun({_, Pid, _}, Acc) -> Acc#{node(Pid) => true} end,
+                       #{}, Tab),
+    Absent = maps:keys(Owners) -- [node() | nodes()],
+    lists:foldl(fun purge_node/2, S, Absent).
+
+purge_node(Node, S) ->
+    ?LOG_NOTICE("regent ~p: node ~p is down; purging its names",
+                [S#st.reg, Node]),
+    submit(purge_node, atom_to_binary(Node, utf8), internal, infinity, S).
+
+%% ---- membership (the leader's member) --------------------------------------
+
+%% One change at a time: remove a dead server, else promote up to `voters'
+%% voters, else make joined spares standbys. Re-run after each change, on
+%% MEMBERS, on nodedown and when leadership arrives.
+plan(#st{change_busy = true} = S) ->
+    S;
+plan(S) ->
+    case is_leader(S) of
+        true -> plan_step(S);
+        false -> S
+    end.
+
+plan_step(#st{members = Ms, daemon_id = Me, opts = Opts} = S) ->
+    Live = [M || {Id, _, _} = M <- Ms, Id =:= Me orelse alive_id(Id, S)],
+    Dead = [Id || {Id, _, _} <- Ms, Id =/= Me, dead_id(Id, S)],
+    Voters = [Id || {Id, voter, _} <- Live],
+    Target = min(maps:get(voters, Opts), length(Live)),
+    Standbys = [Id || {Id, standby, _} <- Live],
+    Spares = [Id || {Id, spare, _} <- Live],
+    Promotable = Standbys ++ Spares,
+    unmapped_later(S),
+    if
+        Dead =/= [] ->
+            change(remove, hd(Dead), spare, <<>>, plan, S);
+        length(Voters) < Target, Promotable =/= [] ->
+            change(assign, hd(Promotable), voter, <<>>, plan, S);
+        Spares =/= [] ->
+            change(assign, hd(Spares), standby, <<>>, plan, S);
+        true ->
+            S
+    end.
+
+alive_id(Id, #st{peers = Peers}) ->
+    lists:any(fun(#{id := I, up := Up}) -> I =:= Id andalso Up;
+                 (_) -> false
+              end, maps:values(Peers)).
+
+%% Dead: its node is known to be down, or no member has claimed the id for a
+%% while since we lead (a previous incarnation of a restarted node).
+dead_id(Id, #st{peers = Peers, leader_since = Since} = S) ->
+    Known = [Up || #{id := I, up := Up} <- maps:values(Peers), I =:= Id],
+    case Known of
+        [] -> now_ms() - Since > ?UNMAPPED_GRACE_MS;
+        _ -> not lists:member(true, Known) andalso not alive_id(Id, S)
+    end.
+
+%% Ids nobody has claimed yet are judged after the grace period: look again
+%% then.
+unmapped_later(#st{members = Ms, daemon_id = Me, peers = Peers}) ->
+    Claimed = [I || #{id := I} <- maps:values(Peers)],
+    [Id || {Id, _, _} <- Ms, Id =/= Me, not lists:member(Id, Claimed)] =/= []
+        andalso erlang:send_after(?UNMAPPED_GRACE_MS, self(), {plan}),
+    ok.
+
+change(Kind, Id, Role, Address, Why, #st{port = Port} = S) ->
+    Ref = erlang:unique_integer([positive, monotonic]),
+    true = port_command(Port, regent_proto:change(Kind, Ref, Id, Role, Address)),
+    S#st{changes = maps:put(Ref, Why, S#st.changes), change_busy = true}.
+
+change_done(Ref, Status, #st{reg = Reg} = S0) ->
+    case maps:take(Ref, S0#st.changes) of
+        error ->
+            S0;
+        {Why, Changes} ->
+            S = S0#st{changes = Changes, change_busy = false},
+            Status =:= 0 orelse
+                ?LOG_WARNING("regent ~p: membership change ~p failed: ~p",
+                             [Reg, Why, Status]),
+            case Why of
+                {join, From, Id} ->
+                    From ! {regent, case Status of
+                                        0 -> {joined, Id};
+                                        _ -> join_retry
+                                    end};
+                {leave, From} ->
+                    From ! {regent, {left, Status}};
+                {transfer, _} ->
+                    ok;
+                plan ->
+                    Status =:= 0 orelse
+                        erlang:send_after(?JOIN_RETRY_MS, self(), {plan})
+            end,
+            plan(S)
+    end.
+
+%% Ops forwarded to us whose entry failed: their members retry them.
+route_replies([], _S) ->
+    ok;
+route_replies(Replies, S) ->
+    ByOrigin = maps:groups_from_list(fun({O, _, _, _}) -> O end,
+                                     fun({_, Ref, R, P}) -> {Ref, R, P} end,
+                                     Replies),
+    maps:foreach(fun(Origin, Rs) ->
+                         case node_of(Origin, S) of
+                             undefined -> ok;
+                             N -> send_peer(N, {replies, Rs}, S)
+                         end
+                 end, ByOrigin).
+
+%% A graceful stop leaves the cluster: leadership is handed over first, then
+%% the (new) leader removes us from the configuration.
+leave(#st{members = Ms} = S) when length(Ms) > 1 ->
+    S1 = case is_leader(S) of
+             true -> transfer_away(S);
+             false -> S
+         end,
+    case leader_node_known(S1) of
+        undefined -> ok;
+        Node when Node =:= node() -> ok;
+        Node ->
+            send_peer(Node, {leave, self(), S1#st.daemon_id}, S1),
+            receive {regent, {left, _}} -> ok after 3000 -> ok end
+    end;
+leave(_S) ->
+    ok.
+
+transfer_away(#st{port = Port} = S) ->
+    Ref = erlang:unique_integer([positive, monotonic]),
+    true = port_command(Port, regent_proto:change(transfer, Ref, 0, voter, <<>>)),
+    await_new_leader(S, now_ms() + 2000).
+
+await_new_leader(#st{port = Port} = S, Deadline) ->
+    Left = max(0, Deadline - now_ms()),
+    receive
+        {Port, {data, Frame}} ->
+            S1 = case regent_proto:decode(Frame) of
+                     {status, St} -> S#st{status = St,
+                                          leader_id = maps:get(leader_id, St)};
+                     _ -> S
+                 end,
+            case is_leader(S1) orelse S1#st.leader_id =:= 0 of
+                true -> await_new_leader(S1, Deadline);
+                false -> S1
+            end
+    after Left ->
+            S
+    end.

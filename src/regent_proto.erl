@@ -6,7 +6,8 @@
 %% the bytes.
 -module(regent_proto).
 
--export([start/1, ops/1, stop/0, status_request/0,
+-export([start/1, ops/1, fwd_ops/2, change/5, stop/0, status_request/0,
+         op_ref/1,
          op_register/5, op_unregister/2, op_unregister_if_owner/3,
          op_set_meta/3, op_purge_node/4, op_read/2,
          decode/1]).
@@ -27,7 +28,11 @@
 -type event() :: {started, Id :: pos_integer(), RaftPort :: inet:port_number(),
                   Resumed :: boolean()}
                | {applied, [change()], [reply()]}
-               | {replies, [reply()]}
+               | {replies, [{Origin :: pos_integer(), Ref :: pos_integer(),
+                             result(), binary()}]}
+               | {members, [{Id :: pos_integer(), Role :: voter | standby | spare,
+                             Address :: binary()}]}
+               | {changed, Ref :: pos_integer(), Status :: non_neg_integer()}
                | {status, map()}
                | {dump, Last :: boolean(), [row()]}
                | {error, binary()}.
@@ -50,6 +55,24 @@ start(#{id := Id, bootstrap := Boot, data_dir := Dir, bind_host := Host,
 -spec ops([binary()]) -> iodata().
 ops(Ops) ->
     [<<?V, 16#02, (length(Ops)):32>> | Ops].
+
+%% @doc FWD_OPS: ops that another member forwarded to this (leader) member;
+%% `Origin' is that member's daemon id, which will answer its callers.
+-spec fwd_ops(pos_integer(), [binary()]) -> iodata().
+fwd_ops(Origin, Ops) ->
+    [<<?V, 16#06, Origin:64, (length(Ops)):32>> | Ops].
+
+%% @doc CHANGE: a membership change; only a leader's daemon can make it.
+-spec change(add | assign | remove | transfer, pos_integer(), non_neg_integer(),
+             voter | standby | spare, binary()) -> binary().
+change(Kind, Ref, Id, Role, Address) ->
+    K = case Kind of add -> 1; assign -> 2; remove -> 3; transfer -> 4 end,
+    R = case Role of standby -> 0; voter -> 1; spare -> 2 end,
+    <<?V, 16#05, K, Ref:64, Id:64, R, (blob(Address))/binary>>.
+
+%% @doc The ref inside an encoded op.
+-spec op_ref(binary()) -> pos_integer().
+op_ref(<<_Kind, Ref:64, _/binary>>) -> Ref.
 
 -spec stop() -> binary().
 stop() -> <<?V, 16#03>>.
@@ -99,8 +122,11 @@ decode(<<?V, 16#82, NC:32, Rest0/binary>>) ->
     {Replies, <<>>} = replies(NR, Rest1, []),
     {applied, Changes, Replies};
 decode(<<?V, 16#83, N:32, Rest/binary>>) ->
-    {Replies, <<>>} = replies(N, Rest, []),
-    {replies, Replies};
+    {replies, origin_replies(N, Rest, [])};
+decode(<<?V, 16#86, N:32, Rest/binary>>) ->
+    {members, servers(N, Rest, [])};
+decode(<<?V, 16#87, Ref:64, Status:32>>) ->
+    {changed, Ref, Status};
 decode(<<?V, 16#84, State, Leader:64, Term:64, Applied:64, Commit:64,
          Last:64, Synced>>) ->
     {status, #{raft_state => raft_state(State), leader_id => Leader,
@@ -127,6 +153,20 @@ replies(0, Rest, Acc) ->
     {lists:reverse(Acc), Rest};
 replies(N, <<Ref:64, Res, PL:32, P:PL/binary, Rest/binary>>, Acc) ->
     replies(N - 1, Rest, [{Ref, result(Res), P} | Acc]).
+
+origin_replies(0, <<>>, Acc) ->
+    lists:reverse(Acc);
+origin_replies(N, <<Origin:64, Ref:64, Res, PL:32, P:PL/binary, Rest/binary>>, Acc) ->
+    origin_replies(N - 1, Rest, [{Origin, Ref, result(Res), P} | Acc]).
+
+servers(0, <<>>, Acc) ->
+    lists:reverse(Acc);
+servers(N, <<Id:64, Role, AL:32, A:AL/binary, Rest/binary>>, Acc) ->
+    servers(N - 1, Rest, [{Id, role(Role), A} | Acc]).
+
+role(0) -> standby;
+role(1) -> voter;
+role(2) -> spare.
 
 rows(0, Rest, Acc) ->
     {lists:reverse(Acc), Rest};

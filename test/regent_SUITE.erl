@@ -514,7 +514,7 @@ port_garbage(Config) ->
     BadKey = <<107, 0, 2, "ab">>, % STRING_EXT: not canonical
     Op = regent_proto:op_register(7, BadKey, regent_name:encode_pid(self()), <<>>, <<>>),
     true = port_command(Port, regent_proto:ops([Op])),
-    {replies, [{7, bad, <<>>}]} = recv_until(Port, replies),
+    {replies, [{_Origin, 7, bad, <<>>}]} = recv_until(Port, replies),
     port_close(Port),
     ok.
 

@@ -517,10 +517,11 @@ static void test_builders(void)
     rg_wbuf_reset(&w);
     size_t off;
     rg_proto_replies_begin(&w, &off);
-    rg_proto_reply(&w, 77, 2);
+    rg_proto_reply(&w, 5, 77, 2);
     rg_wbuf_patch_u32(&w, off, 1);
     static const uint8_t replies[] = {1, 0x83, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
-                                      0, 77,  2, 0, 0, 0, 0};
+                                      0, 5,  0, 0, 0, 0, 0, 0, 0, 77,
+                                      2, 0,  0, 0, 0};
     CHECK(off == 2 && w.len == sizeof replies &&
           memcmp(w.data, replies, w.len) == 0);
     rg_wbuf_free(&w);

@@ -1,0 +1,329 @@
+%% regent across real BEAM nodes (OTP's peer), each with its own regentd:
+%% joining, replication, forwarding to the leader, races, process and node
+%% failures, daemon kills, graceful leave, late joiners.
+-module(regent_cluster_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, suite/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([join_one_by_one/1, join_at_once/1, five_nodes_roles/1,
+         replication_and_forwarding/1, race_for_names/1,
+         process_exit_cluster_wide/1, node_down_purge/1, leader_node_killed/1,
+         follower_daemon_kill9/1, leader_daemon_kill9/1, graceful_leave/1,
+         late_joiner_gets_table/1]).
+-export([start_remote/2, stop_remote/1]).
+
+-define(REG, cluster_reg).
+
+suite() -> [{timetrap, {minutes, 3}}].
+
+all() ->
+    [join_one_by_one, join_at_once, five_nodes_roles, replication_and_forwarding,
+     race_for_names, process_exit_cluster_wide, node_down_purge,
+     leader_node_killed, follower_daemon_kill9, leader_daemon_kill9,
+     graceful_leave, late_joiner_gets_table].
+
+groups() -> [].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(crypto),
+    case node() of
+        nonode@nohost ->
+            os:cmd("epmd -daemon"),
+            {ok, _} = net_kernel:start(regent_ct, #{name_domain => shortnames});
+        _ ->
+            ok
+    end,
+    Daemon = case os:getenv("REGENT_TEST_DAEMON") of
+                 false -> filename:join(code:priv_dir(regent), "regentd");
+                 Path -> Path
+             end,
+    [{daemon, Daemon} | Config].
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_testcase(_Case, Config) ->
+    Config.
+
+end_per_testcase(_Case, Config) ->
+    [catch peer:stop(P) || P <- proplists:get_value(peers, get_peers(Config), [])],
+    ok.
+
+%% ---- helpers ------------------------------------------------------------
+
+get_peers(_Config) ->
+    case get(peers) of
+        undefined -> [];
+        Ps -> [{peers, Ps}]
+    end.
+
+paths() ->
+    [P || P <- code:get_path(), string:find(P, code:lib_dir()) =:= nomatch].
+
+peers(N) ->
+    Nodes = [begin
+                 {ok, Peer, Node} = peer:start_link(
+                                      #{name => peer:random_name(regent),
+                                        args => ["-setcookie", atom_to_list(erlang:get_cookie())
+                                                 | lists:append([["-pa", P] || P <- paths()])]}),
+                 unlink(Peer),
+                 put(peers, [Peer | case get(peers) of undefined -> []; L -> L end]),
+                 {Peer, Node}
+             end || _ <- lists:seq(1, N)],
+    [Node || {_, Node} <- Nodes].
+
+%% Called on a peer: start the member unlinked from the short-lived rpc.
+start_remote(Reg, Opts) ->
+    {ok, _} = application:ensure_all_started(crypto),
+    {ok, Pid} = regent:start_link(Reg, Opts),
+    unlink(Pid),
+    ok.
+
+stop_remote(Reg) ->
+    gen_server:stop(Reg).
+
+start_on(Nodes, Config) ->
+    [ok = erpc:call(N, ?MODULE, start_remote, [?REG, [{daemon, ?config(daemon, Config)}]])
+     || N <- Nodes],
+    ok.
+
+await_cluster(Nodes, Size) ->
+    wait_until(fun() ->
+                       lists:all(fun(N) ->
+                                         St = erpc:call(N, regent, status, [?REG]),
+                                         maps:get(ready, St) andalso
+                                             length(maps:get(members, St)) =:= Size andalso
+                                             maps:get(leader, St) =/= undefined
+                                 end, Nodes)
+                           andalso length(lists:usort([leader(N) || N <- Nodes])) =:= 1
+               end, 20000).
+
+leader(N) -> erpc:call(N, regent, get_leader, [?REG]).
+
+idle_on(Node) ->
+    erlang:spawn(Node, timer, sleep, [infinity]).
+
+reg(Node, Name, Pid) ->
+    erpc:call(Node, regent, register_name, [{?REG, Name}, Pid]).
+
+where(Node, Name) ->
+    erpc:call(Node, regent, whereis_name, [{?REG, Name}]).
+
+count(Node) ->
+    erpc:call(Node, regent, count, [?REG]).
+
+os_pid(Node) ->
+    maps:get(os_pid, maps:get(daemon, erpc:call(Node, regent, status, [?REG]))).
+
+wait_until(Fun, Ms) ->
+    Deadline = erlang:monotonic_time(millisecond) + Ms,
+    wait_until_(Fun, Deadline).
+
+wait_until_(Fun, Deadline) ->
+    case catch Fun() of
+        true -> ok;
+        _ ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> error(timeout_waiting);
+                false -> timer:sleep(10), wait_until_(Fun, Deadline)
+            end
+    end.
+
+roles(Node) ->
+    lists:sort([R || {_, R} <- erpc:call(Node, regent, get_members, [?REG])]).
+
+%% ---- joining ------------------------------------------------------------
+
+join_one_by_one(Config) ->
+    [A, B, C] = Nodes = peers(3),
+    start_on([A], Config),
+    await_cluster([A], 1),
+    start_on([B], Config),
+    await_cluster([A, B], 2),
+    start_on([C], Config),
+    await_cluster(Nodes, 3),
+    [voter, voter, voter] = roles(C),
+    {A, ?REG} = leader(C).
+
+join_at_once(Config) ->
+    Nodes = peers(3),
+    Parent = self(),
+    [spawn_link(fun() -> start_on([N], Config), Parent ! {started, N} end) || N <- Nodes],
+    [receive {started, N} -> ok end || N <- Nodes],
+    await_cluster(Nodes, 3),
+    [voter, voter, voter] = roles(hd(Nodes)).
+
+five_nodes_roles(Config) ->
+    Nodes = peers(5),
+    [start_on([N], Config) || N <- Nodes],
+    await_cluster(Nodes, 5),
+    wait_until(fun() -> roles(hd(Nodes)) =:= [standby, standby, voter, voter, voter] end, 10000),
+    %% Standbys serve reads too.
+    P = idle_on(lists:nth(5, Nodes)),
+    yes = reg(lists:nth(5, Nodes), five, P),
+    [wait_until(fun() -> where(N, five) =:= P end, 2000) || N <- Nodes],
+    ok.
+
+%% ---- writes and reads ---------------------------------------------------
+
+replication_and_forwarding(Config) ->
+    [A, B, C] = Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    %% Register from every node, including followers (forwarded).
+    Regs = [{N, I, idle_on(N)} || N <- Nodes, I <- lists:seq(1, 50)],
+    [yes = reg(N, {N, I}, P) || {N, I, P} <- Regs],
+    %% Read-your-writes on the registering node at once; elsewhere soon.
+    [P = where(N, {N, I}) || {N, I, P} <- Regs],
+    [wait_until(fun() -> where(M, {N, I}) =:= P end, 2000) || {N, I, P} <- Regs, M <- Nodes],
+    %% A consistent read from a follower.
+    {_, P0} = {ok, element(3, hd(Regs))},
+    Follower = hd([N || N <- Nodes, leader(N) =/= {N, ?REG}]),
+    P0 = erpc:call(Follower, regent, whereis_name_consistent, [{?REG, {A, 1}}]),
+    %% Convergence: from yes on B until C sees it.
+    Lat = [begin
+               P = idle_on(B),
+               yes = reg(B, {conv, I}, P),
+               T0 = erlang:monotonic_time(microsecond),
+               wait_until(fun() -> where(C, {conv, I}) =:= P end, 2000),
+               erlang:monotonic_time(microsecond) - T0
+           end || I <- lists:seq(1, 20)],
+    ct:pal("convergence B->C (us, incl. rpc polling): median ~p, max ~p",
+           [lists:nth(10, lists:sort(Lat)), lists:max(Lat)]),
+    150 + 20 = count(C).
+
+race_for_names(Config) ->
+    [A, B, C] = Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    N = 300,
+    Racers = [A, B, C],
+    Self = self(),
+    [spawn_link(fun() ->
+                        Answers = erpc:call(Node, lists, map,
+                                            [fun(I) -> {I, regent:register_name({?REG, {race, I}},
+                                                                                 erlang:spawn(timer, sleep, [infinity]))}
+                                             end, lists:seq(1, N)]),
+                        Self ! {answers, Node, Answers}
+                end) || Node <- Racers],
+    All = [receive {answers, Node, As} -> {Node, As} end || Node <- Racers],
+    [begin
+         Yes = [Node || {Node, As} <- All, {I2, yes} <- As, I2 =:= I],
+         ?assertEqual(1, length(Yes), {name, I})
+     end || I <- lists:seq(1, N)],
+    %% Everyone converges on the winner.
+    [begin
+         W = where(A, {race, I}),
+         [wait_until(fun() -> where(M, {race, I}) =:= W end, 2000) || M <- Nodes]
+     end || I <- lists:seq(1, N)],
+    ok.
+
+%% ---- failures -----------------------------------------------------------
+
+process_exit_cluster_wide(Config) ->
+    [A, B, C] = Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    Ps = [idle_on(B) || _ <- lists:seq(1, 100)],
+    [yes = reg(B, {p, I}, P) || {I, P} <- lists:zip(lists:seq(1, 100), Ps)],
+    wait_until(fun() -> count(A) =:= 100 andalso count(C) =:= 100 end, 5000),
+    [exit(P, kill) || P <- Ps],
+    wait_until(fun() -> count(A) =:= 0 andalso count(C) =:= 0 end, 5000).
+
+node_down_purge(Config) ->
+    [A, B, C] = Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    Ps = [idle_on(C) || _ <- lists:seq(1, 200)],
+    [yes = reg(C, {c, I}, P) || {I, P} <- lists:zip(lists:seq(1, 200), Ps)],
+    wait_until(fun() -> count(A) =:= 200 end, 5000),
+    true = erlang:monitor_node(C, true),
+    T0 = erlang:monotonic_time(millisecond),
+    erpc:cast(C, erlang, halt, []),
+    receive {nodedown, C} -> ok after 5000 -> error(node_still_up) end,
+    wait_until(fun() -> count(A) =:= 0 andalso count(B) =:= 0 end, 10000),
+    ct:pal("node down -> names purged on A and B in ~p ms",
+           [erlang:monotonic_time(millisecond) - T0]),
+    wait_until(fun() -> length(roles(A)) =:= 2 end, 10000),
+    yes = reg(A, after_purge, idle_on(A)).
+
+leader_node_killed(Config) ->
+    Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    [S1, S2] = Nodes -- [LeaderNode],
+    Kept = idle_on(S1),
+    yes = reg(S1, kept, Kept),
+    wait_until(fun() -> where(S2, kept) =:= Kept end, 2000),
+    Doomed = idle_on(LeaderNode),
+    yes = reg(S2, doomed, Doomed),
+    true = erlang:monitor_node(LeaderNode, true),
+    T0 = erlang:monotonic_time(millisecond),
+    erpc:cast(LeaderNode, erlang, halt, []),
+    receive {nodedown, LeaderNode} -> ok after 5000 -> error(leader_still_up) end,
+    %% A registration succeeds again through a new leader.
+    wait_until(fun() -> reg(S1, {again, 1}, idle_on(S1)) =:= yes end, 10000),
+    ct:pal("leader node killed -> a registration succeeded after ~p ms",
+           [erlang:monotonic_time(millisecond) - T0]),
+    %% Nothing acknowledged is lost; the dead node's names are purged.
+    Kept = where(S2, kept),
+    wait_until(fun() -> where(S1, doomed) =:= undefined andalso
+                            where(S2, doomed) =:= undefined end, 10000),
+    true = leader(S1) =/= {LeaderNode, ?REG}.
+
+daemon_kill9(Which, Config) ->
+    Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    Victim = case Which of
+                 leader -> LeaderNode;
+                 follower -> hd(Nodes -- [LeaderNode])
+             end,
+    Ps = [{I, idle_on(Victim)} || I <- lists:seq(1, 50)],
+    [yes = reg(Victim, {v, I}, P) || {I, P} <- Ps],
+    OsPid = os_pid(Victim),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    %% Writes keep working (elsewhere at once, on the victim once it is back).
+    Other = hd(Nodes -- [Victim]),
+    wait_until(fun() -> reg(Other, {during, Which}, idle_on(Other)) =:= yes end, 10000),
+    wait_until(fun() -> os_pid(Victim) =/= OsPid andalso
+                            maps:get(ready, erpc:call(Victim, regent, status, [?REG])) end, 10000),
+    await_cluster(Nodes, 3),
+    %% The victim's registrations are intact everywhere.
+    [[wait_until(fun() -> where(N, {v, I}) =:= P end, 5000) || N <- Nodes] || {I, P} <- Ps],
+    yes = reg(Victim, {after_kill, Which}, idle_on(Victim)),
+    ok.
+
+follower_daemon_kill9(Config) -> daemon_kill9(follower, Config).
+leader_daemon_kill9(Config) -> daemon_kill9(leader, Config).
+
+graceful_leave(Config) ->
+    Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    [F1, F2] = Nodes -- [LeaderNode],
+    Epoch = erpc:call(F1, regent, get_epoch, [?REG]),
+    %% The leader leaves: leadership is transferred first, then it is removed.
+    ok = erpc:call(LeaderNode, ?MODULE, stop_remote, [?REG]),
+    wait_until(fun() -> length(roles(F1)) =:= 2 end, 10000),
+    {NewLeader, _} = leader(F1),
+    true = lists:member(NewLeader, [F1, F2]),
+    true = erpc:call(F1, regent, get_epoch, [?REG]) > Epoch,
+    yes = reg(F2, after_leave, idle_on(F2)),
+    wait_until(fun() -> is_pid(where(F1, after_leave)) end, 2000).
+
+late_joiner_gets_table(Config) ->
+    [A, B, C] = peers(3),
+    start_on([A, B], Config),
+    await_cluster([A, B], 2),
+    Owner = idle_on(A),
+    [yes = reg(A, {late, I}, Owner) || I <- lists:seq(1, 2000)],
+    start_on([C], Config),
+    await_cluster([A, B, C], 3),
+    wait_until(fun() -> count(C) =:= 2000 end, 10000),
+    Owner = where(C, {late, 1999}).
