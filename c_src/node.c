@@ -620,8 +620,11 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
         *err = "cannot bind the raft port";
         return -1;
     }
-    snprintf(n->address, sizeof n->address, "%s:%u", s->bind_host,
-             (unsigned)n->transport.port);
+    if (rg_transport_set_secret(&n->transport, s->secret, s->secret_len) != 0) {
+        *err = "START: the cluster secret must be 1 to 1024 bytes";
+        return -1;
+    }
+    snprintf(n->address, sizeof n->address, "%s", n->transport.address);
     if (!resumed && clear_dir(s->dir) != 0) {
         *err = "cannot clear the data dir for a fresh start";
         return -1;

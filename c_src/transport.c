@@ -1,15 +1,17 @@
-/* regent's raft transport; see transport.h.
+/* regent's raft transport; see transport.h and handshake.h.
  *
  * Lifetimes: each accepted connection is an `incoming` (tcp + timer) until
- * its handshake completes, then the tcp handle belongs to raft_uv (which
- * frees it with raft_free, hence raft_malloc here). Each connect is an
- * `outgoing` until its callback fired. `live` counts these plus the
- * listener; close() waits for it to reach zero. */
+ * its handshake ends; each connect is an `outgoing` (tcp + timer) until its
+ * callback fired. On success the tcp handle belongs to raft_uv, which frees
+ * it with raft_free (hence raft_malloc here); otherwise we close it. The
+ * struct itself is freed when its timer has closed. `live' counts these plus
+ * the listener; close() fires its callback when it reaches zero. */
 #include "transport.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define HANDSHAKE_TIMEOUT_MS 5000
 
@@ -20,14 +22,52 @@ struct pending {
     int kind;
 };
 
+enum in_state { IN_HELLO, IN_ADDRESS, IN_CHALLENGE, IN_PROOF, IN_DONE };
+
+struct incoming {
+    struct pending link; /* first member: a pending* is an incoming* */
+    struct rg_transport *t;
+    uv_tcp_t *tcp;
+    uv_timer_t timer;
+    uv_write_t write;
+    enum in_state state;
+    uint8_t hello[RG_HS_HELLO_FIXED + RG_ADDRESS_MAX];
+    struct rg_hs_hello h;
+    uint8_t challenge[RG_HS_CHALLENGE]; /* nonce_a, mac_a */
+    uint8_t proof[RG_HS_PROOF];
+    uint8_t *dst; /* what is being read, and how much of it */
+    size_t need, got;
+};
+
+enum out_state { OUT_CONNECT, OUT_HELLO, OUT_CHALLENGE, OUT_PROOF, OUT_DONE };
+
+struct outgoing {
+    struct pending link; /* first member: a pending* is an outgoing* */
+    struct rg_transport *t;
+    struct raft_uv_connect *req;
+    raft_uv_connect_cb cb;
+    raft_id target;
+    uv_tcp_t *tcp;
+    uv_timer_t timer;
+    uv_connect_t connect;
+    uv_write_t write;
+    enum out_state state;
+    bool tcp_closing;
+    int fail_status;
+    uint8_t hello[RG_HS_HELLO_FIXED + RG_ADDRESS_MAX];
+    uint8_t nonce_c[RG_HS_NONCE];
+    uint8_t challenge[RG_HS_CHALLENGE];
+    uint8_t proof[RG_HS_PROOF];
+    size_t got;
+};
+
 static void pending_link(struct rg_transport *t, struct pending *p, int kind)
 {
-    struct pending *head = t->pending;
     p->kind = kind;
     p->prev = NULL;
-    p->next = head;
-    if (head != NULL) {
-        head->prev = p;
+    p->next = t->pending;
+    if (t->pending != NULL) {
+        t->pending->prev = p;
     }
     t->pending = p;
     t->live++;
@@ -46,58 +86,6 @@ static void pending_unlink(struct rg_transport *t, struct pending *p)
     t->live--;
 }
 
-struct incoming {
-    struct pending link; /* first member: a pending* is an incoming* */
-    struct rg_transport *t;
-    uv_tcp_t *tcp;
-    uv_timer_t timer;
-    uint8_t buf[RG_HANDSHAKE_FIXED + RG_ADDRESS_MAX + 1];
-    size_t need; /* bytes of the handshake expected so far */
-    size_t got;
-    raft_id peer;
-    bool done;
-};
-
-struct outgoing {
-    struct pending link; /* first member: a pending* is an outgoing* */
-    struct rg_transport *t;
-    struct raft_uv_connect *req;
-    raft_uv_connect_cb cb;
-    uv_tcp_t *tcp;
-    uv_connect_t connect;
-    uv_write_t write;
-    uint8_t hs[RG_HANDSHAKE_FIXED + RG_ADDRESS_MAX];
-    bool tcp_closing;
-};
-
-static void put_be(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = bytes - 1; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be(const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-int rg_handshake_fixed(const uint8_t *p, raft_id *id)
-{
-    uint64_t len = get_be(p + 16, 2);
-    *id = get_be(p + 8, 8);
-    if (get_be(p, 8) != RG_HANDSHAKE_MAGIC || *id == 0 || len == 0 ||
-        len > RG_ADDRESS_MAX) {
-        return -1;
-    }
-    return (int)len;
-}
-
 static void maybe_closed(struct rg_transport *t)
 {
     if (t->closing && t->live == 0 && t->close_cb != NULL) {
@@ -112,10 +100,11 @@ static void free_tcp(uv_handle_t *h)
     raft_free(h);
 }
 
-static void nodelay(uv_tcp_t *tcp)
+static void nonce(uint8_t out[RG_HS_NONCE])
 {
-    /* Raft messages are small and latency-bound: never wait for Nagle. */
-    uv_tcp_nodelay(tcp, 1);
+    if (getrandom(out, RG_HS_NONCE, 0) != (ssize_t)RG_HS_NONCE) {
+        abort(); /* no entropy, no authentication */
+    }
 }
 
 /* ---- accepting ---------------------------------------------------------- */
@@ -133,19 +122,18 @@ static void incoming_freed(uv_handle_t *h)
 static void incoming_end(struct incoming *in, bool ok)
 {
     struct rg_transport *t = in->t;
-    if (in->done) {
+    if (in->state == IN_DONE) {
         return;
     }
-    in->done = true;
+    in->state = IN_DONE;
     uv_timer_stop(&in->timer);
     uv_read_stop((uv_stream_t *)in->tcp);
     if (ok && !t->closing && t->accept_cb != NULL) {
         char address[RG_ADDRESS_MAX + 1];
-        size_t len = in->need - RG_HANDSHAKE_FIXED;
-        memcpy(address, in->buf + RG_HANDSHAKE_FIXED, len);
-        address[len] = '\0';
+        memcpy(address, in->hello + RG_HS_HELLO_FIXED, in->h.address_len);
+        address[in->h.address_len] = '\0';
         in->tcp->data = NULL;
-        t->accept_cb(&t->iface, in->peer, address, (uv_stream_t *)in->tcp);
+        t->accept_cb(&t->iface, in->h.from, address, (uv_stream_t *)in->tcp);
     } else {
         t->rejected += ok ? 0 : 1;
         uv_close((uv_handle_t *)in->tcp, free_tcp);
@@ -158,8 +146,69 @@ static void incoming_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)hint;
     struct incoming *in = h->data;
     /* Exactly what the handshake still needs: raft's bytes stay unread. */
-    buf->base = (char *)in->buf + in->got;
+    buf->base = (char *)in->dst + in->got;
     buf->len = in->need - in->got;
+}
+
+static void incoming_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void expect(struct incoming *in, uint8_t *dst, size_t need)
+{
+    in->dst = dst;
+    in->need = need;
+    in->got = 0;
+}
+
+static void challenge_written(uv_write_t *w, int status)
+{
+    struct incoming *in = w->data;
+    if (in->state != IN_CHALLENGE) {
+        return; /* ended meanwhile (transport closing) */
+    }
+    if (status != 0) {
+        incoming_end(in, false);
+        return;
+    }
+    in->state = IN_PROOF;
+    expect(in, in->proof, RG_HS_PROOF);
+    if (uv_read_start((uv_stream_t *)in->tcp, incoming_alloc, incoming_read) != 0) {
+        incoming_end(in, false);
+    }
+}
+
+/* HELLO complete: answer with our nonce and proof of the secret. */
+static void send_challenge(struct incoming *in)
+{
+    struct rg_transport *t = in->t;
+    const char *addr = (const char *)in->hello + RG_HS_HELLO_FIXED;
+    if (memchr(addr, 0, in->h.address_len) != NULL) {
+        incoming_end(in, false);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)in->tcp);
+    nonce(in->challenge);
+    if (!rg_hs_mac(t->secret, t->secret_len, RG_HS_ACCEPT, in->h.nonce,
+                   in->challenge, in->h.from, in->h.to,
+                   in->challenge + RG_HS_NONCE)) {
+        incoming_end(in, false);
+        return;
+    }
+    in->state = IN_CHALLENGE;
+    in->write.data = in;
+    uv_buf_t b = uv_buf_init((char *)in->challenge, RG_HS_CHALLENGE);
+    if (uv_write(&in->write, (uv_stream_t *)in->tcp, &b, 1, challenge_written) != 0) {
+        incoming_end(in, false);
+    }
+}
+
+static void check_proof(struct incoming *in)
+{
+    struct rg_transport *t = in->t;
+    uint8_t expected[RG_HS_MAC];
+    bool ok = rg_hs_mac(t->secret, t->secret_len, RG_HS_CONNECT, in->h.nonce,
+                        in->challenge, in->h.from, in->h.to, expected) &&
+              rg_hs_mac_equal(expected, in->proof);
+    incoming_end(in, ok);
 }
 
 static void incoming_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -174,18 +223,27 @@ static void incoming_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (in->got < in->need) {
         return;
     }
-    if (in->need == RG_HANDSHAKE_FIXED) {
-        int len = rg_handshake_fixed(in->buf, &in->peer);
+    switch (in->state) {
+    case IN_HELLO: {
+        int len = rg_hs_hello_parse(in->hello, in->t->id, &in->h);
         if (len < 0) {
             incoming_end(in, false);
             return;
         }
-        in->need += (size_t)len;
+        in->state = IN_ADDRESS;
+        in->need += (size_t)len; /* same buffer, after the fixed part */
         return;
     }
-    bool has_nul = memchr(in->buf + RG_HANDSHAKE_FIXED, 0,
-                          in->need - RG_HANDSHAKE_FIXED) != NULL;
-    incoming_end(in, !has_nul);
+    case IN_ADDRESS:
+        send_challenge(in);
+        return;
+    case IN_PROOF:
+        check_proof(in);
+        return;
+    default:
+        incoming_end(in, false);
+        return;
+    }
 }
 
 static void incoming_timeout(uv_timer_t *timer)
@@ -213,9 +271,10 @@ static void on_connection(uv_stream_t *server, int status)
     }
     in->t = t;
     in->tcp = tcp;
-    in->need = RG_HANDSHAKE_FIXED;
+    in->state = IN_HELLO;
+    expect(in, in->hello, RG_HS_HELLO_FIXED);
     tcp->data = in;
-    nodelay(tcp);
+    uv_tcp_nodelay(tcp, 1); /* raft messages are small and latency-bound */
     uv_timer_init(t->loop, &in->timer);
     in->timer.data = in;
     pending_link(t, &in->link, PENDING_IN);
@@ -227,42 +286,139 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- connecting --------------------------------------------------------- */
 
-static void outgoing_end(struct outgoing *o, uv_stream_t *stream, int status)
+static void outgoing_freed(uv_handle_t *h)
 {
+    struct outgoing *o = h->data;
     struct rg_transport *t = o->t;
-    if (stream == NULL && !o->tcp_closing) {
-        uv_close((uv_handle_t *)o->tcp, free_tcp);
-    }
     pending_unlink(t, &o->link);
-    o->cb(o->req, stream, status);
     raft_free(o);
     maybe_closed(t);
 }
 
-static void outgoing_written(uv_write_t *w, int status)
+/* Reports the outcome to raft_uv once; the struct goes with its timer. */
+static void outgoing_end(struct outgoing *o, int status)
+{
+    if (o->state == OUT_DONE) {
+        return;
+    }
+    o->state = OUT_DONE;
+    uv_timer_stop(&o->timer);
+    uv_stream_t *stream = NULL;
+    if (status == 0) {
+        uv_read_stop((uv_stream_t *)o->tcp);
+        o->tcp->data = NULL;
+        stream = (uv_stream_t *)o->tcp;
+    } else if (!o->tcp_closing) {
+        o->tcp_closing = true;
+        uv_close((uv_handle_t *)o->tcp, free_tcp);
+    }
+    o->cb(o->req, stream, status);
+    uv_close((uv_handle_t *)&o->timer, outgoing_freed);
+}
+
+/* Fails now if we are waiting for bytes; otherwise closing the socket makes
+ * the pending connect or write fail, and its callback ends the attempt. */
+static void outgoing_fail(struct outgoing *o, int status)
+{
+    o->fail_status = status;
+    if (o->state == OUT_CHALLENGE) {
+        outgoing_end(o, status);
+    } else if (!o->tcp_closing && o->state != OUT_DONE) {
+        o->tcp_closing = true;
+        uv_close((uv_handle_t *)o->tcp, free_tcp);
+    }
+}
+
+static int failure(struct outgoing *o)
+{
+    if (o->fail_status != 0) {
+        return o->fail_status;
+    }
+    return o->t->closing ? RAFT_CANCELED : RAFT_NOCONNECTION;
+}
+
+static void proof_written(uv_write_t *w, int status)
+{
+    struct outgoing *o = w->data;
+    outgoing_end(o, status == 0 && !o->t->closing ? 0 : failure(o));
+}
+
+static void challenge_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    struct outgoing *o = h->data;
+    buf->base = (char *)o->challenge + o->got;
+    buf->len = RG_HS_CHALLENGE - o->got;
+}
+
+/* The acceptor's nonce and proof: check it, then prove ourselves. */
+static void challenge_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct outgoing *o = s->data;
+    struct rg_transport *t = o->t;
+    if (n < 0) {
+        outgoing_end(o, RAFT_NOCONNECTION);
+        return;
+    }
+    o->got += (size_t)n;
+    if (o->got < RG_HS_CHALLENGE) {
+        return;
+    }
+    uv_read_stop(s);
+    uint8_t expected[RG_HS_MAC];
+    if (!rg_hs_mac(t->secret, t->secret_len, RG_HS_ACCEPT, o->nonce_c,
+                   o->challenge, t->id, o->target, expected) ||
+        !rg_hs_mac_equal(expected, o->challenge + RG_HS_NONCE) ||
+        !rg_hs_mac(t->secret, t->secret_len, RG_HS_CONNECT, o->nonce_c,
+                   o->challenge, t->id, o->target, o->proof)) {
+        t->rejected++;
+        outgoing_end(o, RAFT_NOCONNECTION);
+        return;
+    }
+    o->state = OUT_PROOF;
+    o->write.data = o;
+    uv_buf_t b = uv_buf_init((char *)o->proof, RG_HS_PROOF);
+    if (uv_write(&o->write, s, &b, 1, proof_written) != 0) {
+        outgoing_fail(o, RAFT_NOCONNECTION);
+    }
+}
+
+static void hello_written(uv_write_t *w, int status)
 {
     struct outgoing *o = w->data;
     if (status != 0 || o->t->closing) {
-        outgoing_end(o, NULL, o->t->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
+        outgoing_end(o, failure(o));
         return;
     }
-    outgoing_end(o, (uv_stream_t *)o->tcp, 0);
+    o->state = OUT_CHALLENGE;
+    if (uv_read_start((uv_stream_t *)o->tcp, challenge_alloc, challenge_read) != 0) {
+        outgoing_end(o, RAFT_NOCONNECTION);
+    }
 }
 
 static void outgoing_connected(uv_connect_t *c, int status)
 {
     struct outgoing *o = c->data;
     if (status != 0 || o->t->closing) {
-        outgoing_end(o, NULL, o->t->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
+        outgoing_end(o, failure(o));
         return;
     }
-    nodelay(o->tcp);
-    uv_buf_t b = uv_buf_init((char *)o->hs,
-                             RG_HANDSHAKE_FIXED + (unsigned)get_be(o->hs + 16, 2));
+    uv_tcp_nodelay(o->tcp, 1);
+    nonce(o->nonce_c);
+    size_t len = rg_hs_hello_build(o->hello, o->t->id, o->target, o->nonce_c,
+                                   o->t->address);
+    o->state = OUT_HELLO;
     o->write.data = o;
-    if (uv_write(&o->write, (uv_stream_t *)o->tcp, &b, 1, outgoing_written) != 0) {
-        outgoing_end(o, NULL, RAFT_NOCONNECTION);
+    uv_buf_t b = uv_buf_init((char *)o->hello, (unsigned)len);
+    if (uv_write(&o->write, (uv_stream_t *)o->tcp, &b, 1, hello_written) != 0) {
+        outgoing_fail(o, RAFT_NOCONNECTION);
     }
+}
+
+static void outgoing_timeout(uv_timer_t *timer)
+{
+    outgoing_fail(timer->data, RAFT_NOCONNECTION);
 }
 
 static int parse_address(const char *address, struct sockaddr_in *sa)
@@ -285,7 +441,6 @@ static int parse_address(const char *address, struct sockaddr_in *sa)
 static int t_connect(struct raft_uv_transport *iface, struct raft_uv_connect *req,
                      raft_id id, const char *address, raft_uv_connect_cb cb)
 {
-    (void)id;
     struct rg_transport *t = iface->impl;
     struct sockaddr_in sa;
     if (parse_address(address, &sa) != 0) {
@@ -301,15 +456,9 @@ static int t_connect(struct raft_uv_transport *iface, struct raft_uv_connect *re
     o->t = t;
     o->req = req;
     o->cb = cb;
+    o->target = id;
     o->tcp = tcp;
-    /* Our own identity, so the peer knows whom it is talking to. */
-    char mine[RG_ADDRESS_MAX + 1];
-    snprintf(mine, sizeof mine, "%s:%u", t->host, (unsigned)t->port);
-    size_t mlen = strlen(mine);
-    put_be(o->hs, RG_HANDSHAKE_MAGIC, 8);
-    put_be(o->hs + 8, t->id, 8);
-    put_be(o->hs + 16, mlen, 2);
-    memcpy(o->hs + RG_HANDSHAKE_FIXED, mine, mlen);
+    o->state = OUT_CONNECT;
     uv_tcp_init(t->loop, tcp);
     tcp->data = o;
     o->connect.data = o;
@@ -319,6 +468,9 @@ static int t_connect(struct raft_uv_transport *iface, struct raft_uv_connect *re
         raft_free(o);
         return RAFT_NOCONNECTION;
     }
+    uv_timer_init(t->loop, &o->timer);
+    o->timer.data = o;
+    uv_timer_start(&o->timer, outgoing_timeout, HANDSHAKE_TIMEOUT_MS, 0);
     pending_link(t, &o->link, PENDING_OUT);
     return 0;
 }
@@ -348,20 +500,15 @@ static void listener_closed(uv_handle_t *h)
     maybe_closed(t);
 }
 
-/* Cancels what is in flight: connects see their handle closed and fail
- * with RAFT_CANCELED; handshakes are dropped. Both unlink themselves later,
- * from callbacks, so the next pointer is read first. */
+/* Cancels what is in flight; each one unlinks itself later, from a
+ * callback, so the next pointer is read first. */
 static void cancel_pending(struct rg_transport *t)
 {
     struct pending *p = t->pending;
     while (p != NULL) {
         struct pending *next = p->next;
         if (p->kind == PENDING_OUT) {
-            struct outgoing *o = (struct outgoing *)p;
-            if (!o->tcp_closing) {
-                o->tcp_closing = true;
-                uv_close((uv_handle_t *)o->tcp, free_tcp);
-            }
+            outgoing_fail((struct outgoing *)p, RAFT_CANCELED);
         } else {
             incoming_end((struct incoming *)p, false);
         }
@@ -431,6 +578,18 @@ int rg_transport_init(struct rg_transport *t, uv_loop_t *loop,
     int len = sizeof sa;
     uv_tcp_getsockname(&t->listener, (struct sockaddr *)&sa, &len);
     t->port = ntohs(sa.sin_port);
+    snprintf(t->address, sizeof t->address, "%s:%u", t->host, (unsigned)t->port);
     t->live = 1;
+    return 0;
+}
+
+int rg_transport_set_secret(struct rg_transport *t, const uint8_t *secret,
+                            size_t len)
+{
+    if (len == 0 || len > sizeof t->secret) {
+        return -1;
+    }
+    memcpy(t->secret, secret, len);
+    t->secret_len = len;
     return 0;
 }

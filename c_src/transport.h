@@ -2,14 +2,10 @@
  *
  * Why not raft_uv_tcp: it authenticates nothing and trusts the lengths a
  * peer sends. This one binds to a configured host and the first free port of
- * a range (reporting which), sets TCP_NODELAY on every connection, and runs a
- * fixed-size handshake before handing a stream to raft_uv:
- *
- *   [u64 magic "REGENT\0\1"][u64 raft id][u16 address length <= 255][address]
- *
- * A connection that sends anything else, or stalls, is closed without
- * allocating what it claims. The mutual HMAC challenge-response of the
- * clustering work plugs into the same handshake step. */
+ * a range (reporting which), sets TCP_NODELAY on every connection, and hands
+ * a stream to raft_uv only after the mutual HMAC handshake of handshake.h.
+ * A connection that sends anything else, sends it wrong, or stalls for 5 s
+ * is closed without allocating what it claims. */
 #ifndef RG_TRANSPORT_H
 #define RG_TRANSPORT_H
 
@@ -19,9 +15,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define RG_HANDSHAKE_MAGIC 0x524547454E540001ULL
-#define RG_HANDSHAKE_FIXED 18u
-#define RG_ADDRESS_MAX 255u
+#include "handshake.h"
 
 struct pending;
 
@@ -31,7 +25,10 @@ struct rg_transport {
     uv_tcp_t listener;
     char host[64];
     uint16_t port; /* bound port */
+    char address[RG_ADDRESS_MAX + 1]; /* host:port, our identity */
     raft_id id;
+    uint8_t secret[RG_SECRET_MAX];
+    size_t secret_len;
     raft_uv_accept_cb accept_cb; /* NULL until raft_uv listens */
     unsigned live;               /* listener + handshakes + connects */
     struct pending *pending;     /* handshakes and connects in flight */
@@ -43,9 +40,9 @@ struct rg_transport {
 /* Binds host:[lo..hi] (0..0: any free port) and starts accepting. */
 int rg_transport_init(struct rg_transport *t, uv_loop_t *loop,
                       const char *host, uint16_t lo, uint16_t hi);
-
-/* Parses a "handshake" (exposed for tests and the fuzzer): returns -1 if
- * the fixed part is bad, else the address length still to read. */
-int rg_handshake_fixed(const uint8_t *p, raft_id *id);
+/* The shared secret; must be set before raft starts (at most
+ * RG_SECRET_MAX bytes, at least one). */
+int rg_transport_set_secret(struct rg_transport *t, const uint8_t *secret,
+                            size_t len);
 
 #endif

@@ -289,6 +289,7 @@ handle_event({error, Msg}, #st{reg = Reg} = S) ->
 synced(S0) ->
     S1 = replies(S0#st.held, S0#st{synced = true, held = [], dump = []}),
     [gen_server:reply(W, ok) || W <- S1#st.waiters],
+    hello_all(S1), % the leader's member promotes synced standbys
     flush(S1#st{waiters = []}).
 
 %% ---- ops ----------------------------------------------------------------
@@ -622,10 +623,10 @@ is_leader(#st{leader_id = L, daemon_id = Me}) ->
     L =/= 0 andalso L =:= Me.
 
 peer_message({hello, Pid, Node, Info}, S) ->
-    Pid ! {regent, {hello_ack, self(), Node =:= node(), node(), info(S)}},
-    peer_seen(Node, Info, S);
-peer_message({hello_ack, _Pid, _, Node, Info}, S) ->
-    peer_seen(Node, Info, S);
+    Pid ! {regent, {hello_ack, node(), info(S)}},
+    plan(peer_seen(Node, Info, S));
+peer_message({hello_ack, Node, Info}, S) ->
+    plan(peer_seen(Node, Info, S));
 peer_message({fwd, From, Origin, Ops}, S) ->
     case is_leader(S) andalso is_port(S#st.port) of
         true ->
@@ -654,6 +655,9 @@ peer_message({leave, From, Id}, S) ->
     end;
 peer_message({left, _}, S) ->
     S;
+peer_message({gone, Node, Id}, #st{peers = Peers} = S) ->
+    Old = maps:get(Node, Peers, #{}),
+    plan(S#st{peers = Peers#{Node => Old#{id => Id, up => false}}});
 peer_message(_Other, S) ->
     S.
 
@@ -790,20 +794,27 @@ plan_step(#st{members = Ms, daemon_id = Me, opts = Opts} = S) ->
     Dead = [Id || {Id, _, _} <- Ms, Id =/= Me, dead_id(Id, S)],
     Voters = [Id || {Id, voter, _} <- Live],
     Target = min(maps:get(voters, Opts), length(Live)),
-    Standbys = [Id || {Id, standby, _} <- Live],
+    %% Only a standby whose member has its table (it said so in a hello)
+    %% becomes a voter: one that cannot catch up (a wrong secret, say) must
+    %% neither stall the changes nor count for the quorum.
+    Promotable = [Id || {Id, standby, _} <- Live, synced_id(Id, S)],
     Spares = [Id || {Id, spare, _} <- Live],
-    Promotable = Standbys ++ Spares,
     unmapped_later(S),
     if
         Dead =/= [] ->
             change(remove, hd(Dead), spare, <<>>, plan, S);
-        length(Voters) < Target, Promotable =/= [] ->
-            change(assign, hd(Promotable), voter, <<>>, plan, S);
         Spares =/= [] ->
             change(assign, hd(Spares), standby, <<>>, plan, S);
+        length(Voters) < Target, Promotable =/= [] ->
+            change(assign, hd(Promotable), voter, <<>>, plan, S);
         true ->
             S
     end.
+
+synced_id(Id, #st{peers = Peers}) ->
+    lists:any(fun(#{id := I, up := true, synced := true}) -> I =:= Id;
+                 (_) -> false
+              end, maps:values(Peers)).
 
 alive_id(Id, #st{peers = Peers}) ->
     lists:any(fun(#{id := I, up := Up}) -> I =:= Id andalso Up;
@@ -879,15 +890,32 @@ leave(#st{members = Ms} = S) when length(Ms) > 1 ->
              true -> transfer_away(S);
              false -> S
          end,
-    case leader_node_known(S1) of
-        undefined -> ok;
-        Node when Node =:= node() -> ok;
-        Node ->
-            send_peer(Node, {leave, self(), S1#st.daemon_id}, S1),
-            receive {regent, {left, _}} -> ok after 3000 -> ok end
-    end;
+    ask_to_leave(S1, now_ms() + 3000),
+    %% Whatever the leader answered: the others stop counting on us, so the
+    %% leader's plan removes us even if our request was lost.
+    [send_peer(N, {gone, node(), S1#st.daemon_id}, S1) || N <- nodes()],
+    ok;
 leave(_S) ->
     ok.
+
+%% The leader may not know yet that it leads (it has just been handed the
+%% leadership): ask again until it removes us or the deadline passes.
+ask_to_leave(S, Deadline) ->
+    case leader_node_known(S) of
+        Node when Node =/= undefined, Node =/= node() ->
+            send_peer(Node, {leave, self(), S#st.daemon_id}, S);
+        _ ->
+            ok
+    end,
+    Left = Deadline - now_ms(),
+    receive
+        {regent, {left, 0}} -> ok
+    after min(max(Left, 0), 100) ->
+            case Left > 0 of
+                true -> ask_to_leave(S, Deadline);
+                false -> ok
+            end
+    end.
 
 transfer_away(#st{port = Port} = S) ->
     Ref = erlang:unique_integer([positive, monotonic]),

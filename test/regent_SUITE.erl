@@ -537,8 +537,8 @@ raft_port_garbage(_Config) ->
          {error, closed} = gen_tcp:recv(S, 0, 6000),
          gen_tcp:close(S)
      end || Junk <- [binary:copy(<<"GET / HTTP/1.1\r\n">>, 4),
-                     <<16#524547454E540001:64, 0:64, 0:16>>,  % id 0
-                     <<16#524547454E540001:64, 1:64, 65535:16>>]], % huge address
+                     <<16#524547454E540002:64, 0:64, 0:64, 0:128, 3:16, "a:1">>, % id 0
+                     <<16#524547454E540002:64, 1:64, 0:64, 0:128, 65535:16>>]], % huge address
     yes = regent:register_name({?REG, still_fine}, idle()),
     true = maps:get(ready, regent:status(?REG)).
 

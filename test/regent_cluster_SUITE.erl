@@ -11,7 +11,8 @@
          replication_and_forwarding/1, race_for_names/1,
          process_exit_cluster_wide/1, node_down_purge/1, leader_node_killed/1,
          follower_daemon_kill9/1, leader_daemon_kill9/1, graceful_leave/1,
-         late_joiner_gets_table/1]).
+         late_joiner_gets_table/1, wrong_secret_member/1,
+         raft_handshake_from_erlang/1]).
 -export([start_remote/2, stop_remote/1]).
 
 -define(REG, cluster_reg).
@@ -22,7 +23,8 @@ all() ->
     [join_one_by_one, join_at_once, five_nodes_roles, replication_and_forwarding,
      race_for_names, process_exit_cluster_wide, node_down_purge,
      leader_node_killed, follower_daemon_kill9, leader_daemon_kill9,
-     graceful_leave, late_joiner_gets_table].
+     graceful_leave, late_joiner_gets_table, wrong_secret_member,
+     raft_handshake_from_erlang].
 
 groups() -> [].
 
@@ -85,7 +87,11 @@ stop_remote(Reg) ->
     gen_server:stop(Reg).
 
 start_on(Nodes, Config) ->
-    [ok = erpc:call(N, ?MODULE, start_remote, [?REG, [{daemon, ?config(daemon, Config)}]])
+    start_on(Nodes, Config, []).
+
+start_on(Nodes, Config, Extra) ->
+    [ok = erpc:call(N, ?MODULE, start_remote,
+                    [?REG, [{daemon, ?config(daemon, Config)} | Extra]])
      || N <- Nodes],
     ok.
 
@@ -327,3 +333,63 @@ late_joiner_gets_table(Config) ->
     await_cluster([A, B, C], 3),
     wait_until(fun() -> count(C) =:= 2000 end, 10000),
     Owner = where(C, {late, 1999}).
+
+%% ---- security -------------------------------------------------------------
+
+%% A member configured with another secret cannot replicate: it never gets
+%% the table, never votes, and the others carry on.
+wrong_secret_member(Config) ->
+    [A, B, C] = peers(3),
+    start_on([A, B], Config),
+    await_cluster([A, B], 2),
+    yes = reg(A, before, idle_on(A)),
+    start_on([C], Config, [{secret, <<"not the cluster's secret">>}]),
+    timer:sleep(2000), % time enough to sync, were the secret right
+    false = maps:get(ready, erpc:call(C, regent, status, [?REG])),
+    0 = count(C),
+    yes = reg(B, during, idle_on(B)),
+    wait_until(fun() -> is_pid(where(A, during)) end, 2000),
+    [voter, voter] = [R || R <- roles(A), R =:= voter].
+
+%% The handshake spoken from Erlang with OTP's crypto: regentd's challenge
+%% carries the documented HMAC; a wrong proof is dropped, a right one kept.
+raft_handshake_from_erlang(Config) ->
+    [A] = peers(1),
+    start_on([A], Config),
+    await_cluster([A], 1),
+    Daemon = maps:get(daemon, erpc:call(A, regent, status, [?REG])),
+    Port = maps:get(raft_port, Daemon),
+    Id = maps:get(raft_id, Daemon),
+    Secret = crypto:hash(sha256, ["regent:", atom_to_binary(erlang:get_cookie())]),
+    {error, closed} = handshake(Port, Id, Secret, fun(_) -> <<0:256>> end),
+    {ok, Sock} = handshake(Port, Id, Secret,
+                           fun({NonceC, NonceA, From}) ->
+                                   mac(Secret, <<"regent-connect">>, NonceA, NonceC, From, Id)
+                           end),
+    {error, timeout} = gen_tcp:recv(Sock, 0, 300), % accepted: still open
+    gen_tcp:close(Sock),
+    %% A HELLO for another target id is refused before any challenge.
+    {ok, S2} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}]),
+    ok = gen_tcp:send(S2, hello(7, Id + 1, <<0:128>>)),
+    {error, closed} = gen_tcp:recv(S2, 0, 6000).
+
+hello(From, To, NonceC) ->
+    Addr = <<"127.0.0.1:9">>,
+    <<16#524547454E540002:64, From:64, To:64, NonceC/binary,
+      (byte_size(Addr)):16, Addr/binary>>.
+
+mac(Secret, Label, N1, N2, From, To) ->
+    crypto:mac(hmac, sha256, Secret, <<Label/binary, N1/binary, N2/binary, From:64, To:64>>).
+
+handshake(Port, Id, Secret, Proof) ->
+    {ok, S} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}]),
+    From = 16#1234567,
+    NonceC = crypto:strong_rand_bytes(16),
+    ok = gen_tcp:send(S, hello(From, Id, NonceC)),
+    {ok, <<NonceA:16/binary, MacA:32/binary>>} = gen_tcp:recv(S, 48, 5000),
+    MacA = mac(Secret, <<"regent-accept">>, NonceC, NonceA, From, Id),
+    ok = gen_tcp:send(S, Proof({NonceC, NonceA, From})),
+    case gen_tcp:recv(S, 0, 1000) of
+        {error, closed} -> {error, closed};
+        {error, timeout} -> {ok, S}
+    end.

@@ -14,6 +14,7 @@
 #include "canon.h"
 #include "cmd.h"
 #include "fsm.h"
+#include "handshake.h"
 #include "proto.h"
 
 static const char *out_dir;
@@ -245,20 +246,23 @@ static void seeds_entry_snapshot(void)
     rg_fsm_close(&f);
 }
 
+/* HELLOs addressed to server 22 (the fuzz target's own id), each followed
+ * by a 32-byte PROOF of zeros. */
 static void seeds_handshake(void)
 {
     static const char *addrs[] = {"127.0.0.1:4100", "10.0.0.7:65535", "h:1"};
     static const uint64_t ids[] = {1, 0x8000000000000000ULL, 0xDEADBEEFCAFEULL};
+    uint8_t hello[RG_HS_HELLO_FIXED + RG_ADDRESS_MAX];
+    uint8_t nonce[RG_HS_NONCE] = {9, 8, 7};
+    static const uint8_t proof[RG_HS_PROOF] = {0};
     struct rg_wbuf w;
     rg_wbuf_init(&w);
     for (int i = 0; i < 3; i++) {
-        size_t len = strlen(addrs[i]);
         char name[16];
         rg_wbuf_reset(&w);
-        rg_wbuf_u64(&w, 0x524547454E540001ULL);
-        rg_wbuf_u64(&w, ids[i]);
-        rg_wbuf_u16(&w, (uint16_t)len);
-        rg_wbuf_put(&w, addrs[i], len);
+        size_t len = rg_hs_hello_build(hello, ids[i], 22, nonce, addrs[i]);
+        rg_wbuf_put(&w, hello, len);
+        rg_wbuf_put(&w, proof, sizeof proof);
         snprintf(name, sizeof name, "hello%d", i);
         write_seed("fuzz_handshake", name, &w);
     }
