@@ -42,9 +42,10 @@ static void note_put(struct rg_fsm *f, const struct rg_entry *e)
     f->n_changes++;
 }
 
-static void note_del(struct rg_fsm *f, const uint8_t *key, size_t key_len)
+static void note_del(struct rg_fsm *f, const uint8_t *key, size_t key_len,
+                     uint8_t kind)
 {
-    rg_wbuf_u8(&f->changes, RG_CHANGE_DEL);
+    rg_wbuf_u8(&f->changes, kind);
     rg_wbuf_blob(&f->changes, key, key_len);
     f->n_changes++;
 }
@@ -117,7 +118,7 @@ static void apply_unregister(struct rg_fsm *f, const struct rg_op *op,
         (!if_owner ||
          same_bytes(rg_entry_pid(cur), cur->pid_len, op->pid, op->pid_len))) {
         rg_table_del(&f->table, op->key, op->key_len);
-        note_del(f, op->key, op->key_len);
+        note_del(f, op->key, op->key_len, RG_CHANGE_DEL);
     }
     reply(f, op, RG_RES_OK, NULL, 0);
 }
@@ -154,7 +155,7 @@ static bool purge_visit(void *arg, const struct rg_entry *e)
         (!c->op->any_creation && v.creation != c->op->creation)) {
         return false;
     }
-    note_del(c->f, rg_entry_key(e), e->key_len);
+    note_del(c->f, rg_entry_key(e), e->key_len, RG_CHANGE_DEL_PURGE);
     return true;
 }
 

@@ -28,7 +28,9 @@ enum rg_result {
     RG_RES_BAD = 4,
 };
 
-enum rg_change_kind { RG_CHANGE_PUT = 1, RG_CHANGE_DEL = 2 };
+/* DEL_PURGE: removed by PURGE_NODE (its node was seen down); the member of
+ * a node that was only cut off re-claims such names on heal. */
+enum rg_change_kind { RG_CHANGE_PUT = 1, RG_CHANGE_DEL = 2, RG_CHANGE_DEL_PURGE = 3 };
 
 struct rg_fsm {
     struct rg_table table;

@@ -721,6 +721,23 @@ static void handle_ops(struct rg_node *n, struct rg_rbuf *r, bool forwarded)
     }
 }
 
+/* Fault injection for tests: cut (or, with no ids, heal) the raft links
+ * with the given peers. */
+static void handle_block(struct rg_node *n, struct rg_rbuf *r)
+{
+    uint64_t ids[RG_BLOCK_MAX];
+    uint32_t count = rg_rbuf_u32(r);
+    if (!n->started || !rg_rbuf_ok(r) || count > RG_BLOCK_MAX ||
+        r->left != (size_t)count * 8) {
+        send_error(n, "malformed BLOCK frame");
+        return;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        ids[i] = rg_rbuf_u64(r);
+    }
+    rg_transport_block(&n->transport, ids, count);
+}
+
 /* ---- membership changes (leader only) ----------------------------------- */
 
 static void change_done(struct rg_node *n, uint64_t ref, int status)
@@ -809,6 +826,9 @@ static void on_frame(struct rg_port *p, const uint8_t *frame, size_t len)
         break;
     case RG_MSG_CHANGE:
         handle_change(n, &r);
+        break;
+    case RG_MSG_BLOCK:
+        handle_block(n, &r);
         break;
     case RG_MSG_STOP:
         if (rg_rbuf_done(&r)) {
@@ -909,6 +929,7 @@ int rg_node_init(struct rg_node *n, uv_loop_t *loop, int in_fd, int out_fd)
 
 void rg_node_close(struct rg_node *n)
 {
+    rg_transport_free(&n->transport);
     rg_fsm_close(&n->fsm);
     rg_wbuf_free(&n->batch);
     rg_wbuf_free(&n->frame);

@@ -107,6 +107,79 @@ static void nonce(uint8_t out[RG_HS_NONCE])
     }
 }
 
+/* ---- fault injection ---------------------------------------------------- */
+
+static bool is_blocked(const struct rg_transport *t, uint64_t peer)
+{
+    for (unsigned i = 0; i < t->n_blocked; i++) {
+        if (t->blocked[i] == peer) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* True while fd is still the socket we recorded (fds are reused). */
+static bool same_socket(const struct rg_conn *c)
+{
+    struct sockaddr_storage local, remote;
+    socklen_t ll = sizeof local, rl = sizeof remote;
+    return getsockname(c->fd, (struct sockaddr *)&local, &ll) == 0 &&
+           getpeername(c->fd, (struct sockaddr *)&remote, &rl) == 0 &&
+           memcmp(&local, &c->local, ll) == 0 &&
+           memcmp(&remote, &c->remote, rl) == 0;
+}
+
+static void remember(struct rg_transport *t, uint64_t peer, uv_tcp_t *tcp)
+{
+    struct rg_conn c = {.peer = peer};
+    socklen_t ll = sizeof c.local, rl = sizeof c.remote;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)tcp, &fd) != 0 ||
+        getsockname(fd, (struct sockaddr *)&c.local, &ll) != 0 ||
+        getpeername(fd, (struct sockaddr *)&c.remote, &rl) != 0) {
+        return;
+    }
+    c.fd = fd;
+    /* Forget connections that are gone before growing. */
+    unsigned k = 0;
+    for (unsigned i = 0; i < t->n_conns; i++) {
+        if (same_socket(&t->conns[i])) {
+            t->conns[k++] = t->conns[i];
+        }
+    }
+    t->n_conns = k;
+    if (t->n_conns == t->cap_conns) {
+        unsigned cap = t->cap_conns ? t->cap_conns * 2 : 16;
+        struct rg_conn *v = realloc(t->conns, cap * sizeof *v);
+        if (v == NULL) {
+            return; /* only fault injection loses track of it */
+        }
+        t->conns = v;
+        t->cap_conns = cap;
+    }
+    t->conns[t->n_conns++] = c;
+}
+
+void rg_transport_block(struct rg_transport *t, const uint64_t *ids, unsigned n)
+{
+    t->n_blocked = n < RG_BLOCK_MAX ? n : RG_BLOCK_MAX;
+    memcpy(t->blocked, ids, t->n_blocked * sizeof *ids);
+    for (unsigned i = 0; i < t->n_conns; i++) {
+        struct rg_conn *c = &t->conns[i];
+        if (is_blocked(t, c->peer) && same_socket(c)) {
+            shutdown(c->fd, SHUT_RDWR);
+        }
+    }
+}
+
+void rg_transport_free(struct rg_transport *t)
+{
+    free(t->conns);
+    t->conns = NULL;
+    t->n_conns = t->cap_conns = 0;
+}
+
 /* ---- accepting ---------------------------------------------------------- */
 
 static void incoming_freed(uv_handle_t *h)
@@ -128,7 +201,9 @@ static void incoming_end(struct incoming *in, bool ok)
     in->state = IN_DONE;
     uv_timer_stop(&in->timer);
     uv_read_stop((uv_stream_t *)in->tcp);
+    ok = ok && !is_blocked(t, in->h.from);
     if (ok && !t->closing && t->accept_cb != NULL) {
+        remember(t, in->h.from, in->tcp);
         char address[RG_ADDRESS_MAX + 1];
         memcpy(address, in->hello + RG_HS_HELLO_FIXED, in->h.address_len);
         address[in->h.address_len] = '\0';
@@ -304,7 +379,11 @@ static void outgoing_end(struct outgoing *o, int status)
     o->state = OUT_DONE;
     uv_timer_stop(&o->timer);
     uv_stream_t *stream = NULL;
+    if (status == 0 && is_blocked(o->t, o->target)) {
+        status = RAFT_NOCONNECTION;
+    }
     if (status == 0) {
+        remember(o->t, o->target, o->tcp);
         uv_read_stop((uv_stream_t *)o->tcp);
         o->tcp->data = NULL;
         stream = (uv_stream_t *)o->tcp;
@@ -443,7 +522,7 @@ static int t_connect(struct raft_uv_transport *iface, struct raft_uv_connect *re
 {
     struct rg_transport *t = iface->impl;
     struct sockaddr_in sa;
-    if (parse_address(address, &sa) != 0) {
+    if (is_blocked(t, id) || parse_address(address, &sa) != 0) {
         return RAFT_NOCONNECTION;
     }
     struct outgoing *o = raft_calloc(1, sizeof *o);

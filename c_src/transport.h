@@ -13,11 +13,21 @@
 #include <raft/uv.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "handshake.h"
 
 struct pending;
+
+/* A connection handed to raft_uv, remembered so a test can cut it. */
+struct rg_conn {
+    uint64_t peer;
+    int fd;
+    struct sockaddr_storage local, remote; /* to recognise the same socket */
+};
+
+#define RG_BLOCK_MAX 64
 
 struct rg_transport {
     struct raft_uv_transport iface; /* handed to raft_uv_init; impl = this */
@@ -35,6 +45,11 @@ struct rg_transport {
     bool closing;
     raft_uv_transport_close_cb close_cb;
     uint64_t rejected; /* connections dropped at the handshake */
+    /* Fault injection (tests): peers whose traffic is cut. */
+    uint64_t blocked[RG_BLOCK_MAX];
+    unsigned n_blocked;
+    struct rg_conn *conns; /* owned */
+    unsigned n_conns, cap_conns;
 };
 
 /* Binds host:[lo..hi] (0..0: any free port) and starts accepting. */
@@ -44,5 +59,13 @@ int rg_transport_init(struct rg_transport *t, uv_loop_t *loop,
  * RG_SECRET_MAX bytes, at least one). */
 int rg_transport_set_secret(struct rg_transport *t, const uint8_t *secret,
                             size_t len);
+
+/* Fault injection for tests (the BLOCK frame): from now on, refuse
+ * handshakes with these peers and cut the connections raft_uv holds with
+ * them (shutdown(2): raft_uv then sees a dead link through its own paths).
+ * n = 0 heals. */
+void rg_transport_block(struct rg_transport *t, const uint64_t *ids, unsigned n);
+/* Frees what the transport owns after it has closed. */
+void rg_transport_free(struct rg_transport *t);
 
 #endif

@@ -39,7 +39,8 @@
          whereis_name/1, send/2]).
 %% Consistent reads, cluster state
 -export([whereis_name_consistent/1, get_leader/1, get_epoch/1,
-         get_members/1, status/1, ready/1, await_ready/1, await_ready/2]).
+         get_members/1, status/1, ready/1, await_ready/1, await_ready/2,
+         recover/1]).
 %% Metadata and queries
 -export([set_metadata/2, get_metadata/1, lookup/2, count/1, select/2]).
 
@@ -50,6 +51,8 @@
 -type option() :: {data_dir, file:filename()}
                 | {register_timeout, pos_integer()}
                 | {voters, 1..7}
+                | {conflict, kill | notify
+                             | {resolve, fun((name(), pid(), pid()) -> pid() | none)}}
                 | {bind_host, string() | binary()}
                 | {port_range, {inet:port_number(), inet:port_number()}}
                 | {secret, iodata()}
@@ -78,6 +81,11 @@ start_link(Reg) ->
 %% <li>`register_timeout': ms a write may wait for consensus (5000).</li>
 %% <li>`voters': how many members vote in raft (3, at most 7); the others
 %%   are standbys that replicate the log and serve reads.</li>
+%% <li>`conflict': what happens to a live process that held a name on the
+%%   side of a partition that lost it to another live process (see
+%%   docs/cluster.md): `kill' (default: exit `{regent_conflict, Name,
+%%   Winner}'), `notify' (the message `{regent_conflict, Name, Winner}'), or
+%%   `{resolve, Fun}' with `Fun(Name, Claimant, Holder) -> Keep | none'.</li>
 %% <li>`bind_host', `port_range': address of the raft port
 %%   (`"127.0.0.1"', `{0, 0}' = any free port).</li>
 %% <li>`secret': the cluster secret (default: derived from the cookie).</li>
@@ -221,6 +229,15 @@ await_ready(Reg, Timeout) ->
     catch exit:{timeout, _} -> {error, timeout}
     end.
 
+%% @doc Re-forms the registry around this member after its cluster lost the
+%% quorum for good: the member leaves its raft cluster and bootstraps a new
+%% one alone, with the names of its live local processes; other members
+%% join it as they see it (their own names are claimed under the conflict
+%% policy). Writes resume at once on this node.
+-spec recover(registry()) -> ok.
+recover(Reg) ->
+    call(Reg, recover, 30000).
+
 %% ---- metadata and queries ------------------------------------------------
 
 %% @doc Replaces the metadata of a registered name.
@@ -318,6 +335,7 @@ options(Opts) when is_map(Opts) ->
     Defaults = #{data_dir => default_data_dir(),
                  register_timeout => 5000,
                  voters => 3,
+                 conflict => kill,
                  bind_host => <<"127.0.0.1">>,
                  port_range => {0, 0},
                  secret => undefined,

@@ -40,7 +40,7 @@
 -define(RESTART_WINDOW_MS, 10000).
 -define(FRAME_BYTES, 4 * 1024 * 1024).
 
--record(op, {from :: gen_server:from() | internal,
+-record(op, {from :: gen_server:from() | internal | {claim, term(), pid()},
              kind :: register | unregister | unregister_if_owner | set_meta | read
                    | purge_node,
              bin :: binary(),
@@ -74,7 +74,11 @@
              leader_id = 0 :: non_neg_integer(),
              leader_since = 0 :: integer(),
              changes = #{} :: #{pos_integer() => term()},
-             change_busy = false :: boolean()}).
+             change_busy = false :: boolean(),
+             leaderless_since = 0 :: integer(),
+             claims = [] :: [{term(), pid(), term()}]}).
+
+-define(LEADERLESS_MS, 1500).
 
 -define(DISCOVER_MS, 200).
 -define(JOIN_RETRY_MS, 1000).
@@ -118,6 +122,12 @@ handle_call(status, From, #st{port = Port} = S) when is_port(Port) ->
     {noreply, S#st{status_waiters = [From | S#st.status_waiters]}};
 handle_call(status, _From, S) ->
     {reply, status_map(S), S};
+handle_call(recover, _From, S) ->
+    {reply, ok, dissolve(bootstrap, S)};
+handle_call({block_raft, Nodes}, _From, #st{port = Port} = S) ->
+    Ids = [Id || N <- Nodes, #{id := Id} <- [maps:get(N, S#st.peers, #{})], Id =/= 0],
+    is_port(Port) andalso port_command(Port, regent_proto:block(Ids)),
+    {reply, {ok, length(Ids)}, S};
 handle_call(await_ready, _From, #st{synced = true} = S) ->
     {reply, ok, S};
 handle_call(await_ready, From, S) ->
@@ -288,9 +298,20 @@ handle_event({error, Msg}, #st{reg = Reg} = S) ->
 
 synced(S0) ->
     S1 = replies(S0#st.held, S0#st{synced = true, held = [], dump = []}),
-    [gen_server:reply(W, ok) || W <- S1#st.waiters],
-    hello_all(S1), % the leader's member promotes synced standbys
-    flush(S1#st{waiters = []}).
+    S2 = lists:foldl(fun claim/2, S1#st{claims = []}, pending_claims(S1)),
+    [gen_server:reply(W, ok) || W <- S2#st.waiters],
+    hello_all(S2), % the leader's member promotes synced standbys
+    flush(S2#st{waiters = []}).
+
+%% Names our live processes held in the cluster we left, which the new
+%% table gives to someone else (names it lacks are re-claimed by reconcile).
+pending_claims(#st{claims = Claims, reg = Tab}) ->
+    [C || {Name, Pid, _} = C <- Claims, is_process_alive(Pid),
+          case ets:lookup(Tab, Name) of
+              [{_, Pid, _}] -> false;
+              [] -> false;
+              [_] -> true
+          end].
 
 %% ---- ops ----------------------------------------------------------------
 
@@ -383,6 +404,8 @@ reply({Ref, Result, Payload}, S) ->
             S#st{pending = Pending}
     end.
 
+answer(#op{from = {claim, Name, Pid}}, Result, Holder, S) ->
+    claim_answered(Name, Pid, Result, Holder, S);
 answer(#op{from = internal}, ok, _, _S) ->
     ok;
 answer(#op{from = internal, kind = Kind}, Result, _, #st{reg = Reg}) ->
@@ -444,6 +467,22 @@ change({del, Key}, #st{reg = Tab} = S) ->
             untrack(Old, Key, S);
         [] ->
             S
+    end;
+change({del_purge, Key}, #st{reg = Tab} = S) ->
+    %% Our node was seen down (a partition) while this owner lived on:
+    %% claim the name back; if another live process got it meanwhile, the
+    %% conflict policy decides.
+    Name = regent_name:decode(Key),
+    Row = ets:lookup(Tab, Name),
+    S1 = change({del, Key}, S),
+    case Row of
+        [{_, Pid, Meta}] when node(Pid) =:= node() ->
+            case is_process_alive(Pid) of
+                true -> claim({Name, Pid, Meta}, S1);
+                false -> S1
+            end;
+        _ ->
+            S1
     end.
 
 meta(<<>>) -> undefined;
@@ -506,13 +545,56 @@ reconcile(Rows, #st{reg = Tab, owned = Owned0} = S0) ->
                 "~p re-claimed, ~p local owners monitored",
                 [S0#st.reg, length(Rows), length(Lost) - length(Reclaim),
                  length(Reclaim), map_size(S1#st.owned)]),
-    lists:foldl(fun reclaim/2, S1, Reclaim).
+    lists:foldl(fun claim/2, S1, Reclaim).
 
-reclaim({Name, Pid, Meta}, S) ->
+%% Registers Name for a live local Pid that held it before (through a
+%% daemon that lost its state, a partition, or a cluster we left); the
+%% answer goes to claim_answered/5.
+claim({Name, Pid, Meta}, S) ->
     {ok, Key} = regent_name:encode(Name),
     MetaBin = case Meta of undefined -> <<>>; _ -> term_to_binary(Meta) end,
     submit(register, {Key, regent_name:encode_pid(Pid), MetaBin, <<>>},
-           internal, infinity, S).
+           {claim, Name, Pid}, infinity, S).
+
+%% The conflict policy (option `conflict'): the committed holder keeps the
+%% name; the claimant is killed (`kill', the default), told (`notify'), or a
+%% `{resolve, Fun}' as in global picks: Fun(Name, Claimant, Holder) returns
+%% the pid to keep (it may kill or tell the other itself) or `none'.
+claim_answered(Name, Pid, ok, _, #st{reg = Reg}) ->
+    ?LOG_INFO("regent ~p: ~p re-claimed ~p", [Reg, Pid, Name]);
+claim_answered(Name, Pid, no, HolderBin, #st{reg = Reg, opts = Opts}) ->
+    Holder = regent_name:decode(HolderBin),
+    ?LOG_WARNING("regent ~p: conflict on ~p: ~p claims it, ~p holds it",
+                 [Reg, Name, Pid, Holder]),
+    case maps:get(conflict, Opts) of
+        kill ->
+            exit(Pid, {regent_conflict, Name, Holder});
+        notify ->
+            Pid ! {regent_conflict, Name, Holder};
+        {resolve, Fun} ->
+            resolved(Reg, Name, Pid, Holder, Fun(Name, Pid, Holder))
+    end;
+claim_answered(Name, Pid, Result, _, #st{reg = Reg}) ->
+    ?LOG_WARNING("regent ~p: claim of ~p for ~p answered ~p",
+                 [Reg, Name, Pid, Result]).
+
+%% A resolve function's choice is written like any registration (by a
+%% process of its own, so the member never waits for itself).
+resolved(Reg, Name, Claimant, Holder, Claimant) ->
+    spawn(fun() ->
+                  {ok, Key} = regent_name:encode(Name),
+                  gen_server:call(Reg, {write, register,
+                                        {Key, regent_name:encode_pid(Claimant), <<>>,
+                                         regent_name:encode_pid(Holder)}}, infinity)
+          end);
+resolved(Reg, Name, _Claimant, Holder, none) ->
+    spawn(fun() ->
+                  {ok, Key} = regent_name:encode(Name),
+                  gen_server:call(Reg, {write, unregister_if_owner,
+                                        {Key, regent_name:encode_pid(Holder)}}, infinity)
+          end);
+resolved(_Reg, _Name, _Claimant, _Holder, _Keep) ->
+    ok.
 
 %% ---- status and set-up ---------------------------------------------------
 
@@ -600,7 +682,8 @@ hello_all(S) ->
 info(#st{phase = Phase, daemon_id = Id, leader_id = Leader, members = Ms,
          synced = Synced} = S) ->
     #{phase => Phase, id => Id, leader_id => Leader,
-      leader_node => node_of(Leader, S), size => length(Ms), synced => Synced}.
+      leader_node => node_of(Leader, S), size => length(Ms),
+      members => [I || {I, _, _} <- Ms], synced => Synced}.
 
 %% The node whose member runs the daemon with raft id Id.
 node_of(0, _S) ->
@@ -624,9 +707,9 @@ is_leader(#st{leader_id = L, daemon_id = Me}) ->
 
 peer_message({hello, Pid, Node, Info}, S) ->
     Pid ! {regent, {hello_ack, node(), info(S)}},
-    plan(peer_seen(Node, Info, S));
+    maybe_merge(Node, Info, plan(peer_seen(Node, Info, S)));
 peer_message({hello_ack, Node, Info}, S) ->
-    plan(peer_seen(Node, Info, S));
+    maybe_merge(Node, Info, plan(peer_seen(Node, Info, S)));
 peer_message({fwd, From, Origin, Ops}, S) ->
     case is_leader(S) andalso is_port(S#st.port) of
         true ->
@@ -674,7 +757,7 @@ cluster_event({nodedown, Node}, #st{peers = Peers} = S0) ->
             error -> S0
         end,
     case is_leader(S) of
-        true -> plan(purge_node(Node, S));
+        true -> leader_lost_node(Node, S);
         false -> S
     end;
 cluster_event({discover}, #st{phase = discovering} = S) ->
@@ -757,8 +840,9 @@ leader_seen(Leader, #st{leader_id = Leader} = S) ->
     S;
 leader_seen(Leader, #st{pending = Pending} = S0) ->
     S = S0#st{leader_id = Leader, leader_since = now_ms(),
+              leaderless_since = case Leader of 0 -> now_ms(); _ -> 0 end,
               outbox = lists:reverse(lists:sort(maps:keys(Pending)))},
-    S1 = case is_leader(S) of
+    S1 = case is_leader(S) andalso dist_majority(S) of
              true -> plan(purge_absent_nodes(S));
              false -> S
          end,
@@ -778,13 +862,35 @@ purge_node(Node, S) ->
 
 %% ---- membership (the leader's member) --------------------------------------
 
+%% Our Erlang view decides what is dead. If it no longer reaches a majority
+%% of the voters' nodes (a partition of distribution alone, with raft links
+%% still up), we are on the wrong side: leadership goes to a voter the raft
+%% links still reach, whose member then sees the majority and acts.
+leader_lost_node(Node, S) ->
+    case dist_majority(S) of
+        true -> plan(purge_node(Node, S));
+        false -> hand_over(S)
+    end.
+
+dist_majority(#st{members = Ms, daemon_id = Me} = S) ->
+    Voters = [Id || {Id, voter, _} <- Ms],
+    Seen = [Id || Id <- Voters, Id =:= Me orelse alive_id(Id, S)],
+    2 * length(Seen) > length(Voters).
+
+hand_over(#st{change_busy = true} = S) ->
+    S;
+hand_over(#st{reg = Reg} = S) ->
+    ?LOG_WARNING("regent ~p: this leader no longer sees a majority of voters' "
+                 "nodes; handing leadership over", [Reg]),
+    change(transfer, 0, voter, <<>>, {transfer, none}, S).
+
 %% One change at a time: remove a dead server, else promote up to `voters'
 %% voters, else make joined spares standbys. Re-run after each change, on
 %% MEMBERS, on nodedown and when leadership arrives.
 plan(#st{change_busy = true} = S) ->
     S;
 plan(S) ->
-    case is_leader(S) of
+    case is_leader(S) andalso dist_majority(S) of
         true -> plan_step(S);
         false -> S
     end.
@@ -938,3 +1044,49 @@ await_new_leader(#st{port = Port} = S, Deadline) ->
     after Left ->
             S
     end.
+
+%% ---- leaving a cluster to join another, or to re-form one -----------------
+
+%% Drops this member's raft state and starts a fresh daemon under a new id:
+%% bootstrapping a one-node cluster (regent:recover/1 after losing the
+%% quorum) or joining the cluster led from Target. Reads keep being served
+%% from the mirror meanwhile; once the new table arrives, names our live
+%% processes held are claimed in it under the conflict policy.
+dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir, pending = Pending} = S) ->
+    ?LOG_WARNING("regent ~p: leaving the current raft cluster (~p)", [Reg, Mode]),
+    is_port(Port) andalso stop_daemon(Port),
+    ok = file:del_dir_r(Dir),
+    ok = filelib:ensure_path(Dir),
+    Claims = [Row || {_, Pid, _} = Row <- ets:tab2list(Reg),
+                     node(Pid) =:= node(), is_process_alive(Pid)],
+    S1 = S#st{port = undefined, daemon_id = 0, members = [], claims = Claims,
+              outbox = lists:reverse(lists:sort(maps:keys(Pending)))},
+    case Mode of
+        bootstrap -> start_daemon(S1, true);
+        {join, Target} -> start_daemon(S1#st{join_target = Target}, false)
+    end.
+
+%% Called when a peer's hello shows a running cluster with a leader that we
+%% are not part of. We go over to it if our cluster removed us (it shares
+%% servers with theirs), if ours has had no leader for a while, or if ours
+%% is smaller (tie: the lower leader id dissolves).
+maybe_merge(Node, #{phase := running, leader_node := LN, leader_id := TheirLeader,
+                    members := TheirIds, synced := true},
+            #st{phase = running, daemon_id = Me, leader_id = MyLeader,
+                members = Ms} = S) when LN =/= undefined, TheirLeader =/= 0,
+                                        Me =/= 0, TheirLeader =/= MyLeader ->
+    MyIds = [Id || {Id, _, _} <- Ms],
+    Removed = lists:any(fun(Id) -> lists:member(Id, TheirIds) end, MyIds),
+    Leaderless = MyLeader =:= 0 andalso
+        now_ms() - S#st.leaderless_since > ?LEADERLESS_MS,
+    Smaller = {length(TheirIds), TheirLeader} > {length(MyIds), MyLeader},
+    case lists:member(Me, TheirIds) of
+        true -> S;
+        false when Removed; Leaderless; Smaller ->
+            ?LOG_NOTICE("regent ~p: joining the cluster led from ~p (seen via ~p)",
+                        [S#st.reg, LN, Node]),
+            dissolve({join, LN}, S);
+        false -> S
+    end;
+maybe_merge(_Node, _Info, S) ->
+    S.

@@ -6,7 +6,7 @@
 %% the bytes.
 -module(regent_proto).
 
--export([start/1, ops/1, fwd_ops/2, change/5, stop/0, status_request/0,
+-export([start/1, ops/1, fwd_ops/2, change/5, block/1, stop/0, status_request/0,
          op_ref/1,
          op_register/5, op_unregister/2, op_unregister_if_owner/3,
          op_set_meta/3, op_purge_node/4, op_read/2,
@@ -23,7 +23,8 @@
 -type result() :: ok | no | not_found | retry | bad.
 -type reply() :: {Ref :: pos_integer(), result(), Payload :: binary()}.
 -type change() :: {put, Key :: binary(), Pid :: binary(), Meta :: binary()}
-                | {del, Key :: binary()}.
+                | {del, Key :: binary()}
+               | {del_purge, Key :: binary()}.
 -type row() :: {Key :: binary(), Pid :: binary(), Meta :: binary()}.
 -type event() :: {started, Id :: pos_integer(), RaftPort :: inet:port_number(),
                   Resumed :: boolean()}
@@ -69,6 +70,12 @@ change(Kind, Ref, Id, Role, Address) ->
     K = case Kind of add -> 1; assign -> 2; remove -> 3; transfer -> 4 end,
     R = case Role of standby -> 0; voter -> 1; spare -> 2 end,
     <<?V, 16#05, K, Ref:64, Id:64, R, (blob(Address))/binary>>.
+
+%% @doc BLOCK (fault injection for tests): cut the raft links with these
+%% daemons; `[]' heals.
+-spec block([pos_integer()]) -> binary().
+block(Ids) ->
+    <<?V, 16#07, (length(Ids)):32, << <<Id:64>> || Id <- Ids >>/binary>>.
 
 %% @doc The ref inside an encoded op.
 -spec op_ref(binary()) -> pos_integer().
@@ -147,7 +154,9 @@ changes(N, <<1, KL:32, K:KL/binary, PL:32, P:PL/binary, ML:32, M:ML/binary,
              Rest/binary>>, Acc) ->
     changes(N - 1, Rest, [{put, K, P, M} | Acc]);
 changes(N, <<2, KL:32, K:KL/binary, Rest/binary>>, Acc) ->
-    changes(N - 1, Rest, [{del, K} | Acc]).
+    changes(N - 1, Rest, [{del, K} | Acc]);
+changes(N, <<3, KL:32, K:KL/binary, Rest/binary>>, Acc) ->
+    changes(N - 1, Rest, [{del_purge, K} | Acc]).
 
 replies(0, Rest, Acc) ->
     {lists:reverse(Acc), Rest};

@@ -228,7 +228,7 @@ static int read_changes(const struct rg_fsm *f, struct change *out, int max)
         if (c->kind == RG_CHANGE_PUT) {
             c->pid = rg_rbuf_blob(&r, RG_PID_MAX, &c->pid_len);
             c->meta = rg_rbuf_blob(&r, RG_META_MAX, &c->meta_len);
-        } else if (c->kind != RG_CHANGE_DEL) {
+        } else if (c->kind != RG_CHANGE_DEL && c->kind != RG_CHANGE_DEL_PURGE) {
             return -1;
         }
     }
@@ -262,6 +262,13 @@ static bool is_put(const struct change *c, const struct bytes *key,
 static bool is_del(const struct change *c, const struct bytes *key)
 {
     return c->kind == RG_CHANGE_DEL &&
+           bytes_eq(c->key, c->key_len, key->b, key->n);
+}
+
+/* A deletion by PURGE_NODE is reported as such (the member re-claims). */
+static bool is_purged(const struct change *c, const struct bytes *key)
+{
+    return c->kind == RG_CHANGE_DEL_PURGE &&
            bytes_eq(c->key, c->key_len, key->b, key->n);
 }
 
@@ -439,8 +446,8 @@ static void test_purge(void)
     CHECK(n == 2);
     bool del0 = false, del1 = false;
     for (int i = 0; i < n; i++) {
-        del0 = del0 || is_del(&ch[i], &keys[0]);
-        del1 = del1 || is_del(&ch[i], &keys[1]);
+        del0 = del0 || is_purged(&ch[i], &keys[0]);
+        del1 = del1 || is_purged(&ch[i], &keys[1]);
     }
     CHECK(del0 && del1);
     CHECK(f.table.count == 4);
@@ -453,7 +460,7 @@ static void test_purge(void)
 
     op = op_purge(SELF, 52, "a@h", true, 0);          /* any creation */
     CHECK(apply1(&f, &op) == 0);
-    CHECK(read_changes(&f, ch, 16) == 1 && is_del(&ch[0], &keys[2]));
+    CHECK(read_changes(&f, ch, 16) == 1 && is_purged(&ch[0], &keys[2]));
     CHECK(f.table.count == 3); /* b@h, a@hh and a@ are other nodes */
 
     op = op_purge(OTHER, 53, "b@h", true, 0);
@@ -692,7 +699,7 @@ static bool replay_changes(struct world *w, const struct rg_fsm *f)
         if (k < 0) {
             return false;
         }
-        if (ch[i].kind == RG_CHANGE_DEL) {
+        if (ch[i].kind != RG_CHANGE_PUT) {
             w->mirror_pid[k] = -1;
             continue;
         }
