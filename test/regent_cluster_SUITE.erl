@@ -12,7 +12,9 @@
          process_exit_cluster_wide/1, node_down_purge/1, leader_node_killed/1,
          follower_daemon_kill9/1, leader_daemon_kill9/1, graceful_leave/1,
          late_joiner_gets_table/1, wrong_secret_member/1,
-         raft_handshake_from_erlang/1]).
+         raft_handshake_from_erlang/1, quorum_lost_then_recover/1,
+         full_partition/1, distribution_partition/1]).
+-export([forwarder/1]).
 -export([start_remote/2, stop_remote/1]).
 
 -define(REG, cluster_reg).
@@ -24,7 +26,8 @@ all() ->
      race_for_names, process_exit_cluster_wide, node_down_purge,
      leader_node_killed, follower_daemon_kill9, leader_daemon_kill9,
      graceful_leave, late_joiner_gets_table, wrong_secret_member,
-     raft_handshake_from_erlang].
+     raft_handshake_from_erlang, quorum_lost_then_recover, full_partition,
+     distribution_partition].
 
 groups() -> [].
 
@@ -65,11 +68,15 @@ paths() ->
     [P || P <- code:get_path(), string:find(P, code:lib_dir()) =:= nomatch].
 
 peers(N) ->
+    peers(N, []).
+
+%% Extra: more emulator flags, e.g. to keep distribution cut once cut.
+peers(N, Extra) ->
     Nodes = [begin
                  {ok, Peer, Node} = peer:start_link(
                                       #{name => peer:random_name(regent),
                                         args => ["-setcookie", atom_to_list(erlang:get_cookie())
-                                                 | lists:append([["-pa", P] || P <- paths()])]}),
+                                                 | Extra ++ lists:append([["-pa", P] || P <- paths()])]}),
                  unlink(Peer),
                  put(peers, [Peer | case get(peers) of undefined -> []; L -> L end]),
                  {Peer, Node}
@@ -393,3 +400,117 @@ handshake(Port, Id, Secret, Proof) ->
         {error, closed} -> {error, closed};
         {error, timeout} -> {ok, S}
     end.
+
+%% ---- quorum and partitions -------------------------------------------------
+
+%% The majority of voters is gone for good: writes wait and then exit
+%% regent_unavailable while reads go on; regent:recover/1 re-forms the
+%% registry on the survivor with its own live names.
+quorum_lost_then_recover(Config) ->
+    [A, B, C] = Nodes = peers(3),
+    start_on(Nodes, Config, [{register_timeout, 1000}]),
+    await_cluster(Nodes, 3),
+    Mine = [{I, idle_on(A)} || I <- lists:seq(1, 20)],
+    [yes = reg(A, {a, I}, P) || {I, P} <- Mine],
+    yes = reg(B, {b, 1}, idle_on(B)),
+    wait_until(fun() -> count(A) =:= 21 end, 5000),
+    [begin
+         true = erlang:monitor_node(N, true),
+         erpc:cast(N, erlang, halt, []),
+         receive {nodedown, N} -> ok after 5000 -> error({still_up, N}) end
+     end || N <- [B, C]],
+    {error, {regent_unavailable, {?REG, blocked}}} =
+        try {ok, reg(A, blocked, idle_on(A))}
+        catch exit:{exception, R} -> {error, R}
+        end,
+    {_, P1} = hd(Mine),
+    P1 = where(A, {a, 1}), % reads go on
+    ok = erpc:call(A, regent, recover, [?REG]),
+    wait_until(fun() -> maps:get(ready, erpc:call(A, regent, status, [?REG])) end, 10000),
+    yes = reg(A, after_recover, idle_on(A)),
+    [P = erpc:call(A, regent, whereis_name_consistent, [{?REG, {a, I}}]) || {I, P} <- Mine],
+    wait_until(fun() -> count(A) =:= 21 end, 5000), % B's names went with B
+    [{{A, ?REG}, voter}] = erpc:call(A, regent, get_members, [?REG]).
+
+%% Distribution and the raft port cut between {A, B} and {C}: C refuses
+%% writes; A and B purge C's names and give one to another process; on heal
+%% C rejoins and its process that still claims the name is killed by the
+%% default conflict policy. Then every node has the same table.
+full_partition(Config) ->
+    partition(Config, full, kill).
+
+%% Distribution alone cut (the raft links stay up), conflict policy notify.
+distribution_partition(Config) ->
+    partition(Config, distribution, notify).
+
+partition(Config, How, Policy) ->
+    Nodes = peers(3, ["-kernel", "dist_auto_connect", "once", "-connect_all", "false"]),
+    mesh(Nodes),
+    start_on(Nodes, Config, [{register_timeout, 1000}, {conflict, Policy}]),
+    await_cluster(Nodes, 3),
+    %% The cut-off node is a follower (a cut-off leader steps down first).
+    {Leader, _} = leader(hd(Nodes)),
+    [C | _] = Nodes -- [Leader],
+    [A, B] = Nodes -- [C],
+    Self = self(),
+    Pc = erlang:spawn(C, ?MODULE, forwarder, [Self]),
+    yes = reg(C, contested, Pc),
+    Kept = idle_on(C),
+    yes = reg(C, kept_on_c, Kept),
+    wait_until(fun() -> where(A, contested) =:= Pc end, 2000),
+    Ref = erlang:monitor(process, Pc),
+    %% Cut.
+    How =:= full andalso cut_raft([C], [A, B]),
+    [true = erpc:call(C, erlang, disconnect_node, [N]) || N <- [A, B]],
+    wait_until(fun() -> not lists:member(C, erpc:call(A, erlang, nodes, [])) end, 5000),
+    %% The majority purges C's names and lets another process take one.
+    wait_until(fun() -> where(A, contested) =:= undefined end, 10000),
+    Pa = idle_on(A),
+    yes = reg(A, contested, Pa),
+    %% The minority refuses writes (it cannot reach a leader).
+    {error, {regent_unavailable, _}} =
+        try {ok, reg(C, minority_write, idle_on(C))}
+        catch exit:{exception, R} -> {error, R}
+        end,
+    Pc = where(C, contested), % and still reads its old view
+    %% Heal.
+    How =:= full andalso heal_raft(Nodes),
+    [true = erpc:call(C, net_kernel, connect_node, [N]) || N <- [A, B]],
+    %% The policy ran on the claimant.
+    case Policy of
+        kill ->
+            receive {'DOWN', Ref, process, Pc, {regent_conflict, contested, Pa}} -> ok
+            after 15000 -> error(no_conflict_kill)
+            end;
+        notify ->
+            receive {forwarded, Pc, {regent_conflict, contested, Pa}} -> ok
+            after 15000 -> error(no_conflict_notice)
+            end
+    end,
+    %% Everyone converges: C is a member again, one table everywhere, C's
+    %% uncontested name re-claimed.
+    await_cluster(Nodes, 3),
+    wait_until(fun() -> [where(N, contested) || N <- Nodes] =:= [Pa, Pa, Pa] end, 10000),
+    wait_until(fun() -> [where(N, kept_on_c) || N <- Nodes] =:= [Kept, Kept, Kept] end, 10000),
+    wait_until(fun() -> length(lists:usort([table(N) || N <- Nodes])) =:= 1 end, 10000),
+    yes = reg(C, after_heal, idle_on(C)).
+
+mesh(Nodes) ->
+    [true = erpc:call(N, net_kernel, connect_node, [M]) || N <- Nodes, M <- Nodes, N < M],
+    ok.
+
+cut_raft(Side1, Side2) ->
+    [{ok, _} = erpc:call(N, regent_fault, cut_raft, [?REG, Side2]) || N <- Side1],
+    [{ok, _} = erpc:call(N, regent_fault, cut_raft, [?REG, Side1]) || N <- Side2],
+    ok.
+
+heal_raft(Nodes) ->
+    [{ok, 0} = erpc:call(N, regent_fault, heal_raft, [?REG]) || N <- Nodes],
+    ok.
+
+table(Node) ->
+    lists:sort(erpc:call(Node, regent, select, [?REG, [{{'$1', '$2', '_'}, [], [{{'$1', '$2'}}]}]])).
+
+%% On a peer: passes every message on to the test process.
+forwarder(To) ->
+    receive Msg -> To ! {forwarded, self(), Msg}, forwarder(To) end.
