@@ -13,7 +13,8 @@
          follower_daemon_kill9/1, leader_daemon_kill9/1, graceful_leave/1,
          late_joiner_gets_table/1, wrong_secret_member/1,
          raft_handshake_from_erlang/1, quorum_lost_then_recover/1,
-         full_partition/1, distribution_partition/1]).
+         full_partition/1, distribution_partition/1, two_clusters_merge/1,
+         race_two_nodes/1, burst_of_deaths/1]).
 -export([forwarder/1]).
 -export([start_remote/2, stop_remote/1]).
 
@@ -27,7 +28,8 @@ all() ->
      leader_node_killed, follower_daemon_kill9, leader_daemon_kill9,
      graceful_leave, late_joiner_gets_table, wrong_secret_member,
      raft_handshake_from_erlang, quorum_lost_then_recover, full_partition,
-     distribution_partition].
+     distribution_partition, two_clusters_merge, race_two_nodes,
+     burst_of_deaths].
 
 groups() -> [].
 
@@ -208,11 +210,19 @@ replication_and_forwarding(Config) ->
     150 + 20 = count(C).
 
 race_for_names(Config) ->
-    [A, B, C] = Nodes = peers(3),
+    race(Config, 3).
+
+race_two_nodes(Config) ->
+    race(Config, 2).
+
+%% Racers nodes register the same 1,000 names at once, each with its own
+%% processes: exactly one yes per name, every node ends with the winner.
+race(Config, Racers0) ->
+    [A | _] = Nodes = peers(3),
     start_on(Nodes, Config),
     await_cluster(Nodes, 3),
-    N = 300,
-    Racers = [A, B, C],
+    N = 1000,
+    Racers = lists:sublist(Nodes, Racers0),
     Self = self(),
     [spawn_link(fun() ->
                         Answers = erpc:call(Node, lists, map,
@@ -514,3 +524,61 @@ table(Node) ->
 %% On a peer: passes every message on to the test process.
 forwarder(To) ->
     receive Msg -> To ! {forwarded, self(), Msg}, forwarder(To) end.
+
+%% Two clusters of the same registry formed apart meet: the smaller one
+%% dissolves into the bigger, and its claim on a name the bigger one gave to
+%% another live process is settled by the conflict policy (kill).
+two_clusters_merge(Config) ->
+    [A, B, C] = peers(3, ["-kernel", "dist_auto_connect", "once", "-connect_all", "false"]),
+    mesh([B, C]),
+    start_on([A], Config),
+    start_on([B, C], Config),
+    await_cluster([A], 1),
+    await_cluster([B, C], 2),
+    Pa = idle_on(A),
+    yes = reg(A, both, Pa),
+    OnlyA = idle_on(A),
+    yes = reg(A, only_a, OnlyA),
+    Pb = idle_on(B),
+    yes = reg(B, both, Pb),
+    Ref = erlang:monitor(process, Pa),
+    mesh([A, B, C]),
+    receive {'DOWN', Ref, process, Pa, {regent_conflict, both, Pb}} -> ok
+    after 15000 -> error(no_conflict_kill)
+    end,
+    await_cluster([A, B, C], 3),
+    wait_until(fun() -> [where(N, both) || N <- [A, B, C]] =:= [Pb, Pb, Pb] end, 10000),
+    wait_until(fun() -> [where(N, only_a) || N <- [A, B, C]] =:= [OnlyA, OnlyA, OnlyA] end, 10000),
+    true = lists:member(leader(A), [{B, ?REG}, {C, ?REG}]).
+
+%% 10,000 registered processes on one node die at once: the other nodes see
+%% none of them soon after.
+burst_of_deaths(Config) ->
+    [A, B, C] = Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    N = 10000,
+    ok = erpc:call(B, fun() ->
+                              Ps = [spawn(timer, sleep, [infinity]) || _ <- lists:seq(1, N)],
+                              Self = self(),
+                              Regs = [spawn_link(fun() ->
+                                                         [yes = regent:register_name({?REG, {burst, I}}, P)
+                                                          || {I, P} <- Chunk],
+                                                         Self ! done
+                                                 end)
+                                      || Chunk <- chunk(lists:zip(lists:seq(1, N), Ps), 100)],
+                              [receive done -> ok end || _ <- Regs],
+                              persistent_term:put(burst_pids, Ps),
+                              ok
+                      end),
+    wait_until(fun() -> count(A) =:= N andalso count(C) =:= N end, 20000),
+    T0 = erlang:monotonic_time(millisecond),
+    ok = erpc:call(B, fun() -> [exit(P, kill) || P <- persistent_term:get(burst_pids)], ok end),
+    wait_until(fun() -> count(C) =:= 0 end, 20000),
+    T1 = erlang:monotonic_time(millisecond),
+    wait_until(fun() -> count(A) =:= 0 andalso count(B) =:= 0 end, 5000),
+    ct:pal("10000 deaths on B -> none left on C after ~p ms", [T1 - T0]).
+
+chunk([], _) -> [];
+chunk(L, N) when length(L) =< N -> [L];
+chunk(L, N) -> {H, T} = lists:split(N, L), [H | chunk(T, N)].
