@@ -3,7 +3,7 @@
 REBAR ?= rebar3
 MIX   ?= mix
 
-.PHONY: all setup daemon erlang test test-c test-san test-erlang test-elixir \
+.PHONY: all setup daemon erlang test test-c test-san test-long test-erlang test-elixir \
         demo fuzz docs clean
 
 all: daemon erlang
@@ -25,6 +25,10 @@ test:
 test-san:
 	bash scripts/test.sh san
 
+# The cluster suite repeated and longer fuzzing (not in CI).
+test-long:
+	bash scripts/test.sh long
+
 test-c:
 	bash scripts/test.sh c
 
@@ -34,11 +38,13 @@ test-erlang:
 test-elixir:
 	bash scripts/test.sh elixir
 
-# A local demo on the embedded defaults: one node, a few gen_servers.
+# A local demo on the embedded defaults: three nodes, named gen_servers,
+# a process kill, a leader kill.
 demo: erlang
 	mkdir -p _build/demo
 	erlc -o _build/demo examples/demo/demo_counter.erl examples/demo/demo.erl
-	erl -noshell -pa _build/default/lib/regent/ebin -pa _build/demo -eval 'demo:main(), halt().'
+	epmd -daemon
+	erl -noshell -sname regent_demo -pa _build/default/lib/regent/ebin -pa _build/demo -eval 'demo:main(), halt().'
 
 # Longer fuzzing runs of every decoder (CI runs them briefly).
 fuzz:

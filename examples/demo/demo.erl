@@ -1,55 +1,88 @@
-%% `make demo': regent on its embedded defaults, on one node, in one minute.
-%% Starts a registry, registers gen_servers under string names, calls them by
-%% name, kills one and shows its name gone, then kills the engine (regentd)
-%% and shows the registry carrying on.
+%% `make demo': a regent cluster of three local BEAM nodes (OTP's peer), each
+%% running its own regentd on the embedded defaults. It registers gen_servers
+%% by string names, calls them by name from other nodes, kills one and shows
+%% its name gone everywhere, then kills the raft leader's node and shows the
+%% registry carrying on.
 -module(demo).
--export([main/0]).
+-export([main/0, start_registry/0]).
+
+-define(REG, demo_reg).
 
 main() ->
-    logger:set_primary_config(level, warning),
+    logger:set_primary_config(level, error),
     {ok, _} = application:ensure_all_started(crypto),
-    say("Starting registry demo_reg (regentd + raft log under /dev/shm)"),
-    {ok, _} = regent:start_link(demo_reg),
-    ok = regent:await_ready(demo_reg),
-    St = regent:status(demo_reg),
-    say("  ready: role ~p, epoch ~p, regentd os pid ~p",
-        [maps:get(role, St), maps:get(epoch, St),
-         maps:get(os_pid, maps:get(daemon, St))]),
-    Names = ["alice", "bob", "carol", "dave", "erin"],
-    say("Registering ~p gen_servers by name", [length(Names)]),
+    say("Starting three nodes, each with registry ~p", [?REG]),
+    Paths = lists:append([["-pa", P] || P <- code:get_path(),
+                                        string:find(P, code:lib_dir()) =:= nomatch]),
+    Nodes = [begin
+                 {ok, _Peer, Node} =
+                     peer:start(#{name => Name,
+                                  args => ["-setcookie", atom_to_list(erlang:get_cookie()) | Paths]}),
+                 ok = erpc:call(Node, ?MODULE, start_registry, []),
+                 Node
+             end || Name <- [demo_a, demo_b, demo_c]],
+    wait(fun() -> lists:all(fun(N) -> length(members(N)) =:= 3 andalso ready(N) end, Nodes) end),
+    [A, B, C] = Nodes,
+    {Leader, _} = erpc:call(A, regent, get_leader, [?REG]),
+    say("  members: ~p", [[{N, Role} || {{N, _}, Role} <- members(A)]]),
+    say("  leader: ~p, epoch ~p", [Leader, erpc:call(A, regent, get_epoch, [?REG])]),
+    Names = [{"alice", A}, {"bob", B}, {"carol", C}, {"dave", A}, {"erin", B}],
+    say("Registering ~p gen_servers by name on different nodes", [length(Names)]),
     [begin
-         {ok, Pid} = demo_counter:start(N),
-         say("  ~-6s -> ~p", [N, Pid])
-     end || N <- Names],
-    say("Calling them through {via, regent, {demo_reg, Name}}"),
-    [say("  call ~-6s -> ~p", [N, gen_server:call({via, regent, {demo_reg, N}}, hit)])
-     || N <- Names],
-    Bob = regent:whereis_name({demo_reg, "bob"}),
-    say("A second \"bob\": ~p", [demo_counter:start("bob")]),
+         {ok, Pid} = erpc:call(Node, demo_counter, start, [Name]),
+         say("  ~-6s -> ~p on ~p", [Name, Pid, Node])
+     end || {Name, Node} <- Names],
+    say("Calling each one by name from node ~p", [C]),
+    [say("  call ~-6s -> ~p", [N, erpc:call(C, gen_server, call,
+                                             [{via, regent, {?REG, N}}, hit])])
+     || {N, _} <- Names],
+    say("A second \"bob\" on ~p: ~p", [C, erpc:call(C, demo_counter, start, ["bob"])]),
+    Bob = erpc:call(A, regent, whereis_name, [{?REG, "bob"}]),
     say("Killing bob (~p)", [Bob]),
     exit(Bob, kill),
-    wait(fun() -> regent:count(demo_reg) =:= 4 end),
-    say("  whereis bob -> ~p; ~p names left: ~p",
-        [regent:whereis_name({demo_reg, "bob"}), regent:count(demo_reg),
-         lists:sort(regent:select(demo_reg, [{{'$1', '_', '_'}, [], ['$1']}]))]),
-    OsPid = maps:get(os_pid, maps:get(daemon, regent:status(demo_reg))),
-    say("kill -9 regentd (os pid ~p): reads go on, the member restarts it", [OsPid]),
-    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    say("  meanwhile whereis alice -> ~p", [regent:whereis_name({demo_reg, "alice"})]),
-    {ok, _} = demo_counter:start("frank"),
-    St2 = regent:status(demo_reg),
-    say("  new regentd os pid ~p; frank registered: ~p; consistent read of carol: ~p",
-        [maps:get(os_pid, maps:get(daemon, St2)),
-         is_pid(regent:whereis_name({demo_reg, "frank"})),
-         regent:whereis_name_consistent({demo_reg, "carol"})]),
-    say("  call frank -> ~p", [gen_server:call({via, regent, {demo_reg, "frank"}}, hit)]),
-    say("Done: ~p names registered.", [regent:count(demo_reg)]).
+    wait(fun() -> [where(N, "bob") || N <- Nodes] =:= [undefined, undefined, undefined] end),
+    say("  whereis bob on every node -> ~p", [[where(N, "bob") || N <- Nodes]]),
+    [S1, S2] = Nodes -- [Leader],
+    say("Halting the leader's node ~p (names on it: ~p)",
+        [Leader, [N || {N, Node} <- Names, Node =:= Leader, N =/= "bob"]]),
+    T0 = erlang:monotonic_time(millisecond),
+    erlang:monitor_node(Leader, true),
+    erpc:cast(Leader, erlang, halt, []),
+    receive {nodedown, Leader} -> ok end,
+    wait(fun() -> registered_again(S1) end),
+    T1 = erlang:monotonic_time(millisecond),
+    {NewLeader, _} = erpc:call(S1, regent, get_leader, [?REG]),
+    say("  new leader ~p (epoch ~p); a registration succeeded again ~p ms after the halt",
+        [NewLeader, erpc:call(S1, regent, get_epoch, [?REG]), T1 - T0]),
+    wait(fun() -> lists:sort(names(S2)) =:= lists:sort(names(S1)) end),
+    say("  names left on ~p: ~p", [S2, lists:sort(names(S2))]),
+    say("  call carol from ~p -> ~p",
+        [S2, catch erpc:call(S2, gen_server, call, [{via, regent, {?REG, "carol"}}, hit])]),
+    say("Done."),
+    [catch erpc:call(N, erlang, halt, []) || N <- [S1, S2]],
+    ok.
+
+%% On each node: start the registry, not linked to the rpc that asked.
+start_registry() ->
+    {ok, _} = application:ensure_all_started(crypto),
+    {ok, Pid} = regent:start_link(?REG),
+    unlink(Pid),
+    ok.
+
+registered_again(Node) ->
+    {ok, P} = erpc:call(Node, demo_counter, start, ["frank"]),
+    is_pid(P).
+
+members(N) -> erpc:call(N, regent, get_members, [?REG]).
+ready(N) -> erpc:call(N, regent, ready, [?REG]).
+where(N, Name) -> erpc:call(N, regent, whereis_name, [{?REG, Name}]).
+names(N) -> erpc:call(N, regent, select, [?REG, [{{'$1', '_', '_'}, [], ['$1']}]]).
 
 say(Fmt) -> say(Fmt, []).
 say(Fmt, Args) -> io:format(Fmt ++ "~n", Args).
 
 wait(F) ->
-    case F() of
+    case catch F() of
         true -> ok;
-        false -> timer:sleep(2), wait(F)
+        _ -> timer:sleep(20), wait(F)
     end.
