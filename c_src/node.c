@@ -553,7 +553,9 @@ static int clear_dir(const char *dir)
     int rv = 0;
     char path[4200];
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') {
+        /* daemon.pid is the member's record of which daemon uses the
+         * dir (it guards against two daemons on one dir): keep it. */
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "daemon.pid") == 0) {
             continue;
         }
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -766,11 +768,11 @@ static int start_change(struct rg_node *n, struct change_req *c,
                         const struct rg_change *m)
 {
     switch (m->kind) {
-    case RG_CHANGE_ADD:
+    case RG_CONF_ADD:
         return raft_add(&n->raft, &c->req, m->id, m->address, change_cb);
-    case RG_CHANGE_ASSIGN:
+    case RG_CONF_ASSIGN:
         return raft_assign(&n->raft, &c->req, m->id, m->role, change_cb);
-    case RG_CHANGE_REMOVE:
+    case RG_CONF_REMOVE:
         return raft_remove(&n->raft, &c->req, m->id, change_cb);
     default:
         return raft_transfer(&n->raft, &c->transfer, m->id, transfer_cb);
@@ -779,9 +781,12 @@ static int start_change(struct rg_node *n, struct change_req *c,
 
 static void handle_change(struct rg_node *n, struct rg_rbuf *r)
 {
-    struct rg_change m;
+    struct rg_change m = {0};
     if (!n->started || !rg_proto_change(r, &m)) {
         send_error(n, n->started ? "malformed CHANGE frame" : "CHANGE before START");
+        if (m.ref != 0) {
+            change_done(n, m.ref, RAFT_MALFORMED); /* the member may wait */
+        }
         return;
     }
     struct change_req *c = calloc(1, sizeof *c);

@@ -130,8 +130,8 @@ bool rg_proto_change(struct rg_rbuf *r, struct rg_change *c)
     c->id = rg_rbuf_u64(r);
     c->role = rg_rbuf_u8(r);
     const uint8_t *a = rg_rbuf_blob(r, sizeof c->address - 1, &len);
-    if (!rg_rbuf_done(r) || c->kind < RG_CHANGE_ADD ||
-        c->kind > RG_CHANGE_TRANSFER || c->role > 2 ||
+    if (!rg_rbuf_done(r) || c->kind < RG_CONF_ADD ||
+        c->kind > RG_CONF_TRANSFER || c->role > 2 ||
         (a != NULL && memchr(a, 0, len) != NULL)) {
         return false;
     }
@@ -139,10 +139,10 @@ bool rg_proto_change(struct rg_rbuf *r, struct rg_change *c)
         memcpy(c->address, a, len);
     }
     c->address[len] = '\0';
-    if (c->kind == RG_CHANGE_ADD) {
+    if (c->kind == RG_CONF_ADD) {
         return c->id != 0 && len > 0;
     }
-    return c->kind == RG_CHANGE_TRANSFER || c->id != 0;
+    return c->kind == RG_CONF_TRANSFER || c->id != 0;
 }
 
 void rg_proto_changed(struct rg_wbuf *w, uint64_t ref, uint32_t status)

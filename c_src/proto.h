@@ -65,11 +65,11 @@ bool rg_proto_fwd_origin(struct rg_rbuf *r, uint64_t *origin);
 
 /* CHANGE: a membership change asked by the member (only the leader can do
  * it). [u8 kind][u64 ref][u64 id][u8 role][blob address]. */
-enum rg_change_kind_msg {
-    RG_CHANGE_ADD = 1,      /* id, address: joins as a spare */
-    RG_CHANGE_ASSIGN = 2,   /* id, role (raft: 0 standby, 1 voter, 2 spare) */
-    RG_CHANGE_REMOVE = 3,   /* id */
-    RG_CHANGE_TRANSFER = 4, /* id (0: any voter) */
+enum rg_conf_change {
+    RG_CONF_ADD = 1,      /* id, address: joins as a spare */
+    RG_CONF_ASSIGN = 2,   /* id, role (raft: 0 standby, 1 voter, 2 spare) */
+    RG_CONF_REMOVE = 3,   /* id */
+    RG_CONF_TRANSFER = 4, /* id (0: any voter) */
 };
 struct rg_change {
     uint8_t kind;

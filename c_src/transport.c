@@ -416,10 +416,13 @@ static int failure(struct outgoing *o)
     return o->t->closing ? RAFT_CANCELED : RAFT_NOCONNECTION;
 }
 
+/* A timeout or close may have closed the handle after the write went
+ * through: then it is a failure, and the handle is not handed over. */
 static void proof_written(uv_write_t *w, int status)
 {
     struct outgoing *o = w->data;
-    outgoing_end(o, status == 0 && !o->t->closing ? 0 : failure(o));
+    bool ok = status == 0 && !o->t->closing && !o->tcp_closing;
+    outgoing_end(o, ok ? 0 : failure(o));
 }
 
 static void challenge_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -466,7 +469,7 @@ static void challenge_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void hello_written(uv_write_t *w, int status)
 {
     struct outgoing *o = w->data;
-    if (status != 0 || o->t->closing) {
+    if (status != 0 || o->t->closing || o->tcp_closing) {
         outgoing_end(o, failure(o));
         return;
     }
@@ -479,7 +482,7 @@ static void hello_written(uv_write_t *w, int status)
 static void outgoing_connected(uv_connect_t *c, int status)
 {
     struct outgoing *o = c->data;
-    if (status != 0 || o->t->closing) {
+    if (status != 0 || o->t->closing || o->tcp_closing) {
         outgoing_end(o, failure(o));
         return;
     }

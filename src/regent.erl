@@ -345,8 +345,14 @@ options(Opts) when is_map(Opts) ->
     Voters = maps:get(voters, M),
     is_integer(Voters) andalso Voters >= 1 andalso Voters =< 7
         orelse error({badarg, {voters, Voters}}),
-    M#{bind_host := unicode:characters_to_binary(maps:get(bind_host, M)),
-       secret := secret(maps:get(secret, M))}.
+    Host = unicode:characters_to_binary(maps:get(bind_host, M)),
+    byte_size(Host) =< 63 andalso
+        element(1, inet:parse_ipv4strict_address(binary_to_list(Host))) =:= ok
+        orelse error({badarg, {bind_host, Host}}),
+    Secret = secret(maps:get(secret, M)),
+    byte_size(Secret) >= 1 andalso byte_size(Secret) =< 1024
+        orelse error({badarg, {secret, size}}),
+    M#{bind_host := Host, secret := Secret}.
 
 default_data_dir() ->
     case filelib:is_dir("/dev/shm") of

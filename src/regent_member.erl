@@ -98,7 +98,7 @@ init({Reg, Opts}) ->
     Reg = ets:new(Reg, [named_table, set, protected, {read_concurrency, true}]),
     Dir = data_dir(Reg, Opts),
     ok = net_kernel:monitor_nodes(true),
-    S = #st{reg = Reg, opts = Opts, dir = Dir},
+    S = #st{reg = Reg, opts = Opts, dir = Dir, leaderless_since = now_ms()},
     Resuming = filelib:is_regular(filename:join(Dir, "regent.id")),
     case Resuming orelse nodes() =:= [] of
         true ->
@@ -116,9 +116,11 @@ handle_call({write, Kind, Args}, From, S) ->
     Deadline = now_ms() + maps:get(register_timeout, S#st.opts),
     {noreply, submit(Kind, Args, From, Deadline, S)};
 handle_call(status, From, #st{port = Port} = S) when is_port(Port) ->
-    %% Fresh numbers from the daemon (it only pushes role/leader changes).
+    %% Fresh numbers from the daemon (it only pushes role/leader changes);
+    %% a daemon that does not answer soon gets the last known view.
     S#st.status_waiters =:= [] andalso
-        port_command(Port, regent_proto:status_request()),
+        port_command(Port, regent_proto:status_request()) andalso
+        erlang:send_after(500, self(), status_timeout),
     {noreply, S#st{status_waiters = [From | S#st.status_waiters]}};
 handle_call(status, _From, S) ->
     {reply, status_map(S), S};
@@ -156,6 +158,9 @@ handle_info(flush, S) ->
     {noreply, flush(S#st{flush_queued = false})};
 handle_info(tick, S) ->
     {noreply, tick(S#st{tick = false})};
+handle_info(status_timeout, #st{status_waiters = Ws} = S) ->
+    [gen_server:reply(W, status_map(S)) || W <- Ws],
+    {noreply, S#st{status_waiters = []}};
 handle_info({'DOWN', MRef, process, Pid, _Why}, S) ->
     {noreply, owner_down(MRef, Pid, S)};
 handle_info(Msg, S) when element(1, Msg) =:= nodeup; element(1, Msg) =:= nodedown;
@@ -215,6 +220,7 @@ start_daemon(#st{opts = Opts, dir = Dir, phase = Phase} = S) ->
      || W <- S#st.status_waiters],
     S#st{port = Port, synced = false, status = #{}, dump = [], held = [],
          status_waiters = [], leader_id = 0, change_busy = false, changes = #{},
+         leaderless_since = now_ms(),
          daemon_starts = S#st.daemon_starts + 1}.
 
 %% A member that crashed left its daemon shutting down (it sees EOF); two
@@ -351,6 +357,9 @@ flush(#st{outbox = []} = S) ->
     S;
 flush(#st{port = undefined} = S) ->
     S; % sent once a daemon runs again
+flush(#st{synced = false} = S) ->
+    S; % after the DUMP: ops that committed before a crash are answered by
+       % their replayed replies first, and are not sent again
 flush(#st{daemon_id = 0} = S) ->
     S; % the daemon has not started yet
 flush(#st{leader_id = 0} = S) ->
@@ -707,9 +716,9 @@ is_leader(#st{leader_id = L, daemon_id = Me}) ->
 
 peer_message({hello, Pid, Node, Info}, S) ->
     Pid ! {regent, {hello_ack, node(), info(S)}},
-    maybe_merge(Node, Info, plan(peer_seen(Node, Info, S)));
+    heard_of(Node, Info, S);
 peer_message({hello_ack, Node, Info}, S) ->
-    maybe_merge(Node, Info, plan(peer_seen(Node, Info, S)));
+    heard_of(Node, Info, S);
 peer_message({fwd, From, Origin, Ops}, S) ->
     case is_leader(S) andalso is_port(S#st.port) of
         true ->
@@ -732,9 +741,9 @@ peer_message(join_retry, S) ->
     erlang:send_after(?JOIN_RETRY_MS div 4, self(), {join_retry}),
     S;
 peer_message({leave, From, Id}, S) ->
-    case is_leader(S) of
+    case is_leader(S) andalso not S#st.change_busy of
         true -> change(remove, Id, spare, <<>>, {leave, From}, S);
-        false -> From ! {regent, {left, not_leader}}, S
+        false -> From ! {regent, {left, busy_or_not_leader}}, S
     end;
 peer_message({left, _}, S) ->
     S;
@@ -743,6 +752,15 @@ peer_message({gone, Node, Id}, #st{peers = Peers} = S) ->
     plan(S#st{peers = Peers#{Node => Old#{id => Id, up => false}}});
 peer_message(_Other, S) ->
     S.
+
+%% A member's view: record it, let the leader plan, merge if it is another
+%% cluster, and send ops that were waiting to know where the leader is.
+heard_of(Node, Info, S0) ->
+    S = maybe_merge(Node, Info, plan(peer_seen(Node, Info, S0))),
+    case S#st.outbox of
+        [] -> S;
+        _ -> queue_flush(S)
+    end.
 
 peer_seen(Node, Info, #st{peers = Peers} = S) ->
     Old = maps:get(Node, Peers, #{}),
@@ -969,10 +987,12 @@ change_done(Ref, Status, #st{reg = Reg} = S0) ->
                 {transfer, _} ->
                     ok;
                 plan ->
-                    Status =:= 0 orelse
-                        erlang:send_after(?JOIN_RETRY_MS, self(), {plan})
+                    ok
             end,
-            plan(S)
+            case Status of
+                0 -> plan(S);
+                _ -> erlang:send_after(?JOIN_RETRY_MS, self(), {plan}), S
+            end
     end.
 
 %% Ops forwarded to us whose entry failed: their members retry them.

@@ -28,7 +28,7 @@ static void check_effects(const struct rg_fsm *f)
         if (kind == RG_CHANGE_PUT) {
             rg_rbuf_blob(&r, RG_PID_MAX, &len);
             rg_rbuf_blob(&r, RG_META_MAX, &len);
-        } else if (kind != RG_CHANGE_DEL) {
+        } else if (kind != RG_CHANGE_DEL && kind != RG_CHANGE_DEL_PURGE) {
             abort();
         }
         n++;
