@@ -14,7 +14,9 @@
          late_joiner_gets_table/1, wrong_secret_member/1,
          raft_handshake_from_erlang/1, quorum_lost_then_recover/1,
          full_partition/1, distribution_partition/1, two_clusters_merge/1,
-         race_two_nodes/1, burst_of_deaths/1]).
+         race_two_nodes/1, burst_of_deaths/1, standby_promoted/1,
+         quorum_lost_then_voters_return/1, merge_with_resolve_fun/1]).
+-export([keep_claimant/3]).
 -export([forwarder/1]).
 -export([start_remote/2, stop_remote/1]).
 
@@ -29,7 +31,8 @@ all() ->
      graceful_leave, late_joiner_gets_table, wrong_secret_member,
      raft_handshake_from_erlang, quorum_lost_then_recover, full_partition,
      distribution_partition, two_clusters_merge, race_two_nodes,
-     burst_of_deaths].
+     burst_of_deaths, standby_promoted, quorum_lost_then_voters_return,
+     merge_with_resolve_fun].
 
 groups() -> [].
 
@@ -582,3 +585,55 @@ burst_of_deaths(Config) ->
 chunk([], _) -> [];
 chunk(L, N) when length(L) =< N -> [L];
 chunk(L, N) -> {H, T} = lists:split(N, L), [H | chunk(T, N)].
+
+%% A voter's node dies in a 5-node cluster: it is removed and a synced
+%% standby is promoted, back to 3 voters.
+standby_promoted(Config) ->
+    Nodes = peers(5),
+    [start_on([N], Config) || N <- Nodes],
+    await_cluster(Nodes, 5),
+    wait_until(fun() -> roles(hd(Nodes)) =:= [standby, standby, voter, voter, voter] end, 10000),
+    {Leader, _} = leader(hd(Nodes)),
+    Voter = hd([N || {{N, _}, voter} <- erpc:call(Leader, regent, get_members, [?REG]),
+                     N =/= Leader]),
+    true = erlang:monitor_node(Voter, true),
+    erpc:cast(Voter, erlang, halt, []),
+    receive {nodedown, Voter} -> ok after 5000 -> error(still_up) end,
+    wait_until(fun() -> roles(Leader) =:= [standby, voter, voter, voter] end, 15000),
+    yes = reg(Leader, after_promotion, idle_on(Leader)).
+
+%% The majority's daemons stop (SIGSTOP): writes wait and time out; when
+%% they continue, writes resume without any recovery step.
+quorum_lost_then_voters_return(Config) ->
+    [A, B, C] = Nodes = peers(3),
+    start_on(Nodes, Config, [{register_timeout, 1000}]),
+    await_cluster(Nodes, 3),
+    Stopped = [integer_to_list(os_pid(N)) || N <- [B, C]],
+    [os:cmd("kill -STOP " ++ P) || P <- Stopped],
+    {error, {regent_unavailable, _}} =
+        try {ok, reg(A, while_stopped, idle_on(A))}
+        catch exit:{exception, R} -> {error, R}
+        end,
+    [os:cmd("kill -CONT " ++ P) || P <- Stopped],
+    wait_until(fun() -> reg(A, after_return, idle_on(A)) =:= yes end, 10000),
+    wait_until(fun() -> is_pid(where(C, after_return)) end, 5000).
+
+%% The conflict policy {resolve, Fun}: here Fun keeps the claimant, so the
+%% name moves to it when the clusters merge.
+merge_with_resolve_fun(Config) ->
+    [A, B, C] = peers(3, ["-kernel", "dist_auto_connect", "once", "-connect_all", "false"]),
+    mesh([B, C]),
+    Policy = [{conflict, {resolve, fun ?MODULE:keep_claimant/3}}],
+    start_on([A], Config, Policy),
+    start_on([B, C], Config, Policy),
+    await_cluster([A], 1),
+    await_cluster([B, C], 2),
+    Pa = idle_on(A),
+    yes = reg(A, both, Pa),
+    yes = reg(B, both, idle_on(B)),
+    mesh([A, B, C]),
+    await_cluster([A, B, C], 3),
+    wait_until(fun() -> [where(N, both) || N <- [A, B, C]] =:= [Pa, Pa, Pa] end, 15000).
+
+keep_claimant(_Name, Claimant, _Holder) ->
+    Claimant.
