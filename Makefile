@@ -4,7 +4,7 @@ REBAR ?= rebar3
 MIX   ?= mix
 
 .PHONY: all setup daemon erlang test test-c test-san test-long test-erlang test-elixir \
-        demo fuzz docs clean
+        demo bench fuzz docs clean
 
 all: daemon erlang
 
@@ -45,6 +45,17 @@ demo: erlang
 	erlc -o _build/demo examples/demo/demo_counter.erl examples/demo/demo.erl
 	epmd -daemon
 	erl -noshell -sname regent_demo -pa _build/default/lib/regent/ebin -pa _build/demo -eval 'demo:main(), halt().'
+
+# The benchmark program: regent, global and Elixir Registry side by side.
+# BENCH_ROUNDS=3, BENCH_SCENARIOS=1,2,... (subset), BENCH_ADAPTERS=mod,...
+ELIXIR_EBIN = $(shell elixir -e 'IO.write(:code.lib_dir(:elixir))' 2>/dev/null)/ebin
+bench: erlang
+	mkdir -p _build/bench
+	erlc -o _build/bench bench/bench_registry.erl
+	erlc -pa _build/bench -pa _build/default/lib/regent/ebin -o _build/bench bench/*.erl
+	epmd -daemon
+	erl -noshell -sname regent_bench -pa _build/default/lib/regent/ebin -pa _build/bench \
+	    -pa $(ELIXIR_EBIN) -eval 'regent_bench:main(), halt().'
 
 # Longer fuzzing runs of every decoder (CI runs them briefly).
 fuzz:

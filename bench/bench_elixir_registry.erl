@@ -1,0 +1,35 @@
+%% Benchmark adapter: Elixir's Registry (unique keys, local only). Written in
+%% Erlang against 'Elixir.Registry' so the benchmark needs no Mix project.
+-module(bench_elixir_registry).
+-behaviour(bench_registry).
+-export([label/0, scope/0, start/1, stop/0, register_name/2, unregister_name/1,
+         whereis_name/1, count/0]).
+
+-define(REG, 'Elixir.BenchRegistry').
+
+label() -> "Elixir Registry".
+scope() -> local.
+
+start(_Nodes) ->
+    {ok, _} = application:ensure_all_started(elixir),
+    {ok, Pid} = 'Elixir.Registry':start_link([{keys, unique}, {name, ?REG},
+                                              {partitions, erlang:system_info(schedulers)}]),
+    unlink(Pid),
+    ok.
+
+stop() ->
+    case whereis(?REG) of
+        undefined -> ok;
+        Pid -> exit(Pid, shutdown), wait_gone(Pid)
+    end.
+
+register_name(Name, Pid) -> 'Elixir.Registry':register_name({?REG, Name}, Pid).
+unregister_name(Name) -> 'Elixir.Registry':unregister_name({?REG, Name}), ok.
+whereis_name(Name) -> 'Elixir.Registry':whereis_name({?REG, Name}).
+count() -> 'Elixir.Registry':count(?REG).
+
+wait_gone(Pid) ->
+    case is_process_alive(Pid) of
+        true -> timer:sleep(5), wait_gone(Pid);
+        false -> ok
+    end.

@@ -1,0 +1,630 @@
+%% `make bench': regent measured side by side with OTP's global and Elixir's
+%% Registry in one run, on one machine. Each scenario runs every adapter for
+%% ROUNDS rounds (default 3) on fresh nodes (OTP peer, loopback) and reports
+%% the median with min–max. Prints the table, writes bench/results/latest.md,
+%% a data file and, with gnuplot, bench/results/latest.png.
+%%
+%% Environment: BENCH_ROUNDS (3), BENCH_SCENARIOS (e.g. "1,2,9": a subset),
+%% BENCH_ADAPTERS (extra adapter modules, comma separated).
+-module(regent_bench).
+-export([main/0]).
+%% Run on peer nodes through erpc.
+-export([idle/0, register_all/2, register_timed/2, watcher/3, count_until/3,
+         spawn_idle/1, kill_all/1, race_register/3, rss_kb/0, daemon_os_pid/0,
+         ets_bytes/0]).
+
+-define(ADAPTERS, [bench_regent, bench_global, bench_elixir_registry]).
+
+main() ->
+    logger:set_primary_config(level, error),
+    {ok, _} = application:ensure_all_started(crypto),
+    Rounds = list_to_integer(os:getenv("BENCH_ROUNDS", "3")),
+    Adapters = ?ADAPTERS ++ extra_adapters(),
+    Wanted = wanted_scenarios(),
+    Scenarios = [S || {Id, _} = S <- scenarios(), Wanted =:= all orelse lists:member(Id, Wanted)],
+    io:format("regent benchmark: ~p rounds, adapters ~p~n~s~n~n",
+              [Rounds, [A:label() || A <- Adapters], machine()]),
+    Rows = lists:append([run_scenario(S, Adapters, Rounds) || S <- Scenarios]),
+    Table = table(Rows, Adapters),
+    io:format("~n~s~n", [Table]),
+    write_results(Table, Rows, Adapters),
+    ok.
+
+extra_adapters() ->
+    [list_to_atom(A) || A <- string:lexemes(os:getenv("BENCH_ADAPTERS", ""), ",")].
+
+wanted_scenarios() ->
+    case os:getenv("BENCH_SCENARIOS") of
+        false -> all;
+        S -> [list_to_integer(X) || X <- string:lexemes(S, ",")]
+    end.
+
+scenarios() ->
+    [{1, fun single_node/2}, {2, fun one_caller_on_follower/2},
+     {3, fun hundred_callers/2}, {4, fun convergence/2}, {5, fun race/2},
+     {6, fun cleanup/2}, {7, fun failover/2}, {8, fun memory/2},
+     {9, fun engine_alone/2}].
+
+run_scenario({Id, Fun}, Adapters, Rounds) ->
+    io:format("scenario ~p...~n", [Id]),
+    Fun(Adapters, Rounds).
+
+%% A row: {Scenario, Metric, Unit, Better, #{Label => [Sample]}}.
+row(Scenario, Metric, Unit, Better, Samples) ->
+    {Scenario, Metric, Unit, Better, Samples}.
+
+%% Runs Measure(Adapter) Rounds times for each adapter that applies; Measure
+%% returns a map Metric => value (or skip).
+measure(Adapters, Rounds, Applies, Measure) ->
+    Results = [{A:label(), [Measure(A) || _ <- lists:seq(1, Rounds)]}
+               || A <- Adapters, Applies(A)],
+    Metrics = lists:usort(lists:append([maps:keys(M) || {_, Ms} <- Results, M <- Ms])),
+    [{Metric, maps:from_list([{L, [maps:get(Metric, M) || M <- Ms, is_map_key(Metric, M)]}
+                              || {L, Ms} <- Results])}
+     || Metric <- Metrics].
+
+cluster_only(A) -> A:scope() =:= cluster.
+any(_A) -> true.
+regent_only(A) -> A =:= bench_regent.
+
+%% ---- 1. one node -------------------------------------------------------------
+
+single_node(Adapters, Rounds) ->
+    lists:append([single_node(N, NameFun, Adapters, Rounds)
+                  || {N, NameFun} <- [{10000, fun(I) -> {user, I} end},
+                                      {100000, fun(I) -> <<"user-", (integer_to_binary(I))/binary>> end}]]).
+
+single_node(N, NameFun, Adapters, Rounds) ->
+    Label = fmt("1. one node, ~s names", [k(N)]),
+    Res = measure(Adapters, Rounds, fun any/1,
+                  fun(A) ->
+                          A:start([node()]),
+                          Names = [NameFun(I) || I <- lists:seq(1, N)],
+                          Pids = spawn_idle(N),
+                          Pairs = lists:zip(Names, Pids),
+                          Treg = usec(fun() -> [yes = A:register_name(Nm, P) || {Nm, P} <- Pairs] end),
+                          T = list_to_tuple(Names),
+                          R1 = lookup_ns(A, T, 1),
+                          R2 = lookup_ns(A, T, 2),
+                          Tun = usec(fun() -> [A:unregister_name(Nm) || Nm <- Names] end),
+                          kill_all(Pids),
+                          A:stop(),
+                          #{reg => N * 1.0e6 / Treg, w1 => R1, w2 => R2,
+                            unreg => N * 1.0e6 / Tun}
+                  end),
+    [row(Label, metric_name(M), unit(M), better(M), V) || {M, V} <- Res].
+
+metric_name(reg) -> "register, one caller";
+metric_name(w1) -> "whereis_name, 1 reader";
+metric_name(w2) -> "whereis_name, 2 readers (each)";
+metric_name(unreg) -> "unregister, one caller".
+unit(reg) -> "ops/s"; unit(unreg) -> "ops/s"; unit(_) -> "ns/op".
+better(reg) -> higher; better(unreg) -> higher; better(_) -> lower.
+
+%% Lookups of existing names in Readers processes at once; ns per lookup as
+%% each reader sees it.
+lookup_ns(A, Names, Readers) ->
+    M = 1000000,
+    N = tuple_size(Names),
+    Self = self(),
+    Ps = [spawn_link(fun() ->
+                             receive go -> ok end,
+                             T0 = erlang:monotonic_time(nanosecond),
+                             lookups(A, Names, N, M),
+                             Self ! {done, self(), erlang:monotonic_time(nanosecond) - T0}
+                     end) || _ <- lists:seq(1, Readers)],
+    [P ! go || P <- Ps],
+    Ts = [receive {done, P, T} -> T end || P <- Ps],
+    lists:max(Ts) / M.
+
+lookups(_A, _Names, _N, 0) -> ok;
+lookups(A, Names, N, I) ->
+    _ = A:whereis_name(element(I rem N + 1, Names)),
+    lookups(A, Names, N, I - 1).
+
+%% ---- 2. three nodes, one caller on a follower ---------------------------------
+
+one_caller_on_follower(Adapters, Rounds) ->
+    N = 10000,
+    Res = measure(Adapters, Rounds, fun cluster_only/1,
+                  fun(A) ->
+                          with_cluster(A, 3, fun(Nodes) ->
+                              Caller = follower(A, Nodes),
+                              Lat = erpc:call(Caller, ?MODULE, register_timed, [A, N], infinity),
+                              Sorted = lists:sort(Lat),
+                              #{rate => N * 1.0e6 / lists:sum(Lat),
+                                p50 => pct(Sorted, 50), p99 => pct(Sorted, 99)}
+                          end)
+                  end),
+    [row("2. 3 nodes, one caller on a follower, 10k names", M1, U, B, V)
+     || {M, V} <- Res,
+        {M1, U, B} <- [case M of
+                          rate -> {"register", "ops/s", higher};
+                          p50 -> {"latency p50", "µs", lower};
+                          p99 -> {"latency p99", "µs", lower}
+                      end]].
+
+%% On the caller's node: registers N names one after the other; µs each.
+register_timed(A, N) ->
+    [begin
+         P = spawn(fun idle/0),
+         T0 = erlang:monotonic_time(microsecond),
+         yes = A:register_name({f, I}, P),
+         erlang:monotonic_time(microsecond) - T0
+     end || I <- lists:seq(1, N)].
+
+%% ---- 3. three nodes, 100 callers ------------------------------------------------
+
+hundred_callers(Adapters, Rounds) ->
+    Res = measure(Adapters, Rounds, fun cluster_only/1,
+                  fun(A) ->
+                          %% global takes seconds per thousand: fewer names.
+                          N = case A of bench_global -> 2000; _ -> 20000 end,
+                          with_cluster(A, 3, fun(Nodes) ->
+                              #{rate => N * 1.0e6 / callers(A, Nodes, 100, N)}
+                          end)
+                  end),
+    [row("3. 3 nodes, 100 concurrent callers", "register (total)", "ops/s", higher, V)
+     || {_, V} <- Res].
+
+%% Callers spread over Nodes register N names in all; µs for all of them.
+callers(A, Nodes, Callers, N) ->
+    Per = N div Callers,
+    Self = self(),
+    Jobs = [{lists:nth(C rem length(Nodes) + 1, Nodes), C} || C <- lists:seq(1, Callers)],
+    T0 = erlang:monotonic_time(microsecond),
+    [spawn_link(fun() ->
+                        ok = erpc:call(Node, ?MODULE, register_all,
+                                       [A, [{{c, C, I}, none} || I <- lists:seq(1, Per)]], infinity),
+                        Self ! done
+                end) || {Node, C} <- Jobs],
+    [receive done -> ok end || _ <- Jobs],
+    erlang:monotonic_time(microsecond) - T0.
+
+%% On a node: registers the names for fresh idle processes (none) or Pids.
+register_all(A, Pairs) ->
+    [yes = A:register_name(Name, case P of none -> spawn(fun idle/0); _ -> P end)
+     || {Name, P} <- Pairs],
+    ok.
+
+%% ---- 4. convergence -------------------------------------------------------------
+
+convergence(Adapters, Rounds) ->
+    Res = measure(Adapters, Rounds, fun cluster_only/1,
+                  fun(A) ->
+                          with_cluster(A, 3, fun([NA, _, NC]) ->
+                              Lat = lists:sort([converge_once(A, NA, NC, I) || I <- lists:seq(1, 200)]),
+                              #{p50 => pct(Lat, 50), p99 => pct(Lat, 99)}
+                          end)
+                  end),
+    [row("4. convergence: yes on A until C sees it", M1, "µs", lower, V)
+     || {M, V} <- Res, M1 <- [case M of p50 -> "p50"; p99 -> "p99" end]].
+
+%% A watcher on C spins on whereis; the registration on A notes the OS time
+%% of its yes; both clocks are this machine's.
+converge_once(A, NA, NC, I) ->
+    Name = {conv, I},
+    Self = self(),
+    W = erlang:spawn(NC, ?MODULE, watcher, [A, Name, Self]),
+    receive {watching, W} -> ok end,
+    P = erlang:spawn(NA, ?MODULE, idle, []),
+    yes = erpc:call(NA, A, register_name, [Name, P]),
+    Tyes = receive {yes_at, _} -> 0 after 0 -> os:system_time(microsecond) end,
+    receive {seen, W, Tseen} -> max(0, Tseen - Tyes) end.
+
+watcher(A, Name, To) ->
+    To ! {watching, self()},
+    spin(A, Name, To).
+
+spin(A, Name, To) ->
+    case A:whereis_name(Name) of
+        undefined -> spin(A, Name, To);
+        _ -> To ! {seen, self(), os:system_time(microsecond)}
+    end.
+
+%% ---- 5. race ------------------------------------------------------------------------
+
+race(Adapters, Rounds) ->
+    Res = measure(Adapters, Rounds, fun cluster_only/1,
+                  fun(A) ->
+                          with_cluster(A, 3, fun([NA, NB, NC]) ->
+                              N = 1000,
+                              Self = self(),
+                              T0 = erlang:monotonic_time(microsecond),
+                              [spawn_link(fun() ->
+                                                  Self ! {answers, Nd,
+                                                          erpc:call(Nd, ?MODULE, race_register, [A, N, x], infinity)}
+                                          end) || Nd <- [NA, NB]],
+                              [As, Bs] = [receive {answers, Nd, R} -> R end || Nd <- [NA, NB]],
+                              Double = length([I || {I, yes} <- As, lists:member({I, yes}, Bs)]),
+                              settle(A, [NA, NB, NC], N),
+                              T1 = erlang:monotonic_time(microsecond),
+                              #{double => Double, settle => (T1 - T0) / 1000}
+                          end)
+                  end),
+    [row("5. race: 2 nodes register the same 1,000 names", M1, U, lower, V)
+     || {M, V} <- Res,
+        {M1, U} <- [case M of double -> {"double yes", "names"}; settle -> {"settled after", "ms"} end]].
+
+race_register(A, N, _) ->
+    [{I, A:register_name({race, I}, spawn(fun idle/0))} || I <- lists:seq(1, N)].
+
+%% Every node names the same live owner for every name.
+settle(A, Nodes, N) ->
+    wait(fun() ->
+                 Views = [erpc:call(Nd, fun() -> [A:whereis_name({race, I}) || I <- lists:seq(1, N)] end)
+                          || Nd <- Nodes],
+                 length(lists:usort(Views)) =:= 1 andalso
+                     not lists:member(undefined, hd(Views))
+         end).
+
+%% ---- 6. cleanup -----------------------------------------------------------------------
+
+cleanup(Adapters, Rounds) ->
+    N = 10000,
+    Res = measure(Adapters, Rounds, fun cluster_only/1,
+                  fun(A) ->
+                          Deaths = with_cluster(A, 3, fun([NA, _, NC]) ->
+                              Pids = erpc:call(NA, ?MODULE, spawn_idle, [N]),
+                              load(A, NA, [{{d, I}, P} || {I, P} <- lists:zip(lists:seq(1, N), Pids)]),
+                              wait(fun() -> erpc:call(NC, A, count, []) >= N end),
+                              T0 = erlang:monotonic_time(microsecond),
+                              erpc:call(NA, ?MODULE, kill_all, [Pids]),
+                              ok = erpc:call(NC, ?MODULE, count_until, [A, 0, 120000], infinity),
+                              (erlang:monotonic_time(microsecond) - T0) / 1000
+                          end),
+                          Down = with_cluster(A, 3, fun([NA, NB, _]) ->
+                              Pids = erpc:call(NB, ?MODULE, spawn_idle, [N]),
+                              load(A, NB, [{{d, I}, P} || {I, P} <- lists:zip(lists:seq(1, N), Pids)]),
+                              wait(fun() -> erpc:call(NA, A, count, []) >= N end),
+                              erlang:monitor_node(NB, true),
+                              T0 = erlang:monotonic_time(microsecond),
+                              erpc:cast(NB, erlang, halt, []),
+                              ok = erpc:call(NA, ?MODULE, count_until, [A, 0, 120000], infinity),
+                              (erlang:monotonic_time(microsecond) - T0) / 1000
+                          end),
+                          #{deaths => Deaths, down => Down}
+                  end),
+    [row("6. cleanup (10k names)", M1, "ms", lower, V)
+     || {M, V} <- Res,
+        M1 <- [case M of deaths -> "10k deaths on A, until C sees none";
+                   down -> "node B halts, until A sees none" end]].
+
+%% Registers Pairs on Node with 100 callers (loading, not measured).
+load(A, Node, Pairs) ->
+    Chunks = chunk(Pairs, max(1, length(Pairs) div 100)),
+    Self = self(),
+    [spawn_link(fun() -> ok = erpc:call(Node, ?MODULE, register_all, [A, C], infinity), Self ! loaded end)
+     || C <- Chunks],
+    [receive loaded -> ok end || _ <- Chunks],
+    ok.
+
+count_until(A, Target, Ms) ->
+    Deadline = erlang:monotonic_time(millisecond) + Ms,
+    count_until_(A, Target, Deadline).
+
+count_until_(A, Target, Deadline) ->
+    case A:count() =< Target of
+        true -> ok;
+        false ->
+            erlang:monotonic_time(millisecond) > Deadline andalso error(timeout),
+            erlang:yield(),
+            count_until_(A, Target, Deadline)
+    end.
+
+%% ---- 7. failover -----------------------------------------------------------------------
+
+failover(Adapters, Rounds) ->
+    Res = measure(Adapters, Rounds, fun cluster_only/1,
+                  fun(A) ->
+                          with_cluster(A, 3, fun(Nodes) ->
+                              Victim = leader_node(A, Nodes),
+                              [Survivor | _] = Nodes -- [Victim],
+                              erlang:monitor_node(Victim, true),
+                              T0 = erlang:monotonic_time(microsecond),
+                              erpc:cast(Victim, erlang, halt, []),
+                              receive {nodedown, Victim} -> ok end,
+                              wait(fun() ->
+                                           P = erlang:spawn(Survivor, ?MODULE, idle, []),
+                                           erpc:call(Survivor, A, register_name,
+                                                     [{after_failover, erlang:unique_integer()}, P]) =:= yes
+                                   end),
+                              #{failover => (erlang:monotonic_time(microsecond) - T0) / 1000}
+                          end)
+                  end),
+    [row("7. the leader's node halts, until a registration succeeds", "failover", "ms", lower, V)
+     || {_, V} <- Res].
+
+%% ---- 8. memory --------------------------------------------------------------------------
+
+memory(Adapters, Rounds) ->
+    Per = [{N, measure(Adapters, 1, fun(A) -> N =< 100000 orelse A =:= bench_regent end,
+                       fun(A) -> #{bytes => bytes_per_name(A, N)} end)}
+           || N <- [100000, 1000000]],
+    Join = measure(Adapters, max(1, Rounds div 3), fun regent_only/1,
+                   fun(A) -> #{join => late_join_ms(A, 1000000)} end),
+    [row("8. memory per name per node", fmt("~s names", [k(N)]), "B/name", lower, V)
+     || {N, Res} <- Per, {_, V} <- Res]
+        ++ [row("8. a late node joins a cluster holding 1M names", "until ready, all names", "ms", lower, V)
+            || {_, V} <- Join].
+
+%% ETS plus the daemon's RSS (regent) on a node that registered nothing
+%% itself, per name.
+bytes_per_name(A, N) ->
+    Nodes = case A:scope() of local -> [node()]; cluster -> peers(3) end,
+    try
+        start_on(A, Nodes),
+        Obs = lists:last(Nodes),
+        E0 = erpc:call(Obs, ?MODULE, ets_bytes, []),
+        R0 = erpc:call(Obs, ?MODULE, rss_kb, []),
+        Loader = hd(Nodes),
+        Pids = erpc:call(Loader, ?MODULE, spawn_idle, [N]),
+        load(A, Loader, [{{m, I}, P} || {I, P} <- lists:zip(lists:seq(1, N), Pids)]),
+        wait(fun() -> erpc:call(Obs, A, count, []) >= N end),
+        E1 = erpc:call(Obs, ?MODULE, ets_bytes, []),
+        R1 = erpc:call(Obs, ?MODULE, rss_kb, []),
+        erpc:call(Loader, ?MODULE, kill_all, [Pids]),
+        (E1 - E0 + (R1 - R0) * 1024) / N
+    after
+        stop_on(A, Nodes)
+    end.
+
+ets_bytes() ->
+    erlang:memory(ets).
+
+%% The daemon's resident memory (regent), 0 for registries without one.
+rss_kb() ->
+    case daemon_os_pid() of
+        undefined -> 0;
+        OsPid ->
+            {ok, Status} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/status"),
+            [Line] = [L || L <- binary:split(Status, <<"\n">>, [global]),
+                           binary:match(L, <<"VmRSS:">>) =/= nomatch],
+            [_, Kb | _] = string:lexemes(binary_to_list(Line), " \t"),
+            list_to_integer(Kb)
+    end.
+
+daemon_os_pid() ->
+    case whereis(bench_reg) of
+        undefined -> undefined;
+        _ -> maps:get(os_pid, maps:get(daemon, regent:status(bench_reg)))
+    end.
+
+late_join_ms(A, N) ->
+    [NA, NB, NC] = Nodes = peers(3),
+    try
+        start_on(A, [NA, NB]),
+        Pids = erpc:call(NA, ?MODULE, spawn_idle, [N]),
+        load(A, NA, [{{j, I}, P} || {I, P} <- lists:zip(lists:seq(1, N), Pids)]),
+        wait(fun() -> erpc:call(NB, A, count, []) >= N end),
+        T0 = erlang:monotonic_time(microsecond),
+        start_on(A, [NC]),
+        wait(fun() -> erpc:call(NC, A, count, []) >= N end),
+        (erlang:monotonic_time(microsecond) - T0) / 1000
+    after
+        stop_on(A, Nodes)
+    end.
+
+%% ---- 9. the engine alone -------------------------------------------------------------
+
+%% regentd driven through its port by this process, without a member:
+%% 200 OPS frames of 1,000 registrations sent at once, timed until the last
+%% reply. The ceiling that the Erlang side must not hide.
+engine_alone(_Adapters, Rounds) ->
+    Samples = [engine_round() || _ <- lists:seq(1, Rounds)],
+    [row("9. regentd alone, pipelined batches of 1,000", "register", "ops/s", higher,
+         #{"regent" => Samples})].
+
+engine_round() ->
+    Exe = filename:join(code:priv_dir(regent), "regentd"),
+    Dir = filename:join(["/dev/shm", "regent-bench-" ++ os:getpid(),
+                         integer_to_list(erlang:unique_integer([positive]))]),
+    ok = filelib:ensure_path(Dir),
+    Port = open_port({spawn_executable, Exe}, [{packet, 4}, binary, exit_status, use_stdio]),
+    true = port_command(Port, regent_proto:start(#{id => 0, bootstrap => true,
+        data_dir => list_to_binary(Dir), bind_host => <<"127.0.0.1">>,
+        port_range => {0, 0}, secret => <<"bench">>})),
+    until_dump(Port),
+    Pid = regent_name:encode_pid(self()),
+    Frames = 200, PerFrame = 1000,
+    Ops = [[regent_proto:op_register(F * PerFrame + I, element(2, regent_name:encode({e, F, I})),
+                                     Pid, <<>>, <<>>)
+            || I <- lists:seq(1, PerFrame)] || F <- lists:seq(0, Frames - 1)],
+    T0 = erlang:monotonic_time(microsecond),
+    [true = port_command(Port, regent_proto:ops(O)) || O <- Ops],
+    count_replies(Port, Frames * PerFrame),
+    T = erlang:monotonic_time(microsecond) - T0,
+    port_close(Port),
+    file:del_dir_r(Dir),
+    Frames * PerFrame * 1.0e6 / T.
+
+until_dump(Port) ->
+    receive
+        {Port, {data, F}} ->
+            case regent_proto:decode(F) of
+                {dump, true, _} -> ok;
+                _ -> until_dump(Port)
+            end
+    after 10000 -> error(no_dump)
+    end.
+
+count_replies(_Port, N) when N =< 0 -> ok;
+count_replies(Port, N) ->
+    receive
+        {Port, {data, F}} ->
+            case regent_proto:decode(F) of
+                {applied, _, Rs} -> count_replies(Port, N - length(Rs));
+                _ -> count_replies(Port, N)
+            end
+    after 30000 -> error({replies_missing, N})
+    end.
+
+%% ---- nodes ------------------------------------------------------------------------------
+
+peers(N) ->
+    Paths = lists:append([["-pa", P] || P <- code:get_path(),
+                                        string:find(P, code:lib_dir()) =:= nomatch]),
+    [begin
+         {ok, _Peer, Node} = peer:start(#{name => peer:random_name(bench),
+                                          args => ["-setcookie", atom_to_list(erlang:get_cookie()) | Paths]}),
+         Node
+     end || _ <- lists:seq(1, N)].
+
+start_on(A, Nodes) ->
+    [ok = erpc:call(Nd, A, start, [Nodes], 60000) || Nd <- Nodes],
+    A =:= bench_regent andalso
+        [ok = erpc:call(Nd, bench_regent, await, [length(Nodes)], 60000) || Nd <- Nodes],
+    ok.
+
+stop_on(_A, [Node]) when Node =:= node() ->
+    ok;
+stop_on(_A, Nodes) ->
+    [catch erpc:call(Nd, erlang, halt, [], 5000) || Nd <- Nodes],
+    ok.
+
+with_cluster(A, N, Fun) ->
+    Nodes = peers(N),
+    try
+        start_on(A, Nodes),
+        Fun(Nodes)
+    after
+        stop_on(A, Nodes)
+    end.
+
+follower(bench_regent, Nodes) ->
+    {L, _} = erpc:call(hd(Nodes), regent, get_leader, [bench_reg]),
+    hd(Nodes -- [L]);
+follower(_, Nodes) ->
+    lists:last(Nodes).
+
+leader_node(bench_regent, Nodes) ->
+    {L, _} = erpc:call(hd(Nodes), regent, get_leader, [bench_reg]),
+    L;
+leader_node(_, Nodes) ->
+    hd(Nodes).
+
+%% ---- helpers ----------------------------------------------------------------------------
+
+idle() ->
+    receive stop -> ok end.
+
+spawn_idle(N) ->
+    [spawn(fun idle/0) || _ <- lists:seq(1, N)].
+
+kill_all(Pids) ->
+    [exit(P, kill) || P <- Pids],
+    ok.
+
+usec(F) ->
+    T0 = erlang:monotonic_time(microsecond),
+    F(),
+    max(1, erlang:monotonic_time(microsecond) - T0).
+
+pct(Sorted, P) ->
+    lists:nth(max(1, round(length(Sorted) * P / 100)), Sorted).
+
+chunk([], _) -> [];
+chunk(L, N) when length(L) =< N -> [L];
+chunk(L, N) -> {H, T} = lists:split(N, L), [H | chunk(T, N)].
+
+wait(F) ->
+    case catch F() of
+        true -> ok;
+        _ -> timer:sleep(5), wait(F)
+    end.
+
+k(N) when N >= 1000000 -> integer_to_list(N div 1000000) ++ "M";
+k(N) -> integer_to_list(N div 1000) ++ "k".
+
+fmt(F, A) -> lists:flatten(io_lib:format(F, A)).
+
+machine() ->
+    Cpu = case file:read_file("/proc/cpuinfo") of
+              {ok, B} ->
+                  case re:run(B, "model name\\s*:\\s*([^\\n]*)", [{capture, all_but_first, list}]) of
+                      {match, [M]} -> M;
+                      _ -> "?"
+                  end;
+              _ -> "?"
+          end,
+    fmt("machine: ~p cores (~s), ~s, OTP ~s, regentd ~s",
+        [erlang:system_info(logical_processors), Cpu,
+         string:trim(os:cmd("uname -sr")), erlang:system_info(otp_release),
+         string:trim(os:cmd(filename:join(code:priv_dir(regent), "regentd") ++ " --version"))]).
+
+%% ---- output -----------------------------------------------------------------------------
+
+summary([]) -> none;
+summary(Samples) ->
+    S = lists:sort(Samples),
+    {lists:nth((length(S) + 1) div 2, S), hd(S), lists:last(S)}.
+
+cell(none) -> "n/a";
+cell({Med, Min, Max}) when Min == Max -> num(Med);
+cell({Med, Min, Max}) -> num(Med) ++ " (" ++ num(Min) ++ "–" ++ num(Max) ++ ")".
+
+num(X) when is_integer(X) -> integer_to_list(X);
+num(X) when X >= 1000 -> integer_to_list(round(X));
+num(X) when X >= 10 -> fmt("~.1f", [X]);
+num(X) -> fmt("~.2f", [X]).
+
+%% regent against the first peer that has a value: "how many times better".
+ratio(Better, Values, Labels) ->
+    case {maps:get("regent", Values, none), [V || L <- tl(Labels), V <- [maps:get(L, Values, none)], V =/= none]} of
+        {{R, _, _}, [{P, _, _} | _]} when R > 0, P > 0 ->
+            case Better of higher -> fmt("~.1f×", [R / P]); lower -> fmt("~.1f×", [P / R]) end;
+        _ -> ""
+    end.
+
+table(Rows, Adapters) ->
+    Labels = [A:label() || A <- Adapters],
+    Header = ["scenario", "metric", "unit" | Labels] ++ ["regent vs next"],
+    Lines = [begin
+                 Values = maps:map(fun(_, S) -> summary(S) end, Samples),
+                 [Scen, Metric, Unit | [cell(maps:get(L, Values, none)) || L <- Labels]]
+                     ++ [ratio(Better, Values, Labels)]
+             end || {Scen, Metric, Unit, Better, Samples} <- Rows],
+    md([Header | Lines]).
+
+md([Header | Lines]) ->
+    Row = fun(Cells) -> "| " ++ lists:join(" | ", Cells) ++ " |\n" end,
+    lists:flatten([Row(Header), Row(["---" || _ <- Header]) | [Row(L) || L <- Lines]]).
+
+write_results(Table, Rows, Adapters) ->
+    Dir = "bench/results",
+    ok = filelib:ensure_path(Dir),
+    Date = calendar:system_time_to_rfc3339(erlang:system_time(second)),
+    ok = file:write_file(filename:join(Dir, "latest.md"),
+                         ["# regent benchmark\n\n", Date, "  \n", machine(), "\n\n",
+                          "Medians of the rounds, (min–max) when they differ; ",
+                          "\"regent vs next\": how many times better regent is than the next ",
+                          "registry in the row (higher is better).\n\n", Table]),
+    chart(Dir, Rows, Adapters).
+
+%% Throughput rows as grouped bars (log scale), if gnuplot is installed.
+chart(Dir, Rows, Adapters) ->
+    Labels = [A:label() || A <- Adapters],
+    Ops = [{Scen ++ ": " ++ Metric, Samples} || {Scen, Metric, "ops/s", _, Samples} <- Rows],
+    Dat = [[io_lib:format("\"~s\"", [short(Name)])
+            | [io_lib:format(" ~w", [case summary(maps:get(L, S, [])) of
+                                        none -> 0; {M, _, _} -> M end])
+               || L <- Labels]] ++ "\n"
+           || {Name, S} <- Ops],
+    ok = file:write_file(filename:join(Dir, "latest.dat"), Dat),
+    Plot = ["set terminal pngcairo size 1100,600 noenhanced\n",
+            "set output '", Dir, "/latest.png'\n",
+            "set title 'regent vs global vs Elixir Registry: throughput (ops/s, log scale, higher is better)'\n",
+            "set style data histograms\nset style histogram clustered gap 1\n",
+            "set style fill solid 0.8\nset logscale y\nset yrange [1:*]\n",
+            "set xtics rotate by -20\nset key top right\nset grid ytics\n",
+            "plot ", lists:join(", ", [io_lib:format("'~s/latest.dat' using ~p:xtic(1) title '~s'",
+                                                       [Dir, I + 1, L])
+                                       || {I, L} <- lists:zip(lists:seq(1, length(Labels)), Labels)]), "\n"],
+    ok = file:write_file(filename:join(Dir, "latest.gp"), Plot),
+    case os:find_executable("gnuplot") of
+        false -> io:format("gnuplot not found: no chart~n");
+        G -> io:format("~s", [os:cmd(G ++ " " ++ Dir ++ "/latest.gp 2>&1")])
+    end.
+
+short(Name) ->
+    string:replace(string:replace(Name, "one node", "1 node"), "concurrent ", "").
