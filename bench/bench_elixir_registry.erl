@@ -1,5 +1,8 @@
 %% Benchmark adapter: Elixir's Registry (unique keys, local only). Written in
 %% Erlang against 'Elixir.Registry' so the benchmark needs no Mix project.
+%% Registry only registers the calling process, so here the caller owns the
+%% names it registers (the Pid argument is not used); regent and global
+%% register a separate owner process per name.
 -module(bench_elixir_registry).
 -behaviour(bench_registry).
 -export([label/0, scope/0, start/1, stop/0, register_name/2, unregister_name/1,
@@ -23,7 +26,7 @@ stop() ->
         Pid -> exit(Pid, shutdown), wait_gone(Pid)
     end.
 
-register_name(Name, Pid) -> 'Elixir.Registry':register_name({?REG, Name}, Pid).
+register_name(Name, _Pid) -> 'Elixir.Registry':register_name({?REG, Name}, self()).
 unregister_name(Name) -> 'Elixir.Registry':unregister_name({?REG, Name}), ok.
 whereis_name(Name) -> 'Elixir.Registry':whereis_name({?REG, Name}).
 count() -> 'Elixir.Registry':count(?REG).

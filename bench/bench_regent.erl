@@ -2,7 +2,7 @@
 -module(bench_regent).
 -behaviour(bench_registry).
 -export([label/0, scope/0, start/1, stop/0, register_name/2, unregister_name/1,
-         whereis_name/1, count/0, await/1]).
+         whereis_name/1, count/0, await/1, start_nowait/0]).
 
 -define(REG, bench_reg).
 
@@ -20,6 +20,13 @@ await(N) ->
     wait(fun() -> length(regent:get_members(?REG)) =:= N andalso
                       regent:get_leader(?REG) =/= undefined andalso
                       regent:ready(?REG) end).
+
+%% For the late-join row: start the member and return at once.
+start_nowait() ->
+    {ok, _} = application:ensure_all_started(crypto),
+    {ok, Pid} = regent:start_link(?REG, [{register_timeout, 600000}]),
+    unlink(Pid),
+    ok.
 
 stop() ->
     case whereis(?REG) of
