@@ -5,7 +5,8 @@
 %% a data file and, with gnuplot, bench/results/latest.png.
 %%
 %% Environment: BENCH_ROUNDS (3), BENCH_SCENARIOS (e.g. "1,2,9": a subset),
-%% BENCH_ADAPTERS (extra adapter modules, comma separated).
+%% BENCH_ADAPTERS (extra adapter modules, comma separated), BENCH_REPLAY
+%% (render the table and chart again from results/latest.raw).
 -module(regent_bench).
 -export([main/0]).
 %% Run on peer nodes through erpc.
@@ -24,7 +25,17 @@ main() ->
     Scenarios = [S || {Id, _} = S <- scenarios(), Wanted =:= all orelse lists:member(Id, Wanted)],
     io:format("regent benchmark: ~p rounds, adapters ~p~n~s~n~n",
               [Rounds, [A:label() || A <- Adapters], machine()]),
-    Rows = lists:append([run_scenario(S, Adapters, Rounds) || S <- Scenarios]),
+    Rows = case os:getenv("BENCH_REPLAY") of
+               false ->
+                   R = lists:append([run_scenario(S, Adapters, Rounds) || S <- Scenarios]),
+                   %% The samples first: a rendering bug must not cost a run.
+                   ok = filelib:ensure_path("bench/results"),
+                   ok = file:write_file("bench/results/latest.raw", term_to_binary(R)),
+                   R;
+               _ ->
+                   {ok, Raw} = file:read_file("bench/results/latest.raw"),
+                   binary_to_term(Raw)
+           end,
     Table = table(Rows, Adapters),
     io:format("~n~ts~n", [Table]),
     write_results(Table, Rows, Adapters),
@@ -605,7 +616,10 @@ ratio(Better, Values, Peer) ->
     case {maps:get("regent", Values, none), maps:get(Peer, Values, none)} of
         {{R, _, _}, {P, _, _}} when R > 0, P > 0 ->
             X = case Better of higher -> R / P; lower -> P / R end,
-            case X >= 10 of true -> fmt("~.0f×", [X]); false -> fmt("~.2f×", [X]) end;
+            case X >= 10 of
+                true -> integer_to_list(round(X)) ++ "×";
+                false -> fmt("~.2f×", [X])
+            end;
         _ -> ""
     end.
 
