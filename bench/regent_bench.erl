@@ -381,7 +381,7 @@ memory(Adapters, Rounds) ->
 %% ETS plus the daemon's RSS (regent) on a node that registered nothing
 %% itself, per name.
 bytes_per_name(A, N) ->
-    Nodes = case A:scope() of local -> [node()]; cluster -> peers(3) end,
+    Nodes = case A:scope() of local -> [node()]; cluster -> mesh(peers(3)) end,
     try
         start_on(A, Nodes),
         Obs = lists:last(Nodes),
@@ -422,7 +422,7 @@ daemon_os_pid() ->
     end.
 
 late_join_ms(A, N) ->
-    [NA, NB, NC] = Nodes = peers(3),
+    [NA, NB, NC] = Nodes = mesh(peers(3)),
     try
         start_on(A, [NA, NB]),
         Pids = erpc:call(NA, ?MODULE, spawn_idle, [N]),
@@ -503,6 +503,13 @@ peers(N) ->
          Node
      end || _ <- lists:seq(1, N)].
 
+%% Every peer connected to every other and global synchronised before a
+%% scenario starts, so that no registry is measured on a half-formed mesh.
+mesh(Nodes) ->
+    [true = erpc:call(N, net_kernel, connect_node, [M]) || N <- Nodes, M <- Nodes, N =/= M],
+    [ok = erpc:call(N, global, sync, [], 60000) || N <- Nodes],
+    Nodes.
+
 start_on(A, Nodes) ->
     [ok = erpc:call(Nd, A, start, [Nodes], 60000) || Nd <- Nodes],
     A =:= bench_regent andalso
@@ -516,7 +523,7 @@ stop_on(_A, Nodes) ->
     ok.
 
 with_cluster(A, N, Fun) ->
-    Nodes = peers(N),
+    Nodes = mesh(peers(N)),
     try
         start_on(A, Nodes),
         Fun(Nodes)
