@@ -597,7 +597,7 @@ machine() ->
                   end;
               _ -> "?"
           end,
-    fmt("machine: ~p cores (~s), ~s, OTP ~s, regentd ~s",
+    fmt("machine: ~p cores (~s), ~s, OTP ~s, ~s",
         [erlang:system_info(logical_processors), Cpu,
          string:trim(os:cmd("uname -sr")), erlang:system_info(otp_release),
          string:trim(os:cmd(filename:join(code:priv_dir(regent), "regentd") ++ " --version"))]).
@@ -668,12 +668,13 @@ chart(Dir, Rows, Adapters) ->
                || L <- Labels]] ++ "\n"
            || {Name, S} <- Ops],
     ok = file:write_file(filename:join(Dir, "latest.dat"), unicode:characters_to_binary(Dat)),
-    Plot = ["set terminal pngcairo size 1100,600 noenhanced\n",
+    Plot = ["set terminal pngcairo size 1200,720 noenhanced\n",
+            "set bmargin 14\nset rmargin 4\n",
             "set output '", Dir, "/latest.png'\n",
             "set title 'regent vs global vs Elixir Registry: throughput (ops/s, log scale, higher is better)'\n",
             "set style data histograms\nset style histogram clustered gap 1\n",
             "set style fill solid 0.8\nset logscale y\nset yrange [1:*]\n",
-            "set xtics rotate by -20\nset key top right\nset grid ytics\n",
+            "set xtics rotate by -30 font ',9'\nset key outside top center horizontal\nset grid ytics\n",
             "plot ", lists:join(", ", [io_lib:format("'~s/latest.dat' using ~p:xtic(1) title '~s'",
                                                        [Dir, I + 1, L])
                                        || {I, L} <- lists:zip(lists:seq(1, length(Labels)), Labels)]), "\n"],
@@ -684,4 +685,7 @@ chart(Dir, Rows, Adapters) ->
     end.
 
 short(Name) ->
-    string:replace(string:replace(Name, "one node", "1 node"), "concurrent ", "").
+    lists:foldl(fun({From, To}, Acc) -> string:replace(Acc, From, To, all) end, Name,
+                [{"one node", "1 node"}, {"concurrent ", ""}, {", one caller", ""},
+                 {"one caller on a follower", "1 caller"}, {"pipelined batches of 1,000", "batches"},
+                 {" (total)", ""}]).
