@@ -356,6 +356,22 @@ static void batch_add(struct rg_node *n, struct rg_op *op, uint64_t origin)
 
 /* ---- sync and the end-of-iteration hook --------------------------------- */
 
+/* Appends a barrier entry whose callback gets n (and frees req); false if
+ * it could not be submitted (the caller tries again on a later turn). */
+static bool submit_barrier(struct rg_node *n, raft_barrier_cb cb)
+{
+    struct raft_barrier *req = calloc(1, sizeof *req);
+    if (req == NULL) {
+        return false;
+    }
+    req->data = n;
+    if (raft_barrier(&n->raft, req, cb) != 0) {
+        free(req);
+        return false;
+    }
+    return true;
+}
+
 static void barrier_cb(struct raft_barrier *req, int status)
 {
     struct rg_node *n = req->data;
@@ -396,16 +412,7 @@ static void maybe_sync(struct rg_node *n)
     if (raft_state(&n->raft) != RAFT_LEADER) {
         return;
     }
-    struct raft_barrier *req = calloc(1, sizeof *req);
-    if (req == NULL) {
-        return;
-    }
-    req->data = n;
-    if (raft_barrier(&n->raft, req, barrier_cb) != 0) {
-        free(req);
-        return;
-    }
-    n->barrier_pending = true;
+    n->barrier_pending = submit_barrier(n, barrier_cb);
 }
 
 /* A fingerprint of the configuration, to notice changes cheaply. */
@@ -465,17 +472,10 @@ static void maybe_nudge(struct rg_node *n)
                       n->raft.configuration.n >= 2;
         return;
     }
-    struct raft_barrier *req = calloc(1, sizeof *req);
-    if (req == NULL) {
-        return;
+    if (submit_barrier(n, nudge_cb)) {
+        n->unnudged = false;
+        n->nudge_pending = true;
     }
-    req->data = n;
-    if (raft_barrier(&n->raft, req, nudge_cb) != 0) {
-        free(req);
-        return;
-    }
-    n->unnudged = false;
-    n->nudge_pending = true;
 }
 
 static void on_check(uv_check_t *check)
