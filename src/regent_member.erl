@@ -258,10 +258,7 @@ daemon_died(Code, #st{reg = Reg} = S0) ->
         false ->
             %% Everything not answered goes again to the next daemon; ops
             %% that did commit are answered from its log replay instead.
-            %% The outbox is kept newest first.
-            Outbox = lists:reverse(lists:sort(maps:keys(S0#st.pending))),
-            S = S0#st{port = undefined, restarts = [Now | Recent],
-                      outbox = Outbox},
+            S = requeue_all(S0#st{port = undefined, restarts = [Now | Recent]}),
             {noreply, start_daemon(S)}
     end.
 
@@ -343,6 +340,11 @@ encode_op(read, Ref, Key) ->
     regent_proto:op_read(Ref, Key);
 encode_op(purge_node, Ref, Node) ->
     regent_proto:op_purge_node(Ref, Node, any, 0).
+
+%% Every unanswered op goes out again (to a new daemon or a new leader),
+%% oldest first; the outbox is kept newest first.
+requeue_all(#st{pending = Pending} = S) ->
+    S#st{outbox = lists:reverse(lists:sort(maps:keys(Pending)))}.
 
 %% One flush per pass through the mailbox: every op that arrives before the
 %% `flush' message is processed travels in the same frame (and, usually,
@@ -691,7 +693,7 @@ hello_all(S) ->
 info(#st{phase = Phase, daemon_id = Id, leader_id = Leader, members = Ms,
          synced = Synced} = S) ->
     #{phase => Phase, id => Id, leader_id => Leader,
-      leader_node => node_of(Leader, S), size => length(Ms),
+      leader_node => node_of(Leader, S),
       members => [I || {I, _, _} <- Ms], synced => Synced}.
 
 %% The node whose member runs the daemon with raft id Id.
@@ -797,7 +799,7 @@ discover(S) ->
 %% and the others join it on a later round.
 decide(#st{peers = Peers, discover_rounds = Rounds} = S) ->
     Up = [{N, P} || {N, #{up := true} = P} <- maps:to_list(Peers)],
-    Clusters = [{-maps:get(size, P, 0), N, P} || {N, P} <- Up,
+    Clusters = [{-length(maps:get(members, P, [])), N, P} || {N, P} <- Up,
                                                 maps:get(phase, P, x) =:= running,
                                                 maps:get(leader_node, P, undefined) =/= undefined],
     Looking = [N || {N, P} <- Up, maps:get(phase, P, x) =:= discovering],
@@ -856,10 +858,9 @@ joined(S) ->
 %% we become the leader, nodes that went down meanwhile are purged.
 leader_seen(Leader, #st{leader_id = Leader} = S) ->
     S;
-leader_seen(Leader, #st{pending = Pending} = S0) ->
-    S = S0#st{leader_id = Leader, leader_since = now_ms(),
-              leaderless_since = case Leader of 0 -> now_ms(); _ -> 0 end,
-              outbox = lists:reverse(lists:sort(maps:keys(Pending)))},
+leader_seen(Leader, S0) ->
+    S = requeue_all(S0#st{leader_id = Leader, leader_since = now_ms(),
+                          leaderless_since = case Leader of 0 -> now_ms(); _ -> 0 end}),
     S1 = case is_leader(S) andalso dist_majority(S) of
              true -> plan(purge_absent_nodes(S));
              false -> S
@@ -1072,15 +1073,15 @@ await_new_leader(#st{port = Port} = S, Deadline) ->
 %% quorum) or joining the cluster led from Target. Reads keep being served
 %% from the mirror meanwhile; once the new table arrives, names our live
 %% processes held are claimed in it under the conflict policy.
-dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir, pending = Pending} = S) ->
+dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir} = S) ->
     ?LOG_WARNING("regent ~p: leaving the current raft cluster (~p)", [Reg, Mode]),
     is_port(Port) andalso stop_daemon(Port),
     ok = file:del_dir_r(Dir),
     ok = filelib:ensure_path(Dir),
     Claims = [Row || {_, Pid, _} = Row <- ets:tab2list(Reg),
                      node(Pid) =:= node(), is_process_alive(Pid)],
-    S1 = S#st{port = undefined, daemon_id = 0, members = [], claims = Claims,
-              outbox = lists:reverse(lists:sort(maps:keys(Pending)))},
+    S1 = requeue_all(S#st{port = undefined, daemon_id = 0, members = [],
+                          claims = Claims}),
     case Mode of
         bootstrap -> start_daemon(S1, true);
         {join, Target} -> start_daemon(S1#st{join_target = Target}, false)
