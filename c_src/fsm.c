@@ -110,9 +110,18 @@ static int apply_register(struct rg_fsm *f, const struct rg_op *op)
     return rv;
 }
 
+/* RG_INJECT_BUG_SKIP_OWNER_CHECK builds the deliberately broken daemon
+ * that the history checker's self-test must catch (docs/testing.md). */
+#ifdef RG_INJECT_BUG_SKIP_OWNER_CHECK
+#define OWNER_CHECKED(if_owner) false
+#else
+#define OWNER_CHECKED(if_owner) (if_owner)
+#endif
+
 static void apply_unregister(struct rg_fsm *f, const struct rg_op *op,
                              bool if_owner)
 {
+    if_owner = OWNER_CHECKED(if_owner);
     const struct rg_entry *cur = rg_table_get(&f->table, op->key, op->key_len);
     if (cur != NULL &&
         (!if_owner ||

@@ -723,21 +723,26 @@ static void handle_ops(struct rg_node *n, struct rg_rbuf *r, bool forwarded)
     }
 }
 
-/* Fault injection for tests: cut (or, with no ids, heal) the raft links
- * with the given peers. */
+/* Fault injection for tests: cut (or, with no peers, heal) the raft links
+ * with the given peers, in the given directions. */
 static void handle_block(struct rg_node *n, struct rg_rbuf *r)
 {
-    uint64_t ids[RG_BLOCK_MAX];
+    struct rg_block blocks[RG_BLOCK_MAX];
     uint32_t count = rg_rbuf_u32(r);
     if (!n->started || !rg_rbuf_ok(r) || count > RG_BLOCK_MAX ||
-        r->left != (size_t)count * 8) {
+        r->left != (size_t)count * 9) {
         send_error(n, "malformed BLOCK frame");
         return;
     }
     for (uint32_t i = 0; i < count; i++) {
-        ids[i] = rg_rbuf_u64(r);
+        blocks[i].peer = rg_rbuf_u64(r);
+        blocks[i].dirs = rg_rbuf_u8(r);
+        if ((blocks[i].dirs & ~(RG_BLOCK_IN | RG_BLOCK_OUT)) != 0) {
+            send_error(n, "malformed BLOCK frame");
+            return;
+        }
     }
-    rg_transport_block(&n->transport, ids, count);
+    rg_transport_block(&n->transport, blocks, count);
 }
 
 /* ---- membership changes (leader only) ----------------------------------- */

@@ -25,7 +25,7 @@ enum rg_msg_type {
     RG_MSG_STATUS_REQ = 0x04,
     RG_MSG_CHANGE = 0x05,
     RG_MSG_FWD_OPS = 0x06,
-    RG_MSG_BLOCK = 0x07, /* tests: [u32 n][u64 id]... cut these peers */
+    RG_MSG_BLOCK = 0x07, /* tests: [u32 n]([u64 id][u8 dirs])... cut links */
     /* daemon -> member */
     RG_MSG_STARTED = 0x81,
     RG_MSG_APPLIED = 0x82,

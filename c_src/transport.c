@@ -109,10 +109,10 @@ static void nonce(uint8_t out[RG_HS_NONCE])
 
 /* ---- fault injection ---------------------------------------------------- */
 
-static bool is_blocked(const struct rg_transport *t, uint64_t peer)
+static bool is_blocked(const struct rg_transport *t, uint64_t peer, uint8_t dir)
 {
     for (unsigned i = 0; i < t->n_blocked; i++) {
-        if (t->blocked[i] == peer) {
+        if (t->blocked[i].peer == peer && (t->blocked[i].dirs & dir) != 0) {
             return true;
         }
     }
@@ -130,9 +130,10 @@ static bool same_socket(const struct rg_conn *c)
            memcmp(&remote, &c->remote, rl) == 0;
 }
 
-static void remember(struct rg_transport *t, uint64_t peer, uv_tcp_t *tcp)
+static void remember(struct rg_transport *t, uint64_t peer, bool inbound,
+                     uv_tcp_t *tcp)
 {
-    struct rg_conn c = {.peer = peer};
+    struct rg_conn c = {.peer = peer, .inbound = inbound};
     socklen_t ll = sizeof c.local, rl = sizeof c.remote;
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)tcp, &fd) != 0 ||
@@ -161,13 +162,15 @@ static void remember(struct rg_transport *t, uint64_t peer, uv_tcp_t *tcp)
     t->conns[t->n_conns++] = c;
 }
 
-void rg_transport_block(struct rg_transport *t, const uint64_t *ids, unsigned n)
+void rg_transport_block(struct rg_transport *t, const struct rg_block *blocks,
+                        unsigned n)
 {
     t->n_blocked = n < RG_BLOCK_MAX ? n : RG_BLOCK_MAX;
-    memcpy(t->blocked, ids, t->n_blocked * sizeof *ids);
+    memcpy(t->blocked, blocks, t->n_blocked * sizeof *blocks);
     for (unsigned i = 0; i < t->n_conns; i++) {
         struct rg_conn *c = &t->conns[i];
-        if (is_blocked(t, c->peer) && same_socket(c)) {
+        uint8_t dir = c->inbound ? RG_BLOCK_IN : RG_BLOCK_OUT;
+        if (is_blocked(t, c->peer, dir) && same_socket(c)) {
             shutdown(c->fd, SHUT_RDWR);
         }
     }
@@ -201,9 +204,9 @@ static void incoming_end(struct incoming *in, bool ok)
     in->state = IN_DONE;
     uv_timer_stop(&in->timer);
     uv_read_stop((uv_stream_t *)in->tcp);
-    ok = ok && !is_blocked(t, in->h.from);
+    ok = ok && !is_blocked(t, in->h.from, RG_BLOCK_IN);
     if (ok && !t->closing && t->accept_cb != NULL) {
-        remember(t, in->h.from, in->tcp);
+        remember(t, in->h.from, true, in->tcp);
         char address[RG_ADDRESS_MAX + 1];
         memcpy(address, in->hello + RG_HS_HELLO_FIXED, in->h.address_len);
         address[in->h.address_len] = '\0';
@@ -379,11 +382,11 @@ static void outgoing_end(struct outgoing *o, int status)
     o->state = OUT_DONE;
     uv_timer_stop(&o->timer);
     uv_stream_t *stream = NULL;
-    if (status == 0 && is_blocked(o->t, o->target)) {
+    if (status == 0 && is_blocked(o->t, o->target, RG_BLOCK_OUT)) {
         status = RAFT_NOCONNECTION;
     }
     if (status == 0) {
-        remember(o->t, o->target, o->tcp);
+        remember(o->t, o->target, false, o->tcp);
         uv_read_stop((uv_stream_t *)o->tcp);
         o->tcp->data = NULL;
         stream = (uv_stream_t *)o->tcp;
@@ -525,7 +528,7 @@ static int t_connect(struct raft_uv_transport *iface, struct raft_uv_connect *re
 {
     struct rg_transport *t = iface->impl;
     struct sockaddr_in sa;
-    if (is_blocked(t, id) || parse_address(address, &sa) != 0) {
+    if (is_blocked(t, id, RG_BLOCK_OUT) || parse_address(address, &sa) != 0) {
         return RAFT_NOCONNECTION;
     }
     struct outgoing *o = raft_calloc(1, sizeof *o);

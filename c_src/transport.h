@@ -23,11 +23,23 @@ struct pending;
 /* A connection handed to raft_uv, remembered so a test can cut it. */
 struct rg_conn {
     uint64_t peer;
+    bool inbound; /* accepted (carries what the peer sends us) */
     int fd;
     struct sockaddr_storage local, remote; /* to recognise the same socket */
 };
 
 #define RG_BLOCK_MAX 64
+
+/* Directions of a cut (fault injection): IN drops what the peer sends us
+ * (its connections to us), OUT what we send it (our connections to it).
+ * raft_uv sends on its own outbound streams only, so one direction can be
+ * cut while the other still delivers. */
+enum { RG_BLOCK_IN = 1, RG_BLOCK_OUT = 2 };
+
+struct rg_block {
+    uint64_t peer;
+    uint8_t dirs; /* RG_BLOCK_IN | RG_BLOCK_OUT */
+};
 
 struct rg_transport {
     struct raft_uv_transport iface; /* handed to raft_uv_init; impl = this */
@@ -46,7 +58,7 @@ struct rg_transport {
     raft_uv_transport_close_cb close_cb;
     uint64_t rejected; /* connections dropped at the handshake */
     /* Fault injection (tests): peers whose traffic is cut. */
-    uint64_t blocked[RG_BLOCK_MAX];
+    struct rg_block blocked[RG_BLOCK_MAX];
     unsigned n_blocked;
     struct rg_conn *conns; /* owned */
     unsigned n_conns, cap_conns;
@@ -61,10 +73,12 @@ int rg_transport_set_secret(struct rg_transport *t, const uint8_t *secret,
                             size_t len);
 
 /* Fault injection for tests (the BLOCK frame): from now on, refuse
- * handshakes with these peers and cut the connections raft_uv holds with
- * them (shutdown(2): raft_uv then sees a dead link through its own paths).
- * n = 0 heals. */
-void rg_transport_block(struct rg_transport *t, const uint64_t *ids, unsigned n);
+ * handshakes with these peers in the given directions and cut the
+ * connections raft_uv holds with them in those directions (shutdown(2):
+ * raft_uv then sees a dead link through its own paths). Replaces the
+ * previous set; n = 0 heals. */
+void rg_transport_block(struct rg_transport *t, const struct rg_block *blocks,
+                        unsigned n);
 /* Frees what the transport owns after it has closed. */
 void rg_transport_free(struct rg_transport *t);
 

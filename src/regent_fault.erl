@@ -4,15 +4,28 @@
 %% other nodes, for real: regentd refuses their handshakes and shuts down the
 %% sockets it holds with them. Together with cutting Erlang distribution
 %% (`erlang:disconnect_node/1' with `dist_auto_connect' set to `once') this
-%% makes a full network partition between node sets.
+%% makes a full network partition between node sets. A one-way cut drops
+%% only what one side receives: raft_uv sends on the connections it opens
+%% itself, so `in' refuses the peers' connections to this node and leaves
+%% this node's connections to them alone.
 -module(regent_fault).
 
--export([cut_raft/2, heal_raft/1]).
+-export([cut_raft/2, cut_raft/3, heal_raft/1]).
 
-%% @doc Cuts the raft links with the members on `Nodes'.
+-type direction() :: in | out | both.
+-export_type([direction/0]).
+
+%% @doc Cuts the raft links with the members on `Nodes', both ways.
 -spec cut_raft(regent:registry(), [node()]) -> {ok, non_neg_integer()}.
 cut_raft(Reg, Nodes) ->
-    gen_server:call(Reg, {block_raft, Nodes}).
+    cut_raft(Reg, Nodes, both).
+
+%% @doc Cuts the raft links with the members on `Nodes' in one direction
+%% (`in': drop what they send this node; `out': drop what this node sends
+%% them) or both. Replaces any earlier cut on this node.
+-spec cut_raft(regent:registry(), [node()], direction()) -> {ok, non_neg_integer()}.
+cut_raft(Reg, Nodes, Dir) when Dir =:= in; Dir =:= out; Dir =:= both ->
+    gen_server:call(Reg, {block_raft, [{N, Dir} || N <- Nodes]}).
 
 %% @doc Restores every raft link.
 -spec heal_raft(regent:registry()) -> {ok, 0}.

@@ -83,6 +83,13 @@
 -define(DISCOVER_MS, 200).
 -define(JOIN_RETRY_MS, 1000).
 -define(UNMAPPED_GRACE_MS, 3000).
+%% A leader waits this long after a nodedown before it purges the node's
+%% names or removes its server: a partition reaches a node as a series of
+%% nodedowns, and a leader on the small side that acted on the first ones
+%% (while it still saw a majority) would purge live nodes' names and shrink
+%% the voters to a set the big side cannot elect from (found by the nemesis
+%% test, docs/testing.md). After the wait it sees the whole cut.
+-define(DOWN_SETTLE_MS, 500).
 
 %% @private
 -spec start_link(atom(), map()) -> gen_server:start_ret().
@@ -126,10 +133,11 @@ handle_call(status, _From, S) ->
     {reply, status_map(S), S};
 handle_call(recover, _From, S) ->
     {reply, ok, dissolve(bootstrap, S)};
-handle_call({block_raft, Nodes}, _From, #st{port = Port} = S) ->
-    Ids = [Id || N <- Nodes, #{id := Id} <- [maps:get(N, S#st.peers, #{})], Id =/= 0],
-    is_port(Port) andalso port_command(Port, regent_proto:block(Ids)),
-    {reply, {ok, length(Ids)}, S};
+handle_call({block_raft, Cuts}, _From, #st{port = Port} = S) ->
+    Blocks = [{Id, Dir} || {N, Dir} <- Cuts,
+                           #{id := Id} <- [maps:get(N, S#st.peers, #{})], Id =/= 0],
+    is_port(Port) andalso port_command(Port, regent_proto:block(Blocks)),
+    {reply, {ok, length(Blocks)}, S};
 handle_call(await_ready, _From, #st{synced = true} = S) ->
     {reply, ok, S};
 handle_call(await_ready, From, S) ->
@@ -165,7 +173,7 @@ handle_info({'DOWN', MRef, process, Pid, _Why}, S) ->
     {noreply, owner_down(MRef, Pid, S)};
 handle_info(Msg, S) when element(1, Msg) =:= nodeup; element(1, Msg) =:= nodedown;
                          element(1, Msg) =:= discover; element(1, Msg) =:= join_retry;
-                         element(1, Msg) =:= plan ->
+                         element(1, Msg) =:= plan; element(1, Msg) =:= settled ->
     {noreply, cluster_event(Msg, S)};
 handle_info({regent, Msg}, S) ->
     {noreply, peer_message(Msg, S)};
@@ -342,9 +350,13 @@ encode_op(purge_node, Ref, Node) ->
     regent_proto:op_purge_node(Ref, Node, any, 0).
 
 %% Every unanswered op goes out again (to a new daemon or a new leader),
-%% oldest first; the outbox is kept newest first.
-requeue_all(#st{pending = Pending} = S) ->
-    S#st{outbox = lists:reverse(lists:sort(maps:keys(Pending)))}.
+%% oldest first; the outbox is kept newest first. A purge is dropped
+%% instead: it was a leader's decision from its own view, and the next
+%% leader purges what it sees down itself (a stale one, sent after a heal,
+%% would remove live names).
+requeue_all(#st{pending = Pending0} = S) ->
+    Pending = maps:filter(fun(_, #op{kind = K}) -> K =/= purge_node end, Pending0),
+    S#st{pending = Pending, outbox = lists:reverse(lists:sort(maps:keys(Pending)))}.
 
 %% One flush per pass through the mailbox: every op that arrives before the
 %% `flush' message is processed travels in the same frame (and, usually,
@@ -773,10 +785,13 @@ cluster_event({nodeup, Node}, S) ->
     S;
 cluster_event({nodedown, Node}, #st{peers = Peers} = S0) ->
     S = case maps:find(Node, Peers) of
-            {ok, P} -> S0#st{peers = Peers#{Node := P#{up => false}}};
+            {ok, P} -> S0#st{peers = Peers#{Node := P#{up => false, down_at => now_ms()}}};
             error -> S0
         end,
-    case is_leader(S) of
+    is_leader(S) andalso erlang:send_after(?DOWN_SETTLE_MS, self(), {settled, Node}),
+    S;
+cluster_event({settled, Node}, S) ->
+    case is_leader(S) andalso not lists:member(Node, nodes()) of
         true -> leader_lost_node(Node, S);
         false -> S
     end;
@@ -924,10 +939,19 @@ plan_step(#st{members = Ms, daemon_id = Me, opts = Opts} = S) ->
     %% neither stall the changes nor count for the quorum.
     Promotable = [Id || {Id, standby, _} <- Live, synced_id(Id, S)],
     Spares = [Id || {Id, spare, _} <- Live],
+    DeadVoters = [Id || {Id, voter, _} <- Ms, lists:member(Id, Dead)],
+    DeadOthers = Dead -- DeadVoters,
     unmapped_later(S),
     if
-        Dead =/= [] ->
-            change(remove, hd(Dead), spare, <<>>, plan, S);
+        DeadOthers =/= [] ->
+            change(remove, hd(DeadOthers), spare, <<>>, plan, S);
+        %% Replace a dead voter before removing it: removing first leaves
+        %% a smaller voter set that a partition can strand (the other side
+        %% then needs this node's vote to elect).
+        DeadVoters =/= [], length(Voters) < Target, Promotable =/= [] ->
+            change(assign, hd(Promotable), voter, <<>>, plan, S);
+        DeadVoters =/= [] ->
+            change(remove, hd(DeadVoters), spare, <<>>, plan, S);
         Spares =/= [] ->
             change(assign, hd(Spares), standby, <<>>, plan, S);
         length(Voters) < Target, Promotable =/= [] ->
@@ -949,11 +973,16 @@ alive_id(Id, #st{peers = Peers}) ->
 %% Dead: its node is known to be down, or no member has claimed the id for a
 %% while since we lead (a previous incarnation of a restarted node).
 dead_id(Id, #st{peers = Peers, leader_since = Since} = S) ->
-    Known = [Up || #{id := I, up := Up} <- maps:values(Peers), I =:= Id],
+    Known = [P || #{id := I} = P <- maps:values(Peers), I =:= Id],
     case Known of
         [] -> now_ms() - Since > ?UNMAPPED_GRACE_MS;
-        _ -> not lists:member(true, Known) andalso not alive_id(Id, S)
+        _ -> lists:all(fun settled_down/1, Known) andalso not alive_id(Id, S)
     end.
+
+%% Down, and for long enough (a member that left says so: no wait).
+settled_down(#{up := true}) -> false;
+settled_down(#{down_at := T}) -> now_ms() - T >= ?DOWN_SETTLE_MS;
+settled_down(_) -> true.
 
 %% Ids nobody has claimed yet are judged after the grace period: look again
 %% then.

@@ -72,10 +72,16 @@ change(Kind, Ref, Id, Role, Address) ->
     <<?V, 16#05, K, Ref:64, Id:64, R, (blob(Address))/binary>>.
 
 %% @doc BLOCK (fault injection for tests): cut the raft links with these
-%% daemons; `[]' heals.
--spec block([pos_integer()]) -> binary().
-block(Ids) ->
-    <<?V, 16#07, (length(Ids)):32, << <<Id:64>> || Id <- Ids >>/binary>>.
+%% daemons, in these directions (`in': what they send us, `out': what we
+%% send them); `[]' heals.
+-spec block([{pos_integer(), in | out | both}]) -> binary().
+block(Blocks) ->
+    <<?V, 16#07, (length(Blocks)):32,
+      << <<Id:64, (dirs(D))>> || {Id, D} <- Blocks >>/binary>>.
+
+dirs(in) -> 1;
+dirs(out) -> 2;
+dirs(both) -> 3.
 
 %% @doc The ref inside an encoded op.
 -spec op_ref(binary()) -> pos_integer().

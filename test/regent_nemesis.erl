@@ -1,0 +1,348 @@
+%% The nemesis test program: a 5-node regent cluster (real BEAM nodes started
+%% with OTP's peer, each with its own regentd) under concurrent clients and a
+%% seeded schedule of faults; every operation is recorded with invocation
+%% and completion times and regent_history checks the whole history.
+%%
+%% The controller (the node running this module) stays connected to every
+%% node: clients run here and call into the nodes with erpc, so one clock
+%% times everything. Faults are real:
+%% - kill_daemon: kill -9 of a node's regentd (its member restarts it);
+%% - halt: erlang:halt() on a node; the next heal starts a fresh node;
+%% - partition: node sets cut apart on both channels: Erlang distribution
+%%   (peers run with dist_auto_connect once, the link is disconnected) and
+%%   the raft port (regentd refuses the peers' handshakes and shuts their
+%%   sockets, regent_fault:cut_raft/3);
+%% - one_way: one node set drops every raft message from another while the
+%%   reverse direction and distribution still work;
+%% - heal: every cut undone, halted nodes replaced.
+%% See docs/testing.md for what is covered and how to run long schedules.
+-module(regent_nemesis).
+
+-export([run/1, start_remote/2]).
+
+-define(REG, nemesis_reg).
+-define(NODES, 5).
+-define(CALL_TIMEOUT, 10000).
+
+%% @doc Runs one schedule and checks it. Options (all optional):
+%% seed, duration (ms of faults and load), clients, names (hot names),
+%% daemon (path of regentd), workload (random | owner_check_scenario).
+%% Returns the seed, counts, the faults injected and the violations.
+-spec run(map()) -> map().
+run(Opts0) ->
+    Opts = maps:merge(#{seed => 1, duration => 30000, clients => 8, names => 5,
+                        daemon => default_daemon(), workload => random}, Opts0),
+    Tabs = #{log => ets:new(nemesis_log, [public, bag, {write_concurrency, true}]),
+             nodes => ets:new(nemesis_nodes, [public, set])},
+    try
+        run_(Opts, Tabs)
+    after
+        [stop_peer(P) || {_, P} <- ets:tab2list(maps:get(nodes, Tabs))],
+        [ets:delete(T) || T <- maps:values(Tabs)]
+    end.
+
+run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
+    rand:seed(exsss, {Seed, 17, 29}),
+    Nodes = [start_node(Tabs) || _ <- lists:seq(1, ?NODES)],
+    mesh(Nodes),
+    [ok = erpc:call(N, ?MODULE, start_remote, [?REG, member_opts(Opts)]) || N <- Nodes],
+    ok = await_cluster(Tabs, 30000),
+    S0 = #{opts => Opts, tabs => Tabs, risks => [], faults => [], open => []},
+    S = case Workload of
+            random -> random_run(S0);
+            owner_check_scenario -> owner_check_scenario(S0)
+        end,
+    heal(S),
+    Quiet = await_quiet(Tabs, 60000),
+    Final = final_state(Tabs),
+    Ops = [Op || {op, Op} <- ets:tab2list(maps:get(log, Tabs))],
+    Risks = close_risks(S),
+    #{seed => Seed, ops => length(Ops), quiet => Quiet,
+      faults => lists:reverse(maps:get(faults, S)),
+      violations => regent_history:check(Ops, Risks, Final),
+      history => #{ops => Ops, risks => Risks, final => Final}}.
+
+default_daemon() ->
+    case os:getenv("REGENT_TEST_DAEMON") of
+        false -> filename:join(code:priv_dir(regent), "regentd");
+        Path -> Path
+    end.
+
+member_opts(#{daemon := Daemon}) ->
+    [{daemon, Daemon}, {register_timeout, 2000}].
+
+%% ---- the random workload -------------------------------------------------
+
+random_run(#{opts := #{seed := Seed, clients := K, duration := Ms} = Opts,
+             tabs := Tabs} = S0) ->
+    Clients = [spawn_monitor(fun() -> client(Seed, I, Opts, Tabs) end)
+               || I <- lists:seq(1, K)],
+    Deadline = now_ms() + Ms,
+    S = nemesis(S0, Deadline),
+    [C ! stop || {C, _} <- Clients],
+    [receive {'DOWN', M, process, C, Why} -> normal = Why end
+     || {C, M} <- Clients],
+    S.
+
+client(Seed, I, #{names := Names} = Opts, Tabs) ->
+    rand:seed(exsss, {Seed, I, 101}),
+    client_loop(Opts, Tabs, Names, []).
+
+%% Owned: pids this client registered (or may have: indeterminate).
+client_loop(Opts, Tabs, Names, Owned) ->
+    receive
+        stop -> ok
+    after rand:uniform(20) ->
+            Node = pick(live_nodes(Tabs)),
+            Name = {hot, rand:uniform(Names)},
+            client_loop(Opts, Tabs, Names,
+                        client_op(rand:uniform(100), Node, Name, Owned, Tabs))
+    end.
+
+client_op(X, Node, Name, Owned, Tabs) when X =< 35 ->
+    P = erlang:spawn(Node, timer, sleep, [infinity]),
+    case call(Tabs, register, Node, Name, P, regent, register_name, [{?REG, Name}, P]) of
+        no -> exit(P, kill), Owned;
+        _ -> [P | Owned]
+    end;
+client_op(X, Node, Name, Owned, Tabs) when X =< 45 ->
+    call(Tabs, unregister, Node, Name, undefined, regent, unregister_name, [{?REG, Name}]),
+    Owned;
+client_op(X, _Node, _Name, [_ | _] = Owned, Tabs) when X =< 60 ->
+    P = lists:nth(rand:uniform(length(Owned)), Owned),
+    kill(Tabs, P),
+    lists:delete(P, Owned);
+client_op(X, Node, Name, Owned, Tabs) when X =< 80 ->
+    call(Tabs, read, Node, Name, undefined, regent, whereis_name_consistent, [{?REG, Name}]),
+    Owned;
+client_op(_X, Node, Name, Owned, Tabs) ->
+    call(Tabs, lookup, Node, Name, undefined, regent, whereis_name, [{?REG, Name}]),
+    Owned.
+
+%% One recorded operation; any exception is an indeterminate result.
+call(#{log := Log}, F, Node, Name, Pid, M, Fun, Args) ->
+    T0 = now_us(),
+    Result = try erpc:call(Node, M, Fun, Args, ?CALL_TIMEOUT)
+             catch Class:Reason -> {error, {Class, Reason}}
+             end,
+    Op = #{f => F, node => Node, name => Name, invoke => T0,
+           complete => now_us(), result => Result},
+    ets:insert(Log, {op, case Pid of undefined -> Op; _ -> Op#{pid => Pid} end}),
+    Result.
+
+kill(#{log := Log}, P) ->
+    T = now_us(),
+    exit(P, kill),
+    ets:insert(Log, {op, #{f => kill, pid => P, invoke => T, complete => T,
+                           result => ok}}).
+
+%% ---- the nemesis -----------------------------------------------------------
+
+nemesis(S, Deadline) ->
+    case now_ms() < Deadline of
+        false ->
+            S;
+        true ->
+            S1 = fault(pick([kill_daemon, halt, partition, partition, one_way]), S),
+            timer:sleep(1000 + rand:uniform(2500)), % the fault lasts a while
+            S2 = heal(S1),
+            ok = await_cluster(maps:get(tabs, S2), 30000),
+            timer:sleep(500 + rand:uniform(1500)), % load on a healthy cluster
+            nemesis(S2, Deadline)
+    end.
+
+fault(kill_daemon, #{tabs := Tabs} = S) ->
+    N = pick(live_nodes(Tabs)),
+    OsPid = maps:get(os_pid, maps:get(daemon, erpc:call(N, regent, status, [?REG]))),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    note({kill_daemon, N}, S);
+fault(halt, #{tabs := Tabs} = S) ->
+    N = pick(live_nodes(Tabs)),
+    halt_node(Tabs, N),
+    risk([N], infinity, note({halt, N}, S));
+fault(partition, #{tabs := Tabs} = S) ->
+    {Side1, Side2} = split(live_nodes(Tabs)),
+    AtRisk = at_risk(Tabs, [Side1, Side2]),
+    [disconnect(A, B) || A <- Side1, B <- Side2],
+    [cut_raft(N, Side2, both) || N <- Side1],
+    [cut_raft(N, Side1, both) || N <- Side2],
+    risk(AtRisk, open, note({partition, Side1, Side2}, S));
+fault(one_way, #{tabs := Tabs} = S) ->
+    {From, To} = split(live_nodes(Tabs)),
+    [cut_raft(N, From, in) || N <- To],
+    note({one_way, From, 'drops_to', To}, S).
+
+%% Undoes every cut and replaces halted nodes.
+heal(#{tabs := Tabs, opts := Opts} = S) ->
+    Live = live_nodes(Tabs),
+    [erpc:call(N, regent_fault, heal_raft, [?REG]) || N <- Live],
+    Fresh = [start_node(Tabs) || _ <- lists:seq(1, ?NODES - length(Live))],
+    mesh(Live ++ Fresh),
+    [ok = erpc:call(N, ?MODULE, start_remote, [?REG, member_opts(Opts)]) || N <- Fresh],
+    Now = now_us(),
+    S#{open => [], risks => [R#{to => Now} || R <- maps:get(open, S)] ++ maps:get(risks, S),
+       faults => [{heal, Fresh, Now} | maps:get(faults, S)]}.
+
+%% The nodes whose names a purge may remove: those outside the side that
+%% holds a majority of the voters (the only side that can commit). Without
+%% a leader to ask, every node is at risk.
+at_risk(Tabs, Sides) ->
+    Voters = try
+                 {Leader, _} = erpc:call(hd(live_nodes(Tabs)), regent, get_leader, [?REG]),
+                 [N || {{N, _}, voter} <- erpc:call(Leader, regent, get_members, [?REG])]
+             catch _:_ -> []
+             end,
+    Safe = [Side || Side <- Sides,
+                    2 * length([N || N <- Side, lists:member(N, Voters)]) > length(Voters)],
+    case Safe of
+        [Side] -> lists:append(Sides) -- Side;
+        _ -> lists:append(Sides)
+    end.
+
+risk(Nodes, infinity, S) ->
+    Now = now_us(),
+    S#{risks => [#{node => N, from => Now, to => infinity} || N <- Nodes] ++ maps:get(risks, S)};
+risk(Nodes, open, S) ->
+    Now = now_us(),
+    S#{open => [#{node => N, from => Now} || N <- Nodes] ++ maps:get(open, S)}.
+
+close_risks(#{risks := Risks, open := Open}) ->
+    Risks ++ [R#{to => infinity} || R <- Open].
+
+note(Fault, #{faults := Fs} = S) ->
+    S#{faults => [{Fault, now_us()} | Fs]}.
+
+split(Nodes) ->
+    Shuffled = [N || {_, N} <- lists:sort([{rand:uniform(), N} || N <- lists:sort(Nodes)])],
+    lists:split(rand:uniform(2), Shuffled).
+
+%% ---- the scripted scenario of the checker's self-test --------------------
+
+%% A node cut off from the majority loses its owner's name to a purge, the
+%% owner dies there, another node's process takes the name; on heal the cut
+%% node's member finally commits its unregister-if-owner for the dead owner.
+%% With the owner check skipped (regentd built with
+%% RG_INJECT_BUG_SKIP_OWNER_CHECK) that removes the new owner's name.
+owner_check_scenario(#{tabs := Tabs} = S0) ->
+    Name = {hot, 1},
+    [A, B | _] = Live = live_nodes(Tabs),
+    P1 = erlang:spawn(A, timer, sleep, [infinity]),
+    yes = call(Tabs, register, A, Name, P1, regent, register_name, [{?REG, Name}, P1]),
+    ok = wait_until(fun() -> erpc:call(B, regent, whereis_name, [{?REG, Name}]) =:= P1 end, 10000),
+    Rest = Live -- [A],
+    [disconnect(A, N) || N <- Rest],
+    cut_raft(A, Rest, both),
+    [cut_raft(N, [A], both) || N <- Rest],
+    S1 = risk([A], open, note({partition, [A], Rest}, S0)),
+    ok = wait_until(fun() -> erpc:call(B, regent, whereis_name, [{?REG, Name}]) =:= undefined end, 15000),
+    kill(Tabs, P1),
+    P2 = erlang:spawn(B, timer, sleep, [infinity]),
+    yes = call(Tabs, register, B, Name, P2, regent, register_name, [{?REG, Name}, P2]),
+    S2 = heal(S1),
+    ok = await_cluster(Tabs, 30000),
+    call(Tabs, read, B, Name, undefined, regent, whereis_name_consistent, [{?REG, Name}]),
+    S2.
+
+%% ---- nodes ----------------------------------------------------------------
+
+start_node(Tabs) ->
+    Paths = [P || P <- code:get_path(), string:find(P, code:lib_dir()) =:= nomatch],
+    {ok, Peer, Node} =
+        peer:start_link(#{name => peer:random_name(nemesis),
+                          args => ["-setcookie", atom_to_list(erlang:get_cookie()),
+                                   "-kernel", "dist_auto_connect", "once",
+                                   "-connect_all", "false"
+                                   | lists:append([["-pa", P] || P <- Paths])]}),
+    unlink(Peer),
+    ets:insert(maps:get(nodes, Tabs), {Node, Peer}),
+    Node.
+
+%% @private Called on a node: starts the member, unlinked from the rpc.
+-spec start_remote(atom(), list()) -> ok.
+start_remote(Reg, Opts) ->
+    {ok, _} = application:ensure_all_started(crypto),
+    {ok, Pid} = regent:start_link(Reg, Opts),
+    unlink(Pid),
+    ok.
+
+halt_node(Tabs, N) ->
+    [{N, Peer}] = ets:lookup(maps:get(nodes, Tabs), N),
+    ets:delete(maps:get(nodes, Tabs), N),
+    erpc:cast(N, erlang, halt, []),
+    ok = wait_until(fun() -> not lists:member(N, nodes()) end, 10000),
+    stop_peer(Peer).
+
+stop_peer(Peer) ->
+    try peer:stop(Peer) catch exit:_ -> ok end.
+
+live_nodes(#{nodes := T}) ->
+    lists:sort([N || {N, _} <- ets:tab2list(T)]).
+
+mesh(Nodes) ->
+    [true = erpc:call(A, net_kernel, connect_node, [B]) || A <- Nodes, B <- Nodes, A < B],
+    ok.
+
+disconnect(A, B) ->
+    erpc:call(A, erlang, disconnect_node, [B]).
+
+cut_raft(N, Peers, Dir) ->
+    {ok, _} = erpc:call(N, regent_fault, cut_raft, [?REG, Peers, Dir]).
+
+%% Every live node a ready member of one cluster with one leader.
+await_cluster(Tabs, Ms) ->
+    wait_until(fun() ->
+                       Live = live_nodes(Tabs),
+                       Sts = [erpc:call(N, regent, status, [?REG]) || N <- Live],
+                       lists:all(fun(St) ->
+                                         maps:get(ready, St) andalso
+                                             length(maps:get(members, St)) =:= length(Live)
+                                 end, Sts)
+                           andalso length(lists:usort([maps:get(leader, St) || St <- Sts])) =:= 1
+                           andalso maps:get(leader, hd(Sts)) =/= undefined
+               end, Ms).
+
+%% After the last heal: one cluster, one table everywhere, no dead owner
+%% left, no op pending. Returns ok or timeout; the checker judges either way.
+await_quiet(Tabs, Ms) ->
+    case await_cluster(Tabs, Ms) of
+        ok ->
+            wait_until(fun() ->
+                               #{tables := T, dead := D} = final_state(Tabs),
+                               D =:= [] andalso length(lists:usort(maps:values(T))) =:= 1
+                       end, Ms);
+        timeout ->
+            timeout
+    end.
+
+final_state(Tabs) ->
+    Tables = maps:from_list([{N, lists:sort(erpc:call(N, regent, select,
+                                                     [?REG, [{{'$1', '$2', '_'}, [], [{{'$1', '$2'}}]}]]))}
+                             || N <- live_nodes(Tabs)]),
+    Pids = lists:usort([P || Rows <- maps:values(Tables), {_, P} <- Rows]),
+    #{tables => Tables, dead => [P || P <- Pids, not alive(Tabs, P)]}.
+
+alive(Tabs, P) ->
+    lists:member(node(P), live_nodes(Tabs)) andalso
+        erpc:call(node(P), erlang, is_process_alive, [P]).
+
+%% ---- helpers --------------------------------------------------------------
+
+wait_until(Fun, Ms) ->
+    Deadline = now_ms() + Ms,
+    wait_until_(Fun, Deadline).
+
+wait_until_(Fun, Deadline) ->
+    Done = try Fun() catch _:_ -> false end,
+    case Done of
+        true -> ok;
+        false ->
+            case now_ms() > Deadline of
+                true -> timeout;
+                false -> timer:sleep(20), wait_until_(Fun, Deadline)
+            end
+    end.
+
+pick(L) -> lists:nth(rand:uniform(length(L)), L).
+
+now_us() -> erlang:monotonic_time(microsecond).
+now_ms() -> erlang:monotonic_time(millisecond).
