@@ -24,7 +24,11 @@
 %% <li>While regentd cannot commit (it is restarting, or has no leader), a
 %% write waits; after `register_timeout' ms (default 5000) the caller exits
 %% with `{regent_unavailable, {Registry, Name}}'. It never answers `no' for
-%% "unavailable". Reads keep being served from the mirror.</li>
+%% "unavailable". Like any timeout, that exit leaves the outcome open: the
+%% write may still take effect (or have done so). The same exit comes at
+%% once for a write this node had sent when its member must leave its
+%% cluster to join another (after a partition heals), since sending it again
+%% could apply it twice. Reads keep being served from the mirror.</li>
 %% <li>Bad arguments raise `{badarg, Why}' and change nothing: a non-pid, a
 %% name whose canonical encoding exceeds 1024 bytes or that contains a fun,
 %% metadata over 65536 bytes. A registry that is not running makes the

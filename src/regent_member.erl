@@ -76,7 +76,12 @@
              changes = #{} :: #{pos_integer() => term()},
              change_busy = false :: boolean(),
              leaderless_since = 0 :: integer(),
-             claims = [] :: [{term(), pid(), term()}]}).
+             claims = [] :: [{term(), pid(), term()}],
+             %% When the leader's hello first left us out (0: it did not).
+             left_out_since = 0 :: integer(),
+             %% Every pending op with a ref up to this one went to a leader
+             %% at least once, so it may have been applied.
+             sent_upto = 0 :: non_neg_integer()}).
 
 -define(LEADERLESS_MS, 1500).
 
@@ -90,6 +95,9 @@
 %% the voters to a set the big side cannot elect from (found by the nemesis
 %% test, docs/testing.md). After the wait it sees the whole cut.
 -define(DOWN_SETTLE_MS, 500).
+%% How long our leader must keep leaving us out of its members before we
+%% believe it removed us.
+-define(LEFT_OUT_MS, 1000).
 
 %% @private
 -spec start_link(atom(), map()) -> gen_server:start_ret().
@@ -173,7 +181,8 @@ handle_info({'DOWN', MRef, process, Pid, _Why}, S) ->
     {noreply, owner_down(MRef, Pid, S)};
 handle_info(Msg, S) when element(1, Msg) =:= nodeup; element(1, Msg) =:= nodedown;
                          element(1, Msg) =:= discover; element(1, Msg) =:= join_retry;
-                         element(1, Msg) =:= plan; element(1, Msg) =:= settled ->
+                         element(1, Msg) =:= plan; element(1, Msg) =:= settled;
+                         element(1, Msg) =:= ask_leader ->
     {noreply, cluster_event(Msg, S)};
 handle_info({regent, Msg}, S) ->
     {noreply, peer_message(Msg, S)};
@@ -382,17 +391,19 @@ flush(#st{port = Port, outbox = Outbox, pending = Pending, leader_id = Leader,
           daemon_id = Me} = S) ->
     Ops = [Op#op.bin || Ref <- lists:reverse(Outbox),
                         {ok, Op} <- [maps:find(Ref, Pending)]],
+    %% The outbox is newest first and refs grow: its head is the highest.
+    Sent = S#st{outbox = [], sent_upto = max(S#st.sent_upto, hd(Outbox))},
     case Leader =:= Me of
         true ->
             [true = port_command(Port, regent_proto:ops(C)) || C <- chunks(Ops)],
-            S#st{outbox = []};
+            Sent;
         false ->
             case node_of(Leader, S) of
                 undefined ->
                     S; % once the leader's member has said hello
                 Node ->
                     [send_peer(Node, {fwd, self(), Me, C}, S) || C <- chunks(Ops)],
-                    S#st{outbox = []}
+                    Sent
             end
     end.
 
@@ -801,6 +812,9 @@ cluster_event({join_retry}, #st{phase = joining} = S) ->
     ask_to_join(S);
 cluster_event({plan}, S) ->
     plan(S);
+cluster_event({ask_leader, Node}, S) ->
+    send_peer(Node, {hello, self(), node(), info(S)}, S),
+    S;
 cluster_event(_, S) ->
     S.
 
@@ -1109,12 +1123,29 @@ dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir} = S) ->
     ok = filelib:ensure_path(Dir),
     Claims = [Row || {_, Pid, _} = Row <- ets:tab2list(Reg),
                      node(Pid) =:= node(), is_process_alive(Pid)],
-    S1 = requeue_all(S#st{port = undefined, daemon_id = 0, members = [],
-                          claims = Claims}),
+    S1 = requeue_all(give_up_sent(S#st{port = undefined, daemon_id = 0, members = [],
+                                       claims = Claims})),
     case Mode of
         bootstrap -> start_daemon(S1, true);
         {join, Target} -> start_daemon(S1#st{join_target = Target}, false)
     end.
+
+%% A caller's write that went to the old cluster may have been applied
+%% there, and its answer would only come from that cluster's daemon under
+%% our old raft id. Sending it again could apply it twice (a register
+%% answered `no' although it took effect, an unregister removing a later
+%% owner: found by the nemesis test), so the caller gets `unavailable',
+%% which like a timeout leaves the outcome open. Reads, and our own
+%% unregisters of dead owners (harmless twice), go again.
+give_up_sent(#st{pending = Pending, sent_upto = Upto} = S) ->
+    Sent = maps:filter(fun(Ref, #op{from = From, kind = K}) ->
+                               Ref =< Upto andalso K =/= read andalso is_caller(From)
+                       end, Pending),
+    [gen_server:reply(From, {error, unavailable}) || #op{from = From} <- maps:values(Sent)],
+    S#st{pending = maps:without(maps:keys(Sent), Pending)}.
+
+is_caller({Pid, _Tag}) -> is_pid(Pid);
+is_caller(_) -> false.
 
 %% Called when a peer's hello shows a running cluster with a leader that we
 %% are not part of. We go over to it if our cluster removed us (it shares
@@ -1137,6 +1168,30 @@ maybe_merge(Node, #{phase := running, leader_node := LN, leader_id := TheirLeade
                         [S#st.reg, LN, Node]),
             dissolve({join, LN}, S);
         false -> S
+    end;
+%% Our own leader's hello leaves us out: it removed our server while we
+%% were cut off (a standby never campaigns, so it would wait for that
+%% leader forever). One hello can be older than our join, so we ask again
+%% and go only if the leader still leaves us out a while later.
+maybe_merge(Node, #{phase := running, leader_node := Node, leader_id := Leader,
+                    members := TheirIds, synced := true},
+            #st{phase = running, daemon_id = Me, leader_id = Leader} = S)
+  when Leader =/= 0, Me =/= 0 ->
+    case {lists:member(Me, TheirIds), S#st.left_out_since} of
+        {true, _} ->
+            S#st{left_out_since = 0};
+        {false, 0} ->
+            erlang:send_after(?LEFT_OUT_MS, self(), {ask_leader, Node}),
+            S#st{left_out_since = now_ms()};
+        {false, Since} ->
+            case now_ms() - Since >= ?LEFT_OUT_MS of
+                true ->
+                    ?LOG_NOTICE("regent ~p: the leader on ~p removed this member; "
+                                "joining again", [S#st.reg, Node]),
+                    dissolve({join, Node}, S#st{left_out_since = 0});
+                false ->
+                    S
+            end
     end;
 maybe_merge(_Node, _Info, S) ->
     S.

@@ -53,11 +53,14 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
             owner_check_scenario -> owner_check_scenario(S0)
         end,
     heal(S),
-    Quiet = await_quiet(Tabs, 60000),
+    Quiet = case S of
+                #{stuck := _} -> stuck;
+                _ -> await_quiet(Tabs, 60000)
+            end,
     Final = final_state(Tabs),
     Ops = [Op || {op, Op} <- ets:tab2list(maps:get(log, Tabs))],
     Risks = close_risks(S),
-    #{seed => Seed, ops => length(Ops), quiet => Quiet,
+    #{seed => Seed, ops => length(Ops), quiet => Quiet, stuck => maps:get(stuck, S, no),
       faults => lists:reverse(maps:get(faults, S)),
       violations => regent_history:check(Ops, Risks, Final),
       history => #{ops => Ops, risks => Risks, final => Final}}.
@@ -146,10 +149,22 @@ nemesis(S, Deadline) ->
             S1 = fault(pick([kill_daemon, halt, partition, partition, one_way]), S),
             timer:sleep(1000 + rand:uniform(2500)), % the fault lasts a while
             S2 = heal(S1),
-            ok = await_cluster(maps:get(tabs, S2), 30000),
-            timer:sleep(500 + rand:uniform(1500)), % load on a healthy cluster
-            nemesis(S2, Deadline)
+            case await_cluster(maps:get(tabs, S2), 30000) of
+                ok ->
+                    timer:sleep(500 + rand:uniform(1500)), % load on a healthy cluster
+                    nemesis(S2, Deadline);
+                timeout ->
+                    %% Not one cluster again 30 s after a heal: a failure of
+                    %% its own; the run stops here and reports the views.
+                    S2#{stuck => views(maps:get(tabs, S2))}
+            end
     end.
+
+views(Tabs) ->
+    [{N, try maps:with([role, leader, phase, members, ready, pending_ops],
+                       erpc:call(N, regent, status, [?REG], 5000))
+         catch C:R -> {C, R}
+         end} || N <- live_nodes(Tabs)].
 
 fault(kill_daemon, #{tabs := Tabs} = S) ->
     N = pick(live_nodes(Tabs)),
