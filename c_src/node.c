@@ -207,12 +207,26 @@ static int fsm_apply(struct raft_fsm *iface, const struct raft_buffer *buf,
     return 0;
 }
 
+/* libraft 0.22.1 labels a snapshot with its commit index, which on a
+ * follower can briefly fall below what it has applied (min(leader commit,
+ * last new entry) after lost acks): the snapshot would then hold later
+ * state than its label, and restoring it would apply entries twice. Found
+ * by the raft_fixture simulation (docs/testing.md); libraft just tries
+ * again later when we say busy. */
+static bool snapshot_would_lie(struct rg_node *n)
+{
+    return raft_last_applied(&n->raft) != raft_commit_index(&n->raft);
+}
+
 static int fsm_snapshot(struct raft_fsm *iface, struct raft_buffer *bufs[],
                         unsigned *n_bufs)
 {
     struct rg_node *n = iface->data;
     uint8_t *data;
     size_t len;
+    if (snapshot_would_lie(n)) {
+        return RAFT_BUSY;
+    }
     *bufs = malloc(sizeof **bufs);
     if (*bufs == NULL) {
         return RAFT_NOMEM;

@@ -1039,7 +1039,7 @@ static int sim_fsm_apply(struct raft_fsm *iface, const struct raft_buffer *buf,
  * the state of last_applied (libraft's assert on this is compiled out in
  * Debian's build): restoring it, after a restart or on a follower, applies
  * the entries in between twice. The guard refuses to snapshot then;
- * libraft just tries again later. node.c has no such guard (yet). */
+ * libraft just tries again later. node.c has the same guard. */
 static bool snapshot_would_lie(struct sim *s, const struct server *sv)
 {
     struct raft *r = raft_of(s, sv->i);
