@@ -67,6 +67,9 @@ bool rg_op_decode(struct rg_rbuf *r, bool with_origin, struct rg_op *op)
         return decode_key(r, op) && decode_meta(r, op);
     case RG_OP_PURGE_NODE:
         return decode_node(r, op);
+    case RG_OP_SETTLE:
+        op->below = rg_rbuf_u64(r);
+        return rg_rbuf_ok(r) && op->ref == 0 && op->below != 0;
     default:
         return false;
     }
@@ -102,6 +105,9 @@ void rg_op_encode(struct rg_wbuf *w, const struct rg_op *op, bool with_origin)
         rg_wbuf_blob(w, op->pid, op->pid_len);
         rg_wbuf_u8(w, op->any_creation ? 1 : 0);
         rg_wbuf_u32(w, op->creation);
+        break;
+    case RG_OP_SETTLE:
+        rg_wbuf_u64(w, op->below);
         break;
     default:
         break;

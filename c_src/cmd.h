@@ -6,7 +6,10 @@
  * daemon must answer the caller once it has applied the op. A log entry is a
  * batch: [u8 format][u32 count][op]...[zero padding to 8n]. The decoder validates every field
  * (canonical names, canonical pids, size limits), so the FSM only ever sees
- * well-formed ops. Field layout per kind is in docs/protocol.md. */
+ * well-formed ops. Field layout per kind is in docs/protocol.md.
+ *
+ * Ref 0 means "answer nothing": SETTLE always has it (the decoder refuses a
+ * SETTLE with another ref, or with below 0). */
 #ifndef RG_CMD_H
 #define RG_CMD_H
 
@@ -25,6 +28,7 @@ enum rg_op_kind {
     RG_OP_SET_META = 4,            /* key meta */
     RG_OP_PURGE_NODE = 5,          /* node any_creation creation */
     RG_OP_READ = 6,                /* key */
+    RG_OP_SETTLE = 7,              /* below; ref is always 0 */
 };
 
 struct rg_op {
@@ -41,6 +45,7 @@ struct rg_op {
     uint32_t replace_len;
     bool any_creation; /* PURGE_NODE */
     uint32_t creation; /* PURGE_NODE */
+    uint64_t below;    /* SETTLE: the origin's ops with smaller refs are answered */
 };
 
 /* Decodes and validates one op; with_origin selects the log form. */

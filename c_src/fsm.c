@@ -7,7 +7,8 @@
 #include "canon.h"
 #include "limits.h"
 
-#define SNAPSHOT_MAGIC 0x52475331u /* "RGS1" */
+/* "RGS2": RGS1 had no de-duplication section. */
+#define SNAPSHOT_MAGIC 0x52475332u
 
 int rg_fsm_init(struct rg_fsm *f, uint64_t self, struct rg_sipkey key)
 {
@@ -15,12 +16,14 @@ int rg_fsm_init(struct rg_fsm *f, uint64_t self, struct rg_sipkey key)
     f->self = self;
     rg_wbuf_init(&f->changes);
     rg_wbuf_init(&f->replies);
+    rg_dedup_init(&f->dedup);
     return rg_table_init(&f->table, key);
 }
 
 void rg_fsm_close(struct rg_fsm *f)
 {
     rg_table_free(&f->table);
+    rg_dedup_free(&f->dedup);
     rg_wbuf_free(&f->changes);
     rg_wbuf_free(&f->replies);
 }
@@ -53,8 +56,8 @@ static void note_del(struct rg_fsm *f, const uint8_t *key, size_t key_len,
 static void reply(struct rg_fsm *f, const struct rg_op *op, uint8_t result,
                   const uint8_t *payload, size_t len)
 {
-    if (op->origin != f->self) {
-        return;
+    if (op->origin != f->self || op->ref == 0) {
+        return; /* someone else's caller, or nobody's */
     }
     rg_wbuf_u64(&f->replies, op->ref);
     rg_wbuf_u8(&f->replies, result);
@@ -185,7 +188,7 @@ static void apply_read(struct rg_fsm *f, const struct rg_op *op)
     }
 }
 
-static int apply_op(struct rg_fsm *f, struct rg_op *op)
+static int apply_kind(struct rg_fsm *f, struct rg_op *op)
 {
     switch (op->kind) {
     case RG_OP_REGISTER:
@@ -207,6 +210,30 @@ static int apply_op(struct rg_fsm *f, struct rg_op *op)
     default:
         abort(); /* rg_op_decode admits no other kind */
     }
+}
+
+static bool is_write(uint8_t kind)
+{
+    return kind == RG_OP_REGISTER || kind == RG_OP_UNREGISTER ||
+           kind == RG_OP_UNREGISTER_IF_OWNER || kind == RG_OP_SET_META;
+}
+
+/* A write whose (origin, ref) was applied before is a re-sent copy: its
+ * first copy already acted and was answered, so this one does nothing. */
+static int apply_op(struct rg_fsm *f, struct rg_op *op)
+{
+    if (op->kind == RG_OP_SETTLE) {
+        rg_dedup_settle(&f->dedup, op->origin, op->below);
+        return 0;
+    }
+    bool tracked = is_write(op->kind) && op->ref != 0;
+    if (tracked && rg_dedup_has(&f->dedup, op->origin, op->ref)) {
+        return 0;
+    }
+    if (apply_kind(f, op) != 0) {
+        return -1;
+    }
+    return tracked ? rg_dedup_add(&f->dedup, op->origin, op->ref) : 0;
 }
 
 int rg_fsm_apply(struct rg_fsm *f, const uint8_t *entry, size_t len)
@@ -251,6 +278,7 @@ int rg_fsm_snapshot(const struct rg_fsm *f, uint8_t **out, size_t *len)
         rg_wbuf_blob(&w, rg_entry_meta(v[i]), v[i]->meta_len);
     }
     free(v);
+    rg_dedup_write(&f->dedup, &w);
     if (w.oom) {
         rg_wbuf_free(&w);
         return -1;
@@ -270,35 +298,48 @@ static bool read_row(struct rg_rbuf *r, struct rg_op *row)
            rg_canon_pid(row->pid, row->pid_len, &v);
 }
 
-int rg_fsm_restore(struct rg_fsm *f, const uint8_t *p, size_t len)
+/* The table part of a snapshot into t (initialised by the caller). */
+static int read_table(struct rg_rbuf *r, struct rg_table *t)
 {
-    struct rg_rbuf r;
-    struct rg_table t;
-    rg_rbuf_init(&r, p, len);
-    uint32_t magic = rg_rbuf_u32(&r);
-    uint64_t n = rg_rbuf_u64(&r);
-    if (!rg_rbuf_ok(&r) || magic != SNAPSHOT_MAGIC || n > r.left / 12) {
-        return -1;
-    }
-    if (rg_table_init(&t, f->table.key) != 0) {
+    uint32_t magic = rg_rbuf_u32(r);
+    uint64_t n = rg_rbuf_u64(r);
+    if (!rg_rbuf_ok(r) || magic != SNAPSHOT_MAGIC || n > r->left / 12) {
         return -1;
     }
     for (uint64_t i = 0; i < n; i++) {
         struct rg_op row;
-        if (!read_row(&r, &row) ||
-            rg_table_get(&t, row.key, row.key_len) != NULL ||
-            rg_table_put(&t, row.key, row.key_len, row.pid, row.pid_len,
+        if (!read_row(r, &row) ||
+            rg_table_get(t, row.key, row.key_len) != NULL ||
+            rg_table_put(t, row.key, row.key_len, row.pid, row.pid_len,
                          row.meta, row.meta_len) != 0) {
-            rg_table_free(&t);
             return -1;
         }
     }
-    if (!rg_rbuf_done(&r)) {
+    return 0;
+}
+
+/* Both parts are read into new structures and swapped in only if the
+ * whole snapshot is valid. */
+int rg_fsm_restore(struct rg_fsm *f, const uint8_t *p, size_t len)
+{
+    struct rg_rbuf r;
+    struct rg_table t;
+    struct rg_dedup d;
+    rg_rbuf_init(&r, p, len);
+    rg_dedup_init(&d);
+    if (rg_table_init(&t, f->table.key) != 0) {
+        return -1;
+    }
+    if (read_table(&r, &t) != 0 || rg_dedup_read(&d, &r) != 0 ||
+        !rg_rbuf_done(&r)) {
         rg_table_free(&t);
+        rg_dedup_free(&d);
         return -1;
     }
     rg_table_free(&f->table);
+    rg_dedup_free(&f->dedup);
     f->table = t;
+    f->dedup = d;
     f->restored = true;
     return 0;
 }

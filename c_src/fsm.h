@@ -9,7 +9,14 @@
  * Results: OK (yes/ok), NO (taken; payload = holder pid), NOT_FOUND, and for
  * READ, OK with the holder pid or an empty payload. RETRY and BAD are never
  * produced here; the node layer uses them for ops that did not commit or did
- * not decode. */
+ * not decode. Ops with ref 0 (SETTLE always) get no reply.
+ *
+ * De-duplication (dedup.h): a write (REGISTER, UNREGISTER,
+ * UNREGISTER_IF_OWNER, SET_META) with ref != 0 whose (origin, ref) is in the
+ * set is a second copy of a re-sent op and is skipped entirely: no table
+ * effect, no change, no reply. Otherwise it applies and its (origin, ref)
+ * joins the set. SETTLE(origin, below) forgets that origin's refs below
+ * `below`. READ and PURGE_NODE are never skipped nor tracked. */
 #ifndef RG_FSM_H
 #define RG_FSM_H
 
@@ -18,6 +25,7 @@
 
 #include "buf.h"
 #include "cmd.h"
+#include "dedup.h"
 #include "table.h"
 
 enum rg_result {
@@ -34,6 +42,7 @@ enum rg_change_kind { RG_CHANGE_PUT = 1, RG_CHANGE_DEL = 2, RG_CHANGE_DEL_PURGE 
 
 struct rg_fsm {
     struct rg_table table;
+    struct rg_dedup dedup;     /* applied writes not yet settled */
     uint64_t self;             /* raft id of this daemon: whose replies to keep */
     struct rg_wbuf changes;    /* [u8 kind][blob key]([blob pid][blob meta]) */
     uint32_t n_changes;
@@ -53,11 +62,13 @@ void rg_fsm_effects_reset(struct rg_fsm *f);
  * entry is skipped from the first bad op on, identically on every server. */
 int rg_fsm_apply(struct rg_fsm *f, const uint8_t *entry, size_t len);
 
-/* Snapshot: [u32 magic][u64 count] then per entry, sorted by key:
- * [blob key][blob pid][blob meta]. Output is malloc'd. */
+/* Snapshot: [u32 magic "RGS2"][u64 count] then per entry, sorted by key:
+ * [blob key][blob pid][blob meta]; then the de-duplication set as
+ * rg_dedup_write lays it out. Equal states give equal bytes. Output is
+ * malloc'd. */
 int rg_fsm_snapshot(const struct rg_fsm *f, uint8_t **out, size_t *len);
-/* Replaces the table with a snapshot's content; on any error the table is
- * left as it was and -1 is returned. */
+/* Replaces the table and the de-duplication set with a snapshot's content;
+ * on any error both are left as they were and -1 is returned. */
 int rg_fsm_restore(struct rg_fsm *f, const uint8_t *p, size_t len);
 
 #endif

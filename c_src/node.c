@@ -66,20 +66,26 @@ static void send_error(struct rg_node *n, const char *msg)
     send_frame(n);
 }
 
-/* RETRY or BAD for refs that reached no log entry (or a failed one). */
+/* RETRY or BAD for refs that reached no log entry (or a failed one). Ref 0
+ * (SETTLE, always) waits for no answer and gets none. */
 static void send_replies(struct rg_node *n, const struct rg_oref *refs,
                          uint32_t k, uint8_t result)
 {
-    size_t off;
-    if (k == 0) {
-        return;
-    }
-    rg_proto_replies_begin(&n->frame, &off);
+    size_t off = 0;
+    uint32_t sent = 0;
     for (uint32_t i = 0; i < k; i++) {
+        if (refs[i].ref == 0) {
+            continue;
+        }
+        if (sent++ == 0) {
+            rg_proto_replies_begin(&n->frame, &off);
+        }
         rg_proto_reply(&n->frame, refs[i].origin, refs[i].ref, result);
     }
-    rg_wbuf_patch_u32(&n->frame, off, k);
-    send_frame(n);
+    if (sent > 0) {
+        rg_wbuf_patch_u32(&n->frame, off, sent);
+        send_frame(n);
+    }
 }
 
 static void current_status(struct rg_node *n, struct rg_status *s)
@@ -296,9 +302,11 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     (void)result;
     struct batch_req *b = req->data;
-    /* On success the FSM already answered every op of the entry. Otherwise
-     * the entry may still commit later (then its replies come from apply);
-     * the member re-drives on RETRY and ignores a second answer. */
+    /* On success the FSM has applied the entry and answered its ops (but a
+     * skipped second copy of a write: its first copy was answered).
+     * Otherwise the entry may still commit later (then its replies come from
+     * apply); the member re-sends on RETRY, and the FSM skips whichever copy
+     * of a write commits second (fsm.h). */
     if (status != 0 && !b->node->stopping) {
         send_replies(b->node, b->refs, b->n, RG_RES_RETRY);
     }
@@ -354,6 +362,8 @@ err:
 static void batch_add(struct rg_node *n, struct rg_op *op, uint64_t origin)
 {
     if (n->batch_n == 0) {
+        /* Reset: a failed push below leaves a header without ops. */
+        rg_wbuf_reset(&n->batch);
         rg_entry_begin(&n->batch, &n->batch_count_off);
     }
     op->origin = origin;
@@ -721,9 +731,10 @@ static void handle_ops(struct rg_node *n, struct rg_rbuf *r, bool forwarded)
     for (uint32_t i = 0; i < count; i++) {
         struct rg_op op;
         if (!rg_op_decode(r, false, &op)) {
-            /* Answer the op if its ref was readable; the rest of the frame
+            /* Answer the op if its ref was readable (and it is not a
+             * SETTLE, which is never answered); the rest of the frame
              * cannot be trusted. */
-            if (op.ref != 0) {
+            if (op.ref != 0 && op.kind != RG_OP_SETTLE) {
                 struct rg_oref o = {origin, op.ref};
                 send_replies(n, &o, 1, RG_RES_BAD);
             }

@@ -1,9 +1,11 @@
 /* libFuzzer target: an arbitrary byte string as a raft log entry. It is
- * applied twice to a fresh FSM (the second time every name it registered
- * already exists, reaching the same-pid / NO / replace paths), the recorded
- * changes and replies must parse, and the resulting table must survive a
- * snapshot -> restore (into an FSM with another hash key) -> snapshot round
- * trip byte for byte. Any difference aborts. */
+ * applied three times to a fresh FSM: the second time its writes with a
+ * ref are copies the de-duplication set must skip, the third time (after
+ * the set is forgotten) every name it registered already exists, reaching
+ * the same-pid / NO / replace paths. After each pass the recorded changes
+ * and replies must parse (no reply for ref 0), and the resulting table and
+ * set must survive a snapshot -> restore (into an FSM with another hash
+ * key) -> snapshot round trip byte for byte. Any difference aborts. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +41,8 @@ static void check_effects(const struct rg_fsm *f)
     n = 0;
     rg_rbuf_init(&r, f->replies.data, f->replies.len);
     while (r.left > 0 && rg_rbuf_ok(&r)) {
-        rg_rbuf_u64(&r);
-        if (rg_rbuf_u8(&r) > RG_RES_NOT_FOUND) {
+        uint64_t ref = rg_rbuf_u64(&r);
+        if (rg_rbuf_u8(&r) > RG_RES_NOT_FOUND || ref == 0) {
             abort();
         }
         rg_rbuf_blob(&r, RG_PID_MAX, &len);
@@ -75,14 +77,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rg_fsm_init(&f, 1, key_a) != 0) {
         return 0;
     }
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 2) {
+            rg_dedup_free(&f.dedup);
+            rg_dedup_init(&f.dedup);
+        }
         if (rg_fsm_apply(&f, data, size) != 0) {
             abort(); /* only out of memory may fail */
         }
         check_effects(&f);
         rg_fsm_effects_reset(&f);
+        check_round_trip(&f);
     }
-    check_round_trip(&f);
     rg_fsm_close(&f);
     return 0;
 }

@@ -3,8 +3,9 @@
  * rg_proto_ops_count + rg_op_decode in port form for OPS), without the side
  * effects. Besides memory errors (ASan/UBSan) it aborts when a decoded value
  * breaks what the daemon relies on: a START with an empty dir or a reversed
- * port range, an op whose fields are not canonical, or an op that does not
- * re-encode to exactly the bytes it was decoded from. */
+ * port range, an op whose fields are not canonical, a SETTLE with a ref or
+ * with below 0, or an op that does not re-encode to exactly the bytes it
+ * was decoded from. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,12 @@ static void check_op(const struct rg_op *op, const uint8_t *from, size_t len)
         abort();
     }
     rg_wbuf_free(&w);
+    if (op->kind == RG_OP_SETTLE) {
+        if (op->ref != 0 || op->below == 0) {
+            abort();
+        }
+        return;
+    }
     if (op->kind != RG_OP_PURGE_NODE && !rg_canon_check(op->key, op->key_len)) {
         abort();
     }

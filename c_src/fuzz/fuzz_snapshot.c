@@ -1,6 +1,7 @@
 /* libFuzzer target: an arbitrary byte string as a snapshot for
- * rg_fsm_restore, into an FSM that already holds one name. A refused
- * snapshot must leave that table exactly as it was (and `restored` unset);
+ * rg_fsm_restore, into an FSM that already holds one name and one
+ * de-duplication entry. A refused snapshot must leave both exactly as they
+ * were (and `restored` unset);
  * an accepted one must re-snapshot to bytes that restore into a second FSM
  * and snapshot identically again (sorted, deterministic). Any difference
  * aborts. */
@@ -16,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const struct rg_sipkey key_a = {5, 6};
 static const struct rg_sipkey key_b = {7, 8};
 
-/* Registers {x,1} -> a pid, so "unchanged" means something. */
+/* Registers {x,1} -> a pid with a ref (so the de-duplication set holds
+ * (0, 1)), so "unchanged" means something. */
 static void seed_table(struct rg_fsm *f)
 {
     static const uint8_t key[] = {104, 2, 119, 1, 'x', 97, 1};
@@ -27,6 +29,7 @@ static void seed_table(struct rg_fsm *f)
     size_t off;
     memset(&op, 0, sizeof op);
     op.kind = RG_OP_REGISTER;
+    op.ref = 1;
     op.key = key;
     op.key_len = sizeof key;
     op.pid = pid;
@@ -36,7 +39,8 @@ static void seed_table(struct rg_fsm *f)
     rg_op_encode(&w, &op, true);
     rg_wbuf_patch_u32(&w, off, 1);
     rg_entry_finish(&w);
-    if (rg_fsm_apply(f, w.data, w.len) != 0 || f->table.count != 1) {
+    if (rg_fsm_apply(f, w.data, w.len) != 0 || f->table.count != 1 ||
+        f->dedup.n != 1) {
         abort();
     }
     rg_wbuf_free(&w);

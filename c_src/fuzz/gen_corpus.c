@@ -3,8 +3,10 @@
  * formats change. `make -C c_src fuzz-corpus` runs it as
  * `gen_corpus fuzz/corpus`, creating fuzz/corpus/<target>/<seed> files:
  * port frames (START, OPS with each op kind, STOP, STATUS_REQ) for
- * fuzz_proto, padded log entries for fuzz_entry, snapshots of the FSM after
- * those entries for fuzz_snapshot, and handshakes for fuzz_handshake. */
+ * fuzz_proto, padded log entries for fuzz_entry (one per kind, mixes, and
+ * re-sent copies with a SETTLE), snapshots of the FSM after those entries
+ * (with their de-duplication sections) for fuzz_snapshot, and handshakes
+ * for fuzz_handshake. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,12 @@ static struct rg_op op_of(uint8_t kind, uint64_t ref, int name, int pid)
         op.pid_len = 3;
         op.creation = 1;
     }
+    if (kind == RG_OP_SETTLE) { /* ref 0; the ref given is `below` */
+        memset(&op, 0, sizeof op);
+        op.kind = kind;
+        op.origin = 1;
+        op.below = ref;
+    }
     return op;
 }
 
@@ -142,9 +150,9 @@ static void seeds_proto(void)
     write_seed("fuzz_proto", "start", &w);
 
     static const char *kinds[] = {"", "register", "unregister", "unreg_owner",
-                                  "set_meta", "purge", "read"};
-    struct rg_op mix[6];
-    for (uint8_t k = RG_OP_REGISTER; k <= RG_OP_READ; k++) {
+                                  "set_meta", "purge", "read", "settle"};
+    struct rg_op mix[7];
+    for (uint8_t k = RG_OP_REGISTER; k <= RG_OP_SETTLE; k++) {
         struct rg_op op = op_of(k, 100 + k, k % 5, k % 3);
         if (k == RG_OP_REGISTER) {
             op.replace = pids[2].b;
@@ -158,7 +166,7 @@ static void seeds_proto(void)
         write_seed("fuzz_proto", name, &w);
     }
     rg_wbuf_reset(&w);
-    ops_frame(&w, mix, 6);
+    ops_frame(&w, mix, 7);
     write_seed("fuzz_proto", "ops_mixed", &w);
 
     static const uint8_t stop[] = {RG_PROTO_VERSION, RG_MSG_STOP};
@@ -235,7 +243,26 @@ static void seeds_entry_snapshot(void)
     }
     snapshot_seed(&f, "after_mixed");
 
-    for (uint8_t k = RG_OP_REGISTER; k <= RG_OP_READ; k++) {
+    /* Re-sent copies (skipped), a SETTLE that lets ref 1 apply again, and
+     * another origin's op under a ref origin 1 used (applied), followed by
+     * a copy of it in the same entry (skipped). */
+    struct rg_op retry[6] = {
+        op_of(RG_OP_REGISTER, 2, 1, 1),            /* copy of ref 2: skipped */
+        op_of(RG_OP_UNREGISTER, 15, 4, 0),         /* copy of ref 15 */
+        op_of(RG_OP_SETTLE, 2, 0, 0),              /* forgets ref 1 */
+        op_of(RG_OP_REGISTER, 1, 0, 0),            /* ref 1 applies again */
+        op_of(RG_OP_REGISTER, 2, 4, 2),
+        op_of(RG_OP_SET_META, 2, 1, 0)};            /* origin 7's ref 2 again */
+    retry[4].origin = 7;
+    retry[5].origin = 7;
+    entry_of(&w, retry, 6);
+    write_seed("fuzz_entry", "retry_settle", &w);
+    if (rg_fsm_apply(&f, w.data, w.len) != 0) {
+        die("apply");
+    }
+    snapshot_seed(&f, "after_retry_settle");
+
+    for (uint8_t k = RG_OP_REGISTER; k <= RG_OP_SETTLE; k++) {
         struct rg_op op = op_of(k, 20 + k, k % 5, 2);
         char name[32];
         snprintf(name, sizeof name, "single_kind%u", (unsigned)k);

@@ -9,7 +9,11 @@
  * and pre-vote) and every log entry is built with the real codec
  * (rg_entry_begin, rg_op_encode with origin, rg_entry_finish): one entry =
  * a batch of ops on 8 hot names held by pids of 4 fake nodes, so conflicts
- * are the common case. A seeded schedule submits batches through raft_apply
+ * are the common case. Some ops of a batch are copies of an earlier batch's
+ * op (same origin and ref: a member re-sending after a RETRY or a leader
+ * change) and some are SETTLEs, so the FSM's de-duplication is exercised:
+ * copies commit before, after or without their original, and settled refs
+ * can apply again. A seeded schedule submits batches through raft_apply
  * to whichever server is leader and injects faults: partitions, one-way
  * cuts (saturate), kills and revives, network and disk latency, elections
  * started on a chosen server, depositions. Snapshot thresholds are tiny
@@ -20,16 +24,18 @@
  *  (a) log agreement: the bytes of the first entry applied at an index are
  *      kept; every later apply at that index, on any server, must be
  *      byte-identical, and no server may step over a command index.
- *  (b) a reference model (the arrays below, not table.c) applied in
- *      log-index order predicts every reply each FSM emits for the ops it
- *      originated, its table after every entry, every restore and every
- *      snapshot (at the index libraft labels it with), and the change
- *      stream the member mirrors into ETS. A raft_apply acknowledged with
- *      status 0 must sit at the index where the model saw its batch commit.
- *      At most one leader per term.
+ *  (b) a reference model (the arrays below, not table.c, and bitsets for
+ *      the de-duplication set, not dedup.c) applied in log-index order
+ *      predicts every reply each FSM emits for the ops it originated, its
+ *      table and de-duplication set after every entry and every restore,
+ *      the exact bytes of every snapshot taken (at the index libraft labels
+ *      it with) and restored, and the change stream the member mirrors into
+ *      ETS. A raft_apply acknowledged with status 0 must sit at the index
+ *      where the model saw its batch commit. At most one leader per term.
  *  (c) every QUIESCE_EVERY steps and at the end: heal everything, step
  *      until every server has applied the leader's whole log, then every
- *      server's rg_fsm_snapshot must be byte-identical and match the model.
+ *      server's rg_fsm_snapshot must be byte-identical and be the model's
+ *      expected snapshot.
  *
  * libraft 0.22.1 and its fixture have bugs this schedule hits within
  * seconds (crashes, leaks, a stalled follower, mislabelled snapshots); the
@@ -53,7 +59,8 @@
  * Exit: 0 ok, 2 bad usage or setup, 3 a check failed.
  *
  * Memory: the sim owns its batches (with their encoded bytes), the per-index
- * log records and the FSMs; libraft owns each submitted entry buffer; a
+ * log records, the model's de-duplication bitsets and encoded sections
+ * (sim.dsecs) and the FSMs; libraft owns each submitted entry buffer; a
  * struct pending is freed by its raft_apply callback, which libraft fires
  * at the latest from raft_fixture_close. */
 #include <raft.h>
@@ -87,7 +94,25 @@
 #define N_PIDS (N_NODES * PIDS_PER_NODE)
 #define N_META 3
 #define MAX_OPS 6
-#define REF_STRIDE 16 /* op ref = (batch id + 1) * REF_STRIDE + op number */
+#define REF_STRIDE 16 /* fresh op ref = (batch id + 1) * REF_STRIDE + op number */
+
+/* Ops after the first of a batch: per mille re-sent copies of an op of the
+ * last RESEND_WINDOW batches, SETTLEs (below a ref of the last
+ * SETTLE_WINDOW batches), and fresh ops with ref 0 (never answered). */
+#define RESEND_PER_MILLE 120
+#define RESEND_WINDOW 64
+#define SETTLE_PER_MILLE 60
+#define SETTLE_WINDOW 48
+#define REF0_PER_MILLE 20
+
+/* Restated from docs/protocol.md, not taken from fsm.c / dedup.c. */
+#define SNAPSHOT_MAGIC 0x52475332u /* "RGS2" */
+#define MODEL_MAX_REFS (1u << 20)  /* per origin, then ... */
+#define MODEL_DROP (1u << 16)      /* ... its smallest refs go */
+#define MODEL_ORIGINS (MAX_SERVERS + 2) /* ops' origins are 1..n+1 */
+_Static_assert(MODEL_MAX_REFS == RG_DEDUP_MAX_REFS &&
+                   MODEL_DROP == RG_DEDUP_DROP,
+               "docs/protocol.md and dedup.h disagree on the cap");
 
 /* regentd's tuning (node.c): the fixture runs the timing regentd runs. */
 #define ELECTION_TIMEOUT_MS 150
@@ -169,6 +194,7 @@ struct world {
     struct term names[N_NAMES];
     struct term pids[N_PIDS];
     char nodes[N_NODES][12];
+    int name_order[N_NAMES]; /* names sorted by their bytes (snapshot order) */
 };
 
 static const char *const metas[N_META] = {"", "m1", "m2"};
@@ -211,6 +237,27 @@ static void *grow_zeroed(void *p, size_t *cap, size_t need, size_t size)
     memset(q + *cap * size, 0, (n - *cap) * size);
     *cap = n;
     return q;
+}
+
+/* Byte order, a prefix first: the order of snapshot rows. */
+static bool term_less(const struct term *a, const struct term *b)
+{
+    uint32_t m = a->n < b->n ? a->n : b->n;
+    int c = memcmp(a->b, b->b, m);
+    return c < 0 || (c == 0 && a->n < b->n);
+}
+
+static void sort_names(struct world *w)
+{
+    for (int i = 0; i < N_NAMES; i++) {
+        int j = i;
+        for (; j > 0 && term_less(&w->names[i],
+                                  &w->names[w->name_order[j - 1]]);
+             j--) {
+            w->name_order[j] = w->name_order[j - 1];
+        }
+        w->name_order[j] = i;
+    }
 }
 
 static void term_from(struct term *t, struct rg_wbuf *w)
@@ -265,6 +312,7 @@ static void world_init(struct world *w)
             exit(EXIT_USAGE);
         }
     }
+    sort_names(w);
     rg_wbuf_free(&b);
 }
 
@@ -322,14 +370,124 @@ struct plan_op {
     bool any;       /* PURGE_NODE: any creation */
     uint32_t creation;
     raft_id origin; /* the daemon that must answer */
+    uint64_t ref;   /* 0: nobody waits (SETTLE always) */
+    uint64_t below; /* SETTLE */
 };
 
 /* What the model says an op returns; payload: a pid index or -1. */
 struct expect {
     uint8_t result;
     int8_t payload;
-    bool changed; /* the op changed the registry */
+    bool answered; /* the origin's FSM replies */
+    bool skipped;  /* a copy of an applied write: no effect */
+    bool changed;  /* the op changed the registry */
 };
+
+/* The de-duplication set, one bitset per origin (origins are small): bit r
+ * of o[origin] says (origin, r) is remembered. Deliberately not dedup.c's
+ * sorted arrays. No bit below word lo is set. */
+struct mbits {
+    uint64_t *w; /* owned */
+    size_t words;
+    size_t lo;
+    uint32_t count;
+};
+
+struct mdedup {
+    struct mbits o[MODEL_ORIGINS];
+};
+
+static bool mdedup_has(const struct mdedup *d, uint64_t origin, uint64_t ref)
+{
+    const struct mbits *b = &d->o[origin];
+    return ref / 64 < b->words && (b->w[ref / 64] >> (ref % 64) & 1) != 0;
+}
+
+/* Clears the k lowest set bits. */
+static void mbits_drop_lowest(struct mbits *b, uint32_t k)
+{
+    for (size_t i = b->lo; i < b->words && k > 0; i++) {
+        while (b->w[i] != 0 && k > 0) {
+            b->w[i] &= b->w[i] - 1;
+            b->count--;
+            k--;
+        }
+    }
+}
+
+static void mdedup_put(struct mdedup *d, uint64_t origin, uint64_t ref)
+{
+    struct mbits *b = &d->o[origin];
+    size_t i = ref / 64;
+    if (i >= b->words) {
+        b->w = grow_zeroed(b->w, &b->words, i + 1, sizeof *b->w);
+    }
+    b->w[i] |= 1ULL << (ref % 64);
+    b->count++;
+    b->lo = i < b->lo ? i : b->lo;
+    if (b->count > MODEL_MAX_REFS) {
+        mbits_drop_lowest(b, MODEL_DROP);
+    }
+}
+
+/* Clears every bit below `below`. */
+static void mdedup_settle(struct mdedup *d, uint64_t origin, uint64_t below)
+{
+    struct mbits *b = &d->o[origin];
+    uint64_t end = below / 64;
+    for (size_t i = b->lo; i < b->words && i < end; i++) {
+        b->count -= (uint32_t)__builtin_popcountll(b->w[i]);
+        b->w[i] = 0;
+    }
+    if (end < b->words) {
+        uint64_t low = (1ULL << (below % 64)) - 1;
+        b->count -= (uint32_t)__builtin_popcountll(b->w[end] & low);
+        b->w[end] &= ~low;
+    }
+    if (end > b->lo) {
+        b->lo = end < b->words ? (size_t)end : b->words;
+    }
+}
+
+static uint64_t mdedup_total(const struct mdedup *d)
+{
+    uint64_t n = 0;
+    for (int o = 0; o < MODEL_ORIGINS; o++) {
+        n += d->o[o].count;
+    }
+    return n;
+}
+
+/* The snapshot section docs/protocol.md specifies: [u32 n_origins], then
+ * per origin ascending [u64 origin][u32 n][u64 ref]*n ascending. */
+static void mdedup_encode(const struct mdedup *d, struct rg_wbuf *w)
+{
+    uint32_t n = 0;
+    for (int o = 0; o < MODEL_ORIGINS; o++) {
+        n += d->o[o].count > 0;
+    }
+    rg_wbuf_u32(w, n);
+    for (int o = 0; o < MODEL_ORIGINS; o++) {
+        const struct mbits *b = &d->o[o];
+        if (b->count == 0) {
+            continue;
+        }
+        rg_wbuf_u64(w, (uint64_t)o);
+        rg_wbuf_u32(w, b->count);
+        for (size_t i = b->lo; i < b->words; i++) {
+            for (uint64_t v = b->w[i]; v != 0; v &= v - 1) {
+                rg_wbuf_u64(w, i * 64 + (uint64_t)__builtin_ctzll(v));
+            }
+        }
+    }
+}
+
+static void mdedup_free(struct mdedup *d)
+{
+    for (int o = 0; o < MODEL_ORIGINS; o++) {
+        free(d->o[o].w);
+    }
+}
 
 static void mstate_init(struct mstate *m)
 {
@@ -352,7 +510,7 @@ static bool mstate_eq(const struct mstate *a, const struct mstate *b)
  * empty meta keeps the old meta. Otherwise no, with the holder. */
 static struct expect model_register(struct mstate *m, const struct plan_op *op)
 {
-    struct expect e = {RG_RES_OK, -1, false};
+    struct expect e = {RG_RES_OK, -1, false, false, false};
     int h = m->holder[op->name];
     if (h == op->pid) {
         if (op->meta != 0) {
@@ -379,10 +537,11 @@ static void model_purge(struct mstate *m, const struct plan_op *op)
     }
 }
 
-static struct expect model_apply(struct mstate *m, const struct plan_op *op)
+static struct expect model_apply_kind(struct mstate *m,
+                                      const struct plan_op *op)
 {
     struct mstate before = *m;
-    struct expect e = {RG_RES_OK, -1, false};
+    struct expect e = {RG_RES_OK, -1, false, false, false};
     int8_t *h = &m->holder[op->name];
     switch (op->kind) {
     case RG_OP_REGISTER:
@@ -411,6 +570,35 @@ static struct expect model_apply(struct mstate *m, const struct plan_op *op)
         break;
     }
     e.changed = !mstate_eq(&before, m);
+    e.answered = op->ref != 0;
+    return e;
+}
+
+static bool is_write(uint8_t kind)
+{
+    return kind == RG_OP_REGISTER || kind == RG_OP_UNREGISTER ||
+           kind == RG_OP_UNREGISTER_IF_OWNER || kind == RG_OP_SET_META;
+}
+
+/* A write with a ref applies once per (origin, ref) until SETTLE forgets
+ * the ref; a copy is skipped without reply. */
+static struct expect model_apply(struct mstate *m, struct mdedup *d,
+                                 const struct plan_op *op)
+{
+    struct expect e = {RG_RES_OK, -1, false, false, false};
+    bool tracked = is_write(op->kind) && op->ref != 0;
+    if (op->kind == RG_OP_SETTLE) {
+        mdedup_settle(d, op->origin, op->below);
+        return e;
+    }
+    if (tracked && mdedup_has(d, op->origin, op->ref)) {
+        e.skipped = true;
+        return e;
+    }
+    e = model_apply_kind(m, op);
+    if (tracked) {
+        mdedup_put(d, op->origin, op->ref);
+    }
     return e;
 }
 
@@ -420,7 +608,7 @@ static const char *kind_name(uint8_t k)
 {
     static const char *const names[] = {"?", "REGISTER", "UNREGISTER",
                                         "UNREGISTER_IF_OWNER", "SET_META",
-                                        "PURGE_NODE", "READ"};
+                                        "PURGE_NODE", "READ", "SETTLE"};
     return k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -447,14 +635,21 @@ static void describe_op(char *out, size_t n, const struct plan_op *op)
     describe_pid(pid, sizeof pid, op->pid);
     describe_pid(rep, sizeof rep, op->replace);
     if (op->kind == RG_OP_PURGE_NODE) {
-        snprintf(out, n, "PURGE_NODE n%u %s%" PRIu32 " origin %" PRIu64,
+        snprintf(out, n, "PURGE_NODE n%u %s%" PRIu32 " origin %" PRIu64
+                 " ref %" PRIu64,
                  op->node, op->any ? "any creation, not " : "creation ",
-                 op->creation, (uint64_t)op->origin);
+                 op->creation, (uint64_t)op->origin, op->ref);
         return;
     }
-    snprintf(out, n, "%s hot/%u pid %s meta \"%s\" replace %s origin %" PRIu64,
+    if (op->kind == RG_OP_SETTLE) {
+        snprintf(out, n, "SETTLE below %" PRIu64 " origin %" PRIu64,
+                 op->below, (uint64_t)op->origin);
+        return;
+    }
+    snprintf(out, n, "%s hot/%u pid %s meta \"%s\" replace %s origin %" PRIu64
+             " ref %" PRIu64,
              kind_name(op->kind), op->name, pid, metas[op->meta], rep,
-             (uint64_t)op->origin);
+             (uint64_t)op->origin, op->ref);
 }
 
 /* ---- batches and per-index records --------------------------------------- */
@@ -474,11 +669,20 @@ enum rec_kind { REC_UNKNOWN = 0, REC_OTHER, REC_COMMAND };
 
 /* What the cluster agreed on at one raft index: a command (which batch) or
  * something else (bootstrap configuration, barrier), and the model's state
- * once everything up to this index is applied. */
+ * once everything up to this index is applied: the registry, and the
+ * de-duplication set as its encoded snapshot section (an index into
+ * sim.dsecs, shared by consecutive records while it does not change). */
 struct rec {
     uint8_t kind;
     uint32_t batch;
+    uint32_t dsec;
     struct mstate after;
+};
+
+/* An encoded de-duplication section (owned). */
+struct dsec {
+    uint8_t *bytes;
+    size_t len;
 };
 
 typedef int (*io_append_fn)(struct raft_io *io, struct raft_io_append *req,
@@ -523,6 +727,7 @@ struct net {
 
 struct stats {
     unsigned long submitted, committed, acked, unacked, replies_no;
+    unsigned long resent, copies_skipped, settles, dedup_max;
     unsigned long snapshots, restores, faults, elections, quiesces;
     unsigned long commit_regressions, snapshots_refused;
     raft_time sim_ms;
@@ -544,6 +749,9 @@ struct sim {
     size_t cap_recs;
     raft_index model_index; /* highest index the model has accounted for */
     struct mstate model;    /* state at model_index */
+    struct mdedup mdedup;   /* de-duplication set at model_index */
+    struct dsec *dsecs;     /* every encoded set a record refers to */
+    size_t n_dsecs, cap_dsecs;
     raft_id *term_leader;   /* by term: who led it */
     size_t cap_terms;
     struct net net;
@@ -619,13 +827,14 @@ static struct raft *raft_of(struct sim *s, unsigned i)
 /* ---- encoding entries with the real codec -------------------------------- */
 
 static void encode_op(struct rg_wbuf *w, const struct world *wd,
-                      const struct plan_op *p, uint64_t ref)
+                      const struct plan_op *p)
 {
     struct rg_op op;
     memset(&op, 0, sizeof op);
     op.kind = p->kind;
     op.origin = p->origin;
-    op.ref = ref;
+    op.ref = p->ref;
+    op.below = p->below;
     op.key = wd->names[p->name].b;
     op.key_len = wd->names[p->name].n;
     if (p->pid >= 0) {
@@ -647,17 +856,24 @@ static void encode_op(struct rg_wbuf *w, const struct world *wd,
     rg_op_encode(w, &op, true);
 }
 
+/* A fresh op's ref: (batch id + 1) * REF_STRIDE + k. The first op of a
+ * batch is always fresh, so its ref identifies the batch. */
+static uint64_t fresh_ref(size_t id, uint32_t k)
+{
+    return ((uint64_t)id + 1) * REF_STRIDE + k;
+}
+
 /* One entry = the batch's ops; `skip` (or -1) leaves one out, for the
- * injected bug. Refs identify the batch: (id + 1) * REF_STRIDE + k. */
+ * injected bug. */
 static void encode_batch(struct rg_wbuf *w, const struct world *wd,
-                         const struct batch *b, size_t id, int skip)
+                         const struct batch *b, int skip)
 {
     size_t count_off;
     uint32_t n = 0;
     rg_entry_begin(w, &count_off);
     for (uint32_t k = 0; k < b->n; k++) {
         if ((int)k != skip) {
-            encode_op(w, wd, &b->ops[k], (id + 1) * REF_STRIDE + k);
+            encode_op(w, wd, &b->ops[k]);
             n++;
         }
     }
@@ -697,11 +913,37 @@ static long batch_of_entry(const struct sim *s, const uint8_t *p, size_t len)
  * server reporting them applied past them without calling the FSM). */
 static void model_skip_through(struct sim *s, raft_index through)
 {
+    uint32_t dsec = rec_at(s, s->model_index)->dsec;
     while (s->model_index < through) {
         struct rec *r = rec_at(s, ++s->model_index);
         r->kind = REC_OTHER;
         r->after = s->model;
+        r->dsec = dsec;
     }
+}
+
+/* The model's set encoded; a new section only if it differs from `prev`. */
+static uint32_t dsec_of_model(struct sim *s, uint32_t prev)
+{
+    struct rg_wbuf w;
+    rg_wbuf_init(&w);
+    mdedup_encode(&s->mdedup, &w);
+    if (w.oom) {
+        fprintf(stderr, "sim_raft: out of memory\n");
+        exit(EXIT_USAGE);
+    }
+    if (s->n_dsecs > 0 && same(w.data, w.len, s->dsecs[prev].bytes,
+                               s->dsecs[prev].len)) {
+        rg_wbuf_free(&w);
+        return prev;
+    }
+    if (s->n_dsecs == s->cap_dsecs) {
+        s->dsecs = grow_zeroed(s->dsecs, &s->cap_dsecs, s->n_dsecs + 1,
+                               sizeof *s->dsecs);
+    }
+    struct dsec *d = &s->dsecs[s->n_dsecs];
+    d->bytes = rg_wbuf_take(&w, &d->len);
+    return (uint32_t)s->n_dsecs++;
 }
 
 /* First apply of idx anywhere: the model applies the batch there. */
@@ -724,13 +966,19 @@ static long model_commit(struct sim *s, const struct server *sv,
     }
     model_skip_through(s, idx - 1);
     for (uint32_t k = 0; k < b->n; k++) {
-        b->exp[k] = model_apply(&s->model, &b->ops[k]);
+        b->exp[k] = model_apply(&s->model, &s->mdedup, &b->ops[k]);
         s->st.replies_no += b->exp[k].result == RG_RES_NO;
+        s->st.copies_skipped += b->exp[k].skipped;
+        s->st.settles += b->ops[k].kind == RG_OP_SETTLE;
     }
+    uint64_t total = mdedup_total(&s->mdedup);
+    s->st.dedup_max = total > s->st.dedup_max ? total : s->st.dedup_max;
     b->index = idx;
+    uint32_t dsec = dsec_of_model(s, rec_at(s, idx - 1)->dsec);
     struct rec *r = rec_at(s, idx);
     r->kind = REC_COMMAND;
     r->batch = (uint32_t)id;
+    r->dsec = dsec;
     r->after = s->model;
     s->model_index = idx;
     s->st.committed++;
@@ -819,7 +1067,7 @@ static void check_reply(struct sim *s, const struct server *sv,
     if (plen > 0 && got < 0) {
         got = -2;
     }
-    uint64_t want_ref = ((uint64_t)(b - s->batches) + 1) * REF_STRIDE + k;
+    uint64_t want_ref = b->ops[k].ref;
     if (rg_rbuf_ok(r) && ref == want_ref && result == e->result &&
         got == e->payload) {
         return;
@@ -833,7 +1081,8 @@ static void check_reply(struct sim *s, const struct server *sv,
          got_pid, want_ref, result_name(e->result), want_pid);
 }
 
-/* The FSM answers exactly the ops this server originated, in order. */
+/* The FSM answers exactly the ops this server originated, in order, but
+ * for skipped copies, SETTLEs and other ops with ref 0. */
 static void check_replies(struct sim *s, const struct server *sv,
                           raft_index idx, const struct batch *b)
 {
@@ -841,7 +1090,7 @@ static void check_replies(struct sim *s, const struct server *sv,
     uint32_t n = 0;
     rg_rbuf_init(&r, sv->fsm.replies.data, sv->fsm.replies.len);
     for (uint32_t k = 0; k < b->n && !s->failed; k++) {
-        if (b->ops[k].origin == sv->id) {
+        if (b->ops[k].origin == sv->id && b->exp[k].answered) {
             check_reply(s, sv, idx, b, k, &r);
             n++;
         }
@@ -933,20 +1182,108 @@ static bool table_matches(const struct world *w, const struct rg_fsm *f,
     return true;
 }
 
+/* Does the FSM's de-duplication set (read through its public struct) hold
+ * exactly the model's, given as its encoded section? Says why not. */
+static bool dedup_matches(const struct rg_dedup *d, const struct dsec *e,
+                          char *why, size_t n)
+{
+    struct rg_rbuf r;
+    rg_rbuf_init(&r, e->bytes, e->len);
+    uint32_t origins = rg_rbuf_u32(&r);
+    if (origins != d->n) {
+        snprintf(why, n, "the FSM remembers ops of %" PRIu32 " origins, the "
+                         "model of %" PRIu32, d->n, origins);
+        return false;
+    }
+    for (uint32_t i = 0; i < origins; i++) {
+        const struct rg_dedup_origin *o = &d->v[i];
+        uint64_t origin = rg_rbuf_u64(&r);
+        uint32_t refs = rg_rbuf_u32(&r);
+        if (o->origin != origin || o->n != refs) {
+            snprintf(why, n, "origin #%" PRIu32 ": the FSM has %" PRIu64
+                             " with %" PRIu32 " refs, the model %" PRIu64
+                             " with %" PRIu32,
+                     i, o->origin, o->n, origin, refs);
+            return false;
+        }
+        for (uint32_t k = 0; k < refs; k++) {
+            uint64_t ref = rg_rbuf_u64(&r);
+            if (o->refs[k] != ref) {
+                snprintf(why, n, "origin %" PRIu64 ", ref #%" PRIu32 ": the "
+                                 "FSM has %" PRIu64 ", the model %" PRIu64,
+                         origin, k, o->refs[k], ref);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 static void check_state(struct sim *s, const struct server *sv,
                         raft_index idx, const char *after)
 {
     char why[200];
-    const struct mstate *m = &rec_at(s, idx)->after;
+    const struct rec *rc = rec_at(s, idx);
+    const struct mstate *m = &rc->after;
     if (!table_matches(&s->world, &sv->fsm, m, why, sizeof why)) {
         fail(s, "(b) after %s index %llu, server %u's table is not the "
                 "model's: %s",
+             after, (unsigned long long)idx, sv->i, why);
+    } else if (!dedup_matches(&sv->fsm.dedup, &s->dsecs[rc->dsec], why,
+                              sizeof why)) {
+        fail(s, "(b) after %s index %llu, server %u's de-duplication set is "
+                "not the model's: %s",
              after, (unsigned long long)idx, sv->i, why);
     } else if (!mstate_eq(&sv->mirror, m)) {
         fail(s, "(b) after %s index %llu, server %u's change stream, "
                 "replayed, is not the model's state",
              after, (unsigned long long)idx, sv->i);
     }
+}
+
+/* The snapshot docs/protocol.md specifies for the model's state at idx:
+ * magic, row count, the rows sorted by name bytes, the set's section. */
+static void expected_snapshot(struct sim *s, raft_index idx,
+                              struct rg_wbuf *w)
+{
+    const struct rec *rc = rec_at(s, idx);
+    const struct mstate *m = &rc->after;
+    const struct world *wd = &s->world;
+    uint64_t rows = 0;
+    for (int i = 0; i < N_NAMES; i++) {
+        rows += m->holder[i] >= 0;
+    }
+    rg_wbuf_u32(w, SNAPSHOT_MAGIC);
+    rg_wbuf_u64(w, rows);
+    for (int j = 0; j < N_NAMES; j++) {
+        int i = wd->name_order[j], h = m->holder[i];
+        if (h >= 0) {
+            rg_wbuf_blob(w, wd->names[i].b, wd->names[i].n);
+            rg_wbuf_blob(w, wd->pids[h].b, wd->pids[h].n);
+            rg_wbuf_blob(w, metas[m->meta[i]], strlen(metas[m->meta[i]]));
+        }
+    }
+    rg_wbuf_put(w, s->dsecs[rc->dsec].bytes, s->dsecs[rc->dsec].len);
+}
+
+/* Snapshot bytes p (taken, restored or compared) must be the model's. */
+static void check_snapshot_bytes(struct sim *s, const uint8_t *p, size_t len,
+                                 raft_index idx, const char *what)
+{
+    struct rg_wbuf w;
+    rg_wbuf_init(&w);
+    expected_snapshot(s, idx, &w);
+    if (w.oom) {
+        fprintf(stderr, "sim_raft: out of memory\n");
+        exit(EXIT_USAGE);
+    }
+    if (!same(p, len, w.data, w.len)) {
+        fail(s, "(b) %s of index %llu (%zu bytes) is not the model's "
+                "expected snapshot (%zu bytes) from byte %zu",
+             what, (unsigned long long)idx, len, w.len,
+             first_difference(p, len, w.data, w.len));
+    }
+    rg_wbuf_free(&w);
 }
 
 /* ---- the FSM behind struct raft_fsm -------------------------------------- */
@@ -958,7 +1295,7 @@ static int apply_skipping(struct sim *s, struct server *sv,
 {
     struct rg_wbuf w;
     rg_wbuf_init(&w);
-    encode_batch(&w, &s->world, b, (size_t)(b - s->batches), k);
+    encode_batch(&w, &s->world, b, k);
     int rv = rg_fsm_apply(&sv->fsm, w.data, w.len);
     rg_wbuf_free(&w);
     s->injected = true;
@@ -1054,6 +1391,9 @@ static int sim_fsm_snapshot(struct raft_fsm *iface, struct raft_buffer *bufs[],
     struct sim *s = sv->sim;
     uint8_t *data;
     size_t len;
+    /* libraft labels it with its commit index, which this server has
+     * applied: indexes the model has not seen are not commands. */
+    raft_index idx = raft_commit_index(raft_of(s, sv->i));
     if (snapshot_would_lie(s, sv)) {
         s->st.snapshots_refused++;
         if (!s->opt->no_guard) {
@@ -1061,9 +1401,6 @@ static int sim_fsm_snapshot(struct raft_fsm *iface, struct raft_buffer *bufs[],
         }
     }
     if (!s->failed) {
-        /* libraft labels it with its commit index, which this server has
-         * applied: indexes the model has not seen are not commands. */
-        raft_index idx = raft_commit_index(raft_of(s, sv->i));
         model_skip_through(s, idx);
         check_state(s, sv, idx, "a snapshot labelled");
     }
@@ -1075,6 +1412,9 @@ static int sim_fsm_snapshot(struct raft_fsm *iface, struct raft_buffer *bufs[],
         free(*bufs);
         *bufs = NULL;
         return RAFT_NOMEM;
+    }
+    if (!s->failed) {
+        check_snapshot_bytes(s, data, len, idx, "a snapshot taken");
     }
     (*bufs)[0].base = data;
     (*bufs)[0].len = len;
@@ -1114,7 +1454,8 @@ static void mirror_from_table(struct sim *s, struct server *sv)
     }
 }
 
-static void check_restore(struct sim *s, struct server *sv, raft_index idx)
+static void check_restore(struct sim *s, struct server *sv, raft_index idx,
+                          const struct raft_buffer *buf)
 {
     if (idx < sv->last_seen) {
         fail(s, "(b) server %u restored a snapshot of index %llu after "
@@ -1126,6 +1467,7 @@ static void check_restore(struct sim *s, struct server *sv, raft_index idx)
     /* The snapshot came from a server that applied through idx, so any
      * command up to idx is already known: the rest are not commands. */
     model_skip_through(s, idx);
+    check_snapshot_bytes(s, buf->base, buf->len, idx, "a snapshot restored");
     check_state(s, sv, idx, "restoring a snapshot of");
 }
 
@@ -1140,14 +1482,14 @@ static int sim_fsm_restore(struct raft_fsm *iface, struct raft_buffer *buf)
              sv->i, (unsigned long long)idx, buf->len);
         return RAFT_MALFORMED;
     }
-    raft_free(buf->base); /* libraft: restore owns the buffer on success */
     sv->fsm.restored = false;
     s->st.restores++;
     s->digest = mix(mix(s->digest, 0x5E570E + sv->i), idx);
     mirror_from_table(s, sv);
     if (!s->failed) {
-        check_restore(s, sv, idx);
+        check_restore(s, sv, idx, buf);
     }
+    raft_free(buf->base); /* libraft: restore owns the buffer on success */
     sv->last_seen = idx;
     vlog(s, "server %u restored a snapshot of index %llu", sv->i,
          (unsigned long long)idx);
@@ -1252,6 +1594,47 @@ static int pick_leader(struct sim *s)
     return n == 0 ? -1 : (int)c[rng_below(&s->rng, n)];
 }
 
+/* A copy of an op of one of the last RESEND_WINDOW batches (committed or
+ * not), as a member re-sends an unanswered op: same origin, same ref. */
+static struct plan_op resent_op(struct sim *s, size_t id)
+{
+    size_t window = id < RESEND_WINDOW ? id : RESEND_WINDOW;
+    const struct batch *old = &s->batches[id - 1 - rng_below(&s->rng,
+                                                            (unsigned)window)];
+    s->st.resent++;
+    return old->ops[rng_below(&s->rng, old->n)];
+}
+
+/* SETTLE for some origin, below the first ref of a recent batch. */
+static struct plan_op settle_op(struct sim *s, size_t id)
+{
+    struct plan_op op;
+    unsigned back = rng_below(&s->rng, id < SETTLE_WINDOW ? (unsigned)id + 1
+                                                          : SETTLE_WINDOW);
+    memset(&op, 0, sizeof op);
+    op.kind = RG_OP_SETTLE;
+    op.origin = rng_below(&s->rng, s->n + 1) + 1;
+    op.pid = -1;
+    op.replace = -1;
+    op.below = fresh_ref(id - back, 0);
+    return op;
+}
+
+/* Op k of batch id: the first is always fresh (its ref names the batch). */
+static struct plan_op plan_op_at(struct sim *s, size_t id, uint32_t k)
+{
+    unsigned roll = rng_below(&s->rng, 1000);
+    if (k > 0 && id > 0 && roll < RESEND_PER_MILLE) {
+        return resent_op(s, id);
+    }
+    if (k > 0 && roll < RESEND_PER_MILLE + SETTLE_PER_MILLE) {
+        return settle_op(s, id);
+    }
+    struct plan_op op = plan_one(s);
+    op.ref = k > 0 && roll >= 1000 - REF0_PER_MILLE ? 0 : fresh_ref(id, k);
+    return op;
+}
+
 /* A new batch of 1..MAX_OPS random ops, encoded; returns its id. */
 static size_t new_batch(struct sim *s)
 {
@@ -1260,10 +1643,10 @@ static size_t new_batch(struct sim *s)
     struct rg_wbuf w;
     b->n = 1 + rng_below(&s->rng, MAX_OPS);
     for (uint32_t k = 0; k < b->n; k++) {
-        b->ops[k] = plan_one(s);
+        b->ops[k] = plan_op_at(s, id, k);
     }
     rg_wbuf_init(&w);
-    encode_batch(&w, &s->world, b, id, -1);
+    encode_batch(&w, &s->world, b, -1);
     b->bytes = rg_wbuf_take(&w, &b->len);
     return id;
 }
@@ -1833,6 +2216,10 @@ static void compare_snapshots(struct sim *s)
                                      why, sizeof why)) {
         fail(s, "(c) at quiescence the tables are not the model's: %s", why);
     }
+    if (!s->failed) {
+        check_snapshot_bytes(s, first, first_len, s->model_index,
+                             "(c) at quiescence, server 0's snapshot");
+    }
     free(first);
 }
 
@@ -1962,6 +2349,7 @@ static void sim_init(struct sim *s, const struct options *o, uint64_t seed,
     world_init(&s->world);
     mstate_init(&s->model);
     rec_at(s, 0)->after = s->model;
+    rec_at(s, 0)->dsec = dsec_of_model(s, 0); /* the empty set */
     if ((rv = raft_fixture_init(&s->fx)) != 0) {
         setup_failed("raft_fixture_init", rv);
     }
@@ -2000,6 +2388,11 @@ static void sim_close(struct sim *s)
         free(s->batches[b].bytes);
     }
     free(s->batches);
+    for (size_t d = 0; d < s->n_dsecs; d++) {
+        free(s->dsecs[d].bytes);
+    }
+    free(s->dsecs);
+    mdedup_free(&s->mdedup);
     free(s->recs);
     free(s->term_leader);
 }
@@ -2141,6 +2534,7 @@ static struct outcome run_seed(const struct options *o, uint64_t seed,
     out.failed = s->failed;
     out.digest = s->digest;
     out.st = s->st;
+    out.st.digest = s->digest; /* what the summary's digest mixes */
     free(s);
     return out;
 }
@@ -2152,6 +2546,10 @@ static void add_stats(struct stats *t, const struct stats *a)
     t->acked += a->acked;
     t->unacked += a->unacked;
     t->replies_no += a->replies_no;
+    t->resent += a->resent;
+    t->copies_skipped += a->copies_skipped;
+    t->settles += a->settles;
+    t->dedup_max = a->dedup_max > t->dedup_max ? a->dedup_max : t->dedup_max;
     t->snapshots += a->snapshots;
     t->restores += a->restores;
     t->faults += a->faults;
@@ -2232,6 +2630,8 @@ static void print_summary(const struct options *o, const struct stats *t)
            "servers; seed %" PRIu64 " replayed identically), %llu s "
            "simulated: %lu batches committed of %lu submitted (%lu "
            "acknowledged, %lu lost leadership first), %lu NO replies, "
+           "%lu ops re-sent, %lu copies skipped, %lu settles (at most %lu "
+           "refs remembered), "
            "%lu snapshots, %lu restores, %lu elections, %lu faults, "
            "%lu heal-and-compare; libraft anomalies: %lu commit index "
            "regressions, %lu snapshot attempts refused (commit < applied); "
@@ -2241,7 +2641,8 @@ static void print_summary(const struct options *o, const struct stats *t)
            : o->servers == 5 ? "5"
                              : "3 and 5",
            o->seed, (unsigned long long)t->sim_ms / 1000, t->committed,
-           t->submitted, t->acked, t->unacked, t->replies_no, t->snapshots,
+           t->submitted, t->acked, t->unacked, t->replies_no, t->resent,
+           t->copies_skipped, t->settles, t->dedup_max, t->snapshots,
            t->restores, t->elections, t->faults, t->quiesces,
            t->commit_regressions, t->snapshots_refused, t->digest);
 }

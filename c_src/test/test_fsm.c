@@ -11,7 +11,14 @@
  * identical after restore into a second FSM; corrupt or truncated snapshots
  * are refused with the table unchanged. Malformed entries are counted in
  * bad_entries and never crash; entries are padded to 8n bytes as node.c
- * pads them, and 0..7 zero bytes after the ops are padding, not damage. */
+ * pads them, and 0..7 zero bytes after the ops are padding, not damage.
+ * De-duplication: a second copy of a write (same origin and ref), in a later
+ * entry or the same one, is skipped with no reply, no change and no table
+ * effect; READ, PURGE_NODE and ref-0 ops are never skipped; ref 0 is never
+ * answered; SETTLE answers nothing, changes nothing and makes its origin's
+ * smaller refs apply again. Snapshots carry the set (same state, same
+ * bytes, whatever the order it was built in); a restore refuses a damaged
+ * set and then keeps both table and set. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +31,7 @@
 
 #define SELF 7
 #define OTHER 9
+#define MAGIC 0x52475332u /* "RGS2" */
 
 static const struct rg_sipkey key_a = {1, 2};
 static const struct rg_sipkey key_b = {0xDEADBEEF, 0xFEEDFACE};
@@ -124,6 +132,13 @@ static struct rg_op op_set_meta(uint64_t origin, uint64_t ref,
     struct rg_op op = op_key(RG_OP_SET_META, origin, ref, key);
     op.meta = (const uint8_t *)meta;
     op.meta_len = (uint32_t)strlen(meta);
+    return op;
+}
+
+static struct rg_op op_settle(uint64_t origin, uint64_t below)
+{
+    struct rg_op op = op_base(RG_OP_SETTLE, origin, 0);
+    op.below = below;
     return op;
 }
 
@@ -828,14 +843,39 @@ static bool snapshot_equals(const struct rg_fsm *f, const uint8_t *s, size_t n)
     return eq;
 }
 
-/* Rows strictly increasing by key; returns the row count or -1. */
+/* The de-duplication section as docs/protocol.md describes it: origins and
+ * refs strictly ascending, every origin with at least one ref. */
+static bool skip_dedup_section(struct rg_rbuf *r)
+{
+    uint32_t n = rg_rbuf_u32(r);
+    uint64_t prev_origin = 0;
+    for (uint32_t i = 0; i < n && rg_rbuf_ok(r); i++) {
+        uint64_t origin = rg_rbuf_u64(r), prev_ref = 0;
+        uint32_t k = rg_rbuf_u32(r);
+        if ((i > 0 && origin <= prev_origin) || k == 0) {
+            return false;
+        }
+        for (uint32_t j = 0; j < k && rg_rbuf_ok(r); j++) {
+            uint64_t ref = rg_rbuf_u64(r);
+            if (ref <= prev_ref) {
+                return false;
+            }
+            prev_ref = ref;
+        }
+        prev_origin = origin;
+    }
+    return rg_rbuf_ok(r);
+}
+
+/* Rows strictly increasing by key, then a well-formed de-duplication
+ * section; returns the row count or -1. */
 static long snapshot_rows_sorted(const uint8_t *s, size_t n)
 {
     struct rg_rbuf r;
     const uint8_t *prev = NULL;
     uint32_t prev_len = 0;
     rg_rbuf_init(&r, s, n);
-    if (rg_rbuf_u32(&r) != 0x52475331u) {
+    if (rg_rbuf_u32(&r) != MAGIC) {
         return -1;
     }
     uint64_t count = rg_rbuf_u64(&r);
@@ -857,7 +897,7 @@ static long snapshot_rows_sorted(const uint8_t *s, size_t n)
         prev = k;
         prev_len = klen;
     }
-    return rg_rbuf_done(&r) ? (long)count : -1;
+    return skip_dedup_section(&r) && rg_rbuf_done(&r) ? (long)count : -1;
 }
 
 static void test_snapshot_round_trip(void)
@@ -869,7 +909,8 @@ static void test_snapshot_round_trip(void)
     CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
 
     CHECK(rg_fsm_snapshot(&f, &s, &n) == 0); /* empty table */
-    static const uint8_t empty[] = {0x52, 0x47, 0x53, 0x31, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t empty[] = {0x52, 0x47, 0x53, 0x32, 0, 0, 0, 0,
+                                    0,    0,    0,    0,    0, 0, 0, 0};
     CHECK(n == sizeof empty && memcmp(s, empty, n) == 0);
     free(s);
 
@@ -890,18 +931,20 @@ static void test_snapshot_round_trip(void)
     rg_fsm_close(&g);
 }
 
-/* A snapshot with rows in the given order (not necessarily sorted). */
+/* A snapshot with rows in the given order (not necessarily sorted) and an
+ * empty de-duplication section. */
 static void build_snapshot(struct rg_wbuf *w, const struct bytes *keys,
                            const struct bytes *pids, int n, uint64_t count)
 {
     rg_wbuf_init(w);
-    rg_wbuf_u32(w, 0x52475331u);
+    rg_wbuf_u32(w, MAGIC);
     rg_wbuf_u64(w, count);
     for (int i = 0; i < n; i++) {
         rg_wbuf_blob(w, keys[i].b, keys[i].n);
         rg_wbuf_blob(w, pids[i].b, pids[i].n);
         rg_wbuf_blob(w, "m", 1);
     }
+    rg_wbuf_u32(w, 0);
 }
 
 /* Restore must refuse p[0..n) and leave g exactly as it was. */
@@ -962,7 +1005,7 @@ static void build_meta_snapshot(struct rg_wbuf *w, const struct bytes *key,
                                 const struct bytes *pid, uint32_t meta_len)
 {
     rg_wbuf_init(w);
-    rg_wbuf_u32(w, 0x52475331u);
+    rg_wbuf_u32(w, MAGIC);
     rg_wbuf_u64(w, 1);
     rg_wbuf_blob(w, key->b, key->n);
     rg_wbuf_blob(w, pid->b, pid->n);
@@ -970,6 +1013,7 @@ static void build_meta_snapshot(struct rg_wbuf *w, const struct bytes *key,
     for (uint32_t i = 0; i < meta_len; i++) {
         rg_wbuf_u8(w, 'x');
     }
+    rg_wbuf_u32(w, 0);
 }
 
 /* Rows that a command could not have produced: refused, table untouched.
@@ -1019,6 +1063,298 @@ static void test_snapshot_bad_rows(void)
     rg_wbuf_free(&w);
     build_meta_snapshot(&w, &keys[0], &pids[0], RG_META_MAX); /* at max */
     CHECK(rg_fsm_restore(&g, w.data, w.len) == 0 && g.table.count == 1);
+    rg_wbuf_free(&w);
+    rg_fsm_close(&g);
+}
+
+/* ---- de-duplication ----------------------------------------------------- */
+
+/* The nemesis's two cases: a REGISTER answered NO whose second copy would
+ * later take the name (a phantom owner), and a late second UNREGISTER that
+ * would remove a newer owner. Both copies come in later entries. */
+static void test_dedup_skips_second_copies(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct bytes k = make_name("dup", 1);
+    struct bytes a = make_pid("a@h", 1, 1);
+    struct bytes b = make_pid("b@h", 2, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op held = op_register(OTHER, 1, &k, &b, "", NULL);
+    CHECK(apply1(&f, &held) == 0);
+    struct rg_op reg = op_register(SELF, 10, &k, &a, "", NULL);
+    CHECK(apply1(&f, &reg) == 0); /* taken: NO */
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 10, RG_RES_NO, &b));
+    struct rg_op unreg = op_key(RG_OP_UNREGISTER, OTHER, 2, &k);
+    CHECK(apply1(&f, &unreg) == 0);
+    CHECK(apply1(&f, &reg) == 0); /* the re-sent copy: skipped */
+    CHECK(f.n_replies == 0 && f.n_changes == 0 && holds(&f, &k, NULL, ""));
+
+    struct rg_op reg2 = op_register(SELF, 11, &k, &a, "", NULL);
+    CHECK(apply1(&f, &reg2) == 0); /* a's own, new op does register */
+    CHECK(holds(&f, &k, &a, ""));
+    struct rg_op drop = op_key(RG_OP_UNREGISTER, SELF, 12, &k);
+    CHECK(apply1(&f, &drop) == 0);
+    CHECK(f.n_replies == 1 && f.n_changes == 1 && holds(&f, &k, NULL, ""));
+    struct rg_op newer = op_register(OTHER, 3, &k, &b, "m", NULL);
+    CHECK(apply1(&f, &newer) == 0);
+    CHECK(apply1(&f, &drop) == 0); /* late second UNREGISTER: skipped */
+    CHECK(f.n_replies == 0 && f.n_changes == 0 && holds(&f, &k, &b, "m"));
+
+    /* Likewise UNREGISTER_IF_OWNER and SET_META; the FSM of another server
+     * (OTHER's copies) skips the same way. */
+    struct rg_op meta = op_set_meta(OTHER, 4, &k, "n");
+    CHECK(apply1(&f, &meta) == 0 && holds(&f, &k, &b, "n"));
+    struct rg_op meta_back = op_set_meta(OTHER, 5, &k, "m");
+    CHECK(apply1(&f, &meta_back) == 0);
+    CHECK(apply1(&f, &meta) == 0 && f.n_changes == 0 && holds(&f, &k, &b, "m"));
+    struct rg_op if_owner = op_unreg_owner(SELF, 13, &k, &b);
+    CHECK(apply1(&f, &if_owner) == 0 && holds(&f, &k, NULL, ""));
+    CHECK(apply1(&f, &newer) == 0); /* skipped too: OTHER's ref 3 again */
+    CHECK(holds(&f, &k, NULL, ""));
+    struct rg_op newest = op_register(OTHER, 6, &k, &b, "", NULL);
+    CHECK(apply1(&f, &newest) == 0 && holds(&f, &k, &b, ""));
+    CHECK(apply1(&f, &if_owner) == 0); /* would remove b again */
+    CHECK(f.n_replies == 0 && f.n_changes == 0 && holds(&f, &k, &b, ""));
+
+    /* The same ref from another origin is another op. */
+    struct rg_op theirs = op_key(RG_OP_UNREGISTER, OTHER, 12, &k);
+    CHECK(apply1(&f, &theirs) == 0 && f.n_changes == 1);
+    CHECK(holds(&f, &k, NULL, ""));
+    CHECK(rg_dedup_count(&f.dedup, SELF) == 4);
+    CHECK(rg_dedup_count(&f.dedup, OTHER) == 7);
+    rg_fsm_close(&f);
+}
+
+/* A copy in the same entry is skipped as well; READ, PURGE_NODE and ref-0
+ * ops are never skipped, and ref 0 is never answered. */
+static void test_dedup_scope(void)
+{
+    struct rg_fsm f;
+    struct reply rp[8];
+    struct bytes k = make_name("scope", 1);
+    struct bytes a = make_pid("a@h", 1, 1);
+    struct bytes b = make_pid("b@h", 2, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct batch bt;
+    struct rg_op reg = op_register(SELF, 20, &k, &a, "", NULL);
+    struct rg_op unreg = op_key(RG_OP_UNREGISTER, SELF, 21, &k);
+    rg_fsm_effects_reset(&f);
+    batch_begin(&bt);
+    batch_add(&bt, &reg);
+    batch_add(&bt, &unreg);
+    batch_add(&bt, &reg); /* copies inside one entry */
+    batch_add(&bt, &unreg);
+    CHECK(batch_apply(&bt, &f) == 0);
+    CHECK(read_replies(&f, rp, 8) == 2 && is_reply(&rp[0], 20, RG_RES_OK, NULL) &&
+          is_reply(&rp[1], 21, RG_RES_OK, NULL));
+    CHECK(f.n_changes == 2 && holds(&f, &k, NULL, ""));
+
+    struct rg_op read = op_key(RG_OP_READ, SELF, 20, &k); /* a tracked ref */
+    CHECK(apply1(&f, &read) == 0 && f.n_replies == 1);
+    CHECK(apply1(&f, &read) == 0 && f.n_replies == 1);
+
+    struct rg_op purge = op_purge(SELF, 30, "a@h", true, 0);
+    struct rg_op again = op_register(OTHER, 1, &k, &a, "", NULL);
+    CHECK(apply1(&f, &again) == 0);
+    CHECK(apply1(&f, &purge) == 0 && f.n_replies == 1 && f.n_changes == 1);
+    struct rg_op again2 = op_register(OTHER, 2, &k, &a, "", NULL);
+    CHECK(apply1(&f, &again2) == 0);
+    CHECK(apply1(&f, &purge) == 0 && f.n_replies == 1 && f.n_changes == 1);
+    CHECK(holds(&f, &k, NULL, "") && rg_dedup_count(&f.dedup, SELF) == 2);
+
+    struct rg_op zero = op_register(SELF, 0, &k, &b, "", NULL);
+    CHECK(apply1(&f, &zero) == 0 && f.n_replies == 0 && f.n_changes == 1);
+    struct rg_op zero_del = op_key(RG_OP_UNREGISTER, SELF, 0, &k);
+    CHECK(apply1(&f, &zero_del) == 0 && f.n_replies == 0 && f.n_changes == 1);
+    CHECK(apply1(&f, &zero) == 0 && f.n_changes == 1 && holds(&f, &k, &b, ""));
+    CHECK(rg_dedup_count(&f.dedup, SELF) == 2); /* ref 0: never tracked */
+    rg_fsm_close(&f);
+}
+
+/* SETTLE forgets the origin's refs below `below` (only that origin's): the
+ * same (origin, ref) then applies again. It answers and changes nothing. */
+static void test_settle(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct bytes k = make_name("settle", 1), k2 = make_name("settle", 2);
+    struct bytes a = make_pid("a@h", 1, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op reg = op_register(SELF, 10, &k, &a, "", NULL);
+    struct rg_op unreg = op_key(RG_OP_UNREGISTER, SELF, 11, &k);
+    struct rg_op theirs = op_register(OTHER, 10, &k2, &a, "x", NULL);
+    CHECK(apply1(&f, &reg) == 0 && apply1(&f, &unreg) == 0);
+    CHECK(apply1(&f, &theirs) == 0 && apply1(&f, &reg) == 0);
+    CHECK(holds(&f, &k, NULL, "") && holds(&f, &k2, &a, "x"));
+    CHECK(rg_dedup_count(&f.dedup, SELF) == 2 &&
+          rg_dedup_count(&f.dedup, OTHER) == 1);
+
+    struct rg_op settle = op_settle(SELF, 11); /* 10 is answered, 11 not */
+    CHECK(apply1(&f, &settle) == 0);
+    CHECK(f.n_replies == 0 && f.n_changes == 0 && f.bad_entries == 0);
+    CHECK(rg_dedup_count(&f.dedup, SELF) == 1 &&
+          rg_dedup_count(&f.dedup, OTHER) == 1);
+    CHECK(apply1(&f, &reg) == 0); /* forgotten: applies again */
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 10, RG_RES_OK, NULL));
+    CHECK(f.n_changes == 1 && holds(&f, &k, &a, ""));
+    CHECK(apply1(&f, &unreg) == 0 && f.n_replies == 0); /* 11 still known */
+    CHECK(holds(&f, &k, &a, ""));
+    struct rg_op clear = op_key(RG_OP_UNREGISTER, OTHER, 11, &k2);
+    CHECK(apply1(&f, &clear) == 0 && holds(&f, &k2, NULL, ""));
+    CHECK(apply1(&f, &theirs) == 0 && f.n_changes == 0); /* OTHER untouched */
+
+    settle = op_settle(SELF, UINT64_MAX);
+    CHECK(apply1(&f, &settle) == 0 && rg_dedup_count(&f.dedup, SELF) == 0);
+    settle = op_settle(OTHER, 12);
+    CHECK(apply1(&f, &settle) == 0 && f.dedup.n == 0);
+    settle = op_settle(12345, 1); /* an origin never seen */
+    CHECK(apply1(&f, &settle) == 0 && f.dedup.n == 0 && f.bad_entries == 0);
+    rg_fsm_close(&f);
+}
+
+/* Applies op under n distinct refs (and origins), in the order given. */
+static void add_refs(struct rg_fsm *f, const uint64_t *origins,
+                     const uint64_t *refs, int n)
+{
+    struct bytes k = make_name("order", 1);
+    for (int i = 0; i < n; i++) {
+        struct rg_op op = op_key(RG_OP_UNREGISTER, origins[i], refs[i], &k);
+        CHECK(apply1(f, &op) == 0);
+    }
+    rg_fsm_effects_reset(f);
+}
+
+/* The set survives a snapshot round trip and keeps skipping copies; equal
+ * sets built in different orders give equal bytes. */
+static void test_snapshot_dedup(void)
+{
+    struct rg_fsm f, g, h;
+    uint8_t *s = NULL;
+    size_t n = 0;
+    static const uint64_t origins[] = {OTHER, SELF, 3, OTHER, 3, SELF, 0, 3};
+    static const uint64_t refs[] = {5, 9, 100, 200, 1, 10, 77, 50};
+    static const uint64_t origins_r[] = {3, 0, SELF, 3, OTHER, 3, SELF, OTHER};
+    static const uint64_t refs_r[] = {50, 77, 10, 1, 200, 100, 9, 5};
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+    CHECK(rg_fsm_init(&h, 3, key_b) == 0);
+    add_refs(&f, origins, refs, 8);
+    add_refs(&h, origins_r, refs_r, 8);
+    populate(&f, 5);
+    populate(&h, 5);
+
+    CHECK(rg_fsm_snapshot(&f, &s, &n) == 0 && snapshot_rows_sorted(s, n) == 5);
+    CHECK(snapshot_equals(&h, s, n)); /* same state, other order, other key */
+    /* The section: 4 origins, 0 < 3 < SELF < OTHER, the last with 1..4
+     * from populate (ref 0 is not tracked) besides 5 and 200. */
+    static const uint8_t tail[] = {0, 0, 0, 0, 0, 0, 0, OTHER, 0, 0, 0, 6,
+                                   0, 0, 0, 0, 0, 0, 0, 1,     0, 0, 0, 0,
+                                   0, 0, 0, 2, 0, 0, 0, 0,     0, 0, 0, 3,
+                                   0, 0, 0, 0, 0, 0, 0, 4,     0, 0, 0, 0,
+                                   0, 0, 0, 5, 0, 0, 0, 0,     0, 0, 0, 200};
+    CHECK(n > sizeof tail && memcmp(s + n - sizeof tail, tail, sizeof tail) == 0);
+
+    CHECK(rg_fsm_restore(&g, s, n) == 0 && snapshot_equals(&g, s, n));
+    CHECK(rg_dedup_count(&g.dedup, 0) == 1 && rg_dedup_count(&g.dedup, 3) == 3 &&
+          rg_dedup_count(&g.dedup, SELF) == 2 &&
+          rg_dedup_count(&g.dedup, OTHER) == 6);
+    struct bytes k = make_name("z", 0); /* populate's first name */
+    struct rg_op copy = op_key(RG_OP_UNREGISTER, SELF, 9, &k);
+    CHECK(apply1(&g, &copy) == 0 && g.n_changes == 0 && g.table.count == 5);
+    copy.ref = 8; /* not in the set: applies */
+    CHECK(apply1(&g, &copy) == 0 && g.n_changes == 1 && g.table.count == 4);
+    free(s);
+    rg_fsm_close(&f);
+    rg_fsm_close(&g);
+    rg_fsm_close(&h);
+}
+
+/* A snapshot of one row and the given raw de-duplication section. */
+static void build_dedup_snapshot(struct rg_wbuf *w, const uint64_t *words,
+                                 int n)
+{
+    struct bytes k = make_name("d", 1), p = make_pid("n@h", 1, 1);
+    build_meta_snapshot(w, &k, &p, 0);
+    w->len -= 4; /* build_meta_snapshot's empty section */
+    for (int i = 0; i < n; i++) { /* u32 counts are written as u32 */
+        if (words[i] >> 32 == 0xC0) {
+            rg_wbuf_u32(w, (uint32_t)words[i]);
+        } else {
+            rg_wbuf_u64(w, words[i]);
+        }
+    }
+}
+
+#define U32(v) (0xC000000000ULL | (uint32_t)(v))
+
+/* Damaged sections are refused, and then neither the table nor the set of
+ * the FSM changes. */
+static void test_snapshot_bad_dedup(void)
+{
+    struct rg_fsm g;
+    struct rg_wbuf w;
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+    populate(&g, 3); /* a table, and OTHER's refs 1 and 2 */
+    CHECK(rg_dedup_count(&g.dedup, OTHER) == 2);
+
+    static const uint64_t good[] = {U32(2), 4, U32(2), 1, 9, 6, U32(1), 3};
+    build_dedup_snapshot(&w, good, 8);
+    uint8_t *copy = malloc(w.len);
+    if (copy == NULL) {
+        abort();
+    }
+    memcpy(copy, w.data, w.len);
+    int truncations = 0;
+    for (size_t k = 0; k < w.len; k++) {
+        truncations += refused_unchanged(&g, copy, k);
+    }
+    CHECK(truncations == (int)w.len);
+    free(copy);
+    rg_wbuf_free(&w);
+
+    static const uint64_t bad[][8] = {
+        {U32(2), 6, U32(1), 3, 4, U32(2), 1, 9}, /* origins descending */
+        {U32(2), 4, U32(1), 3, 4, U32(2), 1, 9}, /* an origin twice */
+        {U32(2), 4, U32(2), 9, 1, 6, U32(1), 3}, /* refs descending */
+        {U32(2), 4, U32(2), 1, 1, 6, U32(1), 3}, /* a ref twice */
+        {U32(2), 4, U32(2), 0, 9, 6, U32(1), 3}, /* ref 0 */
+        {U32(3), 4, U32(2), 1, 9, 6, U32(1), 3}, /* one origin too many */
+        {U32(2), 4, U32(3), 1, 9, 6, U32(1), 3}, /* one ref too many */
+        {U32(1), 4, U32(2), 1, 9, 6, U32(1), 3}, /* an origin left over */
+        {U32(2), 4, U32(0), 6, U32(1), 3, 0, 0}, /* an origin without refs */
+    };
+    static const int lens[] = {8, 8, 8, 8, 8, 8, 8, 8, 6};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        build_dedup_snapshot(&w, bad[i], lens[i]);
+        bool ok = refused_unchanged(&g, w.data, w.len);
+        CHECK(ok);
+        if (!ok) {
+            fprintf(stderr, "  bad dedup section %zu was accepted\n", i);
+        }
+        rg_wbuf_free(&w);
+    }
+
+    build_dedup_snapshot(&w, good, 8); /* a trailing byte */
+    rg_wbuf_u8(&w, 0);
+    CHECK(refused_unchanged(&g, w.data, w.len));
+    rg_wbuf_free(&w);
+    build_dedup_snapshot(&w, good, 0); /* no section at all */
+    CHECK(refused_unchanged(&g, w.data, w.len));
+    w.data[3] = 0x31; /* a whole RGS1 snapshot */
+    CHECK(refused_unchanged(&g, w.data, w.len));
+    rg_wbuf_u32(&w, 0); /* RGS1's magic on an RGS2 body */
+    CHECK(refused_unchanged(&g, w.data, w.len));
+    rg_wbuf_free(&w);
+    CHECK(rg_dedup_count(&g.dedup, OTHER) == 2 && g.table.count == 3);
+
+    build_dedup_snapshot(&w, good, 8); /* and the good one is taken */
+    CHECK(rg_fsm_restore(&g, w.data, w.len) == 0 && g.table.count == 1);
+    CHECK(rg_dedup_count(&g.dedup, OTHER) == 0 &&
+          rg_dedup_count(&g.dedup, 4) == 2 && rg_dedup_count(&g.dedup, 6) == 1);
     rg_wbuf_free(&w);
     rg_fsm_close(&g);
 }
@@ -1112,7 +1448,7 @@ static void test_bad_ops(void)
 
     batch_begin(&bt);
     struct rg_op op = op_key(RG_OP_UNREGISTER, SELF, 3, &k1);
-    op.kind = 7;
+    op.kind = RG_OP_SETTLE + 1; /* the first unknown kind */
     batch_add(&bt, &op);
     rg_wbuf_blob(&bt.w, k1.b, k1.n);
     CHECK(batch_apply(&bt, &f) == 0 && f.bad_entries == 1);
@@ -1201,6 +1537,11 @@ int main(void)
     test_snapshot_round_trip();
     test_snapshot_truncated();
     test_snapshot_bad_rows();
+    test_dedup_skips_second_copies();
+    test_dedup_scope();
+    test_settle();
+    test_snapshot_dedup();
+    test_snapshot_bad_dedup();
     test_bad_headers();
     test_partial_entries();
     test_bad_ops();

@@ -295,6 +295,11 @@ static struct rg_op make_op(uint8_t kind, uint64_t ref)
         op.any_creation = true;
         op.creation = 0xCAFEBABEu;
         break;
+    case RG_OP_SETTLE:
+        op.key = NULL;
+        op.key_len = 0;
+        op.below = 0x8877665544332211ULL;
+        break;
     default:
         break;
     }
@@ -314,7 +319,8 @@ static bool op_eq(const struct rg_op *a, const struct rg_op *b)
            field_eq(a->pid, a->pid_len, b->pid, b->pid_len) &&
            field_eq(a->meta, a->meta_len, b->meta, b->meta_len) &&
            field_eq(a->replace, a->replace_len, b->replace, b->replace_len) &&
-           a->any_creation == b->any_creation && a->creation == b->creation;
+           a->any_creation == b->any_creation && a->creation == b->creation &&
+           a->below == b->below;
 }
 
 /* Decodes one port-form op from an exact copy of w; true if it decoded and
@@ -332,8 +338,10 @@ static bool decode_one(const struct rg_wbuf *w, struct rg_op *op, bool *done)
 
 static void test_op_round_trip(void)
 {
-    for (uint8_t kind = RG_OP_REGISTER; kind <= RG_OP_READ; kind++) {
-        struct rg_op op = make_op(kind, 1000u + kind), back;
+    for (uint8_t kind = RG_OP_REGISTER; kind <= RG_OP_SETTLE; kind++) {
+        /* SETTLE always has ref 0 (nothing answers it). */
+        struct rg_op op = make_op(kind, kind == RG_OP_SETTLE ? 0 : 1000u + kind),
+                     back;
         struct rg_wbuf w;
         rg_wbuf_init(&w);
         rg_op_encode(&w, &op, false);
@@ -403,7 +411,7 @@ static void test_op_refused(void)
     struct rg_op op;
 
     for (int kind = 0; kind < 256; kind++) {
-        if (kind < RG_OP_REGISTER || kind > RG_OP_READ) {
+        if (kind < RG_OP_REGISTER || kind > RG_OP_SETTLE) {
             op = make_op(RG_OP_READ, 1);
             op.kind = (uint8_t)kind;
             expect_refused(op, __LINE__);
@@ -453,6 +461,11 @@ static void test_op_refused(void)
     op.pid = big;
     op.pid_len = RG_NODE_MAX + 1;
     expect_refused(op, __LINE__); /* node name over the limit */
+    op = make_op(RG_OP_SETTLE, 1);
+    expect_refused(op, __LINE__); /* SETTLE with a ref */
+    op = make_op(RG_OP_SETTLE, 0);
+    op.below = 0;
+    expect_refused(op, __LINE__); /* SETTLE of nothing */
 
     /* Metadata at exactly the limit is fine. */
     op = make_op(RG_OP_SET_META, 1);
