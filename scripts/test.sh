@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Runs the test groups and prints one summary line at the end.
-#   test.sh all      C unit tests, Erlang (Common Test), Elixir (ExUnit), fuzz smoke
-#   test.sh san      C unit tests and the Erlang suite with ASan+UBSan regentd
-#   test.sh long     the cluster suite five times over (failures under load and
-#                    timing show up as flakes) and 60 s of each fuzzer
-#   test.sh c|erlang|elixir
+#   test.sh all      C unit tests, the raft_fixture simulation (short), Erlang
+#                    (Common Test: single node, clusters, the nemesis with its
+#                    checker), Elixir (ExUnit), fuzz smoke
+#   test.sh san      C unit tests and simulation under ASan+UBSan, C unit tests
+#                    under valgrind memcheck, the single-node and cluster suites
+#                    against an ASan+UBSan regentd
+#   test.sh long     the cluster suite five times over, the nemesis on many
+#                    seeds, a long simulation and 60 s of each fuzzer
+#   test.sh c|sim|erlang|nemesis|elixir
+# docs/testing.md says what each covers.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -19,12 +24,34 @@ run() { # name, command...
 
 c_tests()      { make -C c_src test; }
 c_san_tests()  { make -C c_src test SAN=1; }
-erlang_tests() { make -s all >/dev/null && rebar3 ct --readable=compact; }
+sim_short()    { make -C c_src sim; }
+sim_san()      { make -C c_src sim SAN=1; }
+sim_long()     { make -C c_src sim SIM_ARGS="--seeds 200 --steps 20000"; }
+# The normal (-O2 -g) build of every C unit test under memcheck.
+c_valgrind()   { make -C c_src test >/dev/null || return 1
+                 local t rc=0
+                 for t in c_src/build/test_*; do
+                     case $t in *.o) continue ;; esac
+                     echo "valgrind: $t"
+                     valgrind -q --error-exitcode=1 --leak-check=full \
+                         --errors-for-leak-kinds=definite,indirect "$t" >/dev/null || rc=1
+                 done
+                 return $rc; }
+# The nemesis suite needs the deliberately broken daemon for its self-test.
+erlang_tests() { make -s all >/dev/null && make -s -C c_src buggy >/dev/null &&
+                 rebar3 ct --readable=compact; }
+nemesis_tests() { make -s all >/dev/null && make -s -C c_src buggy >/dev/null &&
+                  rebar3 ct --readable=compact --suite=regent_nemesis_SUITE; }
+nemesis_long() { make -s all >/dev/null && make -s -C c_src buggy >/dev/null &&
+                 REGENT_NEMESIS_SEEDS=${REGENT_NEMESIS_SEEDS:-"11 12 13 14 15 16 17 18 19 20"} \
+                 REGENT_NEMESIS_MS=${REGENT_NEMESIS_MS:-60000} \
+                 rebar3 ct --readable=compact --suite=regent_nemesis_SUITE --case=random_schedules; }
 # A daemon killed by a sanitizer report would just be restarted by its member,
 # so the run also fails if any report was printed.
 erlang_san()   { make -C c_src SAN=1 >/dev/null && make -s all >/dev/null || return 1
                  local log; log=$(mktemp)
-                 REGENT_TEST_DAEMON="$PWD/priv/regentd-san" rebar3 ct --readable=compact 2>&1 | tee "$log"
+                 REGENT_TEST_DAEMON="$PWD/priv/regentd-san" rebar3 ct --readable=compact \
+                     --suite=regent_SUITE,regent_cluster_SUITE 2>&1 | tee "$log"
                  local rc=${PIPESTATUS[0]}
                  if grep -q "Sanitizer\|runtime error:" "$log"; then echo "sanitizer reports above" >&2; rc=1; fi
                  rm -f "$log"; return $rc; }
@@ -37,14 +64,18 @@ fuzz_long()    { bash scripts/fuzz.sh 60; }
 
 export MIX_REBAR3=${MIX_REBAR3:-$(command -v rebar3)}
 case $what in
-    all)    run c c_tests; run erlang erlang_tests; run elixir elixir_tests
-            run fuzz-smoke fuzz_smoke ;;
-    san)    run c-san c_san_tests; run erlang-san erlang_san ;;
-    long)   run cluster-soak cluster_soak; run fuzz-long fuzz_long ;;
+    all)    run c c_tests; run sim sim_short; run erlang erlang_tests
+            run elixir elixir_tests; run fuzz-smoke fuzz_smoke ;;
+    san)    run c-san c_san_tests; run sim-san sim_san; run c-valgrind c_valgrind
+            run erlang-san erlang_san ;;
+    long)   run cluster-soak cluster_soak; run nemesis-long nemesis_long
+            run sim-long sim_long; run fuzz-long fuzz_long ;;
     c)      run c c_tests ;;
+    sim)    run sim sim_short ;;
     erlang) run erlang erlang_tests ;;
+    nemesis) run nemesis nemesis_tests ;;
     elixir) run elixir elixir_tests ;;
-    *)      echo "usage: $0 all|san|long|c|erlang|elixir" >&2; exit 2 ;;
+    *)      echo "usage: $0 all|san|long|c|sim|erlang|nemesis|elixir" >&2; exit 2 ;;
 esac
 summary=$(IFS=', '; echo "${results[*]}")
 if [ $failed -eq 0 ]; then echo "SUMMARY: all passed ($summary)"; else echo "SUMMARY: FAILED ($summary)"; fi

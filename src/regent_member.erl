@@ -81,7 +81,17 @@
              left_out_since = 0 :: integer(),
              %% Every pending op with a ref up to this one went to a leader
              %% at least once, so it may have been applied.
-             sent_upto = 0 :: non_neg_integer()}).
+             sent_upto = 0 :: non_neg_integer(),
+             %% A {plan} timer is running: one is enough (each failed change
+             %% arming another made them multiply into a storm of changes
+             %% that kept the member from answering calls).
+             plan_armed = false :: boolean(),
+             %% The one {join_retry} timer while joining: a timer per attempt
+             %% plus one per refusal doubled the attempts each round.
+             join_timer :: reference() | undefined,
+             %% When the last SETTLE went out (ms).
+             settled_at :: integer() | undefined}).
+-define(SETTLE_MS, 100).
 
 -define(LEADERLESS_MS, 1500).
 
@@ -388,9 +398,10 @@ flush(#st{daemon_id = 0} = S) ->
 flush(#st{leader_id = 0} = S) ->
     S; % sent once a leader is known
 flush(#st{port = Port, outbox = Outbox, pending = Pending, leader_id = Leader,
-          daemon_id = Me} = S) ->
+          daemon_id = Me} = S0) ->
+    {Settle, S} = settle(S0),
     Ops = [Op#op.bin || Ref <- lists:reverse(Outbox),
-                        {ok, Op} <- [maps:find(Ref, Pending)]],
+                        {ok, Op} <- [maps:find(Ref, Pending)]] ++ Settle,
     %% The outbox is newest first and refs grow: its head is the highest.
     Sent = S#st{outbox = [], sent_upto = max(S#st.sent_upto, hd(Outbox))},
     case Leader =:= Me of
@@ -405,6 +416,16 @@ flush(#st{port = Port, outbox = Outbox, pending = Pending, leader_id = Leader,
                     [send_peer(Node, {fwd, self(), Me, C}, S) || C <- chunks(Ops)],
                     Sent
             end
+    end.
+
+%% Now and then a flush also tells the FSM which of our refs it may forget
+%% from its de-duplication set: all below the oldest op still pending.
+settle(#st{pending = Pending, settled_at = At} = S) ->
+    Now = now_ms(),
+    case (At =:= undefined orelse Now - At >= ?SETTLE_MS) andalso map_size(Pending) > 0 of
+        true -> {[regent_proto:op_settle(lists:min(maps:keys(Pending)))],
+                 S#st{settled_at = Now}};
+        false -> {[], S}
     end.
 
 %% Frames of at most ~?FRAME_BYTES (regentd refuses frames over 64 MiB).
@@ -763,8 +784,7 @@ peer_message({join, From, Node, Id, Address}, S) ->
 peer_message({joined, _Id}, S) ->
     S; % the MEMBERS frame says the rest
 peer_message(join_retry, S) ->
-    erlang:send_after(?JOIN_RETRY_MS div 4, self(), {join_retry}),
-    S;
+    join_later(?JOIN_RETRY_MS div 4, S);
 peer_message({leave, From, Id}, S) ->
     case is_leader(S) andalso not S#st.change_busy of
         true -> change(remove, Id, spare, <<>>, {leave, From}, S);
@@ -809,9 +829,11 @@ cluster_event({settled, Node}, S) ->
 cluster_event({discover}, #st{phase = discovering} = S) ->
     decide(S);
 cluster_event({join_retry}, #st{phase = joining} = S) ->
-    ask_to_join(S);
+    ask_to_join(S#st{join_timer = undefined});
+cluster_event({join_retry}, S) ->
+    S#st{join_timer = undefined};
 cluster_event({plan}, S) ->
-    plan(S);
+    plan(S#st{plan_armed = false});
 cluster_event({ask_leader, Node}, S) ->
     send_peer(Node, {hello, self(), node(), info(S)}, S),
     S;
@@ -858,10 +880,14 @@ ask_to_join(#st{phase = joining} = S) ->
     Target =/= undefined andalso
         send_peer(Target, {join, self(), node(), S#st.daemon_id, Address}, S),
     hello_all(S),
-    erlang:send_after(?JOIN_RETRY_MS, self(), {join_retry}),
-    S;
+    join_later(?JOIN_RETRY_MS, S);
 ask_to_join(S) ->
     S.
+
+%% (Re)arms the one join timer to fire in Ms.
+join_later(Ms, #st{join_timer = T} = S) ->
+    is_reference(T) andalso erlang:cancel_timer(T),
+    S#st{join_timer = erlang:send_after(Ms, self(), {join_retry})}.
 
 leader_node_known(#st{peers = Peers} = S) ->
     case node_of(S#st.leader_id, S) of
@@ -943,7 +969,8 @@ plan(S) ->
         false -> S
     end.
 
-plan_step(#st{members = Ms, daemon_id = Me, opts = Opts} = S) ->
+plan_step(#st{members = Ms, daemon_id = Me, opts = Opts} = S0) ->
+    S = unmapped_later(S0),
     Live = [M || {Id, _, _} = M <- Ms, Id =:= Me orelse alive_id(Id, S)],
     Dead = [Id || {Id, _, _} <- Ms, Id =/= Me, dead_id(Id, S)],
     Voters = [Id || {Id, voter, _} <- Live],
@@ -955,7 +982,6 @@ plan_step(#st{members = Ms, daemon_id = Me, opts = Opts} = S) ->
     Spares = [Id || {Id, spare, _} <- Live],
     DeadVoters = [Id || {Id, voter, _} <- Ms, lists:member(Id, Dead)],
     DeadOthers = Dead -- DeadVoters,
-    unmapped_later(S),
     if
         DeadOthers =/= [] ->
             change(remove, hd(DeadOthers), spare, <<>>, plan, S);
@@ -1000,11 +1026,18 @@ settled_down(_) -> true.
 
 %% Ids nobody has claimed yet are judged after the grace period: look again
 %% then.
-unmapped_later(#st{members = Ms, daemon_id = Me, peers = Peers}) ->
+unmapped_later(#st{members = Ms, daemon_id = Me, peers = Peers} = S) ->
     Claimed = [I || #{id := I} <- maps:values(Peers)],
-    [Id || {Id, _, _} <- Ms, Id =/= Me, not lists:member(Id, Claimed)] =/= []
-        andalso erlang:send_after(?UNMAPPED_GRACE_MS, self(), {plan}),
-    ok.
+    case [Id || {Id, _, _} <- Ms, Id =/= Me, not lists:member(Id, Claimed)] of
+        [] -> S;
+        _ -> plan_later(?UNMAPPED_GRACE_MS, S)
+    end.
+
+plan_later(_Ms, #st{plan_armed = true} = S) ->
+    S;
+plan_later(Ms, S) ->
+    erlang:send_after(Ms, self(), {plan}),
+    S#st{plan_armed = true}.
 
 change(Kind, Id, Role, Address, Why, #st{port = Port} = S) ->
     Ref = erlang:unique_integer([positive, monotonic]),
@@ -1035,7 +1068,7 @@ change_done(Ref, Status, #st{reg = Reg} = S0) ->
             end,
             case Status of
                 0 -> plan(S);
-                _ -> erlang:send_after(?JOIN_RETRY_MS, self(), {plan}), S
+                _ -> plan_later(?JOIN_RETRY_MS, S)
             end
     end.
 

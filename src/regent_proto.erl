@@ -9,7 +9,7 @@
 -export([start/1, ops/1, fwd_ops/2, change/5, block/1, stop/0, status_request/0,
          op_ref/1,
          op_register/5, op_unregister/2, op_unregister_if_owner/3,
-         op_set_meta/3, op_purge_node/4, op_read/2,
+         op_set_meta/3, op_purge_node/4, op_read/2, op_settle/1,
          decode/1]).
 
 -define(V, 1).
@@ -120,6 +120,13 @@ op_purge_node(Ref, Node, Creation, _) ->
 -spec op_read(pos_integer(), binary()) -> binary().
 op_read(Ref, Key) ->
     <<6, Ref:64, (blob(Key))/binary>>.
+
+%% @doc SETTLE: every op of this member with a ref below `Below' has been
+%% answered, so the FSM may forget them (it keeps the (origin, ref) of
+%% applied writes to skip a second copy of a re-sent op). Ref 0: no reply.
+-spec op_settle(pos_integer()) -> binary().
+op_settle(Below) ->
+    <<7, 0:64, Below:64>>.
 
 blob(B) -> <<(byte_size(B)):32, B/binary>>.
 

@@ -63,7 +63,8 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
     #{seed => Seed, ops => length(Ops), quiet => Quiet, stuck => maps:get(stuck, S, no),
       faults => lists:reverse(maps:get(faults, S)),
       violations => regent_history:check(Ops, Risks, Final),
-      history => #{ops => Ops, risks => Risks, final => Final}}.
+      history => #{ops => Ops, risks => Risks, final => Final,
+                   faults => lists:sort([{T, F} || {fault, T, F} <- ets:tab2list(maps:get(log, Tabs))])}}.
 
 default_daemon() ->
     case os:getenv("REGENT_TEST_DAEMON") of
@@ -195,6 +196,7 @@ heal(#{tabs := Tabs, opts := Opts} = S) ->
     mesh(Live ++ Fresh),
     [ok = erpc:call(N, ?MODULE, start_remote, [?REG, member_opts(Opts)]) || N <- Fresh],
     Now = now_us(),
+    ets:insert(maps:get(log, Tabs), {fault, Now, {heal, Fresh}}),
     S#{open => [], risks => [R#{to => Now} || R <- maps:get(open, S)] ++ maps:get(risks, S),
        faults => [{heal, Fresh, Now} | maps:get(faults, S)]}.
 
@@ -224,8 +226,10 @@ risk(Nodes, open, S) ->
 close_risks(#{risks := Risks, open := Open}) ->
     Risks ++ [R#{to => infinity} || R <- Open].
 
-note(Fault, #{faults := Fs} = S) ->
-    S#{faults => [{Fault, now_us()} | Fs]}.
+note(Fault, #{faults := Fs, tabs := #{log := Log}} = S) ->
+    T = now_us(),
+    ets:insert(Log, {fault, T, Fault}),
+    S#{faults => [{Fault, T} | Fs]}.
 
 split(Nodes) ->
     Shuffled = [N || {_, N} <- lists:sort([{rand:uniform(), N} || N <- lists:sort(Nodes)])],
