@@ -91,7 +91,6 @@
              join_timer :: reference() | undefined,
              %% When the last SETTLE went out (ms).
              settled_at :: integer() | undefined}).
--define(SETTLE_MS, 100).
 
 -define(LEADERLESS_MS, 1500).
 
@@ -108,6 +107,8 @@
 %% How long our leader must keep leaving us out of its members before we
 %% believe it removed us.
 -define(LEFT_OUT_MS, 1000).
+%% How often a flush tells the FSM which of our refs it may forget.
+-define(SETTLE_MS, 100).
 
 %% @private
 -spec start_link(atom(), map()) -> gen_server:start_ret().
@@ -191,7 +192,7 @@ handle_info({'DOWN', MRef, process, Pid, _Why}, S) ->
     {noreply, owner_down(MRef, Pid, S)};
 handle_info(Msg, S) when element(1, Msg) =:= nodeup; element(1, Msg) =:= nodedown;
                          element(1, Msg) =:= discover; element(1, Msg) =:= join_retry;
-                         element(1, Msg) =:= plan; element(1, Msg) =:= settled;
+                         element(1, Msg) =:= plan; element(1, Msg) =:= down_settled;
                          element(1, Msg) =:= ask_leader ->
     {noreply, cluster_event(Msg, S)};
 handle_info({regent, Msg}, S) ->
@@ -819,9 +820,9 @@ cluster_event({nodedown, Node}, #st{peers = Peers} = S0) ->
             {ok, P} -> S0#st{peers = Peers#{Node := P#{up => false, down_at => now_ms()}}};
             error -> S0
         end,
-    is_leader(S) andalso erlang:send_after(?DOWN_SETTLE_MS, self(), {settled, Node}),
+    is_leader(S) andalso erlang:send_after(?DOWN_SETTLE_MS, self(), {down_settled, Node}),
     S;
-cluster_event({settled, Node}, S) ->
+cluster_event({down_settled, Node}, S) ->
     case is_leader(S) andalso not lists:member(Node, nodes()) of
         true -> leader_lost_node(Node, S);
         false -> S

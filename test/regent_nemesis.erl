@@ -48,11 +48,10 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
     [ok = erpc:call(N, ?MODULE, start_remote, [?REG, member_opts(Opts)]) || N <- Nodes],
     ok = await_cluster(Tabs, 30000),
     S0 = #{opts => Opts, tabs => Tabs, risks => [], faults => [], open => []},
-    S = case Workload of
-            random -> random_run(S0);
-            owner_check_scenario -> owner_check_scenario(S0)
-        end,
-    heal(S),
+    S = heal(case Workload of
+                 random -> random_run(S0);
+                 owner_check_scenario -> owner_check_scenario(S0)
+             end),
     Quiet = case S of
                 #{stuck := _} -> stuck;
                 _ -> await_quiet(Tabs, 60000)
