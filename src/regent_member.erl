@@ -59,6 +59,10 @@
              flush_queued = false :: boolean(),
              held = [] :: [regent_proto:reply()],
              dump = [] :: [[regent_proto:row()]],
+             %% The next DUMP comes from a daemon that started without state
+             %% (first start, lost data dir, a cluster joined after a
+             %% dissolve): only then may names it lacks be re-claimed.
+             reclaim_on_dump = false :: boolean(),
              owned = #{} :: #{pid() => {reference(), #{binary() => true}}},
              waiters = [] :: [gen_server:from()],
              status_waiters = [] :: [gen_server:from()],
@@ -294,7 +298,7 @@ handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
     ?LOG_INFO("regent ~p: regentd started, raft id ~.16b, raft port ~p, ~s",
               [Reg, Id, RaftPort,
                case Resumed of true -> "resumed its state"; false -> "fresh" end]),
-    S1 = S#st{daemon_id = Id, raft_port = RaftPort},
+    S1 = S#st{daemon_id = Id, raft_port = RaftPort, reclaim_on_dump = not Resumed},
     hello_all(S1),
     case S1#st.phase of
         joining -> ask_to_join(S1);
@@ -585,8 +589,12 @@ owner_down(MRef, Pid, S) ->
 %% The daemon's table (a fresh start, a restart or a snapshot restore)
 %% replaces the mirror. Rows are overwritten in place and only missing names
 %% are deleted, so readers never see an empty table in between. Live local
-%% processes whose names the daemon no longer has claim them again.
-reconcile(Rows, #st{reg = Tab, owned = Owned0} = S0) ->
+%% processes whose names a daemon that started without state lacks claim
+%% them again. A daemon that resumed its state, or restored a snapshot, is
+%% right to lack a name: the log removed it (an unregister, a purge), and a
+%% re-claim would bring back a name its owner or someone else unregistered
+%% (found by the nemesis test after a kill -9 of a daemon).
+reconcile(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclaim} = S0) ->
     [erlang:demonitor(MRef, [flush]) || {MRef, _} <- maps:values(Owned0)],
     Fresh = maps:from_list([{regent_name:decode(K), {K, P, M}}
                             || {K, P, M} <- Rows]),
@@ -595,13 +603,13 @@ reconcile(Rows, #st{reg = Tab, owned = Owned0} = S0) ->
     [true = ets:delete(Tab, Name) || {Name, _, _} <- Lost],
     S1 = lists:foldl(fun({K, P, M}, Acc) -> change({put, K, P, M}, Acc) end,
                      S0#st{owned = #{}}, Rows),
-    Reclaim = [Row || {_, Pid, _} = Row <- Lost,
+    Reclaim = [Row || MayReclaim, {_, Pid, _} = Row <- Lost,
                       node(Pid) =:= node(), is_process_alive(Pid)],
     ?LOG_NOTICE("regent ~p: mirror synced with regentd: ~p names, ~p dropped, "
                 "~p re-claimed, ~p local owners monitored",
                 [S0#st.reg, length(Rows), length(Lost) - length(Reclaim),
                  length(Reclaim), map_size(S1#st.owned)]),
-    lists:foldl(fun claim/2, S1, Reclaim).
+    lists:foldl(fun claim/2, S1#st{reclaim_on_dump = false}, Reclaim).
 
 %% Registers Name for a live local Pid that held it before (through a
 %% daemon that lost its state, a partition, or a cluster we left); the
