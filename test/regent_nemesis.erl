@@ -161,7 +161,8 @@ nemesis(S, Deadline) ->
     end.
 
 views(Tabs) ->
-    [{N, try maps:with([role, leader, phase, members, ready, pending_ops],
+    [{N, try maps:with([role, leader, phase, members, ready, pending_ops, epoch,
+                                applied_index, commit_index, lag, daemon],
                        erpc:call(N, regent, status, [?REG], 5000))
          catch C:R -> {C, R}
          end} || N <- live_nodes(Tabs)].
