@@ -18,7 +18,7 @@
          quorum_lost_then_voters_return/1, merge_with_resolve_fun/1]).
 -export([keep_claimant/3]).
 -export([forwarder/1]).
--export([start_remote/2, stop_remote/1]).
+-export([stop_remote/1]).
 
 -define(REG, cluster_reg).
 
@@ -37,14 +37,7 @@ all() ->
 groups() -> [].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(crypto),
-    case node() of
-        nonode@nohost ->
-            os:cmd("epmd -daemon"),
-            {ok, _} = net_kernel:start(regent_ct, #{name_domain => shortnames});
-        _ ->
-            ok
-    end,
+    ok = regent_test_lib:start_distribution(),
     Daemon = case os:getenv("REGENT_TEST_DAEMON") of
                  false -> filename:join(code:priv_dir(regent), "regentd");
                  Path -> Path
@@ -88,13 +81,6 @@ peers(N, Extra) ->
              end || _ <- lists:seq(1, N)],
     [Node || {_, Node} <- Nodes].
 
-%% Called on a peer: start the member unlinked from the short-lived rpc.
-start_remote(Reg, Opts) ->
-    {ok, _} = application:ensure_all_started(crypto),
-    {ok, Pid} = regent:start_link(Reg, Opts),
-    unlink(Pid),
-    ok.
-
 stop_remote(Reg) ->
     gen_server:stop(Reg).
 
@@ -102,7 +88,7 @@ start_on(Nodes, Config) ->
     start_on(Nodes, Config, []).
 
 start_on(Nodes, Config, Extra) ->
-    [ok = erpc:call(N, ?MODULE, start_remote,
+    [ok = erpc:call(N, regent_test_lib, start_remote,
                     [?REG, [{daemon, ?config(daemon, Config)} | Extra]])
      || N <- Nodes],
     ok.
@@ -472,7 +458,7 @@ distribution_partition(Config) ->
 
 partition(Config, How, Policy) ->
     Nodes = peers(3, ["-kernel", "dist_auto_connect", "once", "-connect_all", "false"]),
-    mesh(Nodes),
+    regent_test_lib:mesh(Nodes),
     start_on(Nodes, Config, [{register_timeout, 1000}, {conflict, Policy}]),
     await_cluster(Nodes, 3),
     %% The cut-off node is a follower (a cut-off leader steps down first).
@@ -522,10 +508,6 @@ partition(Config, How, Policy) ->
     wait_until(fun() -> length(lists:usort([table(N) || N <- Nodes])) =:= 1 end, 10000),
     yes = reg(C, after_heal, idle_on(C)).
 
-mesh(Nodes) ->
-    [true = erpc:call(N, net_kernel, connect_node, [M]) || N <- Nodes, M <- Nodes, N < M],
-    ok.
-
 cut_raft(Side1, Side2) ->
     [{ok, _} = erpc:call(N, regent_fault, cut_raft, [?REG, Side2]) || N <- Side1],
     [{ok, _} = erpc:call(N, regent_fault, cut_raft, [?REG, Side1]) || N <- Side2],
@@ -547,7 +529,7 @@ forwarder(To) ->
 %% another live process is settled by the conflict policy (kill).
 two_clusters_merge(Config) ->
     [A, B, C] = peers(3, ["-kernel", "dist_auto_connect", "once", "-connect_all", "false"]),
-    mesh([B, C]),
+    regent_test_lib:mesh([B, C]),
     start_on([A], Config),
     start_on([B, C], Config),
     await_cluster([A], 1),
@@ -559,7 +541,7 @@ two_clusters_merge(Config) ->
     Pb = idle_on(B),
     yes = reg(B, both, Pb),
     Ref = erlang:monitor(process, Pa),
-    mesh([A, B, C]),
+    regent_test_lib:mesh([A, B, C]),
     receive {'DOWN', Ref, process, Pa, {regent_conflict, both, Pb}} -> ok
     after 15000 -> error(no_conflict_kill)
     end,
@@ -636,7 +618,7 @@ quorum_lost_then_voters_return(Config) ->
 %% name moves to it when the clusters merge.
 merge_with_resolve_fun(Config) ->
     [A, B, C] = peers(3, ["-kernel", "dist_auto_connect", "once", "-connect_all", "false"]),
-    mesh([B, C]),
+    regent_test_lib:mesh([B, C]),
     Policy = [{conflict, {resolve, fun ?MODULE:keep_claimant/3}}],
     start_on([A], Config, Policy),
     start_on([B, C], Config, Policy),
@@ -645,7 +627,7 @@ merge_with_resolve_fun(Config) ->
     Pa = idle_on(A),
     yes = reg(A, both, Pa),
     yes = reg(B, both, idle_on(B)),
-    mesh([A, B, C]),
+    regent_test_lib:mesh([A, B, C]),
     await_cluster([A, B, C], 3),
     wait_until(fun() -> [where(N, both) || N <- [A, B, C]] =:= [Pa, Pa, Pa] end, 15000).
 

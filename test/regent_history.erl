@@ -84,7 +84,7 @@ two_owners(Name, Yes) ->
     [{two_owners, Name, #{first => R1, second => R2, first_may_end => E1}}
      || {#{pid := P1, complete := C1} = R1, E1} <- Yes,
         {#{pid := P2, invoke := I2, complete := C2} = R2, _} <- Yes,
-        P1 =/= P2, I2 > C1, lt(C2, E1) orelse C2 =:= E1].
+        P1 =/= P2, I2 > C1, not lt(E1, C2)].
 
 reads(Name, Ops, Regs, Yes, Unregs, Risks) ->
     lists:append(

@@ -18,7 +18,7 @@
 %% See docs/testing.md for what is covered and how to run long schedules.
 -module(regent_nemesis).
 
--export([run/1, start_remote/2]).
+-export([run/1]).
 
 -define(REG, nemesis_reg).
 -define(NODES, 5).
@@ -44,8 +44,8 @@ run(Opts0) ->
 run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
     rand:seed(exsss, {Seed, 17, 29}),
     Nodes = [start_node(Tabs) || _ <- lists:seq(1, ?NODES)],
-    mesh(Nodes),
-    [ok = erpc:call(N, ?MODULE, start_remote, [?REG, member_opts(Opts)]) || N <- Nodes],
+    regent_test_lib:mesh(Nodes),
+    [ok = erpc:call(N, regent_test_lib, start_remote, [?REG, member_opts(Opts)]) || N <- Nodes],
     ok = await_cluster(Tabs, 30000),
     S0 = #{opts => Opts, tabs => Tabs, risks => [], faults => [], open => []},
     S = heal(case Workload of
@@ -193,8 +193,8 @@ heal(#{tabs := Tabs, opts := Opts} = S) ->
     Live = live_nodes(Tabs),
     [erpc:call(N, regent_fault, heal_raft, [?REG]) || N <- Live],
     Fresh = [start_node(Tabs) || _ <- lists:seq(1, ?NODES - length(Live))],
-    mesh(Live ++ Fresh),
-    [ok = erpc:call(N, ?MODULE, start_remote, [?REG, member_opts(Opts)]) || N <- Fresh],
+    regent_test_lib:mesh(Live ++ Fresh),
+    [ok = erpc:call(N, regent_test_lib, start_remote, [?REG, member_opts(Opts)]) || N <- Fresh],
     Now = now_us(),
     ets:insert(maps:get(log, Tabs), {fault, Now, {heal, Fresh}}),
     S#{open => [], risks => [R#{to => Now} || R <- maps:get(open, S)] ++ maps:get(risks, S),
@@ -276,14 +276,6 @@ start_node(Tabs) ->
     ets:insert(maps:get(nodes, Tabs), {Node, Peer}),
     Node.
 
-%% @private Called on a node: starts the member, unlinked from the rpc.
--spec start_remote(atom(), list()) -> ok.
-start_remote(Reg, Opts) ->
-    {ok, _} = application:ensure_all_started(crypto),
-    {ok, Pid} = regent:start_link(Reg, Opts),
-    unlink(Pid),
-    ok.
-
 halt_node(Tabs, N) ->
     [{N, Peer}] = ets:lookup(maps:get(nodes, Tabs), N),
     ets:delete(maps:get(nodes, Tabs), N),
@@ -296,10 +288,6 @@ stop_peer(Peer) ->
 
 live_nodes(#{nodes := T}) ->
     lists:sort([N || {N, _} <- ets:tab2list(T)]).
-
-mesh(Nodes) ->
-    [true = erpc:call(A, net_kernel, connect_node, [B]) || A <- Nodes, B <- Nodes, A < B],
-    ok.
 
 disconnect(A, B) ->
     erpc:call(A, erlang, disconnect_node, [B]).

@@ -22,14 +22,7 @@ all() ->
      random_schedules].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(crypto),
-    case node() of
-        nonode@nohost ->
-            os:cmd("epmd -daemon"),
-            {ok, _} = net_kernel:start(regent_ct, #{name_domain => shortnames});
-        _ ->
-            ok
-    end,
+    ok = regent_test_lib:start_distribution(),
     Config.
 
 end_per_suite(_Config) ->
