@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <raft/uv.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "limits.h"
+#include "raft_fixes.h"
 
 /* Tuning (docs/architecture.md explains each): libraft's defaults give
  * multi-second failovers and stalls on big tables. */
@@ -610,6 +612,22 @@ static void tune(struct rg_node *n)
     raft_uv_set_segment_size(&n->io, SEGMENT_SIZE);
 }
 
+/* Every batch libraft persists passes here first (see raft_fixes.h). */
+static int fixed_append(struct raft_io *io, struct raft_io_append *req,
+                        const struct raft_entry entries[], unsigned n_entries,
+                        raft_io_append_cb cb)
+{
+    struct rg_node *n = (struct rg_node *)((char *)io - offsetof(struct rg_node, io));
+    if (rg_fix_uncommitted_config(&n->raft, entries, n_entries)) {
+        fprintf(stderr,
+                "regentd[%d]: corrected libraft's uncommitted configuration "
+                "index to %llu\n",
+                (int)getpid(),
+                (unsigned long long)n->raft.configuration_uncommitted_index);
+    }
+    return n->uv_append(io, req, entries, n_entries, cb);
+}
+
 static int bootstrap_alone(struct rg_node *n)
 {
     struct raft_configuration conf;
@@ -665,6 +683,8 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
         return -1;
     }
     tune(n);
+    n->uv_append = n->io.append;
+    n->io.append = fixed_append;
     if (!resumed && s->bootstrap && bootstrap_alone(n) != 0) {
         *err = "raft_bootstrap failed";
         return -1;

@@ -37,6 +37,10 @@ struct rg_node {
     struct rg_port port;
     struct rg_transport transport;
     struct raft_io io;
+    /* raft_uv's append; io.append is fixed_append in front of it */
+    int (*uv_append)(struct raft_io *io, struct raft_io_append *req,
+                     const struct raft_entry entries[], unsigned n,
+                     raft_io_append_cb cb);
     struct raft raft;
     struct raft_fsm fsm_iface;
     struct rg_fsm fsm;
