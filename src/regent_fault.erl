@@ -8,9 +8,12 @@
 %% only what one side receives: raft_uv sends on the connections it opens
 %% itself, so `in' refuses the peers' connections to this node and leaves
 %% this node's connections to them alone.
+%%
+%% `take_leadership/1' moves the raft leadership to a chosen node, for tests
+%% that need a particular server in charge.
 -module(regent_fault).
 
--export([cut_raft/2, cut_raft/3, heal_raft/1]).
+-export([cut_raft/2, cut_raft/3, heal_raft/1, take_leadership/1]).
 
 -type direction() :: in | out | both.
 -export_type([direction/0]).
@@ -31,3 +34,11 @@ cut_raft(Reg, Nodes, Dir) when Dir =:= in; Dir =:= out; Dir =:= both ->
 -spec heal_raft(regent:registry()) -> {ok, 0}.
 heal_raft(Reg) ->
     gen_server:call(Reg, {block_raft, []}).
+
+%% @doc Asks the current leader to hand the raft leadership to this node's
+%% member (`raft_transfer'). Returns at once; the caller polls
+%% `regent:get_leader/1'. The leader ignores the request while another
+%% membership change is in progress.
+-spec take_leadership(regent:registry()) -> ok | {error, no_leader}.
+take_leadership(Reg) ->
+    gen_server:call(Reg, take_leadership).

@@ -161,6 +161,13 @@ handle_call({block_raft, Cuts}, _From, #st{port = Port} = S) ->
                            #{id := Id} <- [maps:get(N, S#st.peers, #{})], Id =/= 0],
     is_port(Port) andalso port_command(Port, regent_proto:block(Blocks)),
     {reply, {ok, length(Blocks)}, S};
+%% regent_fault:take_leadership/1 (tests): ask the leader to hand over.
+handle_call(take_leadership, _From, #st{daemon_id = Me} = S) ->
+    case leader_node_known(S) of
+        undefined -> {reply, {error, no_leader}, S};
+        Node when Node =:= node() -> {reply, ok, S};
+        Node -> send_peer(Node, {transfer_to, Me}, S), {reply, ok, S}
+    end;
 handle_call(await_ready, _From, #st{synced = true} = S) ->
     {reply, ok, S};
 handle_call(await_ready, From, S) ->
@@ -801,6 +808,11 @@ peer_message({leave, From, Id}, S) ->
     end;
 peer_message({left, _}, S) ->
     S;
+peer_message({transfer_to, Id}, S) ->
+    case is_leader(S) andalso not S#st.change_busy of
+        true -> change(transfer, Id, voter, <<>>, {transfer, Id}, S);
+        false -> S
+    end;
 peer_message({gone, Node, Id}, #st{peers = Peers} = S) ->
     Old = maps:get(Node, Peers, #{}),
     plan(S#st{peers = Peers#{Node => Old#{id => Id, up => false}}});

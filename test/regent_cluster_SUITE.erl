@@ -15,7 +15,8 @@
          raft_handshake_from_erlang/1, quorum_lost_then_recover/1,
          full_partition/1, distribution_partition/1, two_clusters_merge/1,
          race_two_nodes/1, burst_of_deaths/1, standby_promoted/1,
-         quorum_lost_then_voters_return/1, merge_with_resolve_fun/1]).
+         quorum_lost_then_voters_return/1, merge_with_resolve_fun/1,
+         caught_up_follower_leads_changes/1]).
 -export([keep_claimant/3]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -32,7 +33,7 @@ all() ->
      raft_handshake_from_erlang, quorum_lost_then_recover, full_partition,
      distribution_partition, two_clusters_merge, race_two_nodes,
      burst_of_deaths, standby_promoted, quorum_lost_then_voters_return,
-     merge_with_resolve_fun].
+     merge_with_resolve_fun, caught_up_follower_leads_changes].
 
 groups() -> [].
 
@@ -633,3 +634,32 @@ merge_with_resolve_fun(Config) ->
 
 keep_claimant(_Name, Claimant, _Holder) ->
     Claimant.
+
+%% A voter cut off while the configuration changes catches up with
+%% AppendEntries that hold commands, the change and more commands. libraft
+%% 0.22.1 then records the wrong index for the pending change and, once that
+%% server leads, refuses every membership change (nemesis seed 29); regentd
+%% corrects the index (c_src/raft_fixes.h). Here the caught-up voter takes
+%% the leadership and a new node must still be able to join.
+caught_up_follower_leads_changes(Config) ->
+    [A, B, C, D, E] = peers(5),
+    start_on([A, B, C], Config),
+    await_cluster([A, B, C], 3),
+    {Leader, _} = leader(A),
+    [F | _] = [A, B, C] -- [Leader],
+    Others = [A, B, C] -- [F],
+    {ok, 2} = erpc:call(F, regent_fault, cut_raft, [?REG, Others]),
+    [yes = reg(Leader, {before, I}, idle_on(Leader)) || I <- lists:seq(1, 20)],
+    start_on([D], Config),
+    await_cluster([D | Others], 4),
+    wait_until(fun() -> roles(Leader) =:= [standby, voter, voter, voter] end, 10000),
+    [yes = reg(Leader, {later, I}, idle_on(Leader)) || I <- lists:seq(1, 20)],
+    {ok, 0} = erpc:call(F, regent_fault, heal_raft, [?REG]),
+    wait_until(fun() -> is_pid(where(F, {later, 20})) end, 10000),
+    wait_until(fun() ->
+                       ok = erpc:call(F, regent_fault, take_leadership, [?REG]),
+                       leader(F) =:= {F, ?REG}
+               end, 10000),
+    start_on([E], Config),
+    await_cluster([A, B, C, D, E], 5),
+    {F, ?REG} = leader(E).
