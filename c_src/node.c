@@ -617,13 +617,10 @@ static int fixed_append(struct raft_io *io, struct raft_io_append *req,
                         const struct raft_entry entries[], unsigned n_entries,
                         raft_io_append_cb cb)
 {
-    struct rg_node *n = (struct rg_node *)((char *)io - offsetof(struct rg_node, io));
+    struct rg_node *n =
+        (struct rg_node *)(void *)((char *)io - offsetof(struct rg_node, io));
     if (rg_fix_uncommitted_config(&n->raft, entries, n_entries)) {
-        fprintf(stderr,
-                "regentd[%d]: corrected libraft's uncommitted configuration "
-                "index to %llu\n",
-                (int)getpid(),
-                (unsigned long long)n->raft.configuration_uncommitted_index);
+        log_msg("corrected libraft's pending configuration index", NULL);
     }
     return n->uv_append(io, req, entries, n_entries, cb);
 }
