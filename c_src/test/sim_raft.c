@@ -16,7 +16,10 @@
  * can apply again. A seeded schedule submits batches through raft_apply
  * to whichever server is leader and injects faults: partitions, one-way
  * cuts (saturate), kills and revives, network and disk latency, elections
- * started on a chosen server, depositions. Snapshot thresholds are tiny
+ * started on a chosen server, depositions, and role changes (the leader
+ * makes a voter a standby or a standby a voter, with the preconditions of
+ * regent's members, see act_role). Each server's disk appends pass through
+ * raft_fixes.c as in node.c. Snapshot thresholds are tiny
  * (4..32 entries), so snapshots, InstallSnapshot and restore happen all the
  * time.
  *
@@ -32,6 +35,8 @@
  *      it with) and restored, and the change stream the member mirrors into
  *      ETS. A raft_apply acknowledged with status 0 must sit at the index
  *      where the model saw its batch commit. At most one leader per term.
+ *      No server holds a pending configuration change at or below its last
+ *      applied index (one that can never settle; raft_fixes.h).
  *  (c) every QUIESCE_EVERY steps and at the end: heal everything, step
  *      until every server has applied the leader's whole log, then every
  *      server's rg_fsm_snapshot must be byte-identical and be the model's
@@ -54,8 +59,9 @@
  * info-level trace.
  * Hidden: --inject-bug skip|corrupt makes one server drop an op / apply a
  * corrupted entry, to prove the checks fire (the `sim` make target expects
- * exit 3 then); --raw-fixture drops the workarounds and --no-snapshot-guard
- * the guard, to show what they avoid.
+ * exit 3 then); --raw-fixture drops the workarounds, --no-snapshot-guard
+ * the guard and --no-raft-fixes regentd's libraft corrections, to show
+ * what they avoid.
  * Exit: 0 ok, 2 bad usage or setup, 3 a check failed.
  *
  * Memory: the sim owns its batches (with their encoded bytes), the per-index
@@ -86,6 +92,7 @@
 #include "cmd.h"
 #include "fsm.h"
 #include "limits.h"
+#include "raft_fixes.h"
 
 #define MAX_SERVERS 5
 #define N_NAMES 8
@@ -138,6 +145,7 @@ struct options {
     bool verbose;
     bool raw_fixture; /* no workarounds for fixture/libraft bugs */
     bool no_guard;    /* snapshot even when libraft's commit index lies */
+    bool no_raft_fixes; /* without raft_fixes.c's corrections */
     enum inject inject;
 };
 
@@ -730,6 +738,7 @@ struct stats {
     unsigned long resent, copies_skipped, settles, dedup_max;
     unsigned long snapshots, restores, faults, elections, quiesces;
     unsigned long commit_regressions, snapshots_refused;
+    unsigned long role_changes, config_fixes;
     raft_time sim_ms;
     uint64_t digest; /* of every seed's trace */
 };
@@ -1856,6 +1865,106 @@ static void draw_timeouts(struct sim *s)
     s->next_draw = s->fx.time + ELECTION_TIMEOUT_MS;
 }
 
+/* The role of server i in r's current configuration (RAFT_SPARE if absent). */
+static int role_in(struct raft *r, struct sim *s, unsigned i)
+{
+    raft_id id = raft_of(s, i)->id;
+    for (unsigned k = 0; k < r->configuration.n; k++) {
+        if (r->configuration.servers[k].id == id) {
+            return r->configuration.servers[k].role;
+        }
+    }
+    return RAFT_SPARE;
+}
+
+/* Whether server i is a voter in r's configuration (raft_fixture_start_elect
+ * wants a voter, by the server's own view). */
+static bool votes(struct raft *r, unsigned i, struct sim *s)
+{
+    return role_in(r, s, i) == RAFT_VOTER;
+}
+
+static unsigned voter_count(struct raft *r)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < r->configuration.n; k++) {
+        n += r->configuration.servers[k].role == RAFT_VOTER;
+    }
+    return n;
+}
+
+/* i hears the leader l and is heard by it. */
+static bool in_touch(struct sim *s, unsigned l, unsigned i)
+{
+    return !s->net.dead[i] && !s->net.disc[l][i] && !s->net.disc[i][l] &&
+           !s->net.cut[l][i] && !s->net.cut[i][l] && !s->srv[i].deaf;
+}
+
+/* i is in touch with l and has stored l's last committed configuration
+ * (so it knows its own role in it). */
+static bool in_step_with(struct sim *s, unsigned l, unsigned i)
+{
+    struct raft *r = raft_of(s, l);
+    raft_index match = 0;
+    return in_touch(s, l, i) &&
+           raft_match_index(r, raft_of(s, i)->id, &match) == 0 &&
+           match >= r->configuration_committed_index;
+}
+
+/* Demoting leaves only voters in step with the leader: each has the
+ * entry that made it a voter. libraft has every server that is not a
+ * voter in its own configuration deny votes (electionVote), so a voter
+ * that missed its promotion cannot help elect anyone until a leader
+ * reaches it; if its vote is needed, the cluster stalls. regentd's members
+ * never demote and promote only synced standbys (docs/cluster.md). */
+static bool may_demote(struct sim *s, struct raft *r, unsigned l, unsigned i)
+{
+    if (voter_count(r) - 1 <= s->n / 2) {
+        return false;
+    }
+    for (unsigned k = 0; k < s->n; k++) {
+        if (k != l && k != i && votes(r, k, s) && !in_step_with(s, l, k)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void on_role_changed(struct raft_change *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* The leader turns another server from voter to standby or back, with
+ * regent's preconditions (a promotee the leader reaches, see may_demote): configuration entries then reach followers in the middle
+ * of catch-up batches, and promotions run libraft's catch-up rounds.
+ * Standbys keep replicating, so quiescence still compares every server. */
+static void act_role(struct sim *s)
+{
+    if (s->fx.leader_id == 0) {
+        return;
+    }
+    unsigned l = (unsigned)s->fx.leader_id - 1;
+    struct raft *r = raft_of(s, l);
+    unsigned i = other_than(s, l);
+    if (raft_state(r) != RAFT_LEADER || !in_touch(s, l, i)) {
+        return;
+    }
+    int role = votes(r, i, s) ? RAFT_STANDBY : RAFT_VOTER;
+    if (role == RAFT_STANDBY && !may_demote(s, r, l, i)) {
+        return;
+    }
+    struct raft_change *req = xmalloc(sizeof *req);
+    int rv = raft_assign(r, req, raft_of(s, i)->id, role, on_role_changed);
+    if (rv != 0) {
+        free(req); /* refused before libraft kept it: one change at a time */
+        return;
+    }
+    s->st.role_changes++;
+    vlog(s, "make %u a %s", i, role == RAFT_VOTER ? "voter" : "standby");
+}
+
 /* raft_fixture_elect/depose write follower-only fields of the union in
  * struct raft on every other server: only safe when all are followers. */
 static bool all_followers_except(struct sim *s, unsigned except)
@@ -1877,7 +1986,7 @@ static void act_elect(struct sim *s)
 {
     unsigned i = rng_below(&s->rng, s->n);
     if (s->fx.leader_id != 0 || s->net.dead[i] ||
-        !all_followers_except(s, s->n)) {
+        !all_followers_except(s, s->n) || !votes(raft_of(s, i), i, s)) {
         return;
     }
     vlog(s, "start an election on %u", i);
@@ -1912,6 +2021,7 @@ static const struct action actions[] = {
     {5, act_revive, true},      {3, act_latency, false},
     {2, act_disk_latency, false},
     {2, act_elect, false},      {2, act_depose, false},
+    {2, act_role, false},
 };
 
 static void schedule_step(struct sim *s)
@@ -2017,6 +2127,11 @@ static int sim_io_append(struct raft_io *io, struct raft_io_append *req,
     struct sim *s = sv->sim;
     raft_time done = s->fx.time + s->disk_ms[sv->i];
     sv->appends_done = done > sv->appends_done ? done : sv->appends_done;
+    /* As node.c does: libraft's pending-change index (raft_fixes.h). */
+    if (!s->opt->no_raft_fixes &&
+        rg_fix_uncommitted_config(io->data, entries, n)) {
+        s->st.config_fixes++;
+    }
     return sv->io_append(io, req, entries, n, cb);
 }
 
@@ -2124,6 +2239,22 @@ static void check_one_leader_per_term(struct sim *s, unsigned i)
     }
 }
 
+/* Entries are applied as soon as they are committed (a synchronous FSM),
+ * and applying a change entry settles it: a pending change at or below
+ * the last applied index is one that can never settle, which wedges every
+ * later membership change once this server leads (raft_fixes.h). */
+static void check_pending_change(struct sim *s, unsigned i)
+{
+    struct raft *r = raft_of(s, i);
+    raft_index pending = r->configuration_uncommitted_index;
+    if (pending != 0 && pending <= raft_last_applied(r)) {
+        fail(s, "server %u: pending configuration change at %llu, but it has "
+                "applied up to %llu",
+             i, (unsigned long long)pending,
+             (unsigned long long)raft_last_applied(r));
+    }
+}
+
 static void check_servers(struct sim *s)
 {
     for (unsigned i = 0; i < s->n; i++) {
@@ -2132,6 +2263,7 @@ static void check_servers(struct sim *s)
         if (raft_state(r) == RAFT_LEADER) {
             check_one_leader_per_term(s, i);
         }
+        check_pending_change(s, i);
         if (raft_commit_index(r) < sv->last_commit) {
             s->st.commit_regressions++;
             vlog(s, "server %u's commit index went back from %llu to %llu "
@@ -2488,17 +2620,18 @@ static void run_loop(struct sim *s)
 /* The flags that change the run, for the reproduce line. */
 static void describe_flags(const struct options *o, char *out, size_t n)
 {
-    snprintf(out, n, "%s%s%s",
+    snprintf(out, n, "%s%s%s%s",
              o->inject == INJECT_SKIP      ? " --inject-bug skip"
              : o->inject == INJECT_CORRUPT ? " --inject-bug corrupt"
                                            : "",
              o->raw_fixture ? " --raw-fixture" : "",
-             o->no_guard ? " --no-snapshot-guard" : "");
+             o->no_guard ? " --no-snapshot-guard" : "",
+             o->no_raft_fixes ? " --no-raft-fixes" : "");
 }
 
 static void print_failure(const struct sim *s)
 {
-    char flags[80];
+    char flags[100];
     describe_flags(s->opt, flags, sizeof flags);
     fprintf(stderr,
             "sim_raft: FAILED seed %" PRIu64 " (%u servers) at step %lu, "
@@ -2557,6 +2690,8 @@ static void add_stats(struct stats *t, const struct stats *a)
     t->quiesces += a->quiesces;
     t->commit_regressions += a->commit_regressions;
     t->snapshots_refused += a->snapshots_refused;
+    t->role_changes += a->role_changes;
+    t->config_fixes += a->config_fixes;
     t->sim_ms += a->sim_ms;
     t->digest = mix(t->digest, a->digest);
 }
@@ -2599,6 +2734,10 @@ static bool parse_args(int argc, char **argv, struct options *o)
             o->no_guard = true;
             continue;
         }
+        if (strcmp(a, "--no-raft-fixes") == 0) {
+            o->no_raft_fixes = true;
+            continue;
+        }
         if (strcmp(a, "--inject-bug") == 0 && next != NULL) {
             o->inject = strcmp(next, "skip") == 0      ? INJECT_SKIP
                         : strcmp(next, "corrupt") == 0 ? INJECT_CORRUPT
@@ -2632,9 +2771,10 @@ static void print_summary(const struct options *o, const struct stats *t)
            "acknowledged, %lu lost leadership first), %lu NO replies, "
            "%lu ops re-sent, %lu copies skipped, %lu settles (at most %lu "
            "refs remembered), "
-           "%lu snapshots, %lu restores, %lu elections, %lu faults, "
-           "%lu heal-and-compare; libraft anomalies: %lu commit index "
-           "regressions, %lu snapshot attempts refused (commit < applied); "
+           "%lu snapshots, %lu restores, %lu elections, %lu role changes, "
+           "%lu faults, %lu heal-and-compare; libraft anomalies: %lu commit "
+           "index regressions, %lu snapshot attempts refused (commit < "
+           "applied), %lu pending-change indexes corrected; "
            "trace digest %016" PRIx64 "\n",
            o->seed, o->seed + o->seeds - 1, o->steps,
            o->servers == 3   ? "3"
@@ -2643,8 +2783,9 @@ static void print_summary(const struct options *o, const struct stats *t)
            o->seed, (unsigned long long)t->sim_ms / 1000, t->committed,
            t->submitted, t->acked, t->unacked, t->replies_no, t->resent,
            t->copies_skipped, t->settles, t->dedup_max, t->snapshots,
-           t->restores, t->elections, t->faults, t->quiesces,
-           t->commit_regressions, t->snapshots_refused, t->digest);
+           t->restores, t->elections, t->role_changes, t->faults,
+           t->quiesces, t->commit_regressions, t->snapshots_refused,
+           t->config_fixes, t->digest);
 }
 
 int main(int argc, char **argv)
