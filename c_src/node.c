@@ -22,6 +22,7 @@
 #define MAX_INFLIGHT_ENTRIES 4096
 #define SNAPSHOT_THRESHOLD 8192
 #define SNAPSHOT_TRAILING 2048
+#define INSTALL_SNAPSHOT_TIMEOUT_MS 10000
 #define CONNECT_RETRY_MS 100
 #define SEGMENT_SIZE (1u << 20)
 #define DUMP_FRAME_BYTES (1u << 20)
@@ -601,6 +602,7 @@ static void tune(struct rg_node *n)
     raft_set_max_inflight_entries(&n->raft, MAX_INFLIGHT_ENTRIES);
     raft_set_snapshot_threshold(&n->raft, SNAPSHOT_THRESHOLD);
     raft_set_snapshot_trailing(&n->raft, SNAPSHOT_TRAILING);
+    raft_set_install_snapshot_timeout(&n->raft, INSTALL_SNAPSHOT_TIMEOUT_MS);
     /* raft_uv's "capacity" is the log space it has already reserved (open
      * and prepared segments), in KiB, as an unsigned short. With our 1 MiB
      * segments it reads 2048, under libraft's default threshold of 4096, so
@@ -612,17 +614,62 @@ static void tune(struct rg_node *n)
     raft_uv_set_segment_size(&n->io, SEGMENT_SIZE);
 }
 
+static struct rg_node *node_of_io(struct raft_io *io)
+{
+    return (struct rg_node *)(void *)((char *)io - offsetof(struct rg_node, io));
+}
+
 /* Every batch libraft persists passes here first (see raft_fixes.h). */
 static int fixed_append(struct raft_io *io, struct raft_io_append *req,
                         const struct raft_entry entries[], unsigned n_entries,
                         raft_io_append_cb cb)
 {
-    struct rg_node *n =
-        (struct rg_node *)(void *)((char *)io - offsetof(struct rg_node, io));
+    struct rg_node *n = node_of_io(io);
     if (rg_fix_uncommitted_config(&n->raft, entries, n_entries)) {
         log_msg("corrected libraft's pending configuration index", NULL);
     }
     return n->uv_append(io, req, entries, n_entries, cb);
+}
+
+static int fixed_snapshot_put(struct raft_io *io, unsigned trailing,
+                              struct raft_io_snapshot_put *req,
+                              const struct raft_snapshot *snapshot,
+                              raft_io_snapshot_put_cb cb)
+{
+    struct rg_node *n = node_of_io(io);
+    return rg_tracked_snapshot_put(n->uv_snapshot_put, &n->snapshot_writing,
+                                   io, trailing, req, snapshot, cb);
+}
+
+/* Every message passes here before libraft sees it (see raft_fixes.h). */
+static void fixed_recv(struct raft_io *io, struct raft_message *msg)
+{
+    struct rg_node *n = node_of_io(io);
+    if (rg_fix_drop_install_snapshot(n->snapshot_writing, msg)) {
+        log_msg("dropped an InstallSnapshot that arrived during a snapshot "
+                "write", NULL);
+        return;
+    }
+    n->raft_recv(io, msg);
+}
+
+static int fixed_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                       raft_io_recv_cb recv)
+{
+    struct rg_node *n = node_of_io(io);
+    n->raft_recv = recv;
+    return n->uv_start(io, msecs, tick, fixed_recv);
+}
+
+/* Before raft_start: libraft calls start then, and the others later. */
+static void install_fixes(struct rg_node *n)
+{
+    n->uv_append = n->io.append;
+    n->io.append = fixed_append;
+    n->uv_start = n->io.start;
+    n->io.start = fixed_start;
+    n->uv_snapshot_put = n->io.snapshot_put;
+    n->io.snapshot_put = fixed_snapshot_put;
 }
 
 static int bootstrap_alone(struct rg_node *n)
@@ -680,8 +727,7 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
         return -1;
     }
     tune(n);
-    n->uv_append = n->io.append;
-    n->io.append = fixed_append;
+    install_fixes(n);
     if (!resumed && s->bootstrap && bootstrap_alone(n) != 0) {
         *err = "raft_bootstrap failed";
         return -1;

@@ -24,6 +24,7 @@
 #include "fsm.h"
 #include "port.h"
 #include "proto.h"
+#include "raft_fixes.h"
 #include "transport.h"
 
 /* A ref and the daemon whose member is waiting for its answer. */
@@ -37,10 +38,16 @@ struct rg_node {
     struct rg_port port;
     struct rg_transport transport;
     struct raft_io io;
-    /* raft_uv's append; io.append is fixed_append in front of it */
+    /* raft_uv's append, start and snapshot_put, and libraft's receive
+     * handler: node.c puts the corrections of raft_fixes.h in front */
     int (*uv_append)(struct raft_io *io, struct raft_io_append *req,
                      const struct raft_entry entries[], unsigned n,
                      raft_io_append_cb cb);
+    int (*uv_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                    raft_io_recv_cb recv);
+    rg_snapshot_put_fn uv_snapshot_put;
+    raft_io_recv_cb raft_recv;
+    bool snapshot_writing; /* a snapshot_put is in flight */
     struct raft raft;
     struct raft_fsm fsm_iface;
     struct rg_fsm fsm;

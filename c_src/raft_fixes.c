@@ -1,5 +1,7 @@
 #include "raft_fixes.h"
 
+#include <stdlib.h>
+
 bool rg_fix_uncommitted_config(struct raft *r, const struct raft_entry entries[],
                                unsigned n)
 {
@@ -24,4 +26,58 @@ bool rg_fix_uncommitted_config(struct raft *r, const struct raft_entry entries[]
     }
     r->configuration_uncommitted_index = first + last;
     return true;
+}
+
+bool rg_fix_drop_install_snapshot(bool snapshot_writing,
+                                  struct raft_message *msg)
+{
+    if (!snapshot_writing || msg->type != RAFT_INSTALL_SNAPSHOT) {
+        return false;
+    }
+    /* What libraft's own receive path frees when it discards one. */
+    raft_configuration_close(&msg->install_snapshot.conf);
+    raft_free(msg->install_snapshot.data.base);
+    msg->install_snapshot.data.base = NULL;
+    return true;
+}
+
+/* A snapshot write in flight: `put` gets `inner`; libraft's request (whose
+ * data field libraft owns) and callback wait here. */
+struct tracked_put {
+    struct raft_io_snapshot_put inner; /* first: the callback finds us */
+    struct raft_io_snapshot_put *outer;
+    raft_io_snapshot_put_cb cb;
+    bool *writing;
+};
+
+static void tracked_put_done(struct raft_io_snapshot_put *inner, int status)
+{
+    struct tracked_put *t = (struct tracked_put *)(void *)inner;
+    struct raft_io_snapshot_put *outer = t->outer;
+    raft_io_snapshot_put_cb cb = t->cb;
+    *t->writing = false;
+    free(t);
+    cb(outer, status);
+}
+
+int rg_tracked_snapshot_put(rg_snapshot_put_fn put, bool *writing,
+                            struct raft_io *io, unsigned trailing,
+                            struct raft_io_snapshot_put *req,
+                            const struct raft_snapshot *snapshot,
+                            raft_io_snapshot_put_cb cb)
+{
+    struct tracked_put *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        return RAFT_NOMEM;
+    }
+    t->outer = req;
+    t->cb = cb;
+    t->writing = writing;
+    int rv = put(io, trailing, &t->inner, snapshot, tracked_put_done);
+    if (rv != 0) {
+        free(t);
+        return rv;
+    }
+    *writing = true;
+    return 0;
 }

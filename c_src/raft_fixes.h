@@ -15,7 +15,18 @@
  * removing a dead server, promoting a standby) fails with RAFT_CANTCHANGE.
  * A follower that catches up after a partition receives exactly such
  * batches (commands, then a change, in one AppendEntries). Found by the
- * nemesis test (seed 29). */
+ * nemesis test (seed 29).
+ *
+ * 2. An InstallSnapshot that arrives while a snapshot is being written
+ * (libraft 0.22.1, legacy.c and replication.c; unchanged upstream as of
+ * 2026-11). During the server's own snapshot write it is parked, and when
+ * the write completes takeSnapshotCb clears the parked pointer before it
+ * uses it: a NULL dereference, the daemon dies. During the write of an
+ * installed snapshot it is ignored without freeing its data and
+ * configuration: a leak of a copy of the table. Found by the raft_fixture
+ * simulation. While a snapshot write is in flight regentd drops incoming
+ * InstallSnapshot messages, as a lossy network would; the leader sends the
+ * snapshot again after its install-snapshot timeout. */
 #ifndef RG_RAFT_FIXES_H
 #define RG_RAFT_FIXES_H
 
@@ -30,5 +41,24 @@
  * its place. Returns true if it corrected the index. */
 bool rg_fix_uncommitted_config(struct raft *r, const struct raft_entry entries[],
                                unsigned n);
+
+typedef int (*rg_snapshot_put_fn)(struct raft_io *io, unsigned trailing,
+                                  struct raft_io_snapshot_put *req,
+                                  const struct raft_snapshot *snapshot,
+                                  raft_io_snapshot_put_cb cb);
+
+/* raft_io's snapshot_put through `put`, with *writing true from a
+ * successful start until just before libraft's callback runs. */
+int rg_tracked_snapshot_put(rg_snapshot_put_fn put, bool *writing,
+                            struct raft_io *io, unsigned trailing,
+                            struct raft_io_snapshot_put *req,
+                            const struct raft_snapshot *snapshot,
+                            raft_io_snapshot_put_cb cb);
+
+/* Called with each message raft_io delivers, before libraft sees it. If it
+ * is an InstallSnapshot and a snapshot write is in flight, frees what the
+ * message owns and returns true: the caller drops it. */
+bool rg_fix_drop_install_snapshot(bool snapshot_writing,
+                                  struct raft_message *msg);
 
 #endif

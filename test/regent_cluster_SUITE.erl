@@ -159,7 +159,8 @@ join_one_by_one(Config) ->
     await_cluster([A, B], 2),
     start_on([C], Config),
     await_cluster(Nodes, 3),
-    [voter, voter, voter] = roles(C),
+    %% A joiner votes once its member has said it is synced: soon, not at once.
+    wait_until(fun() -> roles(C) =:= [voter, voter, voter] end, 10000),
     {A, ?REG} = leader(C).
 
 join_at_once(Config) ->
@@ -168,7 +169,7 @@ join_at_once(Config) ->
     [spawn_link(fun() -> start_on([N], Config), Parent ! {started, N} end) || N <- Nodes],
     [receive {started, N} -> ok end || N <- Nodes],
     await_cluster(Nodes, 3),
-    [voter, voter, voter] = roles(hd(Nodes)).
+    wait_until(fun() -> roles(hd(Nodes)) =:= [voter, voter, voter] end, 10000).
 
 five_nodes_roles(Config) ->
     Nodes = peers(5),

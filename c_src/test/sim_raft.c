@@ -696,6 +696,8 @@ struct dsec {
 typedef int (*io_append_fn)(struct raft_io *io, struct raft_io_append *req,
                             const struct raft_entry entries[], unsigned n,
                             raft_io_append_cb cb);
+typedef int (*io_start_fn)(struct raft_io *io, unsigned msecs,
+                           raft_io_tick_cb tick, raft_io_recv_cb recv);
 typedef int (*io_truncate_fn)(struct raft_io *io, raft_index index);
 typedef int (*io_snapshot_put_fn)(struct raft_io *io, unsigned trailing,
                                   struct raft_io_snapshot_put *req,
@@ -722,8 +724,9 @@ struct server {
     io_snapshot_put_fn io_snapshot_put;
     bool installing;        /* an InstallSnapshot reached the fixture's disk */
     raft_time appends_done; /* completion time of its last append */
-    bool deaf;              /* writing a snapshot: incoming links saturated */
-    raft_time deaf_until;
+    bool snapshot_writing; /* a snapshot_put in flight (raft_fixes.h) */
+    io_start_fn io_start;
+    raft_io_recv_cb recv; /* libraft's */
 };
 
 /* The fault plan the network must reflect (see sync_net). */
@@ -738,7 +741,7 @@ struct stats {
     unsigned long resent, copies_skipped, settles, dedup_max;
     unsigned long snapshots, restores, faults, elections, quiesces;
     unsigned long commit_regressions, snapshots_refused;
-    unsigned long role_changes, config_fixes;
+    unsigned long role_changes, config_fixes, installs_dropped;
     raft_time sim_ms;
     uint64_t digest; /* of every seed's trace */
 };
@@ -1719,7 +1722,7 @@ static void sync_net(struct sim *s)
     for (unsigned i = 0; i < s->n; i++) {
         for (unsigned j = 0; j < s->n; j++) {
             bool want = s->net.cut[i][j] || s->net.dead[i] ||
-                        s->net.dead[j] || s->srv[j].deaf;
+                        s->net.dead[j];
             if (i == j || raft_fixture_saturated(f, i, j) == want) {
                 continue;
             }
@@ -1897,7 +1900,7 @@ static unsigned voter_count(struct raft *r)
 static bool in_touch(struct sim *s, unsigned l, unsigned i)
 {
     return !s->net.dead[i] && !s->net.disc[l][i] && !s->net.disc[i][l] &&
-           !s->net.cut[l][i] && !s->net.cut[i][l] && !s->srv[i].deaf;
+           !s->net.cut[l][i] && !s->net.cut[i][l];
 }
 
 /* i is in touch with l and has stored l's last committed configuration
@@ -2047,31 +2050,6 @@ static struct server *server_of_io(struct raft_io *io)
     return r->data;
 }
 
-/* Saturates every link into the server until `until` has passed. */
-static void deafen(struct server *sv, raft_time until)
-{
-    if (!sv->deaf || until > sv->deaf_until) {
-        sv->deaf_until = until;
-    }
-    sv->deaf = true;
-    sync_net(sv->sim);
-}
-
-/* From the step hook: once time has moved past the write, hear again. */
-static void end_deafness(struct sim *s)
-{
-    bool changed = false;
-    for (unsigned i = 0; i < s->n; i++) {
-        if (s->srv[i].deaf && s->fx.time > s->srv[i].deaf_until) {
-            s->srv[i].deaf = false;
-            changed = true;
-        }
-    }
-    if (changed) {
-        sync_net(s);
-    }
-}
-
 /* Works around a raft_fixture bug (libraft 0.22.1, still in master): its
  * in-memory disk truncate keeps `index - 1` entries, ignoring that an
  * installed snapshot moved the start of its array, so the first log
@@ -2087,21 +2065,31 @@ static int sim_io_truncate(struct raft_io *io, raft_index index)
     return sv->installing ? 0 : sv->io_truncate(io, index);
 }
 
-/* Works around two libraft 0.22.1 bugs (legacy.c, still in master) that
- * own snapshot writes trigger:
- * - takeSnapshotCb: an InstallSnapshot that arrives while the server's own
- *   snapshot is being written is parked, and when the write completes the
- *   code clears the parked pointer before reading it: persisting "it"
- *   dereferences NULL (SIGSEGV), after TrailSnapshot recorded the own
- *   snapshot with term 0 (assert compiled out).
- * - legacyPersistEntriesCb: a follower applies entries it has not yet
- *   persisted (commit_index may pass last_stored), so it may snapshot past
- *   an append still in flight; if that compacts the batch's first entry,
- *   the completion is dropped, last_stored never moves again and the
- *   follower stalls for good (InstallSnapshot: "have all entries").
- * So an own snapshot write completes no earlier than the server's pending
- * appends, and the server hears nothing until it has: messages arriving
- * in that window are dropped. */
+/* Puts a snapshot as regentd does: with the fixes, tracked, so that
+ * sim_recv drops an InstallSnapshot arriving meanwhile (raft_fixes.h: a
+ * NULL dereference in takeSnapshotCb during an own write, a leak during an
+ * installed one). */
+static int put_snapshot(struct server *sv, struct raft_io *io,
+                        unsigned trailing, struct raft_io_snapshot_put *req,
+                        const struct raft_snapshot *snapshot,
+                        raft_io_snapshot_put_cb cb)
+{
+    if (sv->sim->opt->no_raft_fixes) {
+        return sv->io_snapshot_put(io, trailing, req, snapshot, cb);
+    }
+    return rg_tracked_snapshot_put(sv->io_snapshot_put, &sv->snapshot_writing,
+                                   io, trailing, req, snapshot, cb);
+}
+
+/* Works around a libraft 0.22.1 bug (legacy.c, still in master) that the
+ * fixture's disk exposes and raft_uv's does not: a follower applies
+ * entries it has not yet persisted (commit_index may pass last_stored), so
+ * it may snapshot past an append still in flight; if that compacts the
+ * batch's first entry, the completion is dropped, last_stored never moves
+ * again and the follower stalls for good (InstallSnapshot: "have all
+ * entries"). raft_uv finishes a snapshot write only after the appends
+ * before it (a barrier); the fixture completes requests by time alone. So
+ * an own snapshot write completes no earlier than the pending appends. */
 static int own_snapshot_put(struct server *sv, struct raft_io *io,
                             unsigned trailing,
                             struct raft_io_snapshot_put *req,
@@ -2112,9 +2100,8 @@ static int own_snapshot_put(struct server *sv, struct raft_io *io,
     raft_time now = s->fx.time;
     raft_time done = sv->appends_done > now ? sv->appends_done : now;
     raft_fixture_set_disk_latency(&s->fx, sv->i, (unsigned)(done - now));
-    int rv = sv->io_snapshot_put(io, trailing, req, snapshot, cb);
+    int rv = put_snapshot(sv, io, trailing, req, snapshot, cb);
     raft_fixture_set_disk_latency(&s->fx, sv->i, s->disk_ms[sv->i]);
-    deafen(sv, done);
     return rv;
 }
 
@@ -2135,20 +2122,33 @@ static int sim_io_append(struct raft_io *io, struct raft_io_append *req,
     return sv->io_append(io, req, entries, n, cb);
 }
 
-/* Works around a libraft 0.22.1 leak (replication.c, still in master): an
- * InstallSnapshot that arrives while another one is being persisted is
- * ignored ("already taking or installing snapshot") without freeing its
- * data and configuration; in regentd that is a copy of the whole table.
- * So a server installing a snapshot hears nothing until it is written. */
+/* sim_io_truncate's workaround starts with the first installed snapshot. */
 static int install_snapshot_put(struct server *sv, struct raft_io *io,
                                 struct raft_io_snapshot_put *req,
                                 const struct raft_snapshot *snapshot,
                                 raft_io_snapshot_put_cb cb)
 {
-    struct sim *s = sv->sim;
     sv->installing = true;
-    deafen(sv, s->fx.time + s->disk_ms[sv->i]);
-    return sv->io_snapshot_put(io, 0, req, snapshot, cb);
+    return put_snapshot(sv, io, 0, req, snapshot, cb);
+}
+
+/* As node.c does: an InstallSnapshot during a snapshot write is dropped. */
+static void sim_recv(struct raft_io *io, struct raft_message *msg)
+{
+    struct server *sv = server_of_io(io);
+    if (rg_fix_drop_install_snapshot(sv->snapshot_writing, msg)) {
+        sv->sim->st.installs_dropped++;
+        return;
+    }
+    sv->recv(io, msg);
+}
+
+static int sim_io_start(struct raft_io *io, unsigned msecs,
+                        raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    struct server *sv = server_of_io(io);
+    sv->recv = recv;
+    return sv->io_start(io, msecs, tick, sim_recv);
 }
 
 /* libraft persists an installed snapshot with trailing 0, its own with the
@@ -2213,7 +2213,9 @@ static void wrap_io(struct sim *s, unsigned i)
     sv->io_truncate = r->io->truncate;
     sv->io_snapshot_put = r->io->snapshot_put;
     sv->io_append = r->io->append;
+    sv->io_start = r->io->start;
     r->io->append = sim_io_append;
+    r->io->start = sim_io_start;
     r->io->truncate = sim_io_truncate;
     r->io->snapshot_put = sim_io_snapshot_put;
     r->io->snapshot_get = sim_io_snapshot_get;
@@ -2288,7 +2290,6 @@ static void on_step(struct raft_fixture *f, struct raft_fixture_event *ev)
     s->digest = mix(mix(s->digest, f->time), f->leader_id);
     s->digest = mix(s->digest, f->commit_index);
     check_servers(s);
-    end_deafness(s);
     if (f->time >= s->next_draw) {
         draw_timeouts(s);
     }
@@ -2692,6 +2693,7 @@ static void add_stats(struct stats *t, const struct stats *a)
     t->snapshots_refused += a->snapshots_refused;
     t->role_changes += a->role_changes;
     t->config_fixes += a->config_fixes;
+    t->installs_dropped += a->installs_dropped;
     t->sim_ms += a->sim_ms;
     t->digest = mix(t->digest, a->digest);
 }
@@ -2774,7 +2776,8 @@ static void print_summary(const struct options *o, const struct stats *t)
            "%lu snapshots, %lu restores, %lu elections, %lu role changes, "
            "%lu faults, %lu heal-and-compare; libraft anomalies: %lu commit "
            "index regressions, %lu snapshot attempts refused (commit < "
-           "applied), %lu pending-change indexes corrected; "
+           "applied), %lu pending-change indexes corrected, %lu "
+           "InstallSnapshots dropped during a snapshot write; "
            "trace digest %016" PRIx64 "\n",
            o->seed, o->seed + o->seeds - 1, o->steps,
            o->servers == 3   ? "3"
@@ -2785,7 +2788,7 @@ static void print_summary(const struct options *o, const struct stats *t)
            t->copies_skipped, t->settles, t->dedup_max, t->snapshots,
            t->restores, t->elections, t->role_changes, t->faults,
            t->quiesces, t->commit_regressions, t->snapshots_refused,
-           t->config_fixes, t->digest);
+           t->config_fixes, t->installs_dropped, t->digest);
 }
 
 int main(int argc, char **argv)
