@@ -20,8 +20,6 @@
 #define ELECTION_TIMEOUT_MS 150 /* randomised by libraft to [T, 2T) */
 #define HEARTBEAT_MS 50
 #define MAX_INFLIGHT_ENTRIES 4096
-#define SNAPSHOT_THRESHOLD 8192
-#define SNAPSHOT_TRAILING 2048
 #define INSTALL_SNAPSHOT_TIMEOUT_MS 10000
 #define CONNECT_RETRY_MS 100
 #define SEGMENT_SIZE (1u << 20)
@@ -594,14 +592,14 @@ static int clear_dir(const char *dir)
     return rv;
 }
 
-static void tune(struct rg_node *n)
+static void tune(struct rg_node *n, const struct rg_start *s)
 {
     raft_set_election_timeout(&n->raft, ELECTION_TIMEOUT_MS);
     raft_set_heartbeat_timeout(&n->raft, HEARTBEAT_MS);
     raft_set_pre_vote(&n->raft, true);
     raft_set_max_inflight_entries(&n->raft, MAX_INFLIGHT_ENTRIES);
-    raft_set_snapshot_threshold(&n->raft, SNAPSHOT_THRESHOLD);
-    raft_set_snapshot_trailing(&n->raft, SNAPSHOT_TRAILING);
+    raft_set_snapshot_threshold(&n->raft, s->snapshot_threshold);
+    raft_set_snapshot_trailing(&n->raft, s->snapshot_trailing);
     raft_set_install_snapshot_timeout(&n->raft, INSTALL_SNAPSHOT_TIMEOUT_MS);
     /* raft_uv's "capacity" is the log space it has already reserved (open
      * and prepared segments), in KiB, as an unsigned short. With our 1 MiB
@@ -726,7 +724,7 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
         *err = "raft_init failed";
         return -1;
     }
-    tune(n);
+    tune(n, s);
     install_fixes(n);
     if (!resumed && s->bootstrap && bootstrap_alone(n) != 0) {
         *err = "raft_bootstrap failed";

@@ -49,10 +49,15 @@ bool rg_proto_start(struct rg_rbuf *r, struct rg_start *s, char *strbuf,
     s->port_lo = rg_rbuf_u16(r);
     s->port_hi = rg_rbuf_u16(r);
     s->secret = rg_rbuf_blob(r, 1024, &s->secret_len);
+    s->snapshot_threshold = rg_rbuf_u32(r);
+    s->snapshot_trailing = rg_rbuf_u32(r);
     s->bootstrap = (flags & 1) != 0;
     /* take_string() marks r failed, so s->dir is only read when set. */
     if (!rg_rbuf_done(r) || flags > 1 || s->port_lo > s->port_hi ||
-        s->dir[0] == '\0') {
+        s->dir[0] == '\0' ||
+        s->snapshot_threshold < RG_SNAPSHOT_THRESHOLD_MIN ||
+        s->snapshot_threshold > RG_SNAPSHOT_SETTING_MAX ||
+        s->snapshot_trailing > RG_SNAPSHOT_SETTING_MAX) {
         *err = "malformed START frame";
         return false;
     }

@@ -45,7 +45,14 @@ struct rg_start {
     uint16_t port_lo, port_hi;
     const uint8_t *secret;
     uint32_t secret_len;
+    uint32_t snapshot_threshold; /* entries between snapshots */
+    uint32_t snapshot_trailing;  /* entries kept after one */
 };
+
+/* START's accepted snapshot settings (libraft takes any; these keep a
+ * typo from making a daemon snapshot on every entry or never). */
+#define RG_SNAPSHOT_THRESHOLD_MIN 16u
+#define RG_SNAPSHOT_SETTING_MAX (1u << 24)
 
 /* The first fields of any member frame. Returns false (with *err set) when
  * the header is bad; on success r is positioned after the header. */

@@ -60,6 +60,8 @@
                 | {bind_host, string() | binary()}
                 | {port_range, {inet:port_number(), inet:port_number()}}
                 | {secret, iodata()}
+                | {snapshot_threshold, 16..16777216}
+                | {snapshot_trailing, 0..16777216}
                 | {daemon, file:filename()}.
 -type options() :: [option()] | #{atom() => term()}.
 -export_type([registry/0, name/0, via_name/0, member_id/0, options/0]).
@@ -93,6 +95,12 @@ start_link(Reg) ->
 %% <li>`bind_host', `port_range': address of the raft port
 %%   (`"127.0.0.1"', `{0, 0}' = any free port).</li>
 %% <li>`secret': the cluster secret (default: derived from the cookie).</li>
+%% <li>`snapshot_threshold', `snapshot_trailing': regentd snapshots its
+%%   table every `snapshot_threshold' log entries (8192) and keeps the last
+%%   `snapshot_trailing' entries (2048) for followers slightly behind. A
+%%   snapshot serialises the whole table on the daemon's loop, so lower
+%%   values trade more frequent stalls for a shorter log to replay on
+%%   restart.</li>
 %% <li>`daemon': path of the regentd executable (default: priv/regentd).</li>
 %% </ul>
 -spec start_link(registry(), options()) -> {ok, pid()} | {error, term()}.
@@ -343,6 +351,8 @@ options(Opts) when is_map(Opts) ->
                  bind_host => <<"127.0.0.1">>,
                  port_range => {0, 0},
                  secret => undefined,
+                 snapshot_threshold => 8192,
+                 snapshot_trailing => 2048,
                  daemon => filename:join(code:priv_dir(regent), "regentd")},
     Env = maps:with(maps:keys(Defaults), maps:from_list(application:get_all_env(regent))),
     M = maps:merge(maps:merge(Defaults, Env), Opts),
@@ -353,10 +363,17 @@ options(Opts) when is_map(Opts) ->
     byte_size(Host) =< 63 andalso
         element(1, inet:parse_ipv4strict_address(binary_to_list(Host))) =:= ok
         orelse error({badarg, {bind_host, Host}}),
+    in_range(snapshot_threshold, M, 16, 1 bsl 24),
+    in_range(snapshot_trailing, M, 0, 1 bsl 24),
     Secret = secret(maps:get(secret, M)),
     byte_size(Secret) >= 1 andalso byte_size(Secret) =< 1024
         orelse error({badarg, {secret, size}}),
     M#{bind_host := Host, secret := Secret}.
+
+in_range(Key, M, Min, Max) ->
+    V = maps:get(Key, M),
+    is_integer(V) andalso V >= Min andalso V =< Max
+        orelse error({badarg, {Key, V}}).
 
 default_data_dir() ->
     case filelib:is_dir("/dev/shm") of

@@ -253,7 +253,9 @@ start_daemon(#st{opts = Opts, dir = Dir, phase = Phase} = S) ->
               data_dir => unicode:characters_to_binary(Dir),
               bind_host => maps:get(bind_host, Opts),
               port_range => maps:get(port_range, Opts),
-              secret => maps:get(secret, Opts)},
+              secret => maps:get(secret, Opts),
+              snapshot => {maps:get(snapshot_threshold, Opts),
+                           maps:get(snapshot_trailing, Opts)}},
     true = port_command(Port, regent_proto:start(Start)),
     [gen_server:reply(W, status_map(S#st{port = undefined}))
      || W <- S#st.status_waiters],

@@ -41,16 +41,19 @@
 
 %% ---- member -> daemon ----------------------------------------------------
 
-%% @doc The START frame: where to keep raft state, what to bind, the secret.
+%% @doc The START frame: where to keep raft state, what to bind, the secret,
+%% how often to snapshot.
 -spec start(#{id := non_neg_integer(), bootstrap := boolean(),
               data_dir := binary(), bind_host := binary(),
               port_range := {inet:port_number(), inet:port_number()},
-              secret := binary()}) -> binary().
+              secret := binary(),
+              snapshot := {pos_integer(), non_neg_integer()}}) -> binary().
 start(#{id := Id, bootstrap := Boot, data_dir := Dir, bind_host := Host,
-        port_range := {Lo, Hi}, secret := Secret}) ->
+        port_range := {Lo, Hi}, secret := Secret,
+        snapshot := {Threshold, Trailing}}) ->
     Flags = case Boot of true -> 1; false -> 0 end,
     <<?V, 16#01, Id:64, Flags, (blob(Dir))/binary, (blob(Host))/binary,
-      Lo:16, Hi:16, (blob(Secret))/binary>>.
+      Lo:16, Hi:16, (blob(Secret))/binary, Threshold:32, Trailing:32>>.
 
 %% @doc One OPS frame carrying encoded ops (see the op_* functions).
 -spec ops([binary()]) -> iodata().

@@ -13,7 +13,7 @@
          metadata_and_queries/1, send_via/1, hundred_deaths/1,
          dead_holder_is_replaced/1, canonical_names/1, canonical_bytes/1,
          equal_maps_equal_keys/1, names_through_the_daemon/1, bad_input/1,
-         not_running/1, no_atoms_per_name/1, independent_registries/1,
+         not_running/1, bad_options/1, no_atoms_per_name/1, independent_registries/1,
          daemon_kill9_recovers/1, unavailable_times_out/1, port_garbage/1,
          port_oversize_frame/1, raft_port_garbage/1, status_and_leader/1,
          member_crash_resumes/1, big_batches_are_split/1,
@@ -34,7 +34,7 @@ groups() ->
                       concurrent_writes_share_entries]},
      {names, [], [canonical_names, canonical_bytes, equal_maps_equal_keys,
                   names_through_the_daemon]},
-     {failures, [], [bad_input, not_running, daemon_kill9_recovers,
+     {failures, [], [bad_input, bad_options, not_running, daemon_kill9_recovers,
                      unavailable_times_out, member_crash_resumes,
                      daemon_state_lost_reclaims,
                      big_batches_are_split, port_garbage,
@@ -364,6 +364,18 @@ bad_input(_Config) ->
     P = regent:whereis_name({?REG, kept}),
     {ok, undefined} = regent:get_metadata({?REG, kept}).
 
+%% Options are checked before anything starts, each with the key at fault.
+bad_options(_Config) ->
+    Bad = [{voters, 0}, {voters, 8}, {snapshot_threshold, 15},
+           {snapshot_threshold, 1 bsl 24 + 1}, {snapshot_threshold, "8192"},
+           {snapshot_trailing, -1}, {snapshot_trailing, 1 bsl 24 + 1},
+           {bind_host, "localhost"}],
+    [begin
+         {'EXIT', {{badarg, {K, _}}, _}} = catch regent:start_link(bad_opts, [{K, V}])
+     end || {K, V} <- Bad],
+    undefined = whereis(bad_opts),
+    ok.
+
 not_running(_Config) ->
     {'EXIT', {regent_not_running, nope}} = catch regent:whereis_name({nope, x}),
     {'EXIT', {regent_not_running, nope}} = catch regent:register_name({nope, x}, self()),
@@ -508,7 +520,7 @@ port_garbage(Config) ->
     ok = file:write_file(filename:join(Dir, "metadata1"), <<"junk">>),
     true = port_command(Port, regent_proto:start(#{id => 0, bootstrap => true,
         data_dir => list_to_binary(Dir), bind_host => <<"127.0.0.1">>,
-        port_range => {0, 0}, secret => <<"s">>})),
+        port_range => {0, 0}, secret => <<"s">>, snapshot => {8192, 2048}})),
     {started, _, _, false} = recv_frame(Port),
     {dump, true, []} = recv_until(Port, dump),
     BadKey = <<107, 0, 2, "ab">>, % STRING_EXT: not canonical

@@ -71,8 +71,11 @@ default_daemon() ->
         Path -> Path
     end.
 
+%% Snapshots far more often than the default (8192 entries), so daemons
+%% snapshot, send and install snapshots under the faults too.
 member_opts(#{daemon := Daemon}) ->
-    [{daemon, Daemon}, {register_timeout, 2000}].
+    [{daemon, Daemon}, {register_timeout, 2000},
+     {snapshot_threshold, 128}, {snapshot_trailing, 32}].
 
 %% ---- the random workload -------------------------------------------------
 

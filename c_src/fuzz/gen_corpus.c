@@ -147,6 +147,8 @@ static void seeds_proto(void)
     rg_wbuf_u16(&w, 4100);
     rg_wbuf_u16(&w, 4199);
     rg_wbuf_blob(&w, "0123456789abcdef0123456789abcdef", 32);
+    rg_wbuf_u32(&w, 8192);
+    rg_wbuf_u32(&w, 2048);
     write_seed("fuzz_proto", "start", &w);
 
     static const char *kinds[] = {"", "register", "unregister", "unreg_owner",

@@ -29,9 +29,23 @@ static const uint8_t pid_b[] = {88, 119, 3, 'b', '@', 'h', 0, 0, 0, 2,
 static const uint8_t name_x[] = {104, 2, 119, 1, 'x', 97, 1}; /* {x,1} */
 static const uint8_t name_bad[] = {98, 0, 0, 0, 1};          /* 1, not canon */
 
+static void start_frame_snap(struct rg_wbuf *w, uint8_t flags,
+                             const char *dir, size_t dir_len, const char *host,
+                             uint16_t lo, uint16_t hi, size_t secret_len,
+                             uint32_t threshold, uint32_t trailing);
+
 static void start_frame(struct rg_wbuf *w, uint8_t flags, const char *dir,
                         size_t dir_len, const char *host, uint16_t lo,
                         uint16_t hi, size_t secret_len)
+{
+    start_frame_snap(w, flags, dir, dir_len, host, lo, hi, secret_len, 8192,
+                     2048);
+}
+
+static void start_frame_snap(struct rg_wbuf *w, uint8_t flags,
+                             const char *dir, size_t dir_len, const char *host,
+                             uint16_t lo, uint16_t hi, size_t secret_len,
+                             uint32_t threshold, uint32_t trailing)
 {
     rg_wbuf_u8(w, RG_PROTO_VERSION);
     rg_wbuf_u8(w, RG_MSG_START);
@@ -45,6 +59,8 @@ static void start_frame(struct rg_wbuf *w, uint8_t flags, const char *dir,
     for (size_t i = 0; i < secret_len; i++) {
         rg_wbuf_u8(w, (uint8_t)(i * 7 + 1));
     }
+    rg_wbuf_u32(w, threshold);
+    rg_wbuf_u32(w, trailing);
 }
 
 /* Header then START, as node.c does it (strbuf of frame length + 2). */
@@ -126,8 +142,9 @@ static void test_start_valid(void)
     CHECK(strcmp(s.dir, "/dev/shm/regent") == 0);
     CHECK(strcmp(s.bind_host, "127.0.0.1") == 0);
     CHECK(s.port_lo == 4000 && s.port_hi == 4010);
-    CHECK(s.secret_len == 32 && s.secret == copy + w.len - 32 &&
+    CHECK(s.secret_len == 32 && s.secret == copy + w.len - 40 &&
           s.secret[0] == 1);
+    CHECK(s.snapshot_threshold == 8192 && s.snapshot_trailing == 2048);
     CHECK(s.dir >= strings && s.bind_host > s.dir &&
           s.bind_host + strlen(s.bind_host) < strings + w.len + 2);
     free(strings);
@@ -150,6 +167,13 @@ static void test_start_valid(void)
     rg_wbuf_reset(&w);
     start_frame(&w, 0, "d", 1, "", 0, 0, 0);
     CHECK(start_ok(&w));
+    /* Snapshot settings: threshold 16..2^24, trailing 0..2^24. */
+    rg_wbuf_reset(&w);
+    start_frame_snap(&w, 0, "d", 1, "h", 1, 2, 1, 16, 0);
+    CHECK(start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame_snap(&w, 0, "d", 1, "h", 1, 2, 1, 1u << 24, 1u << 24);
+    CHECK(start_ok(&w));
     rg_wbuf_free(&w);
 }
 
@@ -164,6 +188,15 @@ static void test_start_malformed(void)
     rg_wbuf_init(&w);
 
     start_frame(&w, 2, "d", 1, "h", 1, 2, 0); /* unknown flag */
+    CHECK(!start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame_snap(&w, 0, "d", 1, "h", 1, 2, 1, 15, 0); /* threshold < 16 */
+    CHECK(!start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame_snap(&w, 0, "d", 1, "h", 1, 2, 1, (1u << 24) + 1, 0);
+    CHECK(!start_ok(&w));
+    rg_wbuf_reset(&w);
+    start_frame_snap(&w, 0, "d", 1, "h", 1, 2, 1, 64, (1u << 24) + 1);
     CHECK(!start_ok(&w));
     rg_wbuf_reset(&w);
     start_frame(&w, 0, "d", 1, "h", 3, 2, 0); /* lo > hi */
