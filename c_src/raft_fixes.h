@@ -1,10 +1,12 @@
 /* Corrections regentd applies from outside libraft, for libraft bugs that
- * would otherwise wedge a cluster. Each is guarded so that it does nothing
- * on a libraft that behaves; docs/testing.md ("Found in libraft") says how
- * each was found, and test/test_raft_fixes.c reproduces each under
- * raft_fixture with and without the correction.
+ * would otherwise wedge a cluster, crash a daemon or leak. Each is guarded
+ * so that it does nothing on a libraft that behaves; docs/testing.md says
+ * how each was found. test/test_raft_fixes.c tests them (1 under
+ * raft_fixture, with and without the correction), and the simulation runs
+ * both as node.c wires them. They read and write fields of struct raft
+ * that raft.h declares.
  *
- * The uncommitted configuration index (libraft 0.22.1, replicationAppend;
+ * 1. The uncommitted configuration index (libraft 0.22.1, replicationAppend;
  * unchanged upstream as of 2026-11): a follower that receives a RAFT_CHANGE
  * entry records as `configuration_uncommitted_index` the index of the first
  * *new entry of the AppendEntries batch*, not the index of the change entry
@@ -34,7 +36,7 @@
 
 #include <raft.h>
 
-/* To be called with the entries libraft hands to raft_io's `append`, before
+/* 1: to be called with the entries libraft hands to raft_io's `append`, before
  * passing them on. On a follower, libraft has just recorded the batch and
  * has not applied any of it yet; if it recorded the first new entry's index
  * for the batch's last RAFT_CHANGE entry, that entry's own index is put in
@@ -47,7 +49,7 @@ typedef int (*rg_snapshot_put_fn)(struct raft_io *io, unsigned trailing,
                                   const struct raft_snapshot *snapshot,
                                   raft_io_snapshot_put_cb cb);
 
-/* raft_io's snapshot_put through `put`, with *writing true from a
+/* 2: raft_io's snapshot_put through `put`, with *writing true from a
  * successful start until just before libraft's callback runs. */
 int rg_tracked_snapshot_put(rg_snapshot_put_fn put, bool *writing,
                             struct raft_io *io, unsigned trailing,
@@ -55,7 +57,7 @@ int rg_tracked_snapshot_put(rg_snapshot_put_fn put, bool *writing,
                             const struct raft_snapshot *snapshot,
                             raft_io_snapshot_put_cb cb);
 
-/* Called with each message raft_io delivers, before libraft sees it. If it
+/* 2: called with each message raft_io delivers, before libraft sees it. If it
  * is an InstallSnapshot and a snapshot write is in flight, frees what the
  * message owns and returns true: the caller drops it. */
 bool rg_fix_drop_install_snapshot(bool snapshot_writing,
