@@ -59,7 +59,11 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
     Final = final_state(Tabs),
     Ops = [Op || {op, Op} <- ets:tab2list(maps:get(log, Tabs))],
     Risks = close_risks(S),
-    #{seed => Seed, ops => length(Ops), quiet => Quiet, stuck => maps:get(stuck, S, no),
+    Views = case Quiet of
+                ok -> no;
+                _ -> maps:get(stuck, S, views(Tabs))
+            end,
+    #{seed => Seed, ops => length(Ops), quiet => Quiet, stuck => Views,
       faults => lists:reverse(maps:get(faults, S)),
       violations => regent_history:check(Ops, Risks, Final),
       history => #{ops => Ops, risks => Risks, final => Final,

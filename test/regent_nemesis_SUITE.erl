@@ -110,6 +110,8 @@ report(#{seed := Seed, ops := Ops, faults := Faults, violations := V, quiet := Q
     ct:pal("seed ~p: ~p ops, ~p faults, quiet: ~p, ~p violations~nfaults: ~p",
            [Seed, Ops, length(Faults), Quiet, length(V), [F || {F, _} <- Faults]]),
     Quiet =:= stuck andalso ct:pal("STUCK after a heal; views: ~p", [maps:get(stuck, R)]),
+    Quiet =:= timeout andalso
+        ct:pal("NOT QUIET 60 s after the last heal; views: ~p", [maps:get(stuck, R)]),
     [ct:pal("VIOLATION ~s", [regent_history:describe(X)]) || X <- lists:sublist(V, 20)],
     V =/= [] andalso begin
                          File = filename:join(?config(priv_dir, Config),
