@@ -26,12 +26,14 @@
 
 %% @doc Runs one schedule and checks it. Options (all optional):
 %% seed, duration (ms of faults and load), clients, names (hot names),
-%% daemon (path of regentd), workload (random | owner_check_scenario).
+%% daemon (path of regentd), workload (random | owner_check_scenario),
+%% snapshots (default | small: every 128 entries, keeping 32).
 %% Returns the seed, counts, the faults injected and the violations.
 -spec run(map()) -> map().
 run(Opts0) ->
     Opts = maps:merge(#{seed => 1, duration => 30000, clients => 8, names => 5,
-                        daemon => default_daemon(), workload => random}, Opts0),
+                        daemon => default_daemon(), workload => random,
+                        snapshots => default}, Opts0),
     Tabs = #{log => ets:new(nemesis_log, [public, bag, {write_concurrency, true}]),
              nodes => ets:new(nemesis_nodes, [public, set])},
     try
@@ -75,11 +77,15 @@ default_daemon() ->
         Path -> Path
     end.
 
-%% Snapshots far more often than the default (8192 entries), so daemons
-%% snapshot, send and install snapshots under the faults too.
-member_opts(#{daemon := Daemon}) ->
-    [{daemon, Daemon}, {register_timeout, 2000},
-     {snapshot_threshold, 128}, {snapshot_trailing, 32}].
+%% `small' snapshots far more often than the default (8192 entries, which a
+%% 60 s run never reaches), so daemons take, send and install snapshots
+%% under the faults too.
+member_opts(#{daemon := Daemon, snapshots := Snapshots}) ->
+    [{daemon, Daemon}, {register_timeout, 2000}
+     | case Snapshots of
+           default -> [];
+           small -> [{snapshot_threshold, 128}, {snapshot_trailing, 32}]
+       end].
 
 %% ---- the random workload -------------------------------------------------
 

@@ -6,7 +6,9 @@
 %%   and the same schedule passes with the real regentd;
 %% - seeded random schedules of faults and concurrent clients pass.
 %% REGENT_NEMESIS_SEEDS="1 2 3" and REGENT_NEMESIS_MS pick the random
-%% schedules (make test-long runs more and longer ones).
+%% schedules, REGENT_NEMESIS_SNAPSHOTS=small makes the daemons snapshot
+%% every 128 entries (make test-long runs more and longer ones, with small
+%% snapshots).
 -module(regent_nemesis_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
@@ -98,9 +100,14 @@ scripted_schedule_passes(Config) ->
 random_schedules(Config) ->
     Seeds = [list_to_integer(S) || S <- string:lexemes(os:getenv("REGENT_NEMESIS_SEEDS", "1"), " ,")],
     Ms = list_to_integer(os:getenv("REGENT_NEMESIS_MS", "30000")),
+    Snapshots = case os:getenv("REGENT_NEMESIS_SNAPSHOTS", "default") of
+                    "small" -> small;
+                    "default" -> default
+                end,
     Failed = [Seed || Seed <- Seeds,
                       begin
-                          R = regent_nemesis:run(#{seed => Seed, duration => Ms}),
+                          R = regent_nemesis:run(#{seed => Seed, duration => Ms,
+                                                   snapshots => Snapshots}),
                           report(R, Config),
                           maps:get(violations, R) =/= [] orelse maps:get(quiet, R) =/= ok
                       end],
