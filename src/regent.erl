@@ -356,9 +356,7 @@ options(Opts) when is_map(Opts) ->
                  daemon => filename:join(code:priv_dir(regent), "regentd")},
     Env = maps:with(maps:keys(Defaults), maps:from_list(application:get_all_env(regent))),
     M = maps:merge(maps:merge(Defaults, Env), Opts),
-    Voters = maps:get(voters, M),
-    is_integer(Voters) andalso Voters >= 1 andalso Voters =< 7
-        orelse error({badarg, {voters, Voters}}),
+    in_range(voters, M, 1, 7),
     Host = unicode:characters_to_binary(maps:get(bind_host, M)),
     byte_size(Host) =< 63 andalso
         element(1, inet:parse_ipv4strict_address(binary_to_list(Host))) =:= ok

@@ -61,11 +61,13 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
     Final = final_state(Tabs),
     Ops = [Op || {op, Op} <- ets:tab2list(maps:get(log, Tabs))],
     Risks = close_risks(S),
-    Views = case Quiet of
-                ok -> no;
-                _ -> maps:get(stuck, S, views(Tabs))
+    %% Not quiet: each node's view, taken when it was found out.
+    Views = case S of
+                #{stuck := V} -> V;
+                _ when Quiet =:= ok -> none;
+                _ -> views(Tabs)
             end,
-    #{seed => Seed, ops => length(Ops), quiet => Quiet, stuck => Views,
+    #{seed => Seed, ops => length(Ops), quiet => Quiet, views => Views,
       faults => lists:reverse(maps:get(faults, S)),
       violations => regent_history:check(Ops, Risks, Final),
       history => #{ops => Ops, risks => Risks, final => Final,

@@ -1882,7 +1882,7 @@ static int role_in(struct raft *r, struct sim *s, unsigned i)
 
 /* Whether server i is a voter in r's configuration (raft_fixture_start_elect
  * wants a voter, by the server's own view). */
-static bool votes(struct raft *r, unsigned i, struct sim *s)
+static bool votes(struct raft *r, struct sim *s, unsigned i)
 {
     return role_in(r, s, i) == RAFT_VOTER;
 }
@@ -1926,7 +1926,7 @@ static bool may_demote(struct sim *s, struct raft *r, unsigned l, unsigned i)
         return false;
     }
     for (unsigned k = 0; k < s->n; k++) {
-        if (k != l && k != i && votes(r, k, s) && !in_step_with(s, l, k)) {
+        if (k != l && k != i && votes(r, s, k) && !in_step_with(s, l, k)) {
             return false;
         }
     }
@@ -1940,8 +1940,9 @@ static void on_role_changed(struct raft_change *req, int status)
 }
 
 /* The leader turns another server from voter to standby or back, with
- * regent's preconditions (a promotee the leader reaches, see may_demote): configuration entries then reach followers in the middle
- * of catch-up batches, and promotions run libraft's catch-up rounds.
+ * regent's preconditions (a promotee the leader reaches, see may_demote):
+ * configuration entries then reach followers in the middle of catch-up
+ * batches, and promotions run libraft's catch-up rounds.
  * Standbys keep replicating, so quiescence still compares every server. */
 static void act_role(struct sim *s)
 {
@@ -1954,7 +1955,7 @@ static void act_role(struct sim *s)
     if (raft_state(r) != RAFT_LEADER || !in_touch(s, l, i)) {
         return;
     }
-    int role = votes(r, i, s) ? RAFT_STANDBY : RAFT_VOTER;
+    int role = votes(r, s, i) ? RAFT_STANDBY : RAFT_VOTER;
     if (role == RAFT_STANDBY && !may_demote(s, r, l, i)) {
         return;
     }
@@ -1989,7 +1990,7 @@ static void act_elect(struct sim *s)
 {
     unsigned i = rng_below(&s->rng, s->n);
     if (s->fx.leader_id != 0 || s->net.dead[i] ||
-        !all_followers_except(s, s->n) || !votes(raft_of(s, i), i, s)) {
+        !all_followers_except(s, s->n) || !votes(raft_of(s, i), s, i)) {
         return;
     }
     vlog(s, "start an election on %u", i);
