@@ -648,6 +648,9 @@ static void fixed_recv(struct raft_io *io, struct raft_message *msg)
                 "write", NULL);
         return;
     }
+    if (rg_fix_append_below_snapshot(&n->raft, msg)) {
+        log_msg("re-anchored an AppendEntries below our snapshot", NULL);
+    }
     n->raft_recv(io, msg);
 }
 

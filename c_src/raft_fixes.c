@@ -1,6 +1,7 @@
 #include "raft_fixes.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 bool rg_fix_uncommitted_config(struct raft *r, const struct raft_entry entries[],
                                unsigned n)
@@ -38,6 +39,39 @@ bool rg_fix_drop_install_snapshot(bool snapshot_writing,
     raft_configuration_close(&msg->install_snapshot.conf);
     raft_free(msg->install_snapshot.data.base);
     msg->install_snapshot.data.base = NULL;
+    return true;
+}
+
+bool rg_fix_append_below_snapshot(const struct raft *r, struct raft_message *msg)
+{
+    if (msg->type != RAFT_APPEND_ENTRIES) {
+        return false;
+    }
+    struct raft_append_entries *a = &msg->append_entries;
+    raft_index snap = r->trail.snapshot.index;
+    if (snap == 0 || a->prev_log_index >= snap ||
+        a->prev_log_index > r->trail.offset) {
+        return false; /* libraft can check prevLogIndex itself */
+    }
+    raft_index held = snap - a->prev_log_index; /* entries the snapshot has */
+    if (held <= a->n_entries && a->entries[held - 1].term != r->trail.snapshot.term) {
+        return false; /* cannot be: leave it to libraft's own checks */
+    }
+    if (held >= a->n_entries) {
+        /* Nothing new: what libraft frees of a message it consumes. */
+        if (a->n_entries > 0) {
+            raft_free(a->entries[0].batch);
+            raft_free(a->entries);
+        }
+        a->entries = NULL;
+        a->n_entries = 0;
+    } else {
+        /* Every entry shares entries[0].batch, which stays first. */
+        a->n_entries -= (unsigned)held;
+        memmove(a->entries, a->entries + held, a->n_entries * sizeof *a->entries);
+    }
+    a->prev_log_index = snap;
+    a->prev_log_term = r->trail.snapshot.term;
     return true;
 }
 

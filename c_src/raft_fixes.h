@@ -1,9 +1,9 @@
 /* Corrections regentd applies from outside libraft, for libraft bugs that
  * would otherwise wedge a cluster, crash a daemon or leak. Each is guarded
  * so that it does nothing on a libraft that behaves; docs/testing.md says
- * how each was found. test/test_raft_fixes.c tests them (1 under
- * raft_fixture, with and without the correction), and the simulation runs
- * both as node.c wires them. They read and write fields of struct raft
+ * how each was found. test/test_raft_fixes.c tests them (1 and 3
+ * under raft_fixture, with and without the correction), and the simulation
+ * runs them as node.c wires them. They read and write fields of struct raft
  * that raft.h declares.
  *
  * 1. The uncommitted configuration index (libraft 0.22.1, replicationAppend;
@@ -28,7 +28,26 @@
  * configuration: a leak of a copy of the table. Found by the raft_fixture
  * simulation. While a snapshot write is in flight regentd drops incoming
  * InstallSnapshot messages, as a lossy network would; the leader sends the
- * snapshot again after its install-snapshot timeout. */
+ * snapshot again after its install-snapshot timeout.
+ *
+ * 3. An AppendEntries anchored below the follower's own snapshot (libraft
+ * 0.22.1, checkLogMatchingProperty and recvAppendEntries; unchanged upstream
+ * as of 2026-11). A follower that compacted its log past prevLogIndex finds
+ * no term there and rejects, saying its log ends at prevLogIndex - 1 (the
+ * reply meant for a term mismatch), so the leader walks its next index
+ * down; once below its own log start it sends its snapshot, which the
+ * follower ignores as older than its own ("have more recent snapshot") and
+ * answers at the leader's snapshot index, where the walk starts again. The
+ * follower gets no entry until the leader snapshots past the follower's
+ * snapshot, which without new writes is never. A follower gets there when
+ * it applies entries whose acknowledgements are lost (a one-way cut) and
+ * snapshots them before the leader does. Found by the nemesis test with
+ * small snapshot thresholds. Everything up to the follower's snapshot is
+ * committed, so by Raft's log matching the follower's log equals the
+ * leader's there: regentd re-anchors such a message at its snapshot
+ * (index and term) and drops the entries the snapshot already holds, and
+ * libraft then accepts it and answers with the follower's real position,
+ * as etcd's raft does for a prevLogIndex below its commit index. */
 #ifndef RG_RAFT_FIXES_H
 #define RG_RAFT_FIXES_H
 
@@ -62,5 +81,11 @@ int rg_tracked_snapshot_put(rg_snapshot_put_fn put, bool *writing,
  * message owns and returns true: the caller drops it. */
 bool rg_fix_drop_install_snapshot(bool snapshot_writing,
                                   struct raft_message *msg);
+
+/* 3: called with each message raft_io delivers, before libraft sees it. If it
+ * is an AppendEntries whose prevLogIndex lies below r's snapshot and out of
+ * its log, re-anchors it at the snapshot, freeing the entries it drops.
+ * Returns true if it rewrote the message. */
+bool rg_fix_append_below_snapshot(const struct raft *r, struct raft_message *msg);
 
 #endif

@@ -23,17 +23,20 @@
 -define(REG, nemesis_reg).
 -define(NODES, 5).
 -define(CALL_TIMEOUT, 10000).
+%% Partitions twice as likely as the other faults.
+-define(FAULT_KINDS, [kill_daemon, halt, partition, partition, one_way]).
 
 %% @doc Runs one schedule and checks it. Options (all optional):
 %% seed, duration (ms of faults and load), clients, names (hot names),
 %% daemon (path of regentd), workload (random | owner_check_scenario),
-%% snapshots (default | small: every 128 entries, keeping 32).
+%% snapshots (default | small: every 128 entries, keeping 32), fault_kinds
+%% (the faults the random schedule picks from, default all).
 %% Returns the seed, counts, the faults injected and the violations.
 -spec run(map()) -> map().
 run(Opts0) ->
     Opts = maps:merge(#{seed => 1, duration => 30000, clients => 8, names => 5,
                         daemon => default_daemon(), workload => random,
-                        snapshots => default}, Opts0),
+                        snapshots => default, fault_kinds => ?FAULT_KINDS}, Opts0),
     Tabs = #{log => ets:new(nemesis_log, [public, bag, {write_concurrency, true}]),
              nodes => ets:new(nemesis_nodes, [public, set])},
     try
@@ -156,12 +159,12 @@ kill(#{log := Log}, P) ->
 
 %% ---- the nemesis -----------------------------------------------------------
 
-nemesis(S, Deadline) ->
+nemesis(#{opts := #{fault_kinds := Kinds}} = S, Deadline) ->
     case now_ms() < Deadline of
         false ->
             S;
         true ->
-            S1 = fault(pick([kill_daemon, halt, partition, partition, one_way]), S),
+            S1 = fault(pick(Kinds), S),
             timer:sleep(1000 + rand:uniform(2500)), % the fault lasts a while
             S2 = heal(S1),
             case await_cluster(maps:get(tabs, S2), 30000) of

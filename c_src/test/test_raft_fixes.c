@@ -9,6 +9,12 @@
  * its own (printed, not checked: a libraft that fixes the bug would pass it
  * too).
  *
+ * The AppendEntries below a follower's snapshot, under raft_fixture: a
+ * follower whose acknowledgements are lost (a one-way cut) applies
+ * entries and snapshots past the leader's snapshot; once its
+ * acknowledgements flow again it must catch up without any new write.
+ * Again with the correction (must pass) and without (printed).
+ *
  * The InstallSnapshot drop and the snapshot-write tracking, directly (the
  * simulation runs them under raft_fixture; ASan and valgrind check that a
  * dropped message's data and configuration are freed). */
@@ -25,12 +31,17 @@
 typedef int (*append_fn)(struct raft_io *io, struct raft_io_append *req,
                          const struct raft_entry entries[], unsigned n,
                          raft_io_append_cb cb);
+typedef int (*start_fn)(struct raft_io *io, unsigned msecs,
+                        raft_io_tick_cb tick, raft_io_recv_cb recv);
 
 /* Test-only state: the fixture's io vtables have no room for ours. */
 static struct raft_fixture fx;
 static append_fn fixture_append[N_SERVERS];
+static start_fn fixture_start[N_SERVERS];
+static raft_io_recv_cb libraft_recv[N_SERVERS];
 static bool fix_on;
 static unsigned fixes;
+static unsigned reanchors;
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                      void **result)
@@ -79,6 +90,22 @@ static int wrapped_append(struct raft_io *io, struct raft_io_append *req,
         fixes++;
     }
     return fixture_append[server_of(io)](io, req, entries, n, cb);
+}
+
+static void wrapped_recv(struct raft_io *io, struct raft_message *msg)
+{
+    if (fix_on && rg_fix_append_below_snapshot(io->data, msg)) {
+        reanchors++;
+    }
+    libraft_recv[server_of(io)](io, msg);
+}
+
+static int wrapped_start(struct raft_io *io, unsigned msecs,
+                         raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    unsigned i = server_of(io);
+    libraft_recv[i] = recv;
+    return fixture_start[i](io, msecs, tick, wrapped_recv);
 }
 
 struct done {
@@ -167,6 +194,8 @@ static void setup(void)
         raft_set_snapshot_threshold(r, 1000000); /* keep every entry */
         fixture_append[i] = r->io->append;
         r->io->append = wrapped_append;
+        fixture_start[i] = r->io->start;
+        r->io->start = wrapped_start;
     }
     CHECK(raft_fixture_configuration(&fx, N_SERVERS - 1, &conf) == 0);
     CHECK(raft_fixture_bootstrap(&fx, &conf) == 0);
@@ -240,6 +269,66 @@ static void scenario(bool with_fix, struct outcome *o)
     raft_fixture_close(&fx);
 }
 
+/* ---- AppendEntries below the follower's snapshot --------------------- */
+
+struct below_outcome {
+    raft_index leader_snapshot, follower_snapshot; /* when acks flow again */
+    raft_index leader_last;
+    raft_index follower_applied; /* MAX_MS later, with no new write */
+};
+
+/* Submits k commands and steps until server i has applied them. */
+static void write_and_apply(struct raft *leader, unsigned i, int k)
+{
+    for (int j = 0; j < k; j++) {
+        submit_command(leader);
+    }
+    struct until u = {i, raft_last_index(leader)};
+    CHECK(raft_fixture_step_until(&fx, applied_on, &u, MAX_MS));
+}
+
+static void below_snapshot_scenario(bool with_fix, struct below_outcome *o)
+{
+    fix_on = with_fix;
+    setup();
+    CHECK(raft_fixture_step_until_has_leader(&fx, MAX_MS));
+    unsigned l = raft_fixture_leader_index(&fx);
+    unsigned f = (l + 1) % (N_SERVERS - 1); /* another voter */
+    struct raft *leader = raft_fixture_get(&fx, l);
+    struct raft *follower = raft_fixture_get(&fx, f);
+    /* Both snapshot early (the follower every 8 entries); then only the
+     * follower does. The leader pipelines as many entries as regentd lets
+     * it. */
+    raft_set_snapshot_threshold(leader, 16);
+    raft_set_snapshot_trailing(leader, 4);
+    raft_set_snapshot_threshold(follower, 8);
+    raft_set_snapshot_trailing(follower, 4);
+    raft_set_max_inflight_entries(leader, 4096);
+    write_and_apply(leader, f, 20);
+    raft_fixture_step_until_elapsed(&fx, 1000); /* snapshot writes done */
+    raft_set_snapshot_threshold(leader, 1000000);
+
+    /* The follower hears the leader and applies; the leader hears nothing
+     * back from it (the third voter makes the quorum), and sends it no more
+     * entries once it counts it offline. */
+    raft_fixture_saturate(&fx, f, l);
+    write_and_apply(leader, f, 48);
+    /* One more write while cut off, then heal: the follower must catch up
+     * with no further write. */
+    submit_command(leader);
+    o->leader_last = raft_last_index(leader);
+    struct until committed = {l, o->leader_last};
+    CHECK(raft_fixture_step_until(&fx, committed_on, &committed, MAX_MS));
+    raft_fixture_step_until_elapsed(&fx, 2000); /* f now counts as offline */
+    o->leader_snapshot = leader->trail.snapshot.index;
+    o->follower_snapshot = follower->trail.snapshot.index;
+    raft_fixture_desaturate(&fx, f, l);
+    struct until u = {f, o->leader_last};
+    raft_fixture_step_until(&fx, applied_on, &u, MAX_MS);
+    o->follower_applied = raft_last_applied(follower);
+    raft_fixture_close(&fx);
+}
+
 /* ---- InstallSnapshot during a snapshot write ---------------------------- */
 
 static struct raft_message install_message(void)
@@ -267,6 +356,96 @@ static void test_drop_install_snapshot(void)
     CHECK(!rg_fix_drop_install_snapshot(false, &kept));
     raft_configuration_close(&kept.install_snapshot.conf);
     raft_free(kept.install_snapshot.data.base);
+}
+
+/* An AppendEntries as raft_uv decodes one: n entries after prev, all in
+ * one batch; entry prev+1+k has term terms[k]. */
+static struct raft_message append_message(raft_index prev, raft_term prev_term,
+                                          unsigned n, const raft_term terms[])
+{
+    struct raft_message m = {0};
+    m.type = RAFT_APPEND_ENTRIES;
+    m.append_entries.term = 3;
+    m.append_entries.prev_log_index = prev;
+    m.append_entries.prev_log_term = prev_term;
+    m.append_entries.n_entries = n;
+    if (n > 0) {
+        uint8_t *batch = raft_malloc(n * 8);
+        m.append_entries.entries = raft_malloc(n * sizeof(struct raft_entry));
+        CHECK(batch != NULL && m.append_entries.entries != NULL);
+        for (unsigned k = 0; k < n; k++) {
+            struct raft_entry *e = &m.append_entries.entries[k];
+            *e = (struct raft_entry){.term = terms[k], .type = RAFT_COMMAND,
+                                     .buf = {batch + 8 * k, 8}, .batch = batch};
+            memset(e->buf.base, (int)(prev + 1 + k), 8);
+        }
+    }
+    return m;
+}
+
+static void free_append(struct raft_message *m)
+{
+    if (m->append_entries.n_entries > 0) {
+        raft_free(m->append_entries.entries[0].batch);
+        raft_free(m->append_entries.entries);
+    }
+}
+
+static void test_append_below_snapshot(void)
+{
+    /* Snapshot at 10 (term 2); the log keeps 7..10 and goes on. */
+    struct raft r;
+    memset(&r, 0, sizeof r);
+    r.trail.snapshot.index = 10;
+    r.trail.snapshot.term = 2;
+    r.trail.offset = 6;
+    raft_term terms[12] = {1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3}; /* 4..15 */
+
+    struct raft_message hb = append_message(3, 1, 0, terms);
+    CHECK(rg_fix_append_below_snapshot(&r, &hb)); /* heartbeat: re-anchored */
+    CHECK(hb.append_entries.prev_log_index == 10 &&
+          hb.append_entries.prev_log_term == 2 && hb.append_entries.n_entries == 0);
+
+    struct raft_message old = append_message(3, 1, 5, terms); /* 4..8 */
+    CHECK(rg_fix_append_below_snapshot(&r, &old)); /* all held: freed here */
+    CHECK(old.append_entries.n_entries == 0 && old.append_entries.entries == NULL);
+    CHECK(old.append_entries.prev_log_index == 10);
+
+    struct raft_message upto = append_message(3, 1, 7, terms); /* 4..10 */
+    CHECK(rg_fix_append_below_snapshot(&r, &upto));
+    CHECK(upto.append_entries.n_entries == 0);
+
+    struct raft_message span = append_message(3, 1, 12, terms); /* 4..15 */
+    void *batch = span.append_entries.entries[0].batch;
+    CHECK(rg_fix_append_below_snapshot(&r, &span));
+    CHECK(span.append_entries.prev_log_index == 10 && span.append_entries.n_entries == 5);
+    CHECK(span.append_entries.entries[0].batch == batch); /* freed as one */
+    CHECK(span.append_entries.entries[0].term == 2 && /* entry 11 */
+          ((uint8_t *)span.append_entries.entries[0].buf.base)[0] == 11);
+    CHECK(span.append_entries.entries[4].term == 3);
+    free_append(&span);
+
+    /* Left to libraft: a term at the snapshot's index that cannot be, a
+     * prevLogIndex libraft can check itself, no snapshot, other messages. */
+    raft_term odd[12] = {1, 1, 1, 1, 2, 2, 3, 3, 3, 3, 3, 3};
+    struct raft_message bad = append_message(3, 1, 12, odd);
+    CHECK(!rg_fix_append_below_snapshot(&r, &bad));
+    CHECK(bad.append_entries.prev_log_index == 3 && bad.append_entries.n_entries == 12);
+    free_append(&bad);
+    struct raft_message in_log = append_message(7, 2, 4, terms + 4); /* 8..11 */
+    CHECK(!rg_fix_append_below_snapshot(&r, &in_log));
+    free_append(&in_log);
+    struct raft_message at = append_message(10, 2, 0, terms);
+    CHECK(!rg_fix_append_below_snapshot(&r, &at));
+    r.trail.snapshot.index = 0;
+    r.trail.offset = 0;
+    struct raft_message none = append_message(3, 1, 0, terms);
+    CHECK(!rg_fix_append_below_snapshot(&r, &none));
+    struct raft_message install = install_message();
+    r.trail.snapshot.index = 10;
+    CHECK(!rg_fix_append_below_snapshot(&r, &install));
+    raft_configuration_close(&install.install_snapshot.conf);
+    raft_free(install.install_snapshot.data.base);
 }
 
 /* A fake raft_io snapshot_put: keeps the request, completes on demand. */
@@ -328,6 +507,7 @@ int main(void)
 {
     test_drop_install_snapshot();
     test_tracked_snapshot_put();
+    test_append_below_snapshot();
 
     struct outcome with = {0};
     struct outcome without = {0};
@@ -339,6 +519,27 @@ int main(void)
     CHECK(with.committed_index == with.change_index);
     CHECK(with.assign_rv == 0);
     CHECK(with.assign_status == 0);
+
+    reanchors = 0;
+    struct below_outcome below = {0};
+    below_snapshot_scenario(true, &below);
+    /* the scenario's precondition: the follower snapshotted past the leader */
+    CHECK(below.leader_snapshot > 0);
+    CHECK(below.follower_snapshot > below.leader_snapshot);
+    CHECK(reanchors > 0);
+    CHECK(below.follower_applied == below.leader_last);
+
+    struct below_outcome below_without = {0};
+    below_snapshot_scenario(false, &below_without);
+    printf("test_raft_fixes: libraft %d on its own: a follower with snapshot "
+           "%llu past the leader's %llu applied %llu of %llu in %d ms (%s)\n",
+           RAFT_VERSION_NUMBER, (unsigned long long)below_without.follower_snapshot,
+           (unsigned long long)below_without.leader_snapshot,
+           (unsigned long long)below_without.follower_applied,
+           (unsigned long long)below_without.leader_last, MAX_MS,
+           below_without.follower_applied < below_without.leader_last
+               ? "still has the bug"
+               : "fixed upstream?");
 
     scenario(false, &without);
     printf("test_raft_fixes: libraft %d on its own: uncommitted configuration "
