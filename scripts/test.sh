@@ -45,7 +45,6 @@ nemesis_tests() { make -s all >/dev/null && make -s -C c_src buggy >/dev/null &&
 nemesis_long() { make -s all >/dev/null && make -s -C c_src buggy >/dev/null &&
                  REGENT_NEMESIS_SEEDS=${REGENT_NEMESIS_SEEDS:-"11 12 13 14 15 16 17 18 19 20"} \
                  REGENT_NEMESIS_MS=${REGENT_NEMESIS_MS:-60000} \
-                 REGENT_NEMESIS_SNAPSHOTS=${REGENT_NEMESIS_SNAPSHOTS:-small} \
                  rebar3 ct --readable=compact --suite=regent_nemesis_SUITE --case=random_schedules; }
 # A daemon killed by a sanitizer report would just be restarted by its member,
 # so the run also fails if any report was printed.
