@@ -22,6 +22,7 @@
 #define MAX_INFLIGHT_ENTRIES 4096
 #define INSTALL_SNAPSHOT_TIMEOUT_MS 10000
 #define CONNECT_RETRY_MS 100
+#define REANCHOR_LOG_MS 10000 /* see note_reanchored */
 #define SEGMENT_SIZE (1u << 20)
 #define DUMP_FRAME_BYTES (1u << 20)
 
@@ -639,6 +640,23 @@ static int fixed_snapshot_put(struct raft_io *io, unsigned trailing,
                                    io, trailing, req, snapshot, cb);
 }
 
+/* While a leader probes a follower whose acknowledgements are lost, every
+ * heartbeat is re-anchored: logged at most every REANCHOR_LOG_MS. */
+static void note_reanchored(struct rg_node *n)
+{
+    uint64_t now = uv_now(n->loop);
+    n->reanchored++;
+    if (n->reanchor_logged_ms != 0 && now - n->reanchor_logged_ms < REANCHOR_LOG_MS) {
+        return;
+    }
+    char count[32];
+    snprintf(count, sizeof count, "%llu", (unsigned long long)n->reanchored);
+    log_msg("re-anchored AppendEntries below our snapshot (libraft workaround), "
+            "count", count);
+    n->reanchored = 0;
+    n->reanchor_logged_ms = now;
+}
+
 /* Every message passes here before libraft sees it (see raft_fixes.h). */
 static void fixed_recv(struct raft_io *io, struct raft_message *msg)
 {
@@ -649,7 +667,7 @@ static void fixed_recv(struct raft_io *io, struct raft_message *msg)
         return;
     }
     if (rg_fix_append_below_snapshot(&n->raft, msg)) {
-        log_msg("re-anchored an AppendEntries below our snapshot", NULL);
+        note_reanchored(n);
     }
     n->raft_recv(io, msg);
 }

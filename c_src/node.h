@@ -48,6 +48,8 @@ struct rg_node {
     rg_snapshot_put_fn uv_snapshot_put;
     raft_io_recv_cb raft_recv;
     bool snapshot_writing; /* a snapshot_put is in flight */
+    uint64_t reanchored;   /* AppendEntries re-anchored since last logged */
+    uint64_t reanchor_logged_ms; /* when that was last logged (uv_now) */
     struct raft raft;
     struct raft_fsm fsm_iface;
     struct rg_fsm fsm;
