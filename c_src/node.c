@@ -640,6 +640,26 @@ static int fixed_snapshot_put(struct raft_io *io, unsigned trailing,
                                    io, trailing, req, snapshot, cb);
 }
 
+static int fixed_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
+                              raft_io_snapshot_get_cb cb)
+{
+    struct rg_node *n = node_of_io(io);
+    return rg_tracked_snapshot_get(n->uv_snapshot_get, &n->loaded, io, req, cb);
+}
+
+/* Every message libraft sends passes here (see raft_fixes.h). */
+static int fixed_send(struct raft_io *io, struct raft_io_send *req,
+                      const struct raft_message *msg, raft_io_send_cb cb)
+{
+    struct rg_node *n = node_of_io(io);
+    struct raft_message copy = *msg; /* raft_uv encodes it before returning */
+    if (rg_fix_install_snapshot_term(&n->loaded, &copy)) {
+        log_msg("corrected the term of a snapshot libraft was sending", NULL);
+        return n->uv_send(io, req, &copy, cb);
+    }
+    return n->uv_send(io, req, msg, cb);
+}
+
 /* While a leader probes a follower whose acknowledgements are lost, every
  * heartbeat is re-anchored: logged at most every REANCHOR_LOG_MS. */
 static void note_reanchored(struct rg_node *n)
@@ -689,6 +709,10 @@ static void install_fixes(struct rg_node *n)
     n->io.start = fixed_start;
     n->uv_snapshot_put = n->io.snapshot_put;
     n->io.snapshot_put = fixed_snapshot_put;
+    n->uv_snapshot_get = n->io.snapshot_get;
+    n->io.snapshot_get = fixed_snapshot_get;
+    n->uv_send = n->io.send;
+    n->io.send = fixed_send;
 }
 
 static int bootstrap_alone(struct rg_node *n)

@@ -38,7 +38,8 @@ struct rg_node {
     struct rg_port port;
     struct rg_transport transport;
     struct raft_io io;
-    /* raft_uv's append, start and snapshot_put, and libraft's receive
+    /* raft_uv's append, start, snapshot_put, snapshot_get and send, and
+     * libraft's receive
      * handler: node.c puts the corrections of raft_fixes.h in front */
     int (*uv_append)(struct raft_io *io, struct raft_io_append *req,
                      const struct raft_entry entries[], unsigned n,
@@ -46,8 +47,12 @@ struct rg_node {
     int (*uv_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                     raft_io_recv_cb recv);
     rg_snapshot_put_fn uv_snapshot_put;
+    rg_snapshot_get_fn uv_snapshot_get;
+    int (*uv_send)(struct raft_io *io, struct raft_io_send *req,
+                   const struct raft_message *msg, raft_io_send_cb cb);
     raft_io_recv_cb raft_recv;
     bool snapshot_writing; /* a snapshot_put is in flight */
+    struct rg_loaded_snapshot loaded; /* the snapshot being sent */
     uint64_t reanchored;   /* AppendEntries re-anchored since last logged */
     uint64_t reanchor_logged_ms; /* when that was last logged (uv_now) */
     struct raft raft;

@@ -115,3 +115,60 @@ int rg_tracked_snapshot_put(rg_snapshot_put_fn put, bool *writing,
     *writing = true;
     return 0;
 }
+
+/* A snapshot load in flight: as tracked_put. */
+struct tracked_get {
+    struct raft_io_snapshot_get inner; /* first: the callback finds us */
+    struct raft_io_snapshot_get *outer;
+    raft_io_snapshot_get_cb cb;
+    struct rg_loaded_snapshot *loaded;
+};
+
+static void tracked_get_done(struct raft_io_snapshot_get *inner,
+                             struct raft_snapshot *snapshot, int status)
+{
+    struct tracked_get *t = (struct tracked_get *)(void *)inner;
+    struct raft_io_snapshot_get *outer = t->outer;
+    raft_io_snapshot_get_cb cb = t->cb;
+    struct rg_loaded_snapshot *loaded = t->loaded;
+    free(t);
+    if (status == 0 && snapshot != NULL) {
+        loaded->index = snapshot->index;
+        loaded->term = snapshot->term;
+        loaded->in_callback = true;
+    }
+    cb(outer, snapshot, status); /* libraft sends from here */
+    loaded->in_callback = false;
+}
+
+int rg_tracked_snapshot_get(rg_snapshot_get_fn get,
+                            struct rg_loaded_snapshot *loaded,
+                            struct raft_io *io, struct raft_io_snapshot_get *req,
+                            raft_io_snapshot_get_cb cb)
+{
+    struct tracked_get *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        return RAFT_NOMEM;
+    }
+    t->outer = req;
+    t->cb = cb;
+    t->loaded = loaded;
+    req->cb = cb; /* as raft_io's own get leaves it */
+    int rv = get(io, &t->inner, tracked_get_done);
+    if (rv != 0) {
+        free(t);
+    }
+    return rv;
+}
+
+bool rg_fix_install_snapshot_term(const struct rg_loaded_snapshot *loaded,
+                                  struct raft_message *msg)
+{
+    if (!loaded->in_callback || msg->type != RAFT_INSTALL_SNAPSHOT ||
+        msg->install_snapshot.last_index != loaded->index ||
+        msg->install_snapshot.last_term == loaded->term) {
+        return false;
+    }
+    msg->install_snapshot.last_term = loaded->term;
+    return true;
+}

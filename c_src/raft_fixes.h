@@ -1,7 +1,7 @@
 /* Corrections regentd applies from outside libraft, for libraft bugs that
  * would otherwise wedge a cluster, crash a daemon or leak. Each is guarded
  * so that it does nothing on a libraft that behaves; docs/testing.md says
- * how each was found. test/test_raft_fixes.c tests them (1 and 3
+ * how each was found. test/test_raft_fixes.c tests them (1, 3 and 4
  * under raft_fixture, with and without the correction), and the simulation
  * runs them as node.c wires them. They read and write fields of struct raft
  * that raft.h declares.
@@ -47,7 +47,23 @@
  * leader's there: regentd re-anchors such a message at its snapshot
  * (index and term) and drops the entries the snapshot already holds, and
  * libraft then accepts it and answers with the follower's real position,
- * as etcd's raft does for a prevLogIndex below its commit index. */
+ * as etcd's raft does for a prevLogIndex below its commit index.
+ *
+ * 4. The term of a snapshot sent from a newer snapshot than chosen (libraft
+ * 0.22.1, legacyLoadSnapshotCb; unchanged upstream as of 2026-11). A
+ * leader picks its latest snapshot X (index and term) to send, loads "the
+ * latest snapshot" with raft_io's snapshot_get and, if a newer snapshot Y
+ * was written meanwhile, sends Y's index and data with X's term. If an
+ * election lies between X and Y the follower stores Y under a wrong term;
+ * the leader's next AppendEntries then conflicts at a committed index
+ * ("conflicting terms ... -> shutdown"): the follower takes no entry until
+ * the leader snapshots again, and libraft's error path double-frees (the
+ * daemon aborts, and restarts from the same wrong snapshot). Found by the
+ * raft_fixture simulation, whose disk makes the window wide; raft_uv's is
+ * narrower (the load runs in the thread pool while a snapshot write may
+ * have finished there and not yet reported). regentd notes the index and
+ * term of each snapshot that snapshot_get returns and, while libraft's
+ * callback sends it, puts that term in the InstallSnapshot. */
 #ifndef RG_RAFT_FIXES_H
 #define RG_RAFT_FIXES_H
 
@@ -87,5 +103,30 @@ bool rg_fix_drop_install_snapshot(bool snapshot_writing,
  * its log, re-anchors it at the snapshot, freeing the entries it drops.
  * Returns true if it rewrote the message. */
 bool rg_fix_append_below_snapshot(const struct raft *r, struct raft_message *msg);
+
+/* 4: what raft_io's snapshot_get just returned, while libraft's callback
+ * runs (it sends the InstallSnapshot from there). */
+struct rg_loaded_snapshot {
+    bool in_callback;
+    raft_index index;
+    raft_term term;
+};
+
+typedef int (*rg_snapshot_get_fn)(struct raft_io *io,
+                                  struct raft_io_snapshot_get *req,
+                                  raft_io_snapshot_get_cb cb);
+
+/* 4: raft_io's snapshot_get through `get`, filling *loaded around libraft's
+ * callback. */
+int rg_tracked_snapshot_get(rg_snapshot_get_fn get,
+                            struct rg_loaded_snapshot *loaded,
+                            struct raft_io *io, struct raft_io_snapshot_get *req,
+                            raft_io_snapshot_get_cb cb);
+
+/* 4: called with a copy of each message libraft sends, before raft_io sends
+ * it. If it is an InstallSnapshot of the snapshot just loaded under another
+ * term, puts the loaded snapshot's term in it and returns true. */
+bool rg_fix_install_snapshot_term(const struct rg_loaded_snapshot *loaded,
+                                  struct raft_message *msg);
 
 #endif

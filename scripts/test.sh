@@ -33,7 +33,7 @@ c_valgrind()   { make -C c_src test >/dev/null || return 1
                  for t in c_src/build/test_*; do
                      case $t in *.o) continue ;; esac
                      echo "valgrind: $t"
-                     valgrind -q --error-exitcode=1 --leak-check=full \
+                     valgrind -q --error-exitcode=1 --leak-check=full --child-silent-after-fork=yes \
                          --errors-for-leak-kinds=definite,indirect "$t" >/dev/null || rc=1
                  done
                  return $rc; }

@@ -701,6 +701,8 @@ typedef int (*io_append_fn)(struct raft_io *io, struct raft_io_append *req,
 typedef int (*io_start_fn)(struct raft_io *io, unsigned msecs,
                            raft_io_tick_cb tick, raft_io_recv_cb recv);
 typedef int (*io_truncate_fn)(struct raft_io *io, raft_index index);
+typedef int (*io_send_fn)(struct raft_io *io, struct raft_io_send *req,
+                          const struct raft_message *msg, raft_io_send_cb cb);
 typedef int (*io_snapshot_put_fn)(struct raft_io *io, unsigned trailing,
                                   struct raft_io_snapshot_put *req,
                                   const struct raft_snapshot *snapshot,
@@ -727,6 +729,9 @@ struct server {
     bool installing;        /* an InstallSnapshot reached the fixture's disk */
     raft_time appends_done; /* completion time of its last append */
     bool snapshot_writing; /* a snapshot_put in flight (raft_fixes.h) */
+    rg_snapshot_get_fn io_snapshot_get;
+    io_send_fn io_send;
+    struct rg_loaded_snapshot loaded; /* the snapshot being sent */
     io_start_fn io_start;
     raft_io_recv_cb recv; /* libraft's */
 };
@@ -743,7 +748,8 @@ struct stats {
     unsigned long resent, copies_skipped, settles, dedup_max;
     unsigned long snapshots, restores, faults, elections, quiesces;
     unsigned long commit_regressions, snapshots_refused;
-    unsigned long role_changes, config_fixes, installs_dropped, reanchored;
+    unsigned long role_changes, config_fixes, installs_dropped, reanchored,
+        terms_fixed;
     raft_time sim_ms;
     uint64_t digest; /* of every seed's trace */
 };
@@ -2172,41 +2178,30 @@ static int sim_io_snapshot_put(struct raft_io *io, unsigned trailing,
     return own_snapshot_put(sv, io, trailing, req, snapshot, cb);
 }
 
-/* Works around a libraft 0.22.1 bug (legacy.c, still in master): a leader
- * decides to send snapshot X (index and term), loads "the" snapshot with
- * raft_io's snapshot_get, and if a newer snapshot Y was persisted in the
- * meantime it sends Y's index and data with X's term. The follower then
- * holds Y under the wrong term and, at the leader's next AppendEntries,
- * reports "conflicting terms ... -> shutdown": its raft instance stops, and
- * the error path double-frees (glibc abort; libraft's own assert in recvCb
- * is compiled out in Debian's build). The fixture's get completes a disk
- * latency later, so an own snapshot finishing meanwhile triggers it often.
- * Here the load is served at once from what the fixture has persisted
- * (its load method, a pure read), which is the snapshot the leader chose. */
+/* As node.c does: the term of a snapshot libraft sends from a newer
+ * snapshot than it chose (raft_fixes.h, 4). The fixture's load completes a
+ * disk latency later, so an own snapshot finishing meanwhile makes this
+ * frequent. */
 static int sim_io_snapshot_get(struct raft_io *io,
                                struct raft_io_snapshot_get *req,
                                raft_io_snapshot_get_cb cb)
 {
-    raft_term term;
-    raft_id vote;
-    struct raft_snapshot *snap = NULL;
-    raft_index start;
-    struct raft_entry *entries = NULL;
-    size_t n = 0;
-    int rv = io->load(io, &term, &vote, &snap, &start, &entries, &n);
-    if (rv != 0) {
-        return rv;
+    struct server *sv = server_of_io(io);
+    if (sv->sim->opt->no_raft_fixes) {
+        return sv->io_snapshot_get(io, req, cb);
     }
-    if (n > 0) { /* copied into one batch */
-        raft_free(entries[0].batch);
+    return rg_tracked_snapshot_get(sv->io_snapshot_get, &sv->loaded, io, req, cb);
+}
+
+static int sim_io_send(struct raft_io *io, struct raft_io_send *req,
+                       const struct raft_message *msg, raft_io_send_cb cb)
+{
+    struct server *sv = server_of_io(io);
+    struct raft_message copy = *msg; /* the fixture copies it */
+    if (rg_fix_install_snapshot_term(&sv->loaded, &copy)) {
+        sv->sim->st.terms_fixed++;
     }
-    raft_free(entries);
-    if (snap == NULL) { /* libraft only sends a snapshot it has */
-        return RAFT_NOTFOUND;
-    }
-    req->cb = cb;
-    cb(req, snap, 0); /* takes the snapshot */
-    return 0;
+    return sv->io_send(io, req, &copy, cb);
 }
 
 static void wrap_io(struct sim *s, unsigned i)
@@ -2221,7 +2216,10 @@ static void wrap_io(struct sim *s, unsigned i)
     sv->io_snapshot_put = r->io->snapshot_put;
     sv->io_append = r->io->append;
     sv->io_start = r->io->start;
+    sv->io_snapshot_get = r->io->snapshot_get;
+    sv->io_send = r->io->send;
     r->io->append = sim_io_append;
+    r->io->send = sim_io_send;
     r->io->start = sim_io_start;
     r->io->truncate = sim_io_truncate;
     r->io->snapshot_put = sim_io_snapshot_put;
@@ -2706,6 +2704,7 @@ static void add_stats(struct stats *t, const struct stats *a)
     t->config_fixes += a->config_fixes;
     t->installs_dropped += a->installs_dropped;
     t->reanchored += a->reanchored;
+    t->terms_fixed += a->terms_fixed;
     t->sim_ms += a->sim_ms;
     t->digest = mix(t->digest, a->digest);
 }
@@ -2794,8 +2793,8 @@ static void print_summary(const struct options *o, const struct stats *t)
            "index regressions, %lu snapshot attempts refused (commit < "
            "applied), %lu pending-change indexes corrected, %lu "
            "InstallSnapshots dropped during a snapshot write, %lu "
-           "AppendEntries re-anchored at a follower's snapshot; "
-           "trace digest %016" PRIx64 "\n",
+           "AppendEntries re-anchored at a follower's snapshot, %lu "
+           "snapshot terms corrected; trace digest %016" PRIx64 "\n",
            o->seed, o->seed + o->seeds - 1, o->steps,
            o->servers == 3   ? "3"
            : o->servers == 5 ? "5"
@@ -2805,7 +2804,8 @@ static void print_summary(const struct options *o, const struct stats *t)
            t->copies_skipped, t->settles, t->dedup_max, t->snapshots,
            t->restores, t->elections, t->role_changes, t->faults,
            t->quiesces, t->commit_regressions, t->snapshots_refused,
-           t->config_fixes, t->installs_dropped, t->reanchored, t->digest);
+           t->config_fixes, t->installs_dropped, t->reanchored,
+           t->terms_fixed, t->digest);
 }
 
 int main(int argc, char **argv)
