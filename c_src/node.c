@@ -652,12 +652,12 @@ static int fixed_send(struct raft_io *io, struct raft_io_send *req,
                       const struct raft_message *msg, raft_io_send_cb cb)
 {
     struct rg_node *n = node_of_io(io);
-    struct raft_message copy = *msg; /* raft_uv encodes it before returning */
-    if (rg_fix_install_snapshot_term(&n->loaded, &copy)) {
+    struct raft_message fixed;
+    const struct raft_message *out = rg_fix_install_snapshot_term(&n->loaded, msg, &fixed);
+    if (out != msg) {
         log_msg("corrected the term of a snapshot libraft was sending", NULL);
-        return n->uv_send(io, req, &copy, cb);
     }
-    return n->uv_send(io, req, msg, cb);
+    return n->uv_send(io, req, out, cb);
 }
 
 /* While a leader probes a follower whose acknowledgements are lost, every

@@ -39,8 +39,8 @@ struct rg_node {
     struct rg_transport transport;
     struct raft_io io;
     /* raft_uv's append, start, snapshot_put, snapshot_get and send, and
-     * libraft's receive
-     * handler: node.c puts the corrections of raft_fixes.h in front */
+     * libraft's receive handler: node.c puts the corrections of
+     * raft_fixes.h in front */
     int (*uv_append)(struct raft_io *io, struct raft_io_append *req,
                      const struct raft_entry entries[], unsigned n,
                      raft_io_append_cb cb);

@@ -153,7 +153,6 @@ int rg_tracked_snapshot_get(rg_snapshot_get_fn get,
     t->outer = req;
     t->cb = cb;
     t->loaded = loaded;
-    req->cb = cb; /* as raft_io's own get leaves it */
     int rv = get(io, &t->inner, tracked_get_done);
     if (rv != 0) {
         free(t);
@@ -161,14 +160,17 @@ int rg_tracked_snapshot_get(rg_snapshot_get_fn get,
     return rv;
 }
 
-bool rg_fix_install_snapshot_term(const struct rg_loaded_snapshot *loaded,
-                                  struct raft_message *msg)
+const struct raft_message *
+rg_fix_install_snapshot_term(const struct rg_loaded_snapshot *loaded,
+                             const struct raft_message *msg,
+                             struct raft_message *fixed)
 {
     if (!loaded->in_callback || msg->type != RAFT_INSTALL_SNAPSHOT ||
         msg->install_snapshot.last_index != loaded->index ||
         msg->install_snapshot.last_term == loaded->term) {
-        return false;
+        return msg;
     }
-    msg->install_snapshot.last_term = loaded->term;
-    return true;
+    *fixed = *msg;
+    fixed->install_snapshot.last_term = loaded->term;
+    return fixed;
 }

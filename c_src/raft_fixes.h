@@ -124,10 +124,14 @@ int rg_tracked_snapshot_get(rg_snapshot_get_fn get,
                             struct raft_io *io, struct raft_io_snapshot_get *req,
                             raft_io_snapshot_get_cb cb);
 
-/* 4: called with a copy of each message libraft sends, before raft_io sends
- * it. If it is an InstallSnapshot of the snapshot just loaded under another
- * term, puts the loaded snapshot's term in it and returns true. */
-bool rg_fix_install_snapshot_term(const struct rg_loaded_snapshot *loaded,
-                                  struct raft_message *msg);
+/* 4: called with each message libraft sends, before raft_io sends it.
+ * Returns the message to send: msg itself, or, for an InstallSnapshot of
+ * the snapshot just loaded under another term, *fixed, a copy of it with
+ * the loaded snapshot's term (raft_io encodes a message before its send
+ * returns, so the copy may live on the caller's stack). */
+const struct raft_message *
+rg_fix_install_snapshot_term(const struct rg_loaded_snapshot *loaded,
+                             const struct raft_message *msg,
+                             struct raft_message *fixed);
 
 #endif

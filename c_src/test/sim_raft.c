@@ -2197,11 +2197,12 @@ static int sim_io_send(struct raft_io *io, struct raft_io_send *req,
                        const struct raft_message *msg, raft_io_send_cb cb)
 {
     struct server *sv = server_of_io(io);
-    struct raft_message copy = *msg; /* the fixture copies it */
-    if (rg_fix_install_snapshot_term(&sv->loaded, &copy)) {
+    struct raft_message fixed;
+    const struct raft_message *out = rg_fix_install_snapshot_term(&sv->loaded, msg, &fixed);
+    if (out != msg) {
         sv->sim->st.terms_fixed++;
     }
-    return sv->io_send(io, req, &copy, cb);
+    return sv->io_send(io, req, out, cb);
 }
 
 static void wrap_io(struct sim *s, unsigned i)

@@ -240,17 +240,20 @@ static void test_snapshot_term(void)
     m.install_snapshot.last_index = 23;
     m.install_snapshot.last_term = 2; /* the term of the snapshot chosen */
     struct rg_loaded_snapshot at = {.in_callback = false, .index = 23, .term = 3};
-    CHECK(!rg_fix_install_snapshot_term(&at, &m)); /* not from a load */
+    struct raft_message fixed, again;
+    CHECK(rg_fix_install_snapshot_term(&at, &m, &fixed) == &m); /* not from a load */
     at.in_callback = true;
-    CHECK(rg_fix_install_snapshot_term(&at, &m));
-    CHECK(m.install_snapshot.last_term == 3);
-    CHECK(!rg_fix_install_snapshot_term(&at, &m)); /* already right */
+    CHECK(rg_fix_install_snapshot_term(&at, &m, &fixed) == &fixed);
+    CHECK(fixed.install_snapshot.last_term == 3);
+    CHECK(fixed.install_snapshot.last_index == 23 &&
+          fixed.install_snapshot.data.base == m.install_snapshot.data.base);
+    CHECK(m.install_snapshot.last_term == 2); /* libraft's own left alone */
+    CHECK(rg_fix_install_snapshot_term(&at, &fixed, &again) == &fixed); /* already right */
     m.install_snapshot.last_index = 22;
-    m.install_snapshot.last_term = 2;
-    CHECK(!rg_fix_install_snapshot_term(&at, &m)); /* another snapshot */
+    CHECK(rg_fix_install_snapshot_term(&at, &m, &fixed) == &m); /* another snapshot */
     struct raft_message append = {0};
     append.type = RAFT_APPEND_ENTRIES;
-    CHECK(!rg_fix_install_snapshot_term(&at, &append));
+    CHECK(rg_fix_install_snapshot_term(&at, &append, &fixed) == &append);
     raft_configuration_close(&m.install_snapshot.conf);
     raft_free(m.install_snapshot.data.base);
 }

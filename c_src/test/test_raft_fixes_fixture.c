@@ -121,11 +121,13 @@ static int wrapped_send(struct raft_io *io, struct raft_io_send *req,
                         const struct raft_message *msg, raft_io_send_cb cb)
 {
     unsigned i = server_of(io);
-    struct raft_message copy = *msg;
-    if (fix_on && rg_fix_install_snapshot_term(&loaded[i], &copy)) {
-        terms_fixed++;
+    struct raft_message fixed;
+    const struct raft_message *out = msg;
+    if (fix_on) {
+        out = rg_fix_install_snapshot_term(&loaded[i], msg, &fixed);
+        terms_fixed += out != msg;
     }
-    return fixture_send[i](io, req, &copy, cb);
+    return fixture_send[i](io, req, out, cb);
 }
 
 static int wrapped_start(struct raft_io *io, unsigned msecs,
