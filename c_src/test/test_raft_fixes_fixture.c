@@ -208,9 +208,12 @@ struct outcome {
     int assign_status; /* and the change's outcome */
 };
 
-static void setup(void)
+/* A fresh cluster of 3 voters and a standby, with or without the
+ * corrections; returns the index of the elected leader. */
+static unsigned start_cluster(bool with_fix)
 {
     struct raft_configuration conf;
+    fix_on = with_fix;
     memset(&fx, 0, sizeof fx);
     CHECK(raft_fixture_init(&fx) == 0);
     for (unsigned i = 0; i < N_SERVERS; i++) {
@@ -222,6 +225,8 @@ static void setup(void)
         struct raft *r = raft_fixture_get(&fx, i);
         r->tracer = NULL; /* the fixture's prints every diagnostic */
         raft_set_snapshot_threshold(r, 1000000); /* keep every entry */
+        raft_set_pre_vote(r, true); /* as regentd: a server back from a cut
+                                     * does not disrupt the leader */
         fixture_append[i] = r->io->append;
         r->io->append = wrapped_append;
         fixture_start[i] = r->io->start;
@@ -235,6 +240,14 @@ static void setup(void)
     CHECK(raft_fixture_bootstrap(&fx, &conf) == 0);
     raft_configuration_close(&conf);
     CHECK(raft_fixture_start(&fx) == 0);
+    CHECK(raft_fixture_step_until_has_leader(&fx, MAX_MS));
+    return raft_fixture_leader_index(&fx);
+}
+
+/* The k'th voter after voter i (k = 1 or 2). */
+static unsigned voter_after(unsigned i, unsigned k)
+{
+    return (i + k) % (N_SERVERS - 1);
 }
 
 static void isolate(unsigned i, bool cut)
@@ -254,11 +267,8 @@ static void isolate(unsigned i, bool cut)
 
 static void pending_change_scenario(bool with_fix, struct outcome *o)
 {
-    fix_on = with_fix;
-    setup();
-    CHECK(raft_fixture_step_until_has_leader(&fx, MAX_MS));
-    unsigned l = raft_fixture_leader_index(&fx);
-    unsigned f = (l + 1) % (N_SERVERS - 1); /* another voter */
+    unsigned l = start_cluster(with_fix);
+    unsigned f = voter_after(l, 1);
     struct raft *leader = raft_fixture_get(&fx, l);
     struct raft *follower = raft_fixture_get(&fx, f);
     raft_id standby_id = raft_fixture_get(&fx, STANDBY)->id;
@@ -323,11 +333,8 @@ static void write_and_apply(struct raft *leader, unsigned i, int k)
 
 static void below_snapshot_scenario(bool with_fix, struct below_outcome *o)
 {
-    fix_on = with_fix;
-    setup();
-    CHECK(raft_fixture_step_until_has_leader(&fx, MAX_MS));
-    unsigned l = raft_fixture_leader_index(&fx);
-    unsigned f = (l + 1) % (N_SERVERS - 1); /* another voter */
+    unsigned l = start_cluster(with_fix);
+    unsigned f = voter_after(l, 1);
     struct raft *leader = raft_fixture_get(&fx, l);
     struct raft *follower = raft_fixture_get(&fx, f);
     /* Both snapshot early (the follower every 8 entries); then only the
@@ -385,15 +392,8 @@ static bool snapshot_installed(struct raft_fixture *f, void *arg)
 
 static void term_scenario(bool with_fix, struct term_outcome *o)
 {
-    fix_on = with_fix;
-    setup();
-    for (unsigned i = 0; i < N_SERVERS; i++) {
-        /* as regentd: c must not disrupt b when it is back */
-        raft_set_pre_vote(raft_fixture_get(&fx, i), true);
-    }
-    CHECK(raft_fixture_step_until_has_leader(&fx, MAX_MS));
-    unsigned a = raft_fixture_leader_index(&fx);
-    unsigned b = (a + 1) % (N_SERVERS - 1), c = (a + 2) % (N_SERVERS - 1);
+    unsigned a = start_cluster(with_fix);
+    unsigned b = voter_after(a, 1), c = voter_after(a, 2);
     struct raft *leader_b = raft_fixture_get(&fx, b);
     struct raft *lagging = raft_fixture_get(&fx, c);
 
