@@ -29,14 +29,15 @@
 %% @doc Runs one schedule and checks it. Options (all optional):
 %% seed, duration (ms of faults and load), clients, names (hot names),
 %% daemon (path of regentd), workload (random | owner_check_scenario),
-%% snapshots (default | small: every 128 entries, keeping 32), fault_kinds
+%% snapshots (small, the default: every 128 entries, keeping 32 | default:
+%% regent's own thresholds), fault_kinds
 %% (the faults the random schedule picks from, default all).
 %% Returns the seed, counts, the faults injected and the violations.
 -spec run(map()) -> map().
 run(Opts0) ->
     Opts = maps:merge(#{seed => 1, duration => 30000, clients => 8, names => 5,
                         daemon => default_daemon(), workload => random,
-                        snapshots => default, fault_kinds => ?FAULT_KINDS}, Opts0),
+                        snapshots => small, fault_kinds => ?FAULT_KINDS}, Opts0),
     Tabs = #{log => ets:new(nemesis_log, [public, bag, {write_concurrency, true}]),
              nodes => ets:new(nemesis_nodes, [public, set])},
     try

@@ -101,18 +101,19 @@ scripted_schedule_passes(Config) ->
 random_schedules(Config) ->
     Seeds = [list_to_integer(S) || S <- string:lexemes(os:getenv("REGENT_NEMESIS_SEEDS", "1"), " ,")],
     Ms = list_to_integer(os:getenv("REGENT_NEMESIS_MS", "30000")),
-    Snapshots = case os:getenv("REGENT_NEMESIS_SNAPSHOTS", "small") of
-                    "small" -> small;
-                    "default" -> default
+    %% Overrides of regent_nemesis:run/1's defaults, if asked for.
+    Snapshots = case os:getenv("REGENT_NEMESIS_SNAPSHOTS") of
+                    false -> #{};
+                    "small" -> #{snapshots => small};
+                    "default" -> #{snapshots => default}
                 end,
-    Kinds = case os:getenv("REGENT_NEMESIS_FAULTS") of
-                false -> #{};
-                Ks -> #{fault_kinds => [fault_kind(K) || K <- string:lexemes(Ks, " ,")]}
-            end,
+    Opts = case os:getenv("REGENT_NEMESIS_FAULTS") of
+               false -> Snapshots;
+               Ks -> Snapshots#{fault_kinds => [fault_kind(K) || K <- string:lexemes(Ks, " ,")]}
+           end,
     Failed = [Seed || Seed <- Seeds,
                       begin
-                          R = regent_nemesis:run(Kinds#{seed => Seed, duration => Ms,
-                                                        snapshots => Snapshots}),
+                          R = regent_nemesis:run(Opts#{seed => Seed, duration => Ms}),
                           report(R, Config),
                           maps:get(violations, R) =/= [] orelse maps:get(quiet, R) =/= ok
                       end],
