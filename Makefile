@@ -4,7 +4,7 @@ REBAR ?= rebar3
 MIX   ?= mix
 
 .PHONY: all setup daemon erlang test test-c test-san test-long test-erlang test-elixir \
-        demo bench fuzz docs clean
+        demo bench bench-build bench-smoke fuzz docs clean
 
 all: daemon erlang
 
@@ -49,13 +49,20 @@ demo: erlang
 # The benchmark program: regent, global and Elixir Registry side by side.
 # BENCH_ROUNDS=3, BENCH_SCENARIOS=1,2,... (subset), BENCH_ADAPTERS=mod,...
 ELIXIR_EBIN = $(shell elixir -e 'IO.write(:code.lib_dir(:elixir))' 2>/dev/null)/ebin
-bench: erlang
+BENCH_ERL = erl -noshell -pa _build/default/lib/regent/ebin -pa _build/bench -pa $(ELIXIR_EBIN)
+bench-build: erlang
 	mkdir -p _build/bench
 	erlc -o _build/bench bench/bench_registry.erl
 	erlc -pa _build/bench -pa _build/default/lib/regent/ebin -o _build/bench bench/*.erl
 	epmd -daemon
-	erl -noshell -sname regent_bench -pa _build/default/lib/regent/ebin -pa _build/bench \
-	    -pa $(ELIXIR_EBIN) -eval 'regent_bench:main(), halt().'
+
+bench: bench-build
+	$(BENCH_ERL) -sname regent_bench -eval 'regent_bench:main(), halt().'
+
+# Every scenario at tiny sizes, 1 round, every adapter; fails unless every
+# row has a value for regent (part of `make test'). Output: _build/bench-smoke.
+bench-smoke: bench-build
+	$(BENCH_ERL) -sname regent_bench_smoke_$$$$ -eval 'regent_bench:smoke(), halt().'
 
 # Longer fuzzing runs of every decoder (CI runs them briefly).
 fuzz:

@@ -6,12 +6,21 @@
 -module(bench_elixir_registry).
 -behaviour(bench_registry).
 -export([label/0, scope/0, start/1, stop/0, register_name/2, unregister_name/1,
-         whereis_name/1, count/0]).
+         whereis_name/1, count/0, available/0]).
 
 -define(REG, 'Elixir.BenchRegistry').
 
 label() -> "Elixir Registry".
 scope() -> local.
+
+%% Elixir's ebin must be on the code path (the Makefile adds it when
+%% `elixir' is installed).
+available() ->
+    case code:ensure_loaded('Elixir.Registry') of
+        {module, _} -> true;
+        {error, E} -> {false, io_lib:format("Elixir's Registry does not load (~p): "
+                                            "is elixir installed?", [E])}
+    end.
 
 start(_Nodes) ->
     {ok, _} = application:ensure_all_started(elixir),

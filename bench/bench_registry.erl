@@ -18,3 +18,9 @@
 -callback whereis_name(Name :: term()) -> pid() | undefined.
 %% Names registered on this node's view, for cleanup/convergence scenarios.
 -callback count() -> non_neg_integer().
+%% Optional: true, or {false, Why} when the registry's code is not on this
+%% node (the run then leaves the adapter out and prints Why).
+-callback available() -> true | {false, iodata()}.
+%% Optional: the most names a run may give this registry (see bench_global).
+-callback max_names() -> pos_integer().
+-optional_callbacks([available/0, max_names/0]).

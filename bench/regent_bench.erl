@@ -4,42 +4,144 @@
 %% the median with min–max. Prints the table, writes bench/results/latest.md,
 %% a data file and, with gnuplot, bench/results/latest.png.
 %%
+%% `make bench-smoke' (smoke/0): every scenario at the sizes of smoke_sizes/0
+%% (dozens to hundreds of names), 1 round, every adapter that loads; fails
+%% (halt(1)) if a scenario crashes or a row has no value for regent. Writes
+%% to _build/bench-smoke, never bench/results.
+%%
 %% Environment: BENCH_ROUNDS (3), BENCH_SCENARIOS (e.g. "1,2,9": a subset),
 %% BENCH_ADAPTERS (extra adapter modules, comma separated), BENCH_REPLAY
 %% (render the table and chart again from results/latest.raw).
 -module(regent_bench).
--export([main/0]).
+-export([main/0, smoke/0]).
 %% Run on peer nodes through erpc.
 -export([idle/0, register_all/2, registrar/3, register_timed/2, watcher/3, count_until/3,
          spawn_idle/1, kill_all/1, race_register/3, rss_kb/0, daemon_os_pid/0,
          ets_bytes/0]).
 
 -define(ADAPTERS, [bench_regent, bench_global, bench_elixir_registry]).
+%% The smoke run gives up (halt(1)) after this long rather than hang `make test'.
+-define(SMOKE_DEADLINE_MS, 180000).
+
+%% The sizes of a full run; see bench/README.md for what each row measures.
+full_sizes() ->
+    #{single_node => [10000, 100000],   % 1: names per run
+      lookups => 1000000,               % 1: whereis_name calls per reader
+      follower => 10000,                % 2: names
+      callers => 100,                   % 3: concurrent callers
+      caller_names => 20000,            % 3: names in all
+      caller_names_global => 2000,      % 3: names in all, global (seconds per thousand)
+      convergence => 200,               % 4: names, one at a time
+      race => 1000,                     % 5: names both nodes register
+      cleanup => 10000,                 % 6: names
+      memory => 100000,                 % 8: names, every adapter
+      memory_regent => 1000000,         % 8: names, regent only
+      late_join => 1000000,             % 8: names in the cluster a node joins
+      engine_frames => 200,             % 9: OPS frames
+      engine_per_frame => 1000}.        % 9: registrations per frame
+
+%% The same scenarios, just large enough to run every code path.
+smoke_sizes() ->
+    #{single_node => [50, 200], lookups => 20000, follower => 50, callers => 10,
+      caller_names => 200, caller_names_global => 100, convergence => 10, race => 50,
+      cleanup => 100, memory => 200, memory_regent => 1000, late_join => 500,
+      engine_frames => 4, engine_per_frame => 50}.
 
 main() ->
-    logger:set_primary_config(level, error),
-    {ok, _} = application:ensure_all_started(crypto),
+    setup(),
     Rounds = list_to_integer(os:getenv("BENCH_ROUNDS", "3")),
-    Adapters = ?ADAPTERS ++ extra_adapters(),
-    Wanted = wanted_scenarios(),
-    Scenarios = [S || {Id, _} = S <- scenarios(), Wanted =:= all orelse lists:member(Id, Wanted)],
+    Adapters = adapters(),
     io:format("regent benchmark: ~p rounds, adapters ~p~n~s~n~n",
               [Rounds, [A:label() || A <- Adapters], machine()]),
-    Rows = case os:getenv("BENCH_REPLAY") of
-               false ->
-                   R = lists:append([run_scenario(S, Adapters, Rounds) || S <- Scenarios]),
-                   %% The samples first: a rendering bug must not cost a run.
-                   ok = filelib:ensure_path("bench/results"),
-                   ok = file:write_file("bench/results/latest.raw", term_to_binary(R)),
-                   R;
-               _ ->
-                   {ok, Raw} = file:read_file("bench/results/latest.raw"),
-                   binary_to_term(Raw)
-           end,
+    {Rows, Failed} =
+        case os:getenv("BENCH_REPLAY") of
+            false ->
+                {R, F} = run_scenarios(Adapters, Rounds, full_sizes()),
+                %% The samples first: a rendering bug must not cost a run.
+                ok = filelib:ensure_path("bench/results"),
+                ok = file:write_file("bench/results/latest.raw", term_to_binary(R)),
+                {R, F};
+            _ ->
+                {ok, Raw} = file:read_file("bench/results/latest.raw"),
+                {binary_to_term(Raw), []}
+        end,
     Table = table(Rows, Adapters),
     io:format("~n~ts~n", [Table]),
-    write_results(Table, Rows, Adapters),
+    write_results("bench/results", Table, Rows, Adapters),
+    Failed =:= [] orelse begin
+                             io:format("~nscenarios that crashed (missing above): ~p~n", [Failed]),
+                             halt(1)
+                         end,
     ok.
+
+smoke() ->
+    setup(),
+    T0 = erlang:monotonic_time(millisecond),
+    Main = self(),
+    Watchdog = spawn(fun() ->
+                             Ref = monitor(process, Main),
+                             receive {'DOWN', Ref, _, _, _} -> ok
+                             after ?SMOKE_DEADLINE_MS ->
+                                     io:format("~nbench smoke: FAILED, still running after ~p s~n",
+                                               [?SMOKE_DEADLINE_MS div 1000]),
+                                     halt(1)
+                             end
+                     end),
+    Adapters = adapters(),
+    io:format("regent benchmark, smoke run: 1 round, tiny sizes, adapters ~p~n",
+              [[A:label() || A <- Adapters]]),
+    {Rows, Failed} = run_scenarios(Adapters, 1, smoke_sizes()),
+    Table = table(Rows, Adapters),
+    io:format("~n~ts~n", [Table]),
+    write_results("_build/bench-smoke", Table, Rows, Adapters),
+    Empty = [{Scen, Metric} || {Scen, Metric, _, _, Samples} <- Rows,
+                               not has_values(maps:get("regent", Samples, []))],
+    Secs = (erlang:monotonic_time(millisecond) - T0) / 1000,
+    exit(Watchdog, kill),
+    case {Failed, Empty} of
+        {[], []} ->
+            io:format("bench smoke: ok, ~p rows, all with a value for regent (~.1f s)~n",
+                      [length(Rows), Secs]);
+        _ ->
+            [io:format("bench smoke: scenario ~p crashed: ~p~n", [Id, Why]) || {Id, Why} <- Failed],
+            [io:format("bench smoke: no value for regent in row \"~ts\" / \"~ts\"~n", [S, M])
+             || {S, M} <- Empty],
+            io:format("bench smoke: FAILED (~.1f s)~n", [Secs]),
+            halt(1)
+    end.
+
+has_values(Samples) ->
+    Samples =/= [] andalso lists:all(fun is_number/1, Samples).
+
+setup() ->
+    logger:set_primary_config(level, error),
+    {ok, _} = application:ensure_all_started(crypto),
+    ok.
+
+%% The built-in adapters and BENCH_ADAPTERS, less those whose code does not
+%% load here (said why, not fatal).
+adapters() ->
+    [A || A <- ?ADAPTERS ++ extra_adapters(), available(A)].
+
+available(A) ->
+    Why = case code:ensure_loaded(A) of
+              {module, A} ->
+                  case erlang:function_exported(A, available, 0) of
+                      true -> A:available();
+                      false -> true
+                  end;
+              {error, E} -> {false, fmt("module ~p: ~p", [A, E])}
+          end,
+    Why =:= true orelse io:format("adapter ~p skipped: ~ts~n", [A, element(2, Why)]),
+    Why =:= true.
+
+%% Each scenario in turn; one that crashes is reported and the others still
+%% run, so a long run still writes its table.
+run_scenarios(Adapters, Rounds, Sizes) ->
+    Wanted = wanted_scenarios(),
+    Results = [run_scenario(S, Adapters, Rounds, Sizes)
+               || {Id, _} = S <- scenarios(), Wanted =:= all orelse lists:member(Id, Wanted)],
+    {lists:append([R || {ok, R} <- Results]), [F || {failed, F} <- Results]}.
 
 extra_adapters() ->
     [list_to_atom(A) || A <- string:lexemes(os:getenv("BENCH_ADAPTERS", ""), ",")].
@@ -51,14 +153,25 @@ wanted_scenarios() ->
     end.
 
 scenarios() ->
-    [{1, fun single_node/2}, {2, fun one_caller_on_follower/2},
-     {3, fun hundred_callers/2}, {4, fun convergence/2}, {5, fun race/2},
-     {6, fun cleanup/2}, {7, fun failover/2}, {8, fun memory/2},
-     {9, fun engine_alone/2}].
+    [{1, fun single_node/3}, {2, fun one_caller_on_follower/3},
+     {3, fun hundred_callers/3}, {4, fun convergence/3}, {5, fun race/3},
+     {6, fun cleanup/3}, {7, fun failover/3}, {8, fun memory/3},
+     {9, fun engine_alone/3}].
 
-run_scenario({Id, Fun}, Adapters, Rounds) ->
-    io:format("scenario ~p...~n", [Id]),
-    Fun(Adapters, Rounds).
+run_scenario({Id, Fun}, Adapters, Rounds, Sizes) ->
+    io:format("scenario ~p...", [Id]),
+    T0 = erlang:monotonic_time(millisecond),
+    try Fun(Adapters, Rounds, Sizes) of
+        [] -> io:format(" no rows~n"), {failed, {Id, no_rows}};
+        Rows -> io:format(" ~.1f s~n", [(erlang:monotonic_time(millisecond) - T0) / 1000]),
+                {ok, Rows}
+    catch
+        C:E:St ->
+            io:format("scenario ~p crashed: ~p:~p~n  ~p~n", [Id, C, E, St]),
+            %% What a crash on this node may have left running.
+            [catch A:stop() || A <- Adapters],
+            {failed, {Id, {C, E}}}
+    end.
 
 %% A row: {Scenario, Metric, Unit, Better, #{Label => [Sample]}}.
 row(Scenario, Metric, Unit, Better, Samples) ->
@@ -88,12 +201,13 @@ regent_only(A) -> A =:= bench_regent.
 
 %% ---- 1. one node -------------------------------------------------------------
 
-single_node(Adapters, Rounds) ->
-    lists:append([single_node(N, NameFun, Adapters, Rounds)
-                  || {N, NameFun} <- [{10000, fun(I) -> {user, I} end},
-                                      {100000, fun(I) -> <<"user-", (integer_to_binary(I))/binary>> end}]]).
+%% Sizes: the first with {user, I} names, the second with binary names.
+single_node(Adapters, Rounds, #{single_node := [N1, N2], lookups := Lookups}) ->
+    lists:append([single_node(N, NameFun, Lookups, Adapters, Rounds)
+                  || {N, NameFun} <- [{N1, fun(I) -> {user, I} end},
+                                      {N2, fun(I) -> <<"user-", (integer_to_binary(I))/binary>> end}]]).
 
-single_node(N, NameFun, Adapters, Rounds) ->
+single_node(N, NameFun, Lookups, Adapters, Rounds) ->
     Label = fmt("1. one node, ~s names", [k(N)]),
     Res = measure(Adapters, Rounds, fun(A) -> N =< max_names(A) end,
                   fun(A) ->
@@ -103,8 +217,8 @@ single_node(N, NameFun, Adapters, Rounds) ->
                           Pairs = lists:zip(Names, Pids),
                           Treg = usec(fun() -> [yes = A:register_name(Nm, P) || {Nm, P} <- Pairs] end),
                           T = list_to_tuple(Names),
-                          R1 = lookup_ns(A, T, 1),
-                          R2 = lookup_ns(A, T, 2),
+                          R1 = lookup_ns(A, T, 1, Lookups),
+                          R2 = lookup_ns(A, T, 2, Lookups),
                           Tun = usec(fun() -> [A:unregister_name(Nm) || Nm <- Names] end),
                           kill_all(Pids),
                           A:stop(),
@@ -120,10 +234,9 @@ metric_name(unreg) -> "unregister, one caller".
 unit(reg) -> "ops/s"; unit(unreg) -> "ops/s"; unit(_) -> "ns/op".
 better(reg) -> higher; better(unreg) -> higher; better(_) -> lower.
 
-%% Lookups of existing names in Readers processes at once; ns per lookup as
-%% each reader sees it.
-lookup_ns(A, Names, Readers) ->
-    M = 1000000,
+%% M lookups of existing names in each of Readers processes at once; ns per
+%% lookup as each reader sees it.
+lookup_ns(A, Names, Readers, M) ->
     N = tuple_size(Names),
     Self = self(),
     Ps = [spawn_link(fun() ->
@@ -143,8 +256,7 @@ lookups(A, Names, N, I) ->
 
 %% ---- 2. three nodes, one caller on a follower ---------------------------------
 
-one_caller_on_follower(Adapters, Rounds) ->
-    N = 10000,
+one_caller_on_follower(Adapters, Rounds, #{follower := N}) ->
     Res = measure(Adapters, Rounds, fun cluster_only/1,
                   fun(A) ->
                           with_cluster(A, 3, fun(Nodes) ->
@@ -155,7 +267,7 @@ one_caller_on_follower(Adapters, Rounds) ->
                                 p50 => pct(Sorted, 50), p99 => pct(Sorted, 99)}
                           end)
                   end),
-    [row("2. 3 nodes, one caller on a follower, 10k names", M1, U, B, V)
+    [row(fmt("2. 3 nodes, one caller on a follower, ~s names", [k(N)]), M1, U, B, V)
      || {M, V} <- Res,
         {M1, U, B} <- [case M of
                           rate -> {"register", "ops/s", higher};
@@ -174,16 +286,19 @@ register_timed(A, N) ->
 
 %% ---- 3. three nodes, 100 callers ------------------------------------------------
 
-hundred_callers(Adapters, Rounds) ->
+hundred_callers(Adapters, Rounds, #{callers := Callers} = Sizes) ->
     Res = measure(Adapters, Rounds, fun cluster_only/1,
                   fun(A) ->
                           %% global takes seconds per thousand: fewer names.
-                          N = case A of bench_global -> 2000; _ -> 20000 end,
+                          N = case A of
+                                  bench_global -> maps:get(caller_names_global, Sizes);
+                                  _ -> maps:get(caller_names, Sizes)
+                              end,
                           with_cluster(A, 3, fun(Nodes) ->
-                              #{rate => N * 1.0e6 / callers(A, Nodes, 100, N)}
+                              #{rate => N * 1.0e6 / callers(A, Nodes, Callers, N)}
                           end)
                   end),
-    [row("3. 3 nodes, 100 concurrent callers", "register (total)", "ops/s", higher, V)
+    [row(fmt("3. 3 nodes, ~p concurrent callers", [Callers]), "register (total)", "ops/s", higher, V)
      || {_, V} <- Res].
 
 %% Callers spread over Nodes register N names in all; µs for all of them.
@@ -208,11 +323,11 @@ register_all(A, Pairs) ->
 
 %% ---- 4. convergence -------------------------------------------------------------
 
-convergence(Adapters, Rounds) ->
+convergence(Adapters, Rounds, #{convergence := N}) ->
     Res = measure(Adapters, Rounds, fun cluster_only/1,
                   fun(A) ->
                           with_cluster(A, 3, fun([NA, _, NC]) ->
-                              Lat = lists:sort([converge_once(A, NA, NC, I) || I <- lists:seq(1, 200)]),
+                              Lat = lists:sort([converge_once(A, NA, NC, I) || I <- lists:seq(1, N)]),
                               #{p50 => pct(Lat, 50), p99 => pct(Lat, 99)}
                           end)
                   end),
@@ -243,11 +358,10 @@ spin(A, Name, To) ->
 
 %% ---- 5. race ------------------------------------------------------------------------
 
-race(Adapters, Rounds) ->
+race(Adapters, Rounds, #{race := N}) ->
     Res = measure(Adapters, Rounds, fun cluster_only/1,
                   fun(A) ->
                           with_cluster(A, 3, fun([NA, NB, NC]) ->
-                              N = 1000,
                               Self = self(),
                               T0 = erlang:monotonic_time(microsecond),
                               [spawn_link(fun() ->
@@ -261,7 +375,7 @@ race(Adapters, Rounds) ->
                               #{double => Double, settle => (T1 - T0) / 1000}
                           end)
                   end),
-    [row("5. race: 2 nodes register the same 1,000 names", M1, U, lower, V)
+    [row(fmt("5. race: 2 nodes register the same ~s names", [thousands(N)]), M1, U, lower, V)
      || {M, V} <- Res,
         {M1, U} <- [case M of double -> {"double yes", "names"}; settle -> {"settled after", "ms"} end]].
 
@@ -279,8 +393,7 @@ settle(A, Nodes, N) ->
 
 %% ---- 6. cleanup -----------------------------------------------------------------------
 
-cleanup(Adapters, Rounds) ->
-    N = 10000,
+cleanup(Adapters, Rounds, #{cleanup := N}) ->
     Res = measure(Adapters, Rounds, fun cluster_only/1,
                   fun(A) ->
                           Deaths = with_cluster(A, 3, fun([NA, _, NC]) ->
@@ -304,9 +417,9 @@ cleanup(Adapters, Rounds) ->
                           end),
                           #{deaths => Deaths, down => Down}
                   end),
-    [row("6. cleanup (10k names)", M1, "ms", lower, V)
+    [row(fmt("6. cleanup (~s names)", [k(N)]), M1, "ms", lower, V)
      || {M, V} <- Res,
-        M1 <- [case M of deaths -> "10k deaths on A, until C sees none";
+        M1 <- [case M of deaths -> fmt("~s deaths on A, until C sees none", [k(N)]);
                    down -> "node B halts, until A sees none" end]].
 
 %% Registers Pairs on Node with 100 registrar processes (loading, not
@@ -343,7 +456,7 @@ count_until_(A, Target, Deadline) ->
 
 %% ---- 7. failover -----------------------------------------------------------------------
 
-failover(Adapters, Rounds) ->
+failover(Adapters, Rounds, _Sizes) ->
     Res = measure(Adapters, Rounds, fun cluster_only/1,
                   fun(A) ->
                           with_cluster(A, 3, fun(Nodes) ->
@@ -366,16 +479,16 @@ failover(Adapters, Rounds) ->
 
 %% ---- 8. memory --------------------------------------------------------------------------
 
-memory(Adapters, Rounds) ->
-    Per = [{N, measure(Adapters, 1, fun(A) -> (N =< 100000 orelse A =:= bench_regent)
-                                              andalso N =< max_names(A) end,
+memory(Adapters, Rounds, #{memory := NAll, memory_regent := NRegent, late_join := NJoin}) ->
+    Per = [{N, measure(Adapters, 1, fun(A) -> Applies(A) andalso N =< max_names(A) end,
                        fun(A) -> #{bytes => bytes_per_name(A, N)} end)}
-           || N <- [100000, 1000000]],
+           || {N, Applies} <- [{NAll, fun(_) -> true end}, {NRegent, fun regent_only/1}]],
     Join = measure(Adapters, max(1, Rounds div 3), fun regent_only/1,
-                   fun(A) -> #{join => late_join_ms(A, 1000000)} end),
+                   fun(A) -> #{join => late_join_ms(A, NJoin)} end),
     [row("8. memory per name per node", fmt("~s names", [k(N)]), "B/name", lower, V)
      || {N, Res} <- Per, {_, V} <- Res]
-        ++ [row("8. a late node joins a cluster holding 1M names", "until ready, all names", "ms", lower, V)
+        ++ [row(fmt("8. a late node joins a cluster holding ~s names", [k(NJoin)]),
+                "until ready, all names", "ms", lower, V)
             || {_, V} <- Join].
 
 %% ETS plus the daemon's RSS (regent) on a node that registered nothing
@@ -439,25 +552,30 @@ late_join_ms(A, N) ->
 %% ---- 9. the engine alone -------------------------------------------------------------
 
 %% regentd driven through its port by this process, without a member:
-%% 200 OPS frames of 1,000 registrations sent at once, timed until the last
-%% reply. The ceiling that the Erlang side must not hide.
-engine_alone(_Adapters, Rounds) ->
-    Samples = [engine_round() || _ <- lists:seq(1, Rounds)],
-    [row("9. regentd alone, pipelined batches of 1,000", "register", "ops/s", higher,
-         #{"regent" => Samples})].
+%% 200 OPS frames of 1,000 registrations (full_sizes/0) sent at once, timed
+%% until the last reply. The ceiling that the Erlang side must not hide.
+engine_alone(_Adapters, Rounds, #{engine_frames := Frames, engine_per_frame := PerFrame}) ->
+    Samples = [engine_round(Frames, PerFrame) || _ <- lists:seq(1, Rounds)],
+    [row(fmt("9. regentd alone, pipelined batches of ~s", [thousands(PerFrame)]),
+         "register", "ops/s", higher, #{"regent" => Samples})].
 
-engine_round() ->
-    Exe = filename:join(code:priv_dir(regent), "regentd"),
+%% The START frame is the one a member sends, from regent's own option
+%% defaults (regent:options/1), with this run's data directory.
+engine_round(Frames, PerFrame) ->
+    Opts = regent:options([{secret, <<"bench">>}]),
+    Exe = maps:get(daemon, Opts),
     Dir = filename:join(["/dev/shm", "regent-bench-" ++ os:getpid(),
                          integer_to_list(erlang:unique_integer([positive]))]),
     ok = filelib:ensure_path(Dir),
     Port = open_port({spawn_executable, Exe}, [{packet, 4}, binary, exit_status, use_stdio]),
     true = port_command(Port, regent_proto:start(#{id => 0, bootstrap => true,
-        data_dir => list_to_binary(Dir), bind_host => <<"127.0.0.1">>,
-        port_range => {0, 0}, secret => <<"bench">>})),
+        data_dir => list_to_binary(Dir),
+        bind_host => maps:get(bind_host, Opts),
+        port_range => maps:get(port_range, Opts),
+        secret => maps:get(secret, Opts),
+        snapshot => {maps:get(snapshot_threshold, Opts), maps:get(snapshot_trailing, Opts)}})),
     until_dump(Port),
     Pid = regent_name:encode_pid(self()),
-    Frames = 200, PerFrame = 1000,
     Ops = [[regent_proto:op_register(F * PerFrame + I, element(2, regent_name:encode({e, F, I})),
                                      Pid, <<>>, <<>>)
             || I <- lists:seq(1, PerFrame)] || F <- lists:seq(0, Frames - 1)],
@@ -495,13 +613,17 @@ count_replies(Port, N) ->
 peers(N) ->
     Paths = lists:append([["-pa", P] || P <- code:get_path(),
                                         string:find(P, code:lib_dir()) =:= nomatch]),
-    [begin
-         %% +P: the memory rows spawn a million owner processes.
-         {ok, _Peer, Node} = peer:start(#{name => peer:random_name(bench),
-                                          args => ["+P", "2000000", "-setcookie",
-                                                   atom_to_list(erlang:get_cookie()) | Paths]}),
-         Node
-     end || _ <- lists:seq(1, N)].
+    %% +P: the memory rows spawn a million owner processes. Warnings (global
+    %% disconnecting from a halted node) would only interleave with the output.
+    Args = ["+P", "2000000", "-kernel", "logger_level", "error",
+            "-setcookie", atom_to_list(erlang:get_cookie()) | Paths],
+    %% Started side by side (peer:start/1 does not link them to the starter).
+    Self = self(),
+    Starters = [spawn(fun() ->
+                              Self ! {peer, self(), catch peer:start(#{name => peer:random_name(bench),
+                                                                       args => Args})}
+                      end) || _ <- lists:seq(1, N)],
+    [receive {peer, S, Started} -> {ok, _Peer, Node} = Started, Node end || S <- Starters].
 
 %% Every peer connected to every other and global synchronised before a
 %% scenario starts, so that no registry is measured on a half-formed mesh.
@@ -583,8 +705,14 @@ wait_(F, Deadline) ->
             wait_(F, Deadline)
     end.
 
-k(N) when N >= 1000000 -> integer_to_list(N div 1000000) ++ "M";
-k(N) -> integer_to_list(N div 1000) ++ "k".
+%% 10000 -> "10k", 1000000 -> "1M", 50 -> "50".
+k(N) when N >= 1000000, N rem 1000000 =:= 0 -> integer_to_list(N div 1000000) ++ "M";
+k(N) when N >= 1000, N rem 1000 =:= 0 -> integer_to_list(N div 1000) ++ "k";
+k(N) -> integer_to_list(N).
+
+%% 1000 -> "1,000".
+thousands(N) when N >= 1000 -> thousands(N div 1000) ++ fmt(",~3..0B", [N rem 1000]);
+thousands(N) -> integer_to_list(N).
 
 fmt(F, A) -> lists:flatten(io_lib:format(F, A)).
 
@@ -645,8 +773,7 @@ md([Header | Lines]) ->
     Row = fun(Cells) -> "| " ++ lists:join(" | ", Cells) ++ " |\n" end,
     lists:flatten([Row(Header), Row(["---" || _ <- Header]) | [Row(L) || L <- Lines]]).
 
-write_results(Table, Rows, Adapters) ->
-    Dir = "bench/results",
+write_results(Dir, Table, Rows, Adapters) ->
     ok = filelib:ensure_path(Dir),
     Date = calendar:system_time_to_rfc3339(erlang:system_time(second)),
     ok = file:write_file(filename:join(Dir, "latest.md"),
@@ -685,7 +812,7 @@ chart(Dir, Rows, Adapters) ->
     end.
 
 short(Name) ->
-    lists:foldl(fun({From, To}, Acc) -> string:replace(Acc, From, To, all) end, Name,
-                [{"one node", "1 node"}, {"concurrent ", ""}, {", one caller", ""},
-                 {"one caller on a follower", "1 caller"}, {"pipelined batches of 1,000", "batches"},
-                 {" (total)", ""}]).
+    S = lists:foldl(fun({From, To}, Acc) -> string:replace(Acc, From, To, all) end, Name,
+                    [{"one node", "1 node"}, {"concurrent ", ""}, {", one caller", ""},
+                     {"one caller on a follower", "1 caller"}, {" (total)", ""}]),
+    re:replace(S, "pipelined batches of [0-9,]+", "batches", [unicode, {return, list}]).

@@ -2,7 +2,7 @@
 # Runs the test groups and prints one summary line at the end.
 #   test.sh all      C unit tests, the raft_fixture simulation (short), Erlang
 #                    (Common Test: single node, clusters, the nemesis with its
-#                    checker), Elixir (ExUnit), fuzz smoke
+#                    checker), Elixir (ExUnit), bench smoke, fuzz smoke
 #   test.sh san      C unit tests and simulation under ASan+UBSan, C unit tests
 #                    under valgrind memcheck, the single-node and cluster suites
 #                    against an ASan+UBSan regentd
@@ -57,6 +57,8 @@ erlang_san()   { make -C c_src SAN=1 >/dev/null && make -s all >/dev/null || ret
                  rm -f "$log"; return $rc; }
 elixir_tests() { make -s all >/dev/null && MIX_ENV=test mix test &&
                  (cd examples/elixir_app && mix test); }
+# Every benchmark scenario at tiny sizes; fails if a row has no value for regent.
+bench_smoke()  { make -s bench-smoke; }
 fuzz_smoke()   { bash scripts/fuzz.sh 10; }
 cluster_soak() { make -s all >/dev/null &&
                  rebar3 ct --readable=compact --suite=regent_cluster_SUITE --repeat=5; }
@@ -65,7 +67,7 @@ fuzz_long()    { bash scripts/fuzz.sh 60; }
 export MIX_REBAR3=${MIX_REBAR3:-$(command -v rebar3)}
 case $what in
     all)    run c c_tests; run sim sim_short; run erlang erlang_tests
-            run elixir elixir_tests; run fuzz-smoke fuzz_smoke ;;
+            run elixir elixir_tests; run bench-smoke bench_smoke; run fuzz-smoke fuzz_smoke ;;
     san)    run c-san c_san_tests; run sim-san sim_san; run c-valgrind c_valgrind
             run erlang-san erlang_san ;;
     long)   run cluster-soak cluster_soak; run nemesis-long nemesis_long

@@ -47,6 +47,9 @@
          recover/1]).
 %% Metadata and queries
 -export([set_metadata/2, get_metadata/1, lookup/2, count/1, select/2]).
+%% Internal: the options a member runs with (bench/regent_bench.erl builds
+%% its START frame from them).
+-export([options/1]).
 
 -type registry() :: atom().
 -type name() :: term().
@@ -341,6 +344,9 @@ call(Reg, Msg, Timeout) ->
         Pid -> gen_server:call(Pid, Msg, Timeout)
     end.
 
+%% @private Opts over the application environment over the defaults,
+%% validated: what regent_member runs with.
+-spec options(options()) -> #{atom() => term()}.
 options(Opts) when is_list(Opts) ->
     options(maps:from_list(Opts));
 options(Opts) when is_map(Opts) ->
