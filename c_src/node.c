@@ -900,6 +900,37 @@ static void transfer_cb(struct raft_transfer *req)
     free(c);
 }
 
+/* A voter may become a standby only while every other voter has stored
+ * the last committed configuration. libraft has a server that is not a
+ * voter in its own configuration deny every vote, so a voter that missed
+ * its promotion cannot help elect anyone; if a demotion made its vote
+ * needed, no election could succeed (found by the simulation, the same
+ * rule as its may_demote; docs/testing.md). Refused changes are planned
+ * again by the member. */
+static bool may_demote(const struct rg_node *n, raft_id id)
+{
+    const struct raft_configuration *c = &n->raft.configuration;
+    bool demotion = false;
+    for (unsigned i = 0; i < c->n; i++) {
+        demotion = demotion || (c->servers[i].id == id && c->servers[i].role == RAFT_VOTER);
+    }
+    if (!demotion) {
+        return true; /* a spare made a standby */
+    }
+    for (unsigned i = 0; i < c->n; i++) {
+        raft_id k = c->servers[i].id;
+        raft_index match = 0;
+        if (k == n->id || k == id || c->servers[i].role != RAFT_VOTER) {
+            continue;
+        }
+        if (raft_match_index(&n->raft, k, &match) != 0 ||
+            match < n->raft.configuration_committed_index) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int start_change(struct rg_node *n, struct change_req *c,
                         const struct rg_change *m)
 {
@@ -907,6 +938,9 @@ static int start_change(struct rg_node *n, struct change_req *c,
     case RG_CONF_ADD:
         return raft_add(&n->raft, &c->req, m->id, m->address, change_cb);
     case RG_CONF_ASSIGN:
+        if (m->role == RAFT_STANDBY && !may_demote(n, m->id)) {
+            return RAFT_CANTCHANGE;
+        }
         return raft_assign(&n->raft, &c->req, m->id, m->role, change_cb);
     case RG_CONF_REMOVE:
         return raft_remove(&n->raft, &c->req, m->id, change_cb);

@@ -86,10 +86,11 @@
              %% Every pending op with a ref up to this one went to a leader
              %% at least once, so it may have been applied.
              sent_upto = 0 :: non_neg_integer(),
-             %% A {plan} timer is running: one is enough (each failed change
-             %% arming another made them multiply into a storm of changes
-             %% that kept the member from answering calls).
-             plan_armed = false :: boolean(),
+             %% The one {plan} timer and when it fires (ms): one is enough
+             %% (each failed change arming another made them multiply into a
+             %% storm of changes that kept the member from answering calls),
+             %% and an earlier need moves it earlier.
+             plan_timer :: {reference(), integer()} | undefined,
              %% The one {join_retry} timer while joining: a timer per attempt
              %% plus one per refusal doubled the attempts each round.
              join_timer :: reference() | undefined,
@@ -842,7 +843,10 @@ cluster_event({nodedown, Node}, #st{peers = Peers} = S0) ->
             {ok, P} -> S0#st{peers = Peers#{Node := P#{up => false, down_at => now_ms()}}};
             error -> S0
         end,
-    is_leader(S) andalso erlang:send_after(?DOWN_SETTLE_MS, self(), {down_settled, Node}),
+    %% Armed on every member, not only on the one that leads now: the
+    %% leader may die with the node, and the next one is elected within the
+    %% wait (a leader's kill -9 left its server a voter for ever).
+    erlang:send_after(?DOWN_SETTLE_MS, self(), {down_settled, Node}),
     S;
 cluster_event({down_settled, Node}, S) ->
     case is_leader(S) andalso not lists:member(Node, nodes()) of
@@ -856,7 +860,7 @@ cluster_event({join_retry}, #st{phase = joining} = S) ->
 cluster_event({join_retry}, S) ->
     S#st{join_timer = undefined};
 cluster_event({plan}, S) ->
-    plan(S#st{plan_armed = false});
+    plan(S#st{plan_timer = undefined});
 cluster_event({ask_leader, Node}, S) ->
     send_peer(Node, {hello, self(), node(), info(S)}, S),
     S;
@@ -993,7 +997,7 @@ plan(S) ->
     end.
 
 plan_step(#st{members = Ms, daemon_id = Me, opts = Opts} = S0) ->
-    S = unmapped_later(S0),
+    S = settling_later(unmapped_later(S0)),
     Live = [M || {Id, _, _} = M <- Ms, Id =:= Me orelse alive_id(Id, S)],
     Dead = [Id || {Id, _, _} <- Ms, Id =/= Me, dead_id(Id, S)],
     Voters = [Id || {Id, voter, _} <- Live],
@@ -1005,23 +1009,39 @@ plan_step(#st{members = Ms, daemon_id = Me, opts = Opts} = S0) ->
     Spares = [Id || {Id, spare, _} <- Live],
     DeadVoters = [Id || {Id, voter, _} <- Ms, lists:member(Id, Dead)],
     DeadOthers = Dead -- DeadVoters,
+    %% Servers neither live nor known dead yet (a node down for less than
+    %% ?DOWN_SETTLE_MS, an id no member has claimed yet): the voter count is
+    %% not changed for their sake until they are decided (the timers above
+    %% bring the plan back then), or a flap would promote and then demote.
+    Undecided = [Id || {Id, _, _} <- Ms, Id =/= Me, not alive_id(Id, S),
+                       not lists:member(Id, Dead)],
     if
         DeadOthers =/= [] ->
-            change(remove, hd(DeadOthers), spare, <<>>, plan, S);
+            plan_change(remove, hd(DeadOthers), spare, S);
         %% Replace a dead voter before removing it: removing first leaves
         %% a smaller voter set that a partition can strand (the other side
         %% then needs this node's vote to elect).
         DeadVoters =/= [], length(Voters) < Target, Promotable =/= [] ->
-            change(assign, hd(Promotable), voter, <<>>, plan, S);
+            plan_change(assign, hd(Promotable), voter, S);
         DeadVoters =/= [] ->
-            change(remove, hd(DeadVoters), spare, <<>>, plan, S);
+            plan_change(remove, hd(DeadVoters), spare, S);
         Spares =/= [] ->
-            change(assign, hd(Spares), standby, <<>>, plan, S);
-        length(Voters) < Target, Promotable =/= [] ->
-            change(assign, hd(Promotable), voter, <<>>, plan, S);
+            plan_change(assign, hd(Spares), standby, S);
+        length(Voters) < Target, Promotable =/= [], Undecided =:= [] ->
+            plan_change(assign, hd(Promotable), voter, S);
+        %% A dead voter that came back after a standby replaced it (its
+        %% node was cut off, not dead) leaves one voter too many: demote
+        %% one that is not us. regentd refuses while another voter may lack
+        %% the last configuration (c_src/node.c, may_demote).
+        length(Voters) > Target, Undecided =:= [] ->
+            plan_change(assign, lists:max(Voters -- [Me]), standby, S);
         true ->
             S
     end.
+
+%% The reason recorded with a planned change says what it was, for the log.
+plan_change(Kind, Id, Role, S) ->
+    change(Kind, Id, Role, <<>>, {plan, Kind, Id, Role}, S).
 
 synced_id(Id, #st{peers = Peers}) ->
     lists:any(fun(#{id := I, up := true, synced := true}) -> I =:= Id;
@@ -1047,6 +1067,20 @@ settled_down(#{up := true}) -> false;
 settled_down(#{down_at := T}) -> now_ms() - T >= ?DOWN_SETTLE_MS;
 settled_down(_) -> true.
 
+%% A server whose node went down less than ?DOWN_SETTLE_MS ago is judged
+%% once the wait is over: look again then. Every rule that waits re-arms the
+%% plan until it is decided, whatever the order of nodedowns, elections and
+%% timers.
+settling_later(#st{members = Ms, peers = Peers} = S) ->
+    Ids = [Id || {Id, _, _} <- Ms],
+    Waits = [?DOWN_SETTLE_MS - (now_ms() - T)
+             || #{id := Id, up := false, down_at := T} <- maps:values(Peers),
+                lists:member(Id, Ids), now_ms() - T < ?DOWN_SETTLE_MS],
+    case Waits of
+        [] -> S;
+        _ -> plan_later(max(1, lists:min(Waits)), S)
+    end.
+
 %% Ids nobody has claimed yet are judged after the grace period: look again
 %% then.
 unmapped_later(#st{members = Ms, daemon_id = Me, peers = Peers} = S) ->
@@ -1056,11 +1090,19 @@ unmapped_later(#st{members = Ms, daemon_id = Me, peers = Peers} = S) ->
         _ -> plan_later(?UNMAPPED_GRACE_MS, S)
     end.
 
-plan_later(_Ms, #st{plan_armed = true} = S) ->
-    S;
-plan_later(Ms, S) ->
-    erlang:send_after(Ms, self(), {plan}),
-    S#st{plan_armed = true}.
+%% Arms the one {plan} timer to fire in Ms, unless it fires sooner already.
+plan_later(Ms, #st{plan_timer = Timer} = S) ->
+    Due = now_ms() + Ms,
+    case Timer of
+        {_, At} when At =< Due ->
+            S;
+        _ ->
+            case Timer of
+                {Ref, _} -> erlang:cancel_timer(Ref);
+                undefined -> ok
+            end,
+            S#st{plan_timer = {erlang:send_after(Ms, self(), {plan}), Due}}
+    end.
 
 change(Kind, Id, Role, Address, Why, #st{port = Port} = S) ->
     Ref = erlang:unique_integer([positive, monotonic]),
@@ -1086,7 +1128,7 @@ change_done(Ref, Status, #st{reg = Reg} = S0) ->
                     From ! {regent, {left, Status}};
                 {transfer, _} ->
                     ok;
-                plan ->
+                {plan, _, _, _} ->
                     ok
             end,
             case Status of

@@ -16,7 +16,8 @@
          full_partition/1, distribution_partition/1, two_clusters_merge/1,
          race_two_nodes/1, burst_of_deaths/1, standby_promoted/1,
          quorum_lost_then_voters_return/1, merge_with_resolve_fun/1,
-         caught_up_follower_leads_changes/1]).
+         caught_up_follower_leads_changes/1, leader_node_kill9_removed/1,
+         leader_then_voter_kill9/1]).
 -export([keep_claimant/3]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -33,7 +34,8 @@ all() ->
      raft_handshake_from_erlang, quorum_lost_then_recover, full_partition,
      distribution_partition, two_clusters_merge, race_two_nodes,
      burst_of_deaths, standby_promoted, quorum_lost_then_voters_return,
-     merge_with_resolve_fun, caught_up_follower_leads_changes].
+     merge_with_resolve_fun, caught_up_follower_leads_changes,
+     leader_node_kill9_removed, leader_then_voter_kill9].
 
 groups() -> [].
 
@@ -148,6 +150,19 @@ wait_until_(Fun, Deadline) ->
 
 roles(Node) ->
     lists:sort([R || {_, R} <- erpc:call(Node, regent, get_members, [?REG])]).
+
+%% kill -9 of a node's BEAM and its regentd at once, as a host that dies.
+kill9_node(Node) ->
+    Pids = [erpc:call(Node, os, getpid, []), integer_to_list(os_pid(Node))],
+    true = erlang:monitor_node(Node, true),
+    os:cmd("kill -9 " ++ lists:join(" ", Pids)),
+    receive {nodedown, Node} -> ok after 5000 -> error({still_up, Node}) end.
+
+%% Node's view of the configuration is exactly Live, with Voters voters.
+membership_is(Node, Live, Voters) ->
+    Ms = erpc:call(Node, regent, get_members, [?REG]),
+    lists:sort([N || {{N, _}, _} <- Ms]) =:= lists:sort(Live) andalso
+        length([V || {_, voter} = V <- Ms]) =:= Voters.
 
 %% ---- joining ------------------------------------------------------------
 
@@ -664,3 +679,44 @@ caught_up_follower_leads_changes(Config) ->
     start_on([E], Config),
     await_cluster([A, B, C, D, E], 5),
     {F, ?REG} = leader(E).
+
+%% kill -9 of the leader's node (BEAM and regentd): the survivors' leader
+%% removes its server, whatever the order of the nodedown, the election and
+%% the settle timer; a survivor can then leave gracefully and the last one
+%% still writes. (Before: the dead server stayed a voter for ever, and the
+%% last node was a candidate that could not elect itself.)
+leader_node_kill9_removed(Config) ->
+    Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    [S1, S2] = Nodes -- [LeaderNode],
+    kill9_node(LeaderNode),
+    T0 = erlang:monotonic_time(millisecond),
+    wait_until(fun() -> membership_is(S1, [S1, S2], 2) andalso
+                            membership_is(S2, [S1, S2], 2) end, 5000),
+    ct:pal("dead leader's server removed ~p ms after the nodedown",
+           [erlang:monotonic_time(millisecond) - T0]),
+    ok = erpc:call(S1, ?MODULE, stop_remote, [?REG]),
+    wait_until(fun() -> membership_is(S2, [S2], 1) end, 5000),
+    yes = reg(S2, after_both, idle_on(S2)).
+
+%% Five nodes: the leader dies, then another voter 1 s later. The new leader
+%% promotes standbys and removes the dead voters, so three voters remain
+%% after each loss and the three survivors keep writing.
+leader_then_voter_kill9(Config) ->
+    Nodes = peers(5),
+    [start_on([N], Config) || N <- Nodes],
+    await_cluster(Nodes, 5),
+    wait_until(fun() -> roles(hd(Nodes)) =:= [standby, standby, voter, voter, voter] end, 10000),
+    {Leader, _} = leader(hd(Nodes)),
+    Other = hd(Nodes -- [Leader]),
+    kill9_node(Leader),
+    timer:sleep(1000), % the schedule under test: the second loss 1 s later
+    Live1 = Nodes -- [Leader],
+    [Voter | _] = [N || {{N, _}, voter} <- erpc:call(Other, regent, get_members, [?REG]),
+                        lists:member(N, Live1)],
+    kill9_node(Voter),
+    Live = Live1 -- [Voter],
+    wait_until(fun() -> lists:all(fun(N) -> membership_is(N, Live, 3) end, Live) end, 10000),
+    [yes = reg(N, {after_two_kills, N}, idle_on(N)) || N <- Live].

@@ -26,7 +26,10 @@
 %% - lost: an acknowledged `yes' whose owner nothing could have ended is not
 %%   in a node's final table;
 %% - diverged / dead_owner: the final tables differ between nodes, or hold
-%%   a dead process.
+%%   a dead process;
+%% - membership: the leader's configuration at the end misses a live member,
+%%   keeps a dead server as a voter, or has other than min(voters, live
+%%   members) voters.
 -module(regent_history).
 
 -export([check/3, describe/1]).
@@ -40,7 +43,9 @@
                 name => term(), pid => pid(), node => node(),
                 invoke := integer(), complete := integer(), result := term()}.
 -type risk() :: #{node := node(), from := integer(), to := time()}.
--type final() :: #{tables := #{node() => [{term(), pid()}]}, dead := [pid()]}.
+-type final() :: #{tables := #{node() => [{term(), pid()}]}, dead := [pid()],
+                   membership => #{members := [{term(), atom()}], live := [node()],
+                                   voters := pos_integer()}}.
 -type violation() :: {atom(), term(), map()}.
 -export_type([op/0, risk/0, final/0, violation/0]).
 
@@ -148,7 +153,7 @@ found(Name, Rows) ->
 
 %% ---- the final state -------------------------------------------------------
 
-check_final(#{tables := Tables, dead := Dead}) ->
+check_final(#{tables := Tables, dead := Dead} = Final) ->
     Sorted = [{N, lists:sort(Rows)} || {N, Rows} <- maps:to_list(Tables)],
     Diverged = case lists:usort([Rows || {_, Rows} <- Sorted]) of
                    [] -> [];
@@ -156,7 +161,28 @@ check_final(#{tables := Tables, dead := Dead}) ->
                    _ -> [{diverged, all, maps:from_list(Sorted)}]
                end,
     Diverged ++ [{dead_owner, Name, #{node => N, pid => P}}
-                 || {N, Rows} <- Sorted, {Name, P} <- Rows, lists:member(P, Dead)].
+                 || {N, Rows} <- Sorted, {Name, P} <- Rows, lists:member(P, Dead)]
+        ++ membership(Final).
+
+%% After the last heal the leader's configuration holds every live member,
+%% no dead server votes, and there are min(voters, live members) voters.
+%% Members are as regent:get_members/1 gives them: {{Node, Reg}, Role} for a
+%% server whose member it knows, {{raft_id, Id}, Role} for one it does not.
+membership(#{membership := #{members := Ms, live := Live, voters := Want}}) ->
+    InConfig = [N || {{N, _}, _} <- Ms, is_atom(N)],
+    Missing = Live -- InConfig,
+    DeadVoters = [M || {M, voter} <- Ms, not is_live(M, Live)],
+    Voters = length([V || {_, voter} = V <- Ms]),
+    Expected = min(Want, length(Live)),
+    Wrong = Missing =/= [] orelse DeadVoters =/= [] orelse Voters =/= Expected,
+    [{membership, all, #{missing => Missing, dead_voters => DeadVoters,
+                         voters => Voters, expected_voters => Expected,
+                         members => Ms}} || Wrong];
+membership(_) ->
+    [].
+
+is_live({N, _}, Live) when is_atom(N) -> lists:member(N, Live);
+is_live(_, _) -> false.
 
 %% ---- helpers --------------------------------------------------------------
 

@@ -22,6 +22,8 @@
 
 -define(REG, nemesis_reg).
 -define(NODES, 5).
+%% regent's default `voters' option, which the nemesis does not change.
+-define(VOTERS, 3).
 -define(CALL_TIMEOUT, 10000).
 %% Partitions twice as likely as the other faults.
 -define(FAULT_KINDS, [kill_daemon, halt, partition, partition, one_way]).
@@ -328,24 +330,36 @@ await_cluster(Tabs, Ms) ->
                end, Ms).
 
 %% After the last heal: one cluster, one table everywhere, no dead owner
-%% left, no op pending. Returns ok or timeout; the checker judges either way.
+%% left, the membership in shape, no op pending. Returns ok or timeout; the checker judges either way.
 await_quiet(Tabs, Ms) ->
     case await_cluster(Tabs, Ms) of
         ok ->
             wait_until(fun() ->
-                               #{tables := T, dead := D} = final_state(Tabs),
+                               #{tables := T, dead := D} = F = final_state(Tabs),
                                D =:= [] andalso length(lists:usort(maps:values(T))) =:= 1
+                                   andalso regent_history:check([], [], F) =:= []
                        end, Ms);
         timeout ->
             timeout
     end.
 
 final_state(Tabs) ->
+    Live = live_nodes(Tabs),
     Tables = maps:from_list([{N, lists:sort(erpc:call(N, regent, select,
                                                      [?REG, [{{'$1', '$2', '_'}, [], [{{'$1', '$2'}}]}]]))}
-                             || N <- live_nodes(Tabs)]),
+                             || N <- Live]),
     Pids = lists:usort([P || Rows <- maps:values(Tables), {_, P} <- Rows]),
-    #{tables => Tables, dead => [P || P <- Pids, not alive(Tabs, P)]}.
+    #{tables => Tables, dead => [P || P <- Pids, not alive(Tabs, P)],
+      membership => #{members => leader_members(Live), live => Live, voters => ?VOTERS}}.
+
+%% The configuration as the leader's member knows it ([] without a leader,
+%% which the membership rule reports as every live member missing).
+leader_members(Live) ->
+    try
+        {Leader, _} = erpc:call(hd(Live), regent, get_leader, [?REG]),
+        erpc:call(Leader, regent, get_members, [?REG])
+    catch _:_ -> []
+    end.
 
 alive(Tabs, P) ->
     lists:member(node(P), live_nodes(Tabs)) andalso

@@ -76,6 +76,20 @@ checker_synthetic(_Config) ->
     [lost] = Kinds([Reg(P1, 0, 10, yes)], [], Final([])),
     [diverged] = Kinds([], [], #{tables => #{a => [{N, P1}], b => []}, dead => []}),
     [dead_owner] = Kinds([], [], #{tables => #{a => [{N, P1}]}, dead => [P1]}),
+    %% Membership after the last heal: every live member in, no dead voter,
+    %% min(voters, live) voters.
+    Members = fun(Ms, Live) -> #{tables => #{}, dead => [],
+                                 membership => #{members => Ms, live => Live, voters => 3}} end,
+    [] = Kinds([], [], Members([{{a, r}, voter}, {{b, r}, voter}, {{c, r}, voter},
+                                {{d, r}, standby}], [a, b, c, d])),
+    [] = Kinds([], [], Members([{{a, r}, voter}, {{b, r}, voter}], [a, b])),
+    [membership] = Kinds([], [], Members([{{a, r}, voter}, {{b, r}, voter},
+                                          {{raft_id, 7}, voter}], [a, b])),
+    [membership] = Kinds([], [], Members([{{a, r}, voter}, {{b, r}, voter},
+                                          {{c, r}, voter}], [a, b])),
+    [membership] = Kinds([], [], Members([{{a, r}, voter}, {{b, r}, voter}], [a, b, c])),
+    [membership] = Kinds([], [], Members([{{a, r}, voter}, {{b, r}, standby},
+                                          {{c, r}, standby}], [a, b, c])),
     [P ! stop || P <- [P1, P2]],
     ok.
 
