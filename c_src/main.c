@@ -9,6 +9,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "datadir.h"
 #include "node.h"
 
 /* 0.17.1 is the first libraft that appends a no-op on election and never
@@ -24,8 +25,12 @@ int main(int argc, char **argv)
                RAFT_VERSION_MINOR, RAFT_VERSION_RELEASE, uv_version_string());
         return 0;
     }
+    if (argc == 4 && strcmp(argv[1], "--sweep") == 0) {
+        /* A member's clean-up of data dirs no daemon holds (datadir.h). */
+        return rg_datadir_sweep(argv[2], argv[3]) < 0 ? 1 : 0;
+    }
     if (argc > 1) {
-        fprintf(stderr, "usage: regentd [--version]\n"
+        fprintf(stderr, "usage: regentd [--version | --sweep <base> <keep>]\n"
                         "regentd is started by the regent Erlang application "
                         "as a port program.\n");
         return 2;

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "datadir.h"
 #include "limits.h"
 #include "raft_fixes.h"
 
@@ -27,6 +28,7 @@
 #define DUMP_FRAME_BYTES (1u << 20)
 
 #define ID_FILE "regent.id"
+#define LOCK_WAIT_MS 5000 /* a previous daemon on the dir may still be exiting */
 
 struct batch_req {
     struct raft_apply req;
@@ -581,7 +583,8 @@ static int clear_dir(const char *dir)
     while ((e = readdir(d)) != NULL) {
         /* daemon.pid is the member's record of which daemon uses the
          * dir (it guards against two daemons on one dir): keep it. */
-        if (e->d_name[0] == '.' || strcmp(e->d_name, "daemon.pid") == 0) {
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "daemon.pid") == 0 ||
+            strcmp(e->d_name, RG_LOCK_FILE) == 0) { /* ours, held */
             continue;
         }
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -731,7 +734,15 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
                       const char **err)
 {
     unsigned old_port = 0;
-    bool resumed = read_id_file(s->dir, &n->id, &old_port);
+    bool fresh_dir = false;
+    /* Before anything in the dir is read or written: a previous daemon
+     * still exiting gets a few seconds, and a dir that is gone (deleted
+     * under us, or swept) is made again, empty. */
+    n->lock_fd = rg_datadir_lock(s->dir, LOCK_WAIT_MS, &fresh_dir, err);
+    if (n->lock_fd < 0) {
+        return -1;
+    }
+    bool resumed = !fresh_dir && read_id_file(s->dir, &n->id, &old_port);
     if (!resumed) {
         n->id = s->id != 0 ? s->id : random_id();
     }
@@ -1079,6 +1090,7 @@ int rg_node_init(struct rg_node *n, uv_loop_t *loop, int in_fd, int out_fd)
 {
     struct rg_sipkey key = {random_id(), random_id()};
     memset(n, 0, sizeof *n);
+    n->lock_fd = -1;
     n->loop = loop;
     loop->data = n;
     rg_wbuf_init(&n->batch);
@@ -1104,6 +1116,10 @@ int rg_node_init(struct rg_node *n, uv_loop_t *loop, int in_fd, int out_fd)
 
 void rg_node_close(struct rg_node *n)
 {
+    if (n->lock_fd >= 0) {
+        close(n->lock_fd); /* the data dir is free for the next daemon */
+        n->lock_fd = -1;
+    }
     rg_transport_free(&n->transport);
     rg_fsm_close(&n->fsm);
     rg_wbuf_free(&n->batch);

@@ -79,6 +79,7 @@ struct rg_node {
     bool members_sent;
     bool stopping;
     int exit_code;
+    int lock_fd; /* the data dir's lock, held for the daemon's life (datadir.h) */
     struct rg_wbuf frame; /* scratch for building frames */
 };
 

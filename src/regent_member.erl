@@ -215,13 +215,21 @@ handle_info(_Msg, S) ->
 %% @private
 -spec terminate(term(), #st{}) -> ok.
 terminate(Reason, #st{port = Port, dir = Dir} = S) ->
-    graceful(Reason) andalso is_port(Port) andalso leave(S),
-    is_port(Port) andalso stop_daemon(Port),
+    Live = is_port(Port) andalso erlang:port_info(Port) =/= undefined,
+    graceful(Reason) andalso Live andalso leave(S),
+    Live andalso stop_daemon(Port),
     %% A deliberate stop ends this member's raft state, like a member that
     %% leaves its cluster; after a crash the restarted member resumes it.
-    case graceful(Reason) of
-        true -> ok = file:del_dir_r(Dir);
-        false -> ok
+    graceful(Reason) andalso remove_dir(Dir),
+    ok.
+
+%% A dir that is already gone is fine; any other failure is logged, so that
+%% terminate/2 never hides the reason the member stops with.
+remove_dir(Dir) ->
+    case file:del_dir_r(Dir) of
+        ok -> ok;
+        {error, enoent} -> ok;
+        {error, Why} -> ?LOG_WARNING("regent: cannot remove ~ts: ~p", [Dir, Why])
     end.
 
 graceful(normal) -> true;
@@ -229,13 +237,18 @@ graceful(shutdown) -> true;
 graceful({shutdown, _}) -> true;
 graceful(_) -> false.
 
-%% regentd stops raft cleanly on STOP (or on EOF) and exits.
+%% regentd stops raft cleanly on STOP (or on EOF) and exits. The port may
+%% have closed meanwhile (the daemon died): then there is nothing to stop.
 stop_daemon(Port) ->
-    true = port_command(Port, regent_proto:stop()),
+    try port_command(Port, regent_proto:stop())
+    catch error:badarg -> ok
+    end,
     receive
         {Port, {exit_status, _}} -> ok
     after 5000 ->
-            port_close(Port)
+            try port_close(Port)
+            catch error:badarg -> ok
+            end
     end.
 
 %% ---- the daemon ----------------------------------------------------------
@@ -249,6 +262,10 @@ start_daemon(#st{opts = Opts, dir = Dir, phase = Phase} = S) ->
     Port = open_port({spawn_executable, Exe},
                      [{packet, 4}, binary, exit_status, use_stdio, {args, []}]),
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    %% The dir may have been deleted under us (by hand, or a sweep while no
+    %% daemon held it): regentd starts afresh in a new one (its STARTED says
+    %% it did not resume), so only the pid record needs the dir here.
+    ok = filelib:ensure_path(Dir),
     ok = file:write_file(filename:join(Dir, "daemon.pid"), integer_to_list(OsPid)),
     Start = #{id => 0, bootstrap => Phase =/= joining,
               data_dir => unicode:characters_to_binary(Dir),
@@ -300,9 +317,26 @@ daemon_died(Code, #st{reg = Reg} = S0) ->
         false ->
             %% Everything not answered goes again to the next daemon; ops
             %% that did commit are answered from its log replay instead.
-            S = requeue_all(S0#st{port = undefined, restarts = [Now | Recent]}),
-            {noreply, start_daemon(S)}
+            S = S0#st{port = undefined, restarts = [Now | Recent]},
+            {noreply, restart_daemon(S)}
     end.
+
+%% Everything not answered goes again to the next daemon; ops that did
+%% commit are answered from its log replay instead. A daemon whose raft
+%% state is gone (the dir was deleted) must not bootstrap a cluster of its
+%% own beside the one it was in: this member leaves that cluster's raft
+%% state behind and joins it again under a fresh id, claiming its names.
+restart_daemon(#st{dir = Dir, members = Ms, phase = running} = S)
+  when length(Ms) > 1 ->
+    case filelib:is_regular(filename:join(Dir, "regent.id")) of
+        true ->
+            start_daemon(requeue_all(S));
+        false ->
+            ?LOG_WARNING("regent ~p: the raft state in ~ts is gone", [S#st.reg, Dir]),
+            dissolve({join, leader_node_known(S)}, S)
+    end;
+restart_daemon(S) ->
+    start_daemon(requeue_all(S)).
 
 handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
     ?LOG_INFO("regent ~p: regentd started, raft id ~.16b, raft port ~p, ~s",
@@ -701,41 +735,42 @@ status_map(#st{reg = Reg, status = St, port = Port} = S) ->
 
 %% <base>/<node>-<os pid>/<registry>: a new BEAM incarnation never resumes
 %% an older one's raft state (it must join under a fresh id), while a
-%% restarted daemon or member in this BEAM does. Directories of BEAMs that
-%% are gone (no /proc/<pid>: Linux) are removed.
+%% restarted daemon or member in this BEAM does. Directories that no
+%% running regentd holds are removed by `regentd --sweep' (c_src/datadir.h):
+%% liveness is the daemon's flock on its dir, which holds across PID
+%% namespaces, never the visibility of /proc/<pid> (a BEAM in a container of
+%% its own that shared /dev/shm deleted the others' live state: issue 11).
 data_dir(Reg, Opts) ->
     Base = maps:get(data_dir, Opts),
     Self = atom_to_list(node()) ++ "-" ++ os:getpid(),
     ok = filelib:ensure_path(Base),
-    remove_stale(Base, Self),
+    sweep(maps:get(daemon, Opts), Base, Self),
     Dir = filename:join([Base, Self, atom_to_list(Reg)]),
     ok = filelib:ensure_path(Dir),
     Dir.
 
-remove_stale(Base, Self) ->
-    {ok, Entries} = file:list_dir(Base),
-    [remove_dir(filename:join(Base, E)) || E <- Entries, E =/= Self, stale(E)],
-    ok.
-
 %% Someone else's leftovers (another user's, in a shared /dev/shm) may not be
-%% ours to delete: say so and go on.
-remove_dir(Dir) ->
-    case file:del_dir_r(Dir) of
-        ok -> ok;
-        {error, Why} -> ?LOG_WARNING("regent: cannot remove stale ~ts: ~p", [Dir, Why])
-    end.
+%% ours to delete: the sweep says so and we go on.
+sweep(Exe, Base, Self) ->
+    Port = open_port({spawn_executable, Exe},
+                     [{args, ["--sweep", Base, Self]}, exit_status, stderr_to_stdout,
+                      {line, 4096}]),
+    sweep_output(Port, Base, []).
 
-stale(Entry) ->
-    case string:split(Entry, "-", trailing) of
-        [_Node, OsPid] ->
-            case string:to_integer(OsPid) of
-                {N, []} when N > 0 ->
-                    not filelib:is_dir("/proc/" ++ integer_to_list(N));
-                _ ->
-                    false
-            end;
-        _ ->
-            false
+sweep_output(Port, Base, Lines) ->
+    receive
+        {Port, {data, {_, Line}}} ->
+            sweep_output(Port, Base, [Line | Lines]);
+        {Port, {exit_status, Code}} ->
+            [?LOG_NOTICE("regent: ~ts", [L]) || L <- lists:reverse(Lines)],
+            Code =:= 0 orelse
+                ?LOG_WARNING("regent: the sweep of stale data dirs in ~ts exited with ~p",
+                             [Base, Code]),
+            ok
+    after 30000 ->
+            port_close(Port),
+            ?LOG_WARNING("regent: the sweep of stale data dirs did not finish"),
+            ok
     end.
 
 now_ms() ->
@@ -1217,7 +1252,7 @@ await_new_leader(#st{port = Port} = S, Deadline) ->
 dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir} = S) ->
     ?LOG_WARNING("regent ~p: leaving the current raft cluster (~p)", [Reg, Mode]),
     is_port(Port) andalso stop_daemon(Port),
-    ok = file:del_dir_r(Dir),
+    remove_dir(Dir),
     ok = filelib:ensure_path(Dir),
     Claims = [Row || {_, Pid, _} = Row <- ets:tab2list(Reg),
                      node(Pid) =:= node(), is_process_alive(Pid)],

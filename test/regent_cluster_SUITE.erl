@@ -17,7 +17,7 @@
          race_two_nodes/1, burst_of_deaths/1, standby_promoted/1,
          quorum_lost_then_voters_return/1, merge_with_resolve_fun/1,
          caught_up_follower_leads_changes/1, leader_node_kill9_removed/1,
-         leader_then_voter_kill9/1]).
+         leader_then_voter_kill9/1, shared_data_dir_pid_namespace/1]).
 -export([keep_claimant/3]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -35,7 +35,8 @@ all() ->
      distribution_partition, two_clusters_merge, race_two_nodes,
      burst_of_deaths, standby_promoted, quorum_lost_then_voters_return,
      merge_with_resolve_fun, caught_up_follower_leads_changes,
-     leader_node_kill9_removed, leader_then_voter_kill9].
+     leader_node_kill9_removed, leader_then_voter_kill9,
+     shared_data_dir_pid_namespace].
 
 groups() -> [].
 
@@ -720,3 +721,61 @@ leader_then_voter_kill9(Config) ->
     Live = Live1 -- [Voter],
     wait_until(fun() -> lists:all(fun(N) -> membership_is(N, Live, 3) end, Live) end, 10000),
     [yes = reg(N, {after_two_kills, N}, idle_on(N)) || N <- Live].
+
+%% Containers that share /dev/shm (--ipc=host) run BEAMs in PID namespaces of
+%% their own. A member started there on the same data_dir as two running
+%% ones must not take their directories for stale (their /proc/<pid> is
+%% invisible to it): before, it deleted them, a regentd aborted, its member
+%% bootstrapped a cluster of its own and acknowledged names were lost.
+shared_data_dir_pid_namespace(Config) ->
+    case os:cmd("unshare --pid --fork --mount-proc true 2>&1 && echo ok") of
+        "ok\n" -> shared_data_dir_pid_namespace_(Config);
+        Why -> {skip, "needs unshare --pid (root): " ++ Why}
+    end.
+
+shared_data_dir_pid_namespace_(Config) ->
+    Base = filename:join(?config(priv_dir, Config), "shared_shm"),
+    Opts = [{data_dir, Base}],
+    [A, B] = peers(2),
+    start_on([A, B], Config, Opts),
+    await_cluster([A, B], 2),
+    Ps = [{I, idle_on(lists:nth(1 + I rem 2, [A, B]))} || I <- lists:seq(1, 200)],
+    [yes = reg(node(P), {shared, I}, P) || {I, P} <- Ps],
+    Daemons = [daemon_of(N) || N <- [A, B]],
+    C = namespaced_peer(),
+    "1" = erpc:call(C, os, getpid, []), % PID 1 of its own namespace
+    start_on([C], Config, Opts),
+    await_cluster([A, B, C], 3),
+    %% Same daemons, same dirs, every name everywhere.
+    Daemons = [daemon_of(N) || N <- [A, B]],
+    [true = filelib:is_dir(Dir) || {_, _, Dir} <- Daemons],
+    [[wait_until(fun() -> where(N, {shared, I}) =:= P end, 5000) || {I, P} <- Ps]
+     || N <- [A, B, C]],
+    %% And the one in the namespace sweeps nothing of theirs when it leaves.
+    ok = erpc:call(C, ?MODULE, stop_remote, [?REG]),
+    [true = filelib:is_dir(Dir) || {_, _, Dir} <- Daemons].
+
+daemon_of(Node) ->
+    #{os_pid := OsPid, starts := Starts, data_dir := Dir} =
+        maps:get(daemon, erpc:call(Node, regent, status, [?REG])),
+    {OsPid, Starts, Dir}.
+
+%% A peer BEAM in a PID namespace of its own (with its own /proc), on the
+%% same host, network and files.
+namespaced_peer() ->
+    {ok, Peer, Node} =
+        peer:start_link(#{name => peer:random_name(regent_ns),
+                          exec => {"/bin/sh", ["-c", unshare_script(), "sh"]},
+                          args => ["-setcookie", atom_to_list(erlang:get_cookie())
+                                   | lists:append([["-pa", P] || P <- paths()])]}),
+    unlink(Peer),
+    put(peers, [Peer | case get(peers) of undefined -> []; L -> L end]),
+    Node.
+
+%% erl under `unshare --pid --fork`, without peer's -detached: a detached
+%% erl would leave the namespace's PID 1, which takes every process in the
+%% namespace with it.
+unshare_script() ->
+    "for a do shift; [ \"$a\" = -detached ] && continue; set -- \"$@\" \"$a\"; done; "
+        "exec " ++ os:find_executable("unshare") ++ " --pid --fork --mount-proc "
+        ++ os:find_executable("erl") ++ " \"$@\"".
