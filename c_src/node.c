@@ -29,6 +29,7 @@
 
 #define ID_FILE "regent.id"
 #define LOCK_WAIT_MS 5000 /* a previous daemon on the dir may still be exiting */
+#define MEMBER_SILENT_MS 1000 /* see maybe_hand_over */
 
 struct batch_req {
     struct raft_apply req;
@@ -506,10 +507,53 @@ static void maybe_nudge(struct rg_node *n)
     }
 }
 
+static void member_silent_transfer_cb(struct raft_transfer *req)
+{
+    struct rg_node *n = req->data;
+    n->silent_transfer = false;
+    free(req);
+}
+
+/* Writes reach the leader's daemon through the leader's member, so a leader
+ * whose member is stopped (a SIGSTOPped or wedged BEAM) stops every write in
+ * the cluster while raft still sees a healthy leader. The member sends ALIVE
+ * every 250 ms (any frame counts); after MEMBER_SILENT_MS of silence the
+ * leader hands leadership to the most up-to-date voter. It checks from the
+ * loop's check handle, which raft's heartbeat timer runs every 50 ms. */
+static void maybe_hand_over(struct rg_node *n)
+{
+    if (n->silent_transfer || raft_state(&n->raft) != RAFT_LEADER ||
+        uv_now(n->loop) - n->member_seen_ms < MEMBER_SILENT_MS) {
+        return;
+    }
+    unsigned voters = 0;
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        voters += n->raft.configuration.servers[i].role == RAFT_VOTER;
+    }
+    if (voters < 2) {
+        return; /* nobody to hand it to */
+    }
+    struct raft_transfer *req = calloc(1, sizeof *req);
+    if (req == NULL) {
+        return;
+    }
+    req->data = n;
+    if (raft_transfer(&n->raft, req, 0, member_silent_transfer_cb) != 0) {
+        free(req);
+        return;
+    }
+    n->silent_transfer = true;
+    char detail[64];
+    snprintf(detail, sizeof detail, "%llu ms",
+             (unsigned long long)(uv_now(n->loop) - n->member_seen_ms));
+    log_msg("member silent; handing leadership over", detail);
+}
+
 static void on_check(uv_check_t *check)
 {
     struct rg_node *n = check->data;
     if (n->started && !n->stopping) {
+        maybe_hand_over(n);
         batch_flush(n);
         maybe_sync(n);
         maybe_nudge(n);
@@ -1000,7 +1044,13 @@ static void on_frame(struct rg_port *p, const uint8_t *frame, size_t len)
         send_error(n, err);
         return;
     }
+    n->member_seen_ms = uv_now(n->loop);
     switch (type) {
+    case RG_MSG_ALIVE:
+        if (!rg_rbuf_done(&r)) {
+            send_error(n, "ALIVE frame with a payload");
+        }
+        break;
     case RG_MSG_START:
         handle_start(n, &r, len);
         break;

@@ -80,6 +80,8 @@ struct rg_node {
     bool stopping;
     int exit_code;
     int lock_fd; /* the data dir's lock, held for the daemon's life (datadir.h) */
+    uint64_t member_seen_ms; /* uv_now when the member's last frame arrived */
+    bool silent_transfer;    /* a hand-over for a silent member is in flight */
     struct rg_wbuf frame; /* scratch for building frames */
 };
 

@@ -98,6 +98,10 @@
              settled_at :: integer() | undefined}).
 
 -define(LEADERLESS_MS, 1500).
+%% How often the member tells its daemon it runs: a leader's daemon that
+%% hears nothing for a second (a stopped BEAM) hands the leadership over
+%% (c_src/node.c, maybe_hand_over).
+-define(ALIVE_MS, 250).
 
 -define(DISCOVER_MS, 200).
 -define(JOIN_RETRY_MS, 1000).
@@ -129,6 +133,7 @@ init({Reg, Opts}) ->
     Reg = ets:new(Reg, [named_table, set, protected, {read_concurrency, true}]),
     Dir = data_dir(Reg, Opts),
     ok = net_kernel:monitor_nodes(true),
+    erlang:send_after(?ALIVE_MS, self(), alive),
     S = #st{reg = Reg, opts = Opts, dir = Dir, leaderless_since = now_ms()},
     Resuming = filelib:is_regular(filename:join(Dir, "regent.id")),
     case Resuming orelse nodes() =:= [] of
@@ -197,6 +202,10 @@ handle_info(flush, S) ->
     {noreply, flush(S#st{flush_queued = false})};
 handle_info(tick, S) ->
     {noreply, tick(S#st{tick = false})};
+handle_info(alive, #st{port = Port} = S) ->
+    is_port(Port) andalso port_command(Port, regent_proto:alive()),
+    erlang:send_after(?ALIVE_MS, self(), alive),
+    {noreply, S};
 handle_info(status_timeout, #st{status_waiters = Ws} = S) ->
     [gen_server:reply(W, status_map(S)) || W <- Ws],
     {noreply, S#st{status_waiters = []}};

@@ -6,7 +6,7 @@
 %% the bytes.
 -module(regent_proto).
 
--export([start/1, ops/1, fwd_ops/2, change/5, block/1, stop/0, status_request/0,
+-export([start/1, ops/1, fwd_ops/2, change/5, block/1, stop/0, status_request/0, alive/0,
          op_ref/1,
          op_register/5, op_unregister/2, op_unregister_if_owner/3,
          op_set_meta/3, op_purge_node/4, op_read/2, op_settle/1,
@@ -95,6 +95,11 @@ stop() -> <<?V, 16#03>>.
 
 -spec status_request() -> binary().
 status_request() -> <<?V, 16#04>>.
+
+%% Sent every ?ALIVE_MS by the member: a leader's daemon that hears
+%% nothing from its member for a second hands the leadership over.
+-spec alive() -> binary().
+alive() -> <<?V, 16#08>>.
 
 -spec op_register(pos_integer(), binary(), binary(), binary(), binary()) -> binary().
 op_register(Ref, Key, Pid, Meta, Replace) ->

@@ -17,7 +17,8 @@
          race_two_nodes/1, burst_of_deaths/1, standby_promoted/1,
          quorum_lost_then_voters_return/1, merge_with_resolve_fun/1,
          caught_up_follower_leads_changes/1, leader_node_kill9_removed/1,
-         leader_then_voter_kill9/1, shared_data_dir_pid_namespace/1]).
+         leader_then_voter_kill9/1, shared_data_dir_pid_namespace/1,
+         leader_beam_stopped/1]).
 -export([keep_claimant/3]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -36,7 +37,7 @@ all() ->
      burst_of_deaths, standby_promoted, quorum_lost_then_voters_return,
      merge_with_resolve_fun, caught_up_follower_leads_changes,
      leader_node_kill9_removed, leader_then_voter_kill9,
-     shared_data_dir_pid_namespace].
+     shared_data_dir_pid_namespace, leader_beam_stopped].
 
 groups() -> [].
 
@@ -779,3 +780,30 @@ unshare_script() ->
     "for a do shift; [ \"$a\" = -detached ] && continue; set -- \"$@\" \"$a\"; done; "
         "exec " ++ os:find_executable("unshare") ++ " --pid --fork --mount-proc "
         ++ os:find_executable("erl") ++ " \"$@\"".
+
+%% SIGSTOP of the leader's BEAM while its regentd runs on: writes reach the
+%% leader's daemon through its member, so before, no write committed anywhere
+%% until SIGCONT. Now the daemon hears no ALIVE from its member for 1 s and
+%% hands the leadership over; writes resume on the other nodes while the
+%% BEAM is still stopped, and it rejoins after SIGCONT.
+leader_beam_stopped(Config) ->
+    Nodes = peers(3),
+    start_on(Nodes, Config, [{register_timeout, 8000}]),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    [F1, F2] = Nodes -- [LeaderNode],
+    Beam = erpc:call(LeaderNode, os, getpid, []),
+    os:cmd("kill -STOP " ++ Beam),
+    T0 = erlang:monotonic_time(millisecond),
+    try
+        yes = reg(F1, while_stopped, idle_on(F1)),
+        Took = erlang:monotonic_time(millisecond) - T0,
+        ct:pal("leader's BEAM stopped -> a registration succeeded after ~p ms", [Took]),
+        true = Took < 4000,
+        wait_until(fun() -> is_pid(where(F2, while_stopped)) end, 2000)
+    after
+        os:cmd("kill -CONT " ++ Beam)
+    end,
+    await_cluster(Nodes, 3),
+    wait_until(fun() -> is_pid(where(LeaderNode, while_stopped)) end, 10000),
+    yes = reg(LeaderNode, after_cont, idle_on(LeaderNode)).

@@ -2,7 +2,7 @@
  * per target, built with regentd's own encoders so they stay valid when the
  * formats change. `make -C c_src fuzz-corpus` runs it as
  * `gen_corpus fuzz/corpus`, creating fuzz/corpus/<target>/<seed> files:
- * port frames (START, OPS with each op kind, STOP, STATUS_REQ) for
+ * port frames (START, OPS with each op kind, STOP, STATUS_REQ, ALIVE) for
  * fuzz_proto, padded log entries for fuzz_entry (one per kind, mixes, and
  * re-sent copies with a SETTLE), snapshots of the FSM after those entries
  * (with their de-duplication sections) for fuzz_snapshot, and handshakes
@@ -179,6 +179,10 @@ static void seeds_proto(void)
     rg_wbuf_reset(&w);
     rg_wbuf_put(&w, status, sizeof status);
     write_seed("fuzz_proto", "status_req", &w);
+    static const uint8_t alive[] = {RG_PROTO_VERSION, RG_MSG_ALIVE};
+    rg_wbuf_reset(&w);
+    rg_wbuf_put(&w, alive, sizeof alive);
+    write_seed("fuzz_proto", "alive", &w);
     rg_wbuf_free(&w);
 }
 
