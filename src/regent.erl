@@ -142,6 +142,10 @@ register_name(ViaName, Pid, Meta) ->
 
 register_meta({Reg, Name} = ViaName, Pid, MetaBin) when is_pid(Pid) ->
     Key = key(ViaName),
+    %% A pid of a node we are not connected to could never be monitored,
+    %% and would hold its name until a leader change purged it.
+    node(Pid) =:= node() orelse lists:member(node(Pid), nodes(connected))
+        orelse error({badarg, {pid_of_unconnected_node, Pid}}),
     Replace = dead_local_holder(Reg, Name, Pid),
     write(ViaName, register,
           {Key, regent_name:encode_pid(Pid), MetaBin, Replace});
@@ -337,11 +341,19 @@ write({Reg, Name}, Kind, Args) ->
     end.
 
 %% The member answers every write by its deadline, so calls wait without a
-%% timeout of their own; if the member dies, the call exits.
+%% timeout of their own. A member that stops (or is gone) while we wait is
+%% `regent_not_running', as when it was not there; a crash keeps its reason.
 call(Reg, Msg, Timeout) ->
     case whereis(table(Reg)) of
         undefined -> exit({regent_not_running, Reg});
-        Pid -> gen_server:call(Pid, Msg, Timeout)
+        Pid ->
+            try gen_server:call(Pid, Msg, Timeout)
+            catch exit:{Why, {gen_server, call, _}} when Why =:= noproc;
+                                                        Why =:= normal;
+                                                        Why =:= shutdown;
+                                                        element(1, Why) =:= shutdown ->
+                    exit({regent_not_running, Reg})
+            end
     end.
 
 %% @private Opts over the application environment over the defaults,

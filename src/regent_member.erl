@@ -44,7 +44,10 @@
              kind :: register | unregister | unregister_if_owner | set_meta | read
                    | purge_node,
              bin :: binary(),
-             deadline :: integer() | infinity}).
+             deadline :: integer() | infinity,
+             %% A registration of a pid on a connected node that runs no
+             %% member of this registry: once it is done, we monitor it.
+             watch :: {binary(), pid()} | undefined}).
 
 -record(st, {reg :: atom(),
              opts :: map(),
@@ -64,6 +67,9 @@
              %% dissolve): only then may names it lacks be re-claimed.
              reclaim_on_dump = false :: boolean(),
              owned = #{} :: #{pid() => {reference(), #{binary() => true}}},
+             %% Remote owners on nodes with no member of this registry
+             %% (nobody else would see them exit), registered through us.
+             watched = #{} :: #{pid() => {reference(), #{binary() => true}}},
              waiters = [] :: [gen_server:from()],
              status_waiters = [] :: [gen_server:from()],
              restarts = [] :: [integer()],
@@ -409,9 +415,19 @@ pending_claims(#st{claims = Claims, reg = Tab}) ->
 submit(Kind, Args, From, Deadline, S) ->
     Ref = erlang:unique_integer([positive, monotonic]),
     Op = #op{from = From, kind = Kind, bin = encode_op(Kind, Ref, Args),
-             deadline = Deadline},
+             deadline = Deadline, watch = watch_of(Kind, Args, S)},
     queue_flush(arm_tick(S#st{pending = maps:put(Ref, Op, S#st.pending),
                               outbox = [Ref | S#st.outbox]})).
+
+watch_of(register, {Key, PidBin, _, _}, #st{peers = Peers}) ->
+    Pid = regent_name:decode(PidBin),
+    case node(Pid) =/= node() andalso maps:get(node(Pid), Peers, #{}) of
+        #{up := true, id := Id} when Id =/= 0 -> undefined; % its member watches
+        false -> undefined;
+        _ -> {Key, Pid}
+    end;
+watch_of(_, _, _) ->
+    undefined.
 
 encode_op(register, Ref, {Key, Pid, Meta, Replace}) ->
     regent_proto:op_register(Ref, Key, Pid, Meta, Replace);
@@ -514,8 +530,16 @@ reply({Ref, Result, Payload}, S) ->
                  outbox = [Ref | S#st.outbox]};
         {Op, Pending} ->
             answer(Op, Result, Payload, S),
-            S#st{pending = Pending}
+            watch(Op, Result, S#st{pending = Pending})
     end.
+
+watch(#op{watch = {Key, Pid}}, ok, #st{watched = W} = S) ->
+    case maps:find(Pid, W) of
+        {ok, {MRef, Keys}} -> S#st{watched = W#{Pid := {MRef, Keys#{Key => true}}}};
+        error -> S#st{watched = W#{Pid => {erlang:monitor(process, Pid), #{Key => true}}}}
+    end;
+watch(_Op, _Result, S) ->
+    S.
 
 answer(#op{from = {claim, Name, Pid}}, Result, Holder, S) ->
     claim_answered(Name, Pid, Result, Holder, S);
@@ -627,17 +651,21 @@ untrack(Pid, Key, S) ->
     end.
 
 owner_down(MRef, Pid, S) ->
-    case maps:take(Pid, S#st.owned) of
-        {{MRef, Keys}, Owned} ->
-            PidBin = regent_name:encode_pid(Pid),
-            lists:foldl(
-              fun(Key, Acc) ->
-                      submit(unregister_if_owner, {Key, PidBin}, internal,
-                             infinity, Acc)
-              end, S#st{owned = Owned}, maps:keys(Keys));
+    case {maps:take(Pid, S#st.owned), maps:take(Pid, S#st.watched)} of
+        {{{MRef, Keys}, Owned}, _} ->
+            unregister_keys(Pid, Keys, S#st{owned = Owned});
+        {_, {{MRef, Keys}, Watched}} ->
+            unregister_keys(Pid, Keys, S#st{watched = Watched});
         _ ->
             S
     end.
+
+unregister_keys(Pid, Keys, S) ->
+    PidBin = regent_name:encode_pid(Pid),
+    lists:foldl(fun(Key, Acc) ->
+                        submit(unregister_if_owner, {Key, PidBin}, internal,
+                               infinity, Acc)
+                end, S, maps:keys(Keys)).
 
 %% The daemon's table (a fresh start, a restart or a snapshot restore)
 %% replaces the mirror. Rows are overwritten in place and only missing names

@@ -17,7 +17,8 @@
          daemon_kill9_recovers/1, unavailable_times_out/1, port_garbage/1,
          port_oversize_frame/1, raft_port_garbage/1, status_and_leader/1,
          member_crash_resumes/1, big_batches_are_split/1,
-         daemon_state_lost_reclaims/1, concurrent_writes_share_entries/1]).
+         daemon_state_lost_reclaims/1, concurrent_writes_share_entries/1,
+         stopping_member_callers/1]).
 
 -define(REG, regent_test_reg).
 
@@ -34,7 +35,8 @@ groups() ->
                       concurrent_writes_share_entries]},
      {names, [], [canonical_names, canonical_bytes, equal_maps_equal_keys,
                   names_through_the_daemon]},
-     {failures, [], [bad_input, bad_options, not_running, daemon_kill9_recovers,
+     {failures, [], [bad_input, bad_options, not_running, stopping_member_callers,
+                     daemon_kill9_recovers,
                      unavailable_times_out, member_crash_resumes,
                      daemon_state_lost_reclaims,
                      big_batches_are_split, port_garbage,
@@ -357,6 +359,10 @@ bad_input(_Config) ->
     {'EXIT', {{badarg, {unsupported_name_term, _}}, _}} =
         catch regent:register_name({?REG, fun() -> ok end}, P),
     {'EXIT', {{badarg, {not_a_via_name, _}}, _}} = catch regent:whereis_name(oops),
+    %% A pid of a node we are not connected to could never be monitored.
+    Ghost = ghost_pid('ghost@nowhere'),
+    {'EXIT', {{badarg, {pid_of_unconnected_node, Ghost}}, _}} =
+        catch regent:register_name({?REG, ghost}, Ghost),
     {'EXIT', {{badarg, metadata_too_large}, _}} =
         catch regent:set_metadata({?REG, kept}, binary:copy(<<"m">>, 70000)),
     %% Nothing changed.
@@ -374,6 +380,33 @@ bad_options(_Config) ->
          {'EXIT', {{badarg, {K, _}}, _}} = catch regent:start_link(bad_opts, [{K, V}])
      end || {K, V} <- Bad],
     undefined = whereis(bad_opts),
+    ok.
+
+%% A pid of another node, built from the external term format (NEW_PID_EXT).
+ghost_pid(Node) ->
+    NodeBin = atom_to_binary(Node, utf8),
+    binary_to_term(<<131, 88, 119, (byte_size(NodeBin)), NodeBin/binary,
+                     1:32, 0:32, 1:32>>).
+
+%% Callers waiting on a member that stops get regent_not_running, as if it
+%% had not been there (before: raw {normal, {gen_server, call, ...}} exits).
+stopping_member_callers(_Config) ->
+    ok = sys:suspend(?REG),
+    Self = self(),
+    Callers = [spawn_link(fun() ->
+                                  R = try regent:register_name({?REG, {waiting, I}}, self())
+                                      catch exit:Why -> {exit, Why}
+                                      end,
+                                  Self ! {self(), R}
+                          end) || I <- lists:seq(1, 5)],
+    %% Every caller is blocked in its call to the suspended member.
+    wait_until(fun() ->
+                       {messages, Ms} = process_info(whereis(?REG), messages),
+                       5 =:= length([M || {'$gen_call', _, _} = M <- Ms])
+               end, 5000),
+    ok = gen_server:stop(?REG),
+    [{exit, {regent_not_running, ?REG}} = receive {C, R} -> R after 5000 -> timeout end
+     || C <- Callers],
     ok.
 
 not_running(_Config) ->

@@ -18,7 +18,7 @@
          quorum_lost_then_voters_return/1, merge_with_resolve_fun/1,
          caught_up_follower_leads_changes/1, leader_node_kill9_removed/1,
          leader_then_voter_kill9/1, shared_data_dir_pid_namespace/1,
-         leader_beam_stopped/1]).
+         leader_beam_stopped/1, memberless_node_owner_exits/1]).
 -export([keep_claimant/3]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -37,7 +37,8 @@ all() ->
      burst_of_deaths, standby_promoted, quorum_lost_then_voters_return,
      merge_with_resolve_fun, caught_up_follower_leads_changes,
      leader_node_kill9_removed, leader_then_voter_kill9,
-     shared_data_dir_pid_namespace, leader_beam_stopped].
+     shared_data_dir_pid_namespace, leader_beam_stopped,
+     memberless_node_owner_exits].
 
 groups() -> [].
 
@@ -807,3 +808,17 @@ leader_beam_stopped(Config) ->
     await_cluster(Nodes, 3),
     wait_until(fun() -> is_pid(where(LeaderNode, while_stopped)) end, 10000),
     yes = reg(LeaderNode, after_cont, idle_on(LeaderNode)).
+
+%% A pid on a connected node that runs no member of the registry: nobody
+%% watched it, and its name outlived it for ever. The member that registered
+%% it now monitors it.
+memberless_node_owner_exits(Config) ->
+    [A, X] = peers(2),
+    start_on([A], Config),
+    await_cluster([A], 1),
+    true = erpc:call(A, net_kernel, connect_node, [X]),
+    P = idle_on(X),
+    yes = reg(A, remote_owner, P),
+    P = where(A, remote_owner),
+    exit(P, kill),
+    wait_until(fun() -> where(A, remote_owner) =:= undefined end, 3000).
