@@ -30,6 +30,7 @@
 #define ID_FILE "regent.id"
 #define LOCK_WAIT_MS 5000 /* a previous daemon on the dir may still be exiting */
 #define MEMBER_SILENT_MS 1000 /* see maybe_hand_over */
+#define OLD_PORT_WAIT_MS 1000 /* see bind_old_port */
 
 struct batch_req {
     struct raft_apply req;
@@ -774,6 +775,30 @@ static int bootstrap_alone(struct rg_node *n)
     return rv;
 }
 
+/* Our address is in the raft configuration, so a restarted daemon wants
+ * its old port back; it may be held for a moment (another process that
+ * bound it while we were down). If it stays taken we bind another one and
+ * STARTED says which: the member sees the port change and, in a cluster,
+ * joins again under a fresh id (a server the others cannot reach under its
+ * configured address is cut off for good). */
+static int bind_old_port(struct rg_node *n, const char *host, uint16_t port)
+{
+    int rv = UV_EADDRINUSE;
+    for (unsigned waited = 0; waited <= OLD_PORT_WAIT_MS; waited += 50) {
+        rv = rg_transport_init(&n->transport, n->loop, host, port, port);
+        if (rv != UV_EADDRINUSE) {
+            break;
+        }
+        uv_sleep(50);
+    }
+    if (rv != 0) {
+        char detail[32];
+        snprintf(detail, sizeof detail, "%u", (unsigned)port);
+        log_msg("our raft port is taken; binding another", detail);
+    }
+    return rv;
+}
+
 static int start_raft(struct rg_node *n, const struct rg_start *s,
                       const char **err)
 {
@@ -795,8 +820,7 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
     bool any_port = s->port_lo == 0 && s->port_hi == 0;
     if (resumed && old_port != 0 &&
         (any_port || (old_port >= s->port_lo && old_port <= s->port_hi))) {
-        rv = rg_transport_init(&n->transport, n->loop, s->bind_host,
-                               (uint16_t)old_port, (uint16_t)old_port);
+        rv = bind_old_port(n, s->bind_host, (uint16_t)old_port);
     }
     if (rv != 0) {
         rv = rg_transport_init(&n->transport, n->loop, s->bind_host, s->port_lo,

@@ -368,7 +368,7 @@ handle_event({status, Status}, S0) ->
     [gen_server:reply(W, status_map(S1)) || W <- S0#st.status_waiters],
     leader_seen(maps:get(leader_id, Status), S1);
 handle_event({members, Members}, S) ->
-    joined(plan(S#st{members = Members}));
+    address_check(joined(plan(S#st{members = Members})));
 handle_event({changed, Ref, Status}, S) ->
     change_done(Ref, Status, S);
 handle_event({applied, Changes, Replies}, #st{synced = true} = S) ->
@@ -389,6 +389,35 @@ handle_event({dump, true, Rows}, S) ->
 handle_event({error, Msg}, #st{reg = Reg} = S) ->
     ?LOG_ERROR("regent ~p: regentd reported: ~ts", [Reg, Msg]),
     S.
+
+%% A restarted daemon whose raft port was taken meanwhile had to bind
+%% another (c_src/node.c, bind_old_port): the configuration still has the
+%% old address, where nobody answers for it, so it would stay cut off for
+%% good. Under a fresh id it joins again with its new address (the leader
+%% removes the old id as unclaimed); alone, it re-forms with its names.
+address_check(#st{phase = running, daemon_id = Me, members = Ms} = S) when Me =/= 0 ->
+    case lists:keyfind(Me, 1, Ms) of
+        {Me, _, Address} when Address =/= <<>> ->
+            case own_address(S) of
+                Address ->
+                    S;
+                Now ->
+                    ?LOG_WARNING("regent ~p: the configuration has this member at ~ts, "
+                                 "but its raft port is now ~ts; joining again",
+                                 [S#st.reg, Address, Now]),
+                    case [Id || {Id, _, _} <- Ms, Id =/= Me] of
+                        [] -> dissolve(bootstrap, S);
+                        _ -> dissolve({join, leader_node_known(S)}, S)
+                    end
+            end;
+        _ ->
+            S
+    end;
+address_check(S) ->
+    S.
+
+own_address(#st{opts = Opts, raft_port = Port}) ->
+    <<(maps:get(bind_host, Opts))/binary, ":", (integer_to_binary(Port))/binary>>.
 
 synced(S0) ->
     S1 = replies(S0#st.held, S0#st{synced = true, held = [], dump = []}),
@@ -974,10 +1003,8 @@ ask_to_join(#st{phase = joining} = S) ->
                  undefined -> S#st.join_target;
                  N -> N
              end,
-    Address = <<(maps:get(bind_host, S#st.opts))/binary, ":",
-                (integer_to_binary(S#st.raft_port))/binary>>,
     Target =/= undefined andalso
-        send_peer(Target, {join, self(), node(), S#st.daemon_id, Address}, S),
+        send_peer(Target, {join, self(), node(), S#st.daemon_id, own_address(S)}, S),
     hello_all(S),
     join_later(?JOIN_RETRY_MS, S);
 ask_to_join(S) ->

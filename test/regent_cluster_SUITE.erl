@@ -18,7 +18,8 @@
          quorum_lost_then_voters_return/1, merge_with_resolve_fun/1,
          caught_up_follower_leads_changes/1, leader_node_kill9_removed/1,
          leader_then_voter_kill9/1, shared_data_dir_pid_namespace/1,
-         leader_beam_stopped/1, memberless_node_owner_exits/1]).
+         leader_beam_stopped/1, memberless_node_owner_exits/1,
+         squatted_raft_port/1]).
 -export([keep_claimant/3]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -38,7 +39,7 @@ all() ->
      merge_with_resolve_fun, caught_up_follower_leads_changes,
      leader_node_kill9_removed, leader_then_voter_kill9,
      shared_data_dir_pid_namespace, leader_beam_stopped,
-     memberless_node_owner_exits].
+     memberless_node_owner_exits, squatted_raft_port].
 
 groups() -> [].
 
@@ -822,3 +823,43 @@ memberless_node_owner_exits(Config) ->
     P = where(A, remote_owner),
     exit(P, kill),
     wait_until(fun() -> where(A, remote_owner) =:= undefined end, 3000).
+
+%% A follower's regentd dies and another process binds its raft port before
+%% the restart. Before: the daemon silently bound another port while the
+%% configuration kept the old address; the follower stayed a candidate, its
+%% names stale and its writes timing out. Now it joins again under a fresh
+%% id with its new address, and keeps its names.
+squatted_raft_port(Config) ->
+    Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    F = hd(Nodes -- [LeaderNode]),
+    Ps = [{I, idle_on(F)} || I <- lists:seq(1, 50)],
+    [yes = reg(F, {sq, I}, P) || {I, P} <- Ps],
+    #{raft_port := RaftPort, os_pid := OsPid} =
+        maps:get(daemon, erpc:call(F, regent, status, [?REG])),
+    %% The member is held still while its daemon dies and the port is taken,
+    %% so the squatter binds it first.
+    Beam = erpc:call(F, os, getpid, []),
+    os:cmd("kill -STOP " ++ Beam),
+    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    {ok, Squat} = squat(RaftPort, 100),
+    os:cmd("kill -CONT " ++ Beam),
+    try
+        wait_until(fun() -> reg(F, after_squat, idle_on(F)) =:= yes end, 20000),
+        await_cluster(Nodes, 3),
+        #{raft_port := NewPort} = maps:get(daemon, erpc:call(F, regent, status, [?REG])),
+        true = NewPort =/= RaftPort,
+        [[wait_until(fun() -> where(N, {sq, I}) =:= P end, 5000) || {I, P} <- Ps] || N <- Nodes],
+        wait_until(fun() -> membership_is(LeaderNode, Nodes, 3) end, 10000)
+    after
+        gen_tcp:close(Squat)
+    end.
+
+squat(Port, Tries) ->
+    case gen_tcp:listen(Port, [{ip, {127, 0, 0, 1}}, {reuseaddr, true}]) of
+        {ok, L} -> {ok, L};
+        {error, eaddrinuse} when Tries > 0 -> timer:sleep(10), squat(Port, Tries - 1);
+        Error -> Error
+    end.
