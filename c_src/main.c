@@ -7,6 +7,7 @@
 #include <raft.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include "datadir.h"
@@ -34,6 +35,14 @@ int main(int argc, char **argv)
                         "regentd is started by the regent Erlang application "
                         "as a port program.\n");
         return 2;
+    }
+    /* As many fds as we may have: the transport keeps a share of them
+     * free for raft's own work (transport.c), and the default soft limit is
+     * often far below the hard one. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     uv_loop_t loop;
     struct rg_node node;

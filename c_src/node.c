@@ -31,6 +31,7 @@
 #define LOCK_WAIT_MS 5000 /* a previous daemon on the dir may still be exiting */
 #define MEMBER_SILENT_MS 1000 /* see maybe_hand_over */
 #define OLD_PORT_WAIT_MS 1000 /* see bind_old_port */
+#define EXIT_IO_FAILED 4 /* see fixed_append */
 
 struct batch_req {
     struct raft_apply req;
@@ -675,7 +676,21 @@ static int fixed_append(struct raft_io *io, struct raft_io_append *req,
     if (rg_fix_uncommitted_config(&n->raft, entries, n_entries)) {
         log_msg("corrected libraft's pending configuration index", NULL);
     }
-    return n->uv_append(io, req, entries, n_entries, cb);
+    int rv = n->uv_append(io, req, entries, n_entries, cb);
+    if (rv != 0 && !n->stopping) {
+        /* libraft 0.22.1 answers a failed local append with an error path
+         * that double-frees (raft_barrier: logDiscard, then raft_free of the
+         * same buffer; reached from every barrier and nudge). Rather than
+         * return into it, stop here: raft_uv's files are as a crash leaves
+         * them, which they are made to survive, and the member restarts us. */
+        char detail[96];
+        snprintf(detail, sizeof detail, "%s (%d); exiting for a restart",
+                 raft_strerror(rv), rv);
+        log_msg("raft_uv could not append", detail);
+        fflush(stderr);
+        _exit(EXIT_IO_FAILED);
+    }
+    return rv;
 }
 
 static int fixed_snapshot_put(struct raft_io *io, unsigned trailing,

@@ -12,8 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
+/* A peer that connects must complete the handshake (three small messages)
+ * within this time; one we connect to gets longer, since its answer may
+ * wait for its own work. */
+#define ACCEPT_TIMEOUT_MS 2000
 #define HANDSHAKE_TIMEOUT_MS 5000
+/* Caps on unauthenticated handshakes (see struct rg_transport): at most
+ * MAX_HANDSHAKES in flight, and fds for raft's own work are kept free: a
+ * quarter of the fd limit beyond RESERVED_FDS. */
+#define MAX_HANDSHAKES 64
+#define RESERVED_FDS 128
+#define HANDSHAKES_PER_ADDR 8
 
 /* Handshakes and connects in flight, so close() can cancel them. */
 enum { PENDING_IN, PENDING_OUT };
@@ -37,6 +48,7 @@ struct incoming {
     uint8_t proof[RG_HS_PROOF];
     uint8_t *dst; /* what is being read, and how much of it */
     size_t need, got;
+    struct sockaddr_storage from; /* the peer's address, for the caps */
 };
 
 enum out_state { OUT_CONNECT, OUT_HELLO, OUT_CHALLENGE, OUT_PROOF, OUT_DONE };
@@ -190,6 +202,7 @@ static void incoming_freed(uv_handle_t *h)
     struct incoming *in = h->data;
     struct rg_transport *t = in->t;
     pending_unlink(t, &in->link);
+    t->n_incoming--;
     raft_free(in);
     maybe_closed(t);
 }
@@ -329,6 +342,38 @@ static void incoming_timeout(uv_timer_t *timer)
     incoming_end(timer->data, false);
 }
 
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) {
+        return false;
+    }
+    if (a->ss_family == AF_INET) {
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    }
+    return a->ss_family == AF_INET6 &&
+           memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* Whether one more unauthenticated handshake from `from' fits the caps. */
+static bool handshake_fits(const struct rg_transport *t,
+                           const struct sockaddr_storage *from)
+{
+    if (t->n_incoming >= t->max_incoming) {
+        return false;
+    }
+    unsigned same = 0;
+    for (const struct pending *p = t->pending; p != NULL; p = p->next) {
+        if (p->kind == PENDING_IN &&
+            ((const struct incoming *)p)->state != IN_DONE &&
+            same_host(&((const struct incoming *)p)->from, from)) {
+            same++;
+        }
+    }
+    return same < HANDSHAKES_PER_ADDR;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct rg_transport *t = server->data;
@@ -342,12 +387,19 @@ static void on_connection(uv_stream_t *server, int status)
         raft_free(tcp);
         return;
     }
-    if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
+    int len = sizeof in->from;
+    if (uv_accept(server, (uv_stream_t *)tcp) != 0 ||
+        uv_tcp_getpeername(tcp, (struct sockaddr *)&in->from, &len) != 0 ||
+        !handshake_fits(t, &in->from)) {
+        /* Accepted and closed at once: the backlog drains and the fd is
+         * back before the next one. */
+        t->shed++;
         raft_free(in);
         uv_close((uv_handle_t *)tcp, free_tcp);
         return;
     }
     in->t = t;
+    t->n_incoming++;
     in->tcp = tcp;
     in->state = IN_HELLO;
     expect(in, in->hello, RG_HS_HELLO_FIXED);
@@ -356,7 +408,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(t->loop, &in->timer);
     in->timer.data = in;
     pending_link(t, &in->link, PENDING_IN);
-    uv_timer_start(&in->timer, incoming_timeout, HANDSHAKE_TIMEOUT_MS, 0);
+    uv_timer_start(&in->timer, incoming_timeout, ACCEPT_TIMEOUT_MS, 0);
     if (uv_read_start((uv_stream_t *)tcp, incoming_alloc, incoming_read) != 0) {
         incoming_end(in, false);
     }
@@ -634,6 +686,20 @@ static int bind_port(struct rg_transport *t, const char *host, uint16_t port)
     return rv;
 }
 
+/* MAX_HANDSHAKES, fewer when the fd limit is low (at least 4). */
+static unsigned handshake_cap(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
+        return MAX_HANDSHAKES;
+    }
+    rlim_t spare = rl.rlim_cur > RESERVED_FDS ? (rl.rlim_cur - RESERVED_FDS) / 4 : 0;
+    if (spare < 4) {
+        return 4;
+    }
+    return spare < MAX_HANDSHAKES ? (unsigned)spare : MAX_HANDSHAKES;
+}
+
 int rg_transport_init(struct rg_transport *t, uv_loop_t *loop,
                       const char *host, uint16_t lo, uint16_t hi)
 {
@@ -645,6 +711,7 @@ int rg_transport_init(struct rg_transport *t, uv_loop_t *loop,
     t->iface.listen = t_listen;
     t->iface.connect = t_connect;
     t->iface.close = t_close;
+    t->max_incoming = handshake_cap();
     if (strlen(host) >= sizeof t->host) {
         return UV_EINVAL;
     }

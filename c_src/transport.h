@@ -57,6 +57,11 @@ struct rg_transport {
     bool closing;
     raft_uv_transport_close_cb close_cb;
     uint64_t rejected; /* connections dropped at the handshake */
+    /* Unauthenticated peers hold at most this many handshakes, and one
+     * source address at most RG_HANDSHAKES_PER_ADDR of them: a flood of
+     * idle connections cannot take the fds raft needs (transport.c). */
+    unsigned n_incoming, max_incoming;
+    uint64_t shed; /* connections closed at once because of those caps */
     /* Fault injection (tests): peers whose traffic is cut. */
     struct rg_block blocked[RG_BLOCK_MAX];
     unsigned n_blocked;

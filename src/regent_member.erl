@@ -328,6 +328,13 @@ daemon_died(Code, #st{reg = Reg} = S0) ->
                  [Reg, Code, map_size(S0#st.pending)]),
     case length(Recent) >= ?MAX_RESTARTS of
         true ->
+            %% The member stops with this reason: its supervisor sees the
+            %% exit and restarts it (with a fresh daemon) as its own
+            %% intensity allows; callers get regent_not_running meanwhile.
+            ?LOG_ERROR("regent ~p: regentd exited ~p times in ~p s (last status ~p); "
+                       "the registry on this node stops, with reason "
+                       "{regentd_restart_limit, ~p}, for its supervisor to restart",
+                       [Reg, length(Recent) + 1, ?RESTART_WINDOW_MS div 1000, Code, Code]),
             {stop, {regentd_restart_limit, Code}, S0#st{port = undefined}};
         false ->
             %% Everything not answered goes again to the next daemon; ops

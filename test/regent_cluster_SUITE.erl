@@ -19,7 +19,7 @@
          caught_up_follower_leads_changes/1, leader_node_kill9_removed/1,
          leader_then_voter_kill9/1, shared_data_dir_pid_namespace/1,
          leader_beam_stopped/1, memberless_node_owner_exits/1,
-         squatted_raft_port/1]).
+         squatted_raft_port/1, connection_flood/1]).
 -export([keep_claimant/3]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -39,7 +39,7 @@ all() ->
      merge_with_resolve_fun, caught_up_follower_leads_changes,
      leader_node_kill9_removed, leader_then_voter_kill9,
      shared_data_dir_pid_namespace, leader_beam_stopped,
-     memberless_node_owner_exits, squatted_raft_port].
+     memberless_node_owner_exits, squatted_raft_port, connection_flood].
 
 groups() -> [].
 
@@ -862,4 +862,60 @@ squat(Port, Tries) ->
         {ok, L} -> {ok, L};
         {error, eaddrinuse} when Tries > 0 -> timer:sleep(10), squat(Port, Tries - 1);
         Error -> Error
+    end.
+
+%% Idle connections without the secret, as fast as they can be opened, to
+%% the leader's raft port, with every daemon at 256 fds. Before: fds ran out,
+%% regentd crashed (libraft's double free in raft_barrier's error path) and
+%% writes stopped. Now the handshakes in flight are capped (per source
+%% address too) and time out in 2 s, so raft keeps its fds: every write
+%% during the flood succeeds and no daemon restarts.
+connection_flood(Config) ->
+    Wrapper = filename:join(?config(priv_dir, Config), "regentd-256fds"),
+    ok = file:write_file(Wrapper, ["#!/bin/sh\nulimit -n 256\nexec ",
+                                   ?config(daemon, Config), " \"$@\"\n"]),
+    ok = file:change_mode(Wrapper, 8#755),
+    Nodes = peers(3),
+    start_on(Nodes, Config, [{daemon, Wrapper}]),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    #{raft_port := RaftPort} = maps:get(daemon, erpc:call(LeaderNode, regent, status, [?REG])),
+    Starts = [daemon_of(N) || N <- Nodes],
+    Flood = spawn_link(fun() -> flood(RaftPort, 5000, []) end),
+    Deadline = erlang:monotonic_time(millisecond) + 8000,
+    Written = write_while(Nodes, Deadline, 0),
+    Flood ! {stop, self()},
+    Held = receive {flooded, N} -> N after 10000 -> error(flood_stuck) end,
+    ct:pal("flood: ~p connections opened; ~p registrations during it", [Held, Written]),
+    true = Held > 1000,
+    Starts = [daemon_of(N) || N <- Nodes],
+    yes = reg(LeaderNode, after_flood, idle_on(LeaderNode)).
+
+%% Opens connections until told to stop or Max are open, holding them all.
+flood(Port, Max, Socks) ->
+    receive
+        {stop, From} ->
+            [gen_tcp:close(S) || S <- Socks],
+            From ! {flooded, length(Socks)}
+    after 0 ->
+            case length(Socks) < Max andalso
+                gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}], 1000) of
+                {ok, S} -> flood(Port, Max, [S | Socks]);
+                false -> timer:sleep(10), flood(Port, Max, Socks);
+                {error, _} -> flood(Port, Max, Socks)
+            end
+    end.
+
+%% Registers on every node in turn until Deadline; every one must succeed.
+write_while(Nodes, Deadline, K) ->
+    case erlang:monotonic_time(millisecond) > Deadline of
+        true ->
+            K;
+        false ->
+            N = lists:nth(1 + K rem length(Nodes), Nodes),
+            %% 50 KB of metadata each: raft_uv fills and opens segments (fds)
+            %% while the flood lasts.
+            yes = erpc:call(N, regent, register_name,
+                            [{?REG, {during_flood, K}}, idle_on(N), binary:copy(<<"m">>, 50000)]),
+            write_while(Nodes, Deadline, K + 1)
     end.
