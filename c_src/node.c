@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <raft/uv.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -32,6 +33,8 @@
 #define MEMBER_SILENT_MS 1000 /* see maybe_hand_over */
 #define OLD_PORT_WAIT_MS 1000 /* see bind_old_port */
 #define EXIT_IO_FAILED 4 /* see fixed_append */
+#define IO_ERROR_LOG_MS 10000 /* see append_done */
+#define APPEND_STALL_MS 2000 /* see check_append_stall */
 
 struct batch_req {
     struct raft_apply req;
@@ -48,6 +51,7 @@ struct change_req {
 };
 
 static void node_shutdown(struct rg_node *n, int code);
+static void check_append_stall(struct rg_node *n);
 
 static void log_msg(const char *what, const char *detail)
 {
@@ -95,6 +99,20 @@ static void send_replies(struct rg_node *n, const struct rg_oref *refs,
     }
 }
 
+/* The daemon's resident memory (Linux: /proc/self/statm), 0 if unknown. */
+static uint64_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, resident = 0;
+    if (f == NULL) {
+        return 0;
+    }
+    int k = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return k == 2 && page > 0 ? resident * (uint64_t)page : 0;
+}
+
 static void current_status(struct rg_node *n, struct rg_status *s)
 {
     const char *addr;
@@ -111,6 +129,8 @@ static void current_status(struct rg_node *n, struct rg_status *s)
     s->commit = raft_commit_index(&n->raft);
     s->last_index = raft_last_index(&n->raft);
     s->synced = n->synced;
+    s->io_error = n->io_error;
+    s->rss = resident_bytes();
 }
 
 static void send_status(struct rg_node *n, bool always)
@@ -119,7 +139,7 @@ static void send_status(struct rg_node *n, bool always)
     current_status(n, &s);
     if (!always && s.state == n->last_status.state &&
         s.leader == n->last_status.leader && s.term == n->last_status.term &&
-        s.synced == n->last_status.synced) {
+        s.synced == n->last_status.synced && s.io_error == n->last_status.io_error) {
         return;
     }
     n->last_status = s;
@@ -259,7 +279,8 @@ static int fsm_snapshot(struct raft_fsm *iface, struct raft_buffer *bufs[],
 static int fsm_snapshot_finalize(struct raft_fsm *iface,
                                  struct raft_buffer *bufs[], unsigned *n_bufs)
 {
-    (void)iface;
+    struct rg_node *n = iface->data;
+    n->trim_due = true;
     for (unsigned i = 0; i < *n_bufs; i++) {
         free((*bufs)[i].base);
     }
@@ -551,10 +572,23 @@ static void maybe_hand_over(struct rg_node *n)
     log_msg("member silent; handing leadership over", detail);
 }
 
+/* After a snapshot libraft drops the log entries it covers; glibc keeps
+ * the freed memory unless asked, and after cycles of mass registrations
+ * and deaths a daemon with an empty table held 50 MB. */
+static void maybe_trim(struct rg_node *n)
+{
+    if (n->trim_due && !n->snapshot_writing) {
+        n->trim_due = false;
+        malloc_trim(0);
+    }
+}
+
 static void on_check(uv_check_t *check)
 {
     struct rg_node *n = check->data;
     if (n->started && !n->stopping) {
+        maybe_trim(n);
+        check_append_stall(n);
         maybe_hand_over(n);
         batch_flush(n);
         maybe_sync(n);
@@ -668,6 +702,54 @@ static struct rg_node *node_of_io(struct raft_io *io)
 }
 
 /* Every batch libraft persists passes here first (see raft_fixes.h). */
+/* Each append goes to raft_uv through one of these, so the daemon sees how
+ * its log writes end: a follower whose disk is full goes on applying
+ * committed entries from memory while it persists nothing, and would look
+ * healthy (STATUS carries io_error; the member reports it). */
+struct append_watch {
+    struct raft_io_append inner; /* first: raft_uv's callback finds us */
+    struct raft_io_append *outer;
+    struct rg_node *n;
+};
+
+static void append_done(struct raft_io_append *inner, int status)
+{
+    struct append_watch *w = (struct append_watch *)inner;
+    struct raft_io_append *outer = w->outer;
+    struct rg_node *n = w->n;
+    free(w);
+    n->appends_inflight--;
+    n->append_done_ms = uv_now(n->loop);
+    if (status != 0 && status != RAFT_CANCELED && !n->stopping) {
+        uint64_t now = uv_now(n->loop);
+        if (n->io_error == 0 || now - n->io_error_logged_ms >= IO_ERROR_LOG_MS) {
+            n->io_error_logged_ms = now;
+            log_msg("cannot write the raft log", n->io.errmsg);
+        }
+        n->io_error = (uint32_t)status;
+    } else if (status == 0 && n->io_error != 0) {
+        log_msg("the raft log is written again", NULL);
+        n->io_error = 0;
+    }
+    outer->cb(outer, status);
+}
+
+/* raft_uv writes into segments it prepares ahead; on a full disk no segment
+ * can be prepared and appends just wait, with no error. An append that has
+ * made no progress for APPEND_STALL_MS counts as a failed write. */
+static void check_append_stall(struct rg_node *n)
+{
+    uint64_t now = uv_now(n->loop);
+    uint64_t since = n->append_done_ms > n->append_idle_until_ms ? n->append_done_ms
+                                                                  : n->append_idle_until_ms;
+    if (n->appends_inflight > 0 && now - since >= APPEND_STALL_MS &&
+        n->io_error == 0) {
+        n->io_error = RG_IO_STALLED;
+        n->io_error_logged_ms = now;
+        log_msg("raft log writes stalled (is the disk full?)", NULL);
+    }
+}
+
 static int fixed_append(struct raft_io *io, struct raft_io_append *req,
                         const struct raft_entry entries[], unsigned n_entries,
                         raft_io_append_cb cb)
@@ -676,7 +758,21 @@ static int fixed_append(struct raft_io *io, struct raft_io_append *req,
     if (rg_fix_uncommitted_config(&n->raft, entries, n_entries)) {
         log_msg("corrected libraft's pending configuration index", NULL);
     }
-    int rv = n->uv_append(io, req, entries, n_entries, cb);
+    struct append_watch *w = calloc(1, sizeof *w);
+    int rv;
+    if (w == NULL) {
+        rv = n->uv_append(io, req, entries, n_entries, cb);
+    } else {
+        w->outer = req;
+        w->n = n;
+        req->cb = cb;
+        rv = n->uv_append(io, &w->inner, entries, n_entries, append_done);
+        if (rv != 0) {
+            free(w);
+        } else if (n->appends_inflight++ == 0) {
+            n->append_idle_until_ms = uv_now(n->loop);
+        }
+    }
     if (rv != 0 && !n->stopping) {
         /* libraft 0.22.1 answers a failed local append with an error path
          * that double-frees (raft_barrier: logDiscard, then raft_free of the

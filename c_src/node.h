@@ -82,6 +82,13 @@ struct rg_node {
     int lock_fd; /* the data dir's lock, held for the daemon's life (datadir.h) */
     uint64_t member_seen_ms; /* uv_now when the member's last frame arrived */
     bool silent_transfer;    /* a hand-over for a silent member is in flight */
+    uint32_t io_error;       /* status of the last failed log write, 0 once one
+                                succeeds; RG_IO_STALLED: no progress (node.c) */
+    unsigned appends_inflight;
+    uint64_t append_done_ms;       /* when the last append completed */
+    uint64_t append_idle_until_ms; /* when appends_inflight last left 0 */
+    uint64_t io_error_logged_ms;
+    bool trim_due;           /* a snapshot was taken: give memory back (maybe_trim) */
     struct rg_wbuf frame; /* scratch for building frames */
 };
 

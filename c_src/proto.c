@@ -102,6 +102,8 @@ void rg_proto_status(struct rg_wbuf *w, const struct rg_status *s)
     rg_wbuf_u64(w, s->commit);
     rg_wbuf_u64(w, s->last_index);
     rg_wbuf_u8(w, s->synced ? 1 : 0);
+    rg_wbuf_u32(w, s->io_error);
+    rg_wbuf_u64(w, s->rss);
 }
 
 void rg_proto_replies_begin(struct rg_wbuf *w, size_t *count_off)

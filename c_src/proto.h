@@ -92,6 +92,7 @@ bool rg_proto_change(struct rg_rbuf *r, struct rg_change *c);
 void rg_proto_started(struct rg_wbuf *w, uint64_t id, uint16_t port,
                       bool resumed);
 void rg_proto_error(struct rg_wbuf *w, const char *msg);
+#define RG_IO_STALLED 0xFFFFu /* log writes made no progress for a while */
 struct rg_status {
     uint8_t state; /* raft_state(): 0 unavailable, 1 follower, 2 candidate, 3 leader */
     uint64_t leader;
@@ -100,6 +101,9 @@ struct rg_status {
     uint64_t commit;
     uint64_t last_index;
     bool synced;
+    uint32_t io_error; /* 0, the libraft code of the last failed log write,
+                          or RG_IO_STALLED */
+    uint64_t rss;      /* the daemon's resident memory, bytes */
 };
 void rg_proto_status(struct rg_wbuf *w, const struct rg_status *s);
 /* REPLIES header; then n x [u64 origin][u64 ref][u8 result][blob payload].

@@ -371,6 +371,7 @@ handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
         _ -> S1
     end;
 handle_event({status, Status}, S0) ->
+    io_error_changed(maps:get(io_error, S0#st.status, 0), maps:get(io_error, Status), S0),
     S1 = S0#st{status = Status, status_waiters = []},
     [gen_server:reply(W, status_map(S1)) || W <- S0#st.status_waiters],
     leader_seen(maps:get(leader_id, Status), S1);
@@ -425,6 +426,30 @@ address_check(S) ->
 
 own_address(#st{opts = Opts, raft_port = Port}) ->
     <<(maps:get(bind_host, Opts))/binary, ":", (integer_to_binary(Port))/binary>>.
+
+io_error_changed(Same, Same, _S) ->
+    ok;
+io_error_changed(0, Code, #st{reg = Reg, dir = Dir}) ->
+    ?LOG_WARNING("regent ~p: regentd cannot write its raft log in ~ts (libraft error ~p, "
+                 "e.g. the disk is full); this member reports not ready until it can",
+                 [Reg, Dir, Code]);
+io_error_changed(_, 0, #st{reg = Reg}) ->
+    ?LOG_NOTICE("regent ~p: regentd writes its raft log again", [Reg]);
+io_error_changed(_, _, _S) ->
+    ok.
+
+%% Ready: the mirror holds the daemon's table and the daemon can persist
+%% what it replicates. A daemon whose log writes fail (a full disk) goes on
+%% applying committed entries from memory, but it is not a healthy replica.
+healthy(#st{synced = Synced, status = St}) ->
+    Synced andalso maps:get(io_error, St, 0) =:= 0.
+
+health_error(#st{status = St}) ->
+    case maps:get(io_error, St, 0) of
+        0 -> undefined;
+        16#FFFF -> raft_log_write_stalled; % RG_IO_STALLED, c_src/proto.h
+        Code -> {raft_log_write_failed, Code}
+    end.
 
 synced(S0) ->
     S1 = replies(S0#st.held, S0#st{synced = true, held = [], dump = []}),
@@ -797,12 +822,14 @@ status_map(#st{reg = Reg, status = St, port = Port} = S) ->
       applied_index => Applied,
       commit_index => maps:get(commit, St, 0),
       lag => max(0, maps:get(commit, St, 0) - Applied),
-      ready => S#st.synced,
+      ready => healthy(S),
+      error => health_error(S),
       phase => S#st.phase,
       members => [{member_id(Id, S), Role} || {Id, Role, _} <- S#st.members],
       names => ets:info(Reg, size),
       pending_ops => map_size(S#st.pending),
       daemon => #{os_pid => OsPid, raft_id => S#st.daemon_id,
+                  rss => maps:get(rss, St, 0),
                   raft_port => S#st.raft_port,
                   starts => S#st.daemon_starts, data_dir => S#st.dir}}.
 
@@ -865,7 +892,7 @@ info(#st{phase = Phase, daemon_id = Id, leader_id = Leader, members = Ms,
          synced = Synced} = S) ->
     #{phase => Phase, id => Id, leader_id => Leader,
       leader_node => node_of(Leader, S),
-      members => [I || {I, _, _} <- Ms], synced => Synced}.
+      members => [I || {I, _, _} <- Ms], synced => Synced andalso healthy(S)}.
 
 %% The node whose member runs the daemon with raft id Id.
 node_of(0, _S) ->

@@ -156,10 +156,11 @@ decode(<<?V, 16#86, N:32, Rest/binary>>) ->
 decode(<<?V, 16#87, Ref:64, Status:32>>) ->
     {changed, Ref, Status};
 decode(<<?V, 16#84, State, Leader:64, Term:64, Applied:64, Commit:64,
-         Last:64, Synced>>) ->
+         Last:64, Synced, IoError:32, Rss:64>>) ->
     {status, #{raft_state => raft_state(State), leader_id => Leader,
                term => Term, applied => Applied, commit => Commit,
-               last_index => Last, synced => Synced =:= 1}};
+               last_index => Last, synced => Synced =:= 1,
+               io_error => IoError, rss => Rss}};
 decode(<<?V, 16#85, Last, N:32, Rest/binary>>) ->
     {Rows, <<>>} = rows(N, Rest, []),
     {dump, Last =:= 1, Rows};

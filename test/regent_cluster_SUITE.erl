@@ -19,7 +19,7 @@
          caught_up_follower_leads_changes/1, leader_node_kill9_removed/1,
          leader_then_voter_kill9/1, shared_data_dir_pid_namespace/1,
          leader_beam_stopped/1, memberless_node_owner_exits/1,
-         squatted_raft_port/1, connection_flood/1]).
+         squatted_raft_port/1, connection_flood/1, follower_disk_full/1]).
 -export([keep_claimant/3]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -39,7 +39,8 @@ all() ->
      merge_with_resolve_fun, caught_up_follower_leads_changes,
      leader_node_kill9_removed, leader_then_voter_kill9,
      shared_data_dir_pid_namespace, leader_beam_stopped,
-     memberless_node_owner_exits, squatted_raft_port, connection_flood].
+     memberless_node_owner_exits, squatted_raft_port, connection_flood,
+     follower_disk_full].
 
 groups() -> [].
 
@@ -919,3 +920,40 @@ write_while(Nodes, Deadline, K) ->
                             [{?REG, {during_flood, K}}, idle_on(N), binary:copy(<<"m">>, 50000)]),
             write_while(Nodes, Deadline, K + 1)
     end.
+
+%% A follower's data dir fills up (its own small tmpfs). Before: it stopped
+%% applying yet reported ready, lag 0, while its mirror fell behind. Now its
+%% status says so (not ready, an error) and, once there is room again, it
+%% catches up by itself.
+follower_disk_full(Config) ->
+    Mnt = filename:join(?config(priv_dir, Config), "small_tmpfs"),
+    ok = filelib:ensure_path(Mnt),
+    case os:cmd("mount -t tmpfs -o size=6m tmpfs " ++ Mnt ++ " 2>&1 && echo ok") of
+        "ok\n" -> try follower_disk_full_(Config, Mnt)
+                  after os:cmd("umount -l " ++ Mnt)
+                  end;
+        Why -> {skip, "needs mount -t tmpfs (root): " ++ Why}
+    end.
+
+follower_disk_full_(Config, Mnt) ->
+    [A, B, F] = Nodes = peers(3),
+    start_on([A, B], Config),
+    await_cluster([A, B], 2),
+    start_on([F], Config, [{data_dir, Mnt}]),
+    await_cluster(Nodes, 3),
+    {Leader, _} = leader(A),
+    Big = binary:copy(<<"m">>, 60000),
+    Owner = idle_on(Leader),
+    Write = fun(I) -> erpc:call(Leader, regent, register_name, [{?REG, {big, I}}, Owner, Big]) end,
+    [yes = Write(I) || I <- lists:seq(1, 150)],
+    %% 9 MB for 6 MB: the follower cannot persist and says so.
+    wait_until(fun() -> #{ready := false, error := Error} = erpc:call(F, regent, status, [?REG]),
+                        Error =/= undefined end, 10000),
+    false = erpc:call(F, regent, ready, [?REG]),
+    %% Room again: it recovers by itself and has every name.
+    "" = os:cmd("mount -o remount,size=256m " ++ Mnt),
+    [yes = Write(I) || I <- lists:seq(151, 160)],
+    wait_until(fun() -> #{ready := true, error := undefined} =
+                            erpc:call(F, regent, status, [?REG]), true end, 20000),
+    wait_until(fun() -> count(F) =:= 160 end, 10000),
+    yes = reg(F, after_room, idle_on(F)).

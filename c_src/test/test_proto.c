@@ -555,10 +555,11 @@ static void test_builders(void)
     CHECK(w.len == sizeof error && memcmp(w.data, error, w.len) == 0);
 
     rg_wbuf_reset(&w);
-    struct rg_status st = {3, 9, 2, 10, 11, 12, true};
+    struct rg_status st = {3, 9, 2, 10, 11, 12, true, 18, 0x0102030405060708ULL};
     rg_proto_status(&w, &st);
-    CHECK(w.len == 2 + 1 + 5 * 8 + 1 && w.data[1] == 0x84 && w.data[2] == 3);
+    CHECK(w.len == 2 + 1 + 5 * 8 + 1 + 4 + 8 && w.data[1] == 0x84 && w.data[2] == 3);
     CHECK(w.data[10] == 9 && w.data[42] == 12 && w.data[43] == 1);
+    CHECK(w.data[47] == 18 && w.data[48] == 1 && w.data[55] == 8);
 
     rg_wbuf_reset(&w);
     size_t off;
