@@ -95,6 +95,13 @@ int rg_datadir_lock(const char *dir, unsigned wait_ms, bool *fresh_dir,
     }
 }
 
+bool rg_datadir_intact(int fd, const char *dir)
+{
+    char path[PATH_BYTES];
+    return snprintf(path, sizeof path, "%s/%s", dir, RG_LOCK_FILE) < (int)sizeof path &&
+           still_there(fd, path);
+}
+
 /* "<node>-<digits>": the entries members make; anything else in base is
  * someone else's and left alone. */
 static bool member_entry(const char *name)

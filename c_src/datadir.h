@@ -31,6 +31,10 @@
 int rg_datadir_lock(const char *dir, unsigned wait_ms, bool *fresh_dir,
                     const char **err);
 
+/* Whether fd (from rg_datadir_lock) is still the lock file in dir: false
+ * once the dir was deleted or replaced under the daemon. */
+bool rg_datadir_intact(int fd, const char *dir);
+
 /* Removes the unlocked entries of base other than keep; returns how many,
  * or -1 if base cannot be read. Prints one line per removal on stderr. */
 int rg_datadir_sweep(const char *base, const char *keep);

@@ -35,6 +35,8 @@
 #define EXIT_IO_FAILED 4 /* see fixed_append */
 #define IO_ERROR_LOG_MS 10000 /* see append_done */
 #define APPEND_STALL_MS 2000 /* see check_append_stall */
+#define DIR_CHECK_MS 1000 /* see data_dir_gone */
+#define EXIT_DIR_GONE 5
 
 struct batch_req {
     struct raft_apply req;
@@ -583,10 +585,29 @@ static void maybe_trim(struct rg_node *n)
     }
 }
 
+/* A data dir deleted under a running daemon leaves raft_uv unable to write
+ * and the daemon wedged. Once a second it checks that its lock file is
+ * still there; if not it exits, and its member starts a daemon afresh
+ * (rejoining under a fresh id, claiming its names). */
+static bool data_dir_gone(struct rg_node *n)
+{
+    uint64_t now = uv_now(n->loop);
+    if (now - n->dir_checked_ms < DIR_CHECK_MS) {
+        return false;
+    }
+    n->dir_checked_ms = now;
+    if (n->lock_fd < 0 || rg_datadir_intact(n->lock_fd, n->dir)) {
+        return false;
+    }
+    log_msg("the data dir was removed; exiting to start afresh", n->dir);
+    node_shutdown(n, EXIT_DIR_GONE);
+    return true;
+}
+
 static void on_check(uv_check_t *check)
 {
     struct rg_node *n = check->data;
-    if (n->started && !n->stopping) {
+    if (n->started && !n->stopping && !data_dir_gone(n)) {
         maybe_trim(n);
         check_append_stall(n);
         maybe_hand_over(n);
@@ -922,6 +943,7 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
     if (n->lock_fd < 0) {
         return -1;
     }
+    snprintf(n->dir, sizeof n->dir, "%s", s->dir);
     bool resumed = !fresh_dir && read_id_file(s->dir, &n->id, &old_port);
     if (!resumed) {
         n->id = s->id != 0 ? s->id : random_id();

@@ -89,6 +89,8 @@ struct rg_node {
     uint64_t append_idle_until_ms; /* when appends_inflight last left 0 */
     uint64_t io_error_logged_ms;
     bool trim_due;           /* a snapshot was taken: give memory back (maybe_trim) */
+    char dir[4097];          /* the data dir (START), checked by data_dir_gone */
+    uint64_t dir_checked_ms;
     struct rg_wbuf frame; /* scratch for building frames */
 };
 

@@ -19,7 +19,8 @@
          caught_up_follower_leads_changes/1, leader_node_kill9_removed/1,
          leader_then_voter_kill9/1, shared_data_dir_pid_namespace/1,
          leader_beam_stopped/1, memberless_node_owner_exits/1,
-         squatted_raft_port/1, connection_flood/1, follower_disk_full/1]).
+         squatted_raft_port/1, connection_flood/1, follower_disk_full/1,
+         data_dir_deleted/1]).
 -export([keep_claimant/3]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -40,7 +41,7 @@ all() ->
      leader_node_kill9_removed, leader_then_voter_kill9,
      shared_data_dir_pid_namespace, leader_beam_stopped,
      memberless_node_owner_exits, squatted_raft_port, connection_flood,
-     follower_disk_full].
+     follower_disk_full, data_dir_deleted].
 
 groups() -> [].
 
@@ -957,3 +958,26 @@ follower_disk_full_(Config, Mnt) ->
                             erpc:call(F, regent, status, [?REG]), true end, 20000),
     wait_until(fun() -> count(F) =:= 160 end, 10000),
     yes = reg(F, after_room, idle_on(F)).
+
+%% A follower's data dir is deleted under its running daemon. Before: the
+%% daemon wedged while its member reported ready, and the restart crashed
+%% the member. Now the daemon notices within a second and exits; its member
+%% starts a fresh one that joins again with the node's names.
+data_dir_deleted(Config) ->
+    Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    F = hd(Nodes -- [LeaderNode]),
+    Ps = [{I, idle_on(F)} || I <- lists:seq(1, 50)],
+    [yes = reg(F, {dd, I}, P) || {I, P} <- Ps],
+    Member = erpc:call(F, erlang, whereis, [?REG]),
+    {OsPid, 1, Dir} = daemon_of(F),
+    "" = os:cmd("rm -rf " ++ Dir),
+    wait_until(fun() -> element(1, daemon_of(F)) =/= OsPid end, 5000),
+    wait_until(fun() -> reg(F, after_rm, idle_on(F)) =:= yes end, 20000),
+    await_cluster(Nodes, 3),
+    Member = erpc:call(F, erlang, whereis, [?REG]), % the same member, no crash
+    true = filelib:is_regular(filename:join(Dir, "regent.id")),
+    [[wait_until(fun() -> where(N, {dd, I}) =:= P end, 5000) || {I, P} <- Ps] || N <- Nodes],
+    wait_until(fun() -> membership_is(LeaderNode, Nodes, 3) end, 10000).
