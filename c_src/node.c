@@ -36,6 +36,7 @@
 #define IO_ERROR_LOG_MS 10000 /* see append_done */
 #define APPEND_STALL_MS 2000 /* see check_append_stall */
 #define DIR_CHECK_MS 1000 /* see data_dir_gone */
+#define PORT_BACKLOG_MAX (16u << 20) /* see port_overflowing */
 #define EXIT_DIR_GONE 5
 
 struct batch_req {
@@ -193,9 +194,59 @@ static bool dump_visit(void *arg, const struct rg_entry *e)
 static void send_dump(struct rg_node *n)
 {
     struct dump_ctx d = {n, 0, 0};
+    size_t before = n->port.tx.len;
     dump_begin(&d);
     rg_table_visit(&n->fsm.table, dump_visit, &d);
     dump_end(&d, true);
+    n->dump_bytes = n->port.tx.len - before;
+}
+
+/* ---- a member that stops reading ---------------------------------------- */
+
+/* Bytes written to the port that the member has not read yet. */
+static size_t port_backlog(const struct rg_node *n)
+{
+    return n->port.tx_in_flight + n->port.tx.len;
+}
+
+/* A member that stops reading (a stopped BEAM) would have every applied
+ * change queued for it without bound. Past PORT_BACKLOG_MAX beyond the last
+ * DUMP (a DUMP of a big table is a legitimate backlog while the member
+ * reads it), changes are dropped and replies held: the member's mirror is
+ * rebuilt from a DUMP once it has read everything (maybe_resync). True if
+ * this entry's effects are to be dropped. */
+static bool port_overflowing(struct rg_node *n)
+{
+    if (!n->overflow && n->synced &&
+        port_backlog(n) > PORT_BACKLOG_MAX + n->dump_bytes) {
+        n->overflow = true;
+        char detail[64];
+        snprintf(detail, sizeof detail, "%zu bytes unread", port_backlog(n));
+        log_msg("the member is not reading; dropping changes until it does", detail);
+    }
+    return n->overflow;
+}
+
+/* The member has read everything again: its mirror is stale, so it gets the
+ * whole table (it rebuilds its mirror as after a snapshot restore), then the
+ * replies held meanwhile, which its callers may now read their writes in. */
+static void maybe_resync(struct rg_node *n)
+{
+    if (!n->overflow || n->port.tx_in_flight != 0) {
+        return;
+    }
+    n->overflow = false;
+    send_dump(n);
+    struct rg_wbuf *w = &n->frame;
+    rg_wbuf_u8(w, RG_PROTO_VERSION);
+    rg_wbuf_u8(w, RG_MSG_APPLIED);
+    rg_wbuf_u32(w, 0);
+    rg_wbuf_u32(w, n->held_n);
+    rg_wbuf_put(w, n->held.data, n->held.len);
+    send_frame(n);
+    rg_wbuf_reset(&n->held);
+    n->held_n = 0;
+    log_msg("the member reads again; its mirror is resynced with a DUMP", NULL);
 }
 
 /* ---- the FSM as libraft sees it ----------------------------------------- */
@@ -205,6 +256,12 @@ static void send_dump(struct rg_node *n)
 static void ship_effects(struct rg_node *n)
 {
     struct rg_fsm *f = &n->fsm;
+    if (port_overflowing(n)) {
+        rg_wbuf_put(&n->held, f->replies.data, f->replies.len);
+        n->held_n += f->n_replies;
+        rg_fsm_effects_reset(f);
+        return;
+    }
     if (f->n_replies == 0 && (f->n_changes == 0 || !n->synced)) {
         rg_fsm_effects_reset(f);
         return;
@@ -443,7 +500,7 @@ static void maybe_sync(struct rg_node *n)
 {
     if (n->fsm.restored) {
         n->fsm.restored = false;
-        if (n->synced) {
+        if (n->synced && !n->overflow) { /* else maybe_resync sends one */
             send_dump(n); /* a snapshot replaced the table under the member */
         }
     }
@@ -608,6 +665,7 @@ static void on_check(uv_check_t *check)
 {
     struct rg_node *n = check->data;
     if (n->started && !n->stopping && !data_dir_gone(n)) {
+        maybe_resync(n);
         maybe_trim(n);
         check_append_stall(n);
         maybe_hand_over(n);
@@ -1302,6 +1360,7 @@ int rg_node_init(struct rg_node *n, uv_loop_t *loop, int in_fd, int out_fd)
     loop->data = n;
     rg_wbuf_init(&n->batch);
     rg_wbuf_init(&n->frame);
+    rg_wbuf_init(&n->held);
     if (rg_fsm_init(&n->fsm, 0, key) != 0) {
         return -1;
     }
@@ -1331,5 +1390,6 @@ void rg_node_close(struct rg_node *n)
     rg_fsm_close(&n->fsm);
     rg_wbuf_free(&n->batch);
     rg_wbuf_free(&n->frame);
+    rg_wbuf_free(&n->held);
     free(n->batch_refs);
 }

@@ -90,6 +90,12 @@ struct rg_node {
     uint64_t io_error_logged_ms;
     bool trim_due;           /* a snapshot was taken: give memory back (maybe_trim) */
     char dir[4097];          /* the data dir (START), checked by data_dir_gone */
+    /* A member that does not read (node.c, port_overflowing): changes are
+     * dropped and this member's replies held until a DUMP resyncs it. */
+    bool overflow;
+    struct rg_wbuf held;     /* replies held, in APPLIED's encoding; owned */
+    uint32_t held_n;
+    size_t dump_bytes;       /* size of the last DUMP sent */
     uint64_t dir_checked_ms;
     struct rg_wbuf frame; /* scratch for building frames */
 };

@@ -20,8 +20,8 @@
          leader_then_voter_kill9/1, shared_data_dir_pid_namespace/1,
          leader_beam_stopped/1, memberless_node_owner_exits/1,
          squatted_raft_port/1, connection_flood/1, follower_disk_full/1,
-         data_dir_deleted/1]).
--export([keep_claimant/3]).
+         data_dir_deleted/1, follower_beam_stopped_bounded/1]).
+-export([keep_claimant/3, reg_many/4]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
 
@@ -41,7 +41,7 @@ all() ->
      leader_node_kill9_removed, leader_then_voter_kill9,
      shared_data_dir_pid_namespace, leader_beam_stopped,
      memberless_node_owner_exits, squatted_raft_port, connection_flood,
-     follower_disk_full, data_dir_deleted].
+     follower_disk_full, data_dir_deleted, follower_beam_stopped_bounded].
 
 groups() -> [].
 
@@ -981,3 +981,51 @@ data_dir_deleted(Config) ->
     true = filelib:is_regular(filename:join(Dir, "regent.id")),
     [[wait_until(fun() -> where(N, {dd, I}) =:= P end, 5000) || {I, P} <- Ps] || N <- Nodes],
     wait_until(fun() -> membership_is(LeaderNode, Nodes, 3) end, 10000).
+
+%% A follower's BEAM is stopped under write load while its regentd runs on.
+%% Before: the daemon queued every applied change for its member without
+%% bound (it grew by all the traffic). Now past 16 MiB it drops changes, and
+%% once the member reads again it resyncs the member's mirror with a DUMP.
+follower_beam_stopped_bounded(Config) ->
+    Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    [F, G] = Nodes -- [LeaderNode],
+    {OsPid, _, _} = daemon_of(F),
+    {OsPidG, _, _} = daemon_of(G),
+    Rss0 = rss_kb(OsPid) - rss_kb(OsPidG),
+    Beam = erpc:call(F, os, getpid, []),
+    os:cmd("kill -STOP " ++ Beam),
+    Owner = idle_on(LeaderNode),
+    Meta = binary:copy(<<"m">>, 4000),
+    try
+        %% About 80 MB of changes for F's member, registered in batches.
+        [ok = erpc:call(LeaderNode, regent_cluster_SUITE, reg_many,
+                        [?REG, [{bulk, B, I} || I <- lists:seq(1, 500)], Owner, Meta])
+         || B <- lists:seq(1, 40)],
+        %% Both daemons hold the same table and log; F's member reads nothing.
+        Grew = rss_kb(OsPid) - rss_kb(OsPidG) - Rss0,
+        ct:pal("stopped follower's regentd grew by ~p KB more than a running one's", [Grew]),
+        true = Grew < 48 * 1024
+    after
+        os:cmd("kill -CONT " ++ Beam)
+    end,
+    wait_until(fun() -> count(F) =:= count(LeaderNode) end, 30000),
+    Owner = where(F, {bulk, 40, 500}),
+    {OsPid, 1, _} = daemon_of(F),
+    yes = reg(F, after_cont, idle_on(F)).
+
+%% Called on a node: registers Names for Owner in parallel.
+reg_many(Reg, Names, Owner, Meta) ->
+    Parent = self(),
+    Pids = [spawn_link(fun() -> Parent ! {self(), regent:register_name({Reg, N}, Owner, Meta)} end)
+            || N <- Names],
+    [yes = receive {P, R} -> R end || P <- Pids],
+    ok.
+
+rss_kb(OsPid) ->
+    {ok, Status} = file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/status"),
+    [Line] = [L || L <- binary:split(Status, <<"\n">>, [global]), binary:match(L, <<"VmRSS">>) =/= nomatch],
+    [_, Kb | _] = string:lexemes(binary_to_list(Line), " \t"),
+    list_to_integer(Kb).
