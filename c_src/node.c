@@ -819,6 +819,12 @@ static void append_done(struct raft_io_append *inner, int status)
 static void check_append_stall(struct rg_node *n)
 {
     uint64_t now = uv_now(n->loop);
+    if (now - n->stall_checked_ms > APPEND_STALL_MS / 4) {
+        /* The loop itself did not run (the daemon was stopped or starved):
+         * that is no evidence against the disk, so the wait starts again. */
+        n->append_idle_until_ms = now;
+    }
+    n->stall_checked_ms = now;
     uint64_t since = n->append_done_ms > n->append_idle_until_ms ? n->append_done_ms
                                                                   : n->append_idle_until_ms;
     if (n->appends_inflight > 0 && now - since >= APPEND_STALL_MS &&

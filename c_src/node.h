@@ -87,6 +87,7 @@ struct rg_node {
     unsigned appends_inflight;
     uint64_t append_done_ms;       /* when the last append completed */
     uint64_t append_idle_until_ms; /* when appends_inflight last left 0 */
+    uint64_t stall_checked_ms;     /* when check_append_stall last ran */
     uint64_t io_error_logged_ms;
     bool trim_due;           /* a snapshot was taken: give memory back (maybe_trim) */
     char dir[4097];          /* the data dir (START), checked by data_dir_gone */
