@@ -1019,7 +1019,7 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
         (any_port || (old_port >= s->port_lo && old_port <= s->port_hi))) {
         rv = bind_old_port(n, s->bind_host, (uint16_t)old_port);
     }
-    if (rv != 0) {
+    if (rv == UV_EADDRINUSE) { /* any other failure leaves a handle closing */
         rv = rg_transport_init(&n->transport, n->loop, s->bind_host, s->port_lo,
                                s->port_hi);
     }

@@ -13,6 +13,9 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <errno.h>
+#include <unistd.h>
 
 /* A peer that connects must complete the handshake (three small messages)
  * within this time; one we connect to gets longer, since its answer may
@@ -663,27 +666,30 @@ static void t_close(struct raft_uv_transport *iface,
     uv_close((uv_handle_t *)&t->listener, listener_closed);
 }
 
-static int bind_port(struct rg_transport *t, const char *host, uint16_t port)
+/* A listening socket on host:port, made without libuv: a failed attempt
+ * then leaves no libuv handle to close, so trying port after port never
+ * runs the loop (which would read and handle more port frames while the
+ * START being handled still points into the read buffer: found by ASan).
+ * Returns the fd, or a libuv error (negative errno). */
+static int listen_socket(const char *host, uint16_t port)
 {
     struct sockaddr_in sa;
     int rv = uv_ip4_addr(host, port, &sa);
     if (rv != 0) {
         return rv;
     }
-    if ((rv = uv_tcp_init(t->loop, &t->listener)) != 0) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 128) != 0) {
+        rv = -errno;
+        close(fd);
         return rv;
     }
-    t->listener.data = t;
-    rv = uv_tcp_bind(&t->listener, (struct sockaddr *)&sa, 0);
-    if (rv == 0) {
-        /* bind errors such as EADDRINUSE surface at listen time */
-        rv = uv_listen((uv_stream_t *)&t->listener, 128, on_connection);
-    }
-    if (rv != 0) {
-        uv_close((uv_handle_t *)&t->listener, NULL);
-        uv_run(t->loop, UV_RUN_NOWAIT); /* let the close finish */
-    }
-    return rv;
+    return fd;
 }
 
 /* MAX_HANDSHAKES, fewer when the fd limit is low (at least 4). */
@@ -716,14 +722,27 @@ int rg_transport_init(struct rg_transport *t, uv_loop_t *loop,
         return UV_EINVAL;
     }
     strcpy(t->host, host);
-    int rv = UV_EADDRINUSE;
+    int fd = UV_EADDRINUSE;
     for (uint32_t port = lo; port <= hi; port++) {
-        rv = bind_port(t, host, (uint16_t)port);
-        if (rv != UV_EADDRINUSE) {
+        fd = listen_socket(host, (uint16_t)port);
+        if (fd != UV_EADDRINUSE) {
             break;
         }
     }
+    if (fd < 0) {
+        return fd;
+    }
+    int rv = uv_tcp_init(t->loop, &t->listener);
     if (rv != 0) {
+        close(fd);
+        return rv;
+    }
+    t->listener.data = t;
+    if ((rv = uv_tcp_open(&t->listener, fd)) != 0 ||
+        (rv = uv_listen((uv_stream_t *)&t->listener, 128, on_connection)) != 0) {
+        /* The handle exists now: closing it (which closes fd) finishes in
+         * a later loop iteration; the caller gives up on this transport. */
+        uv_close((uv_handle_t *)&t->listener, NULL);
         return rv;
     }
     struct sockaddr_in sa;

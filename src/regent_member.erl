@@ -255,15 +255,24 @@ graceful(_) -> false.
 %% regentd stops raft cleanly on STOP (or on EOF) and exits. The port may
 %% have closed meanwhile (the daemon died): then there is nothing to stop.
 stop_daemon(Port) ->
+    OsPid = case erlang:port_info(Port, os_pid) of
+                {os_pid, P} -> P;
+                undefined -> undefined
+            end,
     try port_command(Port, regent_proto:stop())
     catch error:badarg -> ok
     end,
     receive
         {Port, {exit_status, _}} -> ok
     after 5000 ->
+            %% A daemon that does not stop must not outlive us on the dir
+            %% (the next one would find the dir locked).
+            ?LOG_WARNING("regentd (os pid ~p) did not stop within 5 s; killing it", [OsPid]),
             try port_close(Port)
             catch error:badarg -> ok
-            end
+            end,
+            is_integer(OsPid) andalso os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+            ok
     end.
 
 %% ---- the daemon ----------------------------------------------------------
@@ -365,10 +374,20 @@ handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
               [Reg, Id, RaftPort,
                case Resumed of true -> "resumed its state"; false -> "fresh" end]),
     S1 = S#st{daemon_id = Id, raft_port = RaftPort, reclaim_on_dump = not Resumed},
-    hello_all(S1),
     case S1#st.phase of
-        joining -> ask_to_join(S1);
-        _ -> S1
+        joining ->
+            hello_all(S1),
+            ask_to_join(S1);
+        running when not Resumed, length(S1#st.members) > 1 ->
+            %% We were in a cluster, but the daemon found no state (its dir
+            %% went between our check and its lock): it bootstrapped alone.
+            %% Join the cluster again instead.
+            ?LOG_WARNING("regent ~p: regentd lost its raft state on restart; joining again",
+                         [Reg]),
+            dissolve({join, leader_node_known(S1)}, S1);
+        _ ->
+            hello_all(S1),
+            S1
     end;
 handle_event({status, Status}, S0) ->
     io_error_changed(maps:get(io_error, S0#st.status, 0), maps:get(io_error, Status), S0),
