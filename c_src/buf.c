@@ -161,7 +161,7 @@ uint64_t rg_rbuf_u64(struct rg_rbuf *r)
     uint64_t hi = rg_rbuf_u32(r);
     uint64_t lo = rg_rbuf_u32(r);
     /* A short read yields 0 like the other widths, not the high half alone
-     * (node.c answers a bad op only when its ref read as non-zero). */
+     * (node_batch.c answers a bad op only when its ref read as non-zero). */
     return rg_rbuf_ok(r) ? (hi << 32) | lo : 0;
 }
 

@@ -11,7 +11,11 @@
  * - sync: once a barrier of its own term has applied, the table is sent as
  *   a DUMP, which the member uses to (re)build its ETS mirror; likewise after
  *   a snapshot restore;
- * - report raft status changes. */
+ * - report raft status changes;
+ * - watch its own health (a silent member, log writes, the data dir, an
+ *   unread backlog).
+ * Each job is a file of its own (node_*.c); node_int.h lists them in the
+ * order a write flows and declares what they share. */
 #ifndef RG_NODE_H
 #define RG_NODE_H
 
@@ -39,7 +43,7 @@ struct rg_node {
     struct rg_transport transport;
     struct raft_io io;
     /* raft_uv's append, start, snapshot_put, snapshot_get and send, and
-     * libraft's receive handler: node.c puts the corrections of
+     * libraft's receive handler: node_io.c puts the corrections of
      * raft_fixes.h in front */
     int (*uv_append)(struct raft_io *io, struct raft_io_append *req,
                      const struct raft_entry entries[], unsigned n,
@@ -83,15 +87,15 @@ struct rg_node {
     uint64_t member_seen_ms; /* uv_now when the member's last frame arrived */
     bool silent_transfer;    /* a hand-over for a silent member is in flight */
     uint32_t io_error;       /* status of the last failed log write, 0 once one
-                                succeeds; RG_IO_STALLED: no progress (node.c) */
+                                succeeds; RG_IO_STALLED: no progress (node_io.c) */
     unsigned appends_inflight;
     uint64_t append_done_ms;       /* when the last append completed */
     uint64_t append_idle_until_ms; /* when appends_inflight last left 0 */
-    uint64_t stall_checked_ms;     /* when check_append_stall last ran */
+    uint64_t stall_checked_ms;     /* when rg_node_check_append_stall last ran */
     uint64_t io_error_logged_ms;
-    bool trim_due;           /* a snapshot was taken: give memory back (maybe_trim) */
-    char dir[4097];          /* the data dir (START), checked by data_dir_gone */
-    /* A member that does not read (node.c, port_overflowing): changes are
+    bool trim_due;           /* a snapshot was taken: give memory back (node_health.c) */
+    char dir[4097];          /* the data dir (START), checked by node_health.c */
+    /* A member that does not read (node_out.c, port_overflowing): changes are
      * dropped and this member's replies held until a DUMP resyncs it. */
     bool overflow;
     struct rg_wbuf held;     /* replies held, in APPLIED's encoding; owned */

@@ -26,7 +26,7 @@ enum rg_msg_type {
     RG_MSG_CHANGE = 0x05,
     RG_MSG_FWD_OPS = 0x06,
     RG_MSG_BLOCK = 0x07, /* tests: [u32 n]([u64 id][u8 dirs])... cut links */
-    RG_MSG_ALIVE = 0x08, /* no payload: the member is running (node.c) */
+    RG_MSG_ALIVE = 0x08, /* no payload: the member is running (node_health.c) */
     /* daemon -> member */
     RG_MSG_STARTED = 0x81,
     RG_MSG_APPLIED = 0x82,

@@ -4,7 +4,7 @@
  * how each was found. test/test_raft_fixes.c tests them on hand-made
  * messages, test/test_raft_fixes_fixture.c runs 1, 3 and 4 under
  * raft_fixture with and without the correction, and the simulation runs
- * them as node.c wires them. They read and write fields of struct raft
+ * them as node_io.c wires them. They read and write fields of struct raft
  * that raft.h declares.
  *
  * 1. The uncommitted configuration index (libraft 0.22.1, replicationAppend;

@@ -9,7 +9,10 @@ start_distribution() ->
     case node() of
         nonode@nohost ->
             os:cmd("epmd -daemon"),
-            {ok, _} = net_kernel:start(regent_ct, #{name_domain => shortnames}),
+            %% Named after our OS pid: two test runs on one machine (two
+            %% checkouts) must not take the same node name.
+            Name = list_to_atom("regent_ct_" ++ os:getpid()),
+            {ok, _} = net_kernel:start(Name, #{name_domain => shortnames}),
             ok;
         _ ->
             ok
