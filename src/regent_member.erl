@@ -31,6 +31,8 @@
 
 -export([start_link/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+%% Not yet moved to the concern modules that call them.
+-export([node_of/2, member_id/2]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -40,85 +42,12 @@
 -define(RESTART_WINDOW_MS, 10000).
 -define(FRAME_BYTES, 4 * 1024 * 1024).
 
--record(op, {from :: gen_server:from() | internal | {claim, term(), pid()},
-             kind :: register | unregister | unregister_if_owner | set_meta | read
-                   | purge_node,
-             bin :: binary(),
-             deadline :: integer() | infinity,
-             %% A registration of a pid on a connected node that runs no
-             %% member of this registry: once it is done, we monitor it.
-             watch :: {binary(), pid()} | undefined}).
-
--record(st, {reg :: atom(),
-             opts :: map(),
-             dir :: file:filename(),
-             port :: port() | undefined,
-             daemon_id = 0 :: non_neg_integer(),
-             raft_port = 0 :: inet:port_number(),
-             synced = false :: boolean(),
-             status = #{} :: map(),
-             pending = #{} :: #{pos_integer() => #op{}},
-             outbox = [] :: [pos_integer()],
-             flush_queued = false :: boolean(),
-             held = [] :: [regent_proto:reply()],
-             dump = [] :: [[regent_proto:row()]],
-             %% The next DUMP comes from a daemon that started without state
-             %% (first start, lost data dir, a cluster joined after a
-             %% dissolve): only then may names it lacks be re-claimed.
-             reclaim_on_dump = false :: boolean(),
-             owned = #{} :: #{pid() => {reference(), #{binary() => true}}},
-             %% Remote owners on nodes with no member of this registry
-             %% (nobody else would see them exit), registered through us.
-             watched = #{} :: #{pid() => {reference(), #{binary() => true}}},
-             waiters = [] :: [gen_server:from()],
-             status_waiters = [] :: [gen_server:from()],
-             restarts = [] :: [integer()],
-             daemon_starts = 0 :: non_neg_integer(),
-             tick = false :: boolean(),
-             %% clustering
-             phase = running :: discovering | joining | running,
-             discover_rounds = 0 :: non_neg_integer(),
-             join_target :: node() | undefined,
-             peers = #{} :: #{node() => map()},
-             members = [] :: [{pos_integer(), voter | standby | spare, binary()}],
-             leader_id = 0 :: non_neg_integer(),
-             leader_since = 0 :: integer(),
-             changes = #{} :: #{pos_integer() => term()},
-             change_busy = false :: boolean(),
-             leaderless_since = 0 :: integer(),
-             claims = [] :: [{term(), pid(), term()}],
-             %% When the leader's hello first left us out (0: it did not).
-             left_out_since = 0 :: integer(),
-             %% Every pending op with a ref up to this one went to a leader
-             %% at least once, so it may have been applied.
-             sent_upto = 0 :: non_neg_integer(),
-             %% The one {plan} timer and when it fires (ms): one is enough
-             %% (each failed change arming another made them multiply into a
-             %% storm of changes that kept the member from answering calls),
-             %% and an earlier need moves it earlier.
-             plan_timer :: {reference(), integer()} | undefined,
-             %% The one {join_retry} timer while joining: a timer per attempt
-             %% plus one per refusal doubled the attempts each round.
-             join_timer :: reference() | undefined,
-             %% When the last SETTLE went out (ms).
-             settled_at :: integer() | undefined}).
+-include("regent_member.hrl").
 
 -define(LEADERLESS_MS, 1500).
-%% How often the member tells its daemon it runs: a leader's daemon that
-%% hears nothing for a second (a stopped BEAM) hands the leadership over
-%% (c_src/node.c, maybe_hand_over).
--define(ALIVE_MS, 250).
 
 -define(DISCOVER_MS, 200).
--define(JOIN_RETRY_MS, 1000).
 -define(UNMAPPED_GRACE_MS, 3000).
-%% A leader waits this long after a nodedown before it purges the node's
-%% names or removes its server: a partition reaches a node as a series of
-%% nodedowns, and a leader on the small side that acted on the first ones
-%% (while it still saw a majority) would purge live nodes' names and shrink
-%% the voters to a set the big side cannot elect from (found by the nemesis
-%% test, docs/testing.md). After the wait it sees the whole cut.
--define(DOWN_SETTLE_MS, 500).
 %% How long our leader must keep leaving us out of its members before we
 %% believe it removed us.
 -define(LEFT_OUT_MS, 1000).
@@ -137,7 +66,7 @@ start_link(Reg, Opts) ->
 init({Reg, Opts}) ->
     process_flag(trap_exit, true),
     Reg = ets:new(Reg, [named_table, set, protected, {read_concurrency, true}]),
-    Dir = data_dir(Reg, Opts),
+    Dir = regent_data_dir:data_dir(Reg, Opts),
     ok = net_kernel:monitor_nodes(true),
     erlang:send_after(?ALIVE_MS, self(), alive),
     S = #st{reg = Reg, opts = Opts, dir = Dir, leaderless_since = now_ms()},
@@ -157,15 +86,8 @@ init({Reg, Opts}) ->
 handle_call({write, Kind, Args}, From, S) ->
     Deadline = now_ms() + maps:get(register_timeout, S#st.opts),
     {noreply, submit(Kind, Args, From, Deadline, S)};
-handle_call(status, From, #st{port = Port} = S) when is_port(Port) ->
-    %% Fresh numbers from the daemon (it only pushes role/leader changes);
-    %% a daemon that does not answer soon gets the last known view.
-    S#st.status_waiters =:= [] andalso
-        port_command(Port, regent_proto:status_request()) andalso
-        erlang:send_after(500, self(), status_timeout),
-    {noreply, S#st{status_waiters = [From | S#st.status_waiters]}};
-handle_call(status, _From, S) ->
-    {reply, status_map(S), S};
+handle_call(status, From, S) ->
+    regent_status:call(From, S);
 handle_call(recover, _From, S) ->
     {reply, ok, dissolve(bootstrap, S)};
 handle_call({block_raft, Cuts}, _From, #st{port = Port} = S) ->
@@ -212,9 +134,8 @@ handle_info(alive, #st{port = Port} = S) ->
     is_port(Port) andalso port_command(Port, regent_proto:alive()),
     erlang:send_after(?ALIVE_MS, self(), alive),
     {noreply, S};
-handle_info(status_timeout, #st{status_waiters = Ws} = S) ->
-    [gen_server:reply(W, status_map(S)) || W <- Ws],
-    {noreply, S#st{status_waiters = []}};
+handle_info(status_timeout, S) ->
+    {noreply, regent_status:timed_out(S)};
 handle_info({'DOWN', MRef, process, Pid, _Why}, S) ->
     {noreply, owner_down(MRef, Pid, S)};
 handle_info(Msg, S) when element(1, Msg) =:= nodeup; element(1, Msg) =:= nodedown;
@@ -235,17 +156,8 @@ terminate(Reason, #st{port = Port, dir = Dir} = S) ->
     Live andalso stop_daemon(Port),
     %% A deliberate stop ends this member's raft state, like a member that
     %% leaves its cluster; after a crash the restarted member resumes it.
-    graceful(Reason) andalso remove_dir(Dir),
+    graceful(Reason) andalso regent_data_dir:remove_dir(Dir),
     ok.
-
-%% A dir that is already gone is fine; any other failure is logged, so that
-%% terminate/2 never hides the reason the member stops with.
-remove_dir(Dir) ->
-    case file:del_dir_r(Dir) of
-        ok -> ok;
-        {error, enoent} -> ok;
-        {error, Why} -> ?LOG_WARNING("regent: cannot remove ~ts: ~p", [Dir, Why])
-    end.
 
 graceful(normal) -> true;
 graceful(shutdown) -> true;
@@ -299,7 +211,7 @@ start_daemon(#st{opts = Opts, dir = Dir, phase = Phase} = S) ->
               snapshot => {maps:get(snapshot_threshold, Opts),
                            maps:get(snapshot_trailing, Opts)}},
     true = port_command(Port, regent_proto:start(Start)),
-    [gen_server:reply(W, status_map(S#st{port = undefined}))
+    [gen_server:reply(W, regent_status:status_map(S#st{port = undefined}))
      || W <- S#st.status_waiters],
     S#st{port = Port, synced = false, status = #{}, dump = [], held = [],
          status_waiters = [], leader_id = 0, change_busy = false, changes = #{},
@@ -389,11 +301,8 @@ handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
             hello_all(S1),
             S1
     end;
-handle_event({status, Status}, S0) ->
-    io_error_changed(maps:get(io_error, S0#st.status, 0), maps:get(io_error, Status), S0),
-    S1 = S0#st{status = Status, status_waiters = []},
-    [gen_server:reply(W, status_map(S1)) || W <- S0#st.status_waiters],
-    leader_seen(maps:get(leader_id, Status), S1);
+handle_event({status, Status}, S) ->
+    leader_seen(maps:get(leader_id, Status), regent_status:received(Status, S));
 handle_event({members, Members}, S) ->
     address_check(joined(plan(S#st{members = Members})));
 handle_event({changed, Ref, Status}, S) ->
@@ -445,30 +354,6 @@ address_check(S) ->
 
 own_address(#st{opts = Opts, raft_port = Port}) ->
     <<(maps:get(bind_host, Opts))/binary, ":", (integer_to_binary(Port))/binary>>.
-
-io_error_changed(Same, Same, _S) ->
-    ok;
-io_error_changed(0, Code, #st{reg = Reg, dir = Dir}) ->
-    ?LOG_WARNING("regent ~p: regentd cannot write its raft log in ~ts (libraft error ~p, "
-                 "e.g. the disk is full); this member reports not ready until it can",
-                 [Reg, Dir, Code]);
-io_error_changed(_, 0, #st{reg = Reg}) ->
-    ?LOG_NOTICE("regent ~p: regentd writes its raft log again", [Reg]);
-io_error_changed(_, _, _S) ->
-    ok.
-
-%% Ready: the mirror holds the daemon's table and the daemon can persist
-%% what it replicates. A daemon whose log writes fail (a full disk) goes on
-%% applying committed entries from memory, but it is not a healthy replica.
-healthy(#st{synced = Synced, status = St}) ->
-    Synced andalso maps:get(io_error, St, 0) =:= 0.
-
-health_error(#st{status = St}) ->
-    case maps:get(io_error, St, 0) of
-        0 -> undefined;
-        16#FFFF -> raft_log_write_stalled; % RG_IO_STALLED, c_src/proto.h
-        Code -> {raft_log_write_failed, Code}
-    end.
 
 synced(S0) ->
     S1 = replies(S0#st.held, S0#st{synced = true, held = [], dump = []}),
@@ -823,75 +708,6 @@ resolved(_Reg, _Name, _Claimant, _Holder, _Keep) ->
 
 %% ---- status and set-up ---------------------------------------------------
 
-status_map(#st{reg = Reg, status = St, port = Port} = S) ->
-    Leader = case node_of(maps:get(leader_id, St, 0), S) of
-                 undefined -> undefined;
-                 LeaderNode -> {LeaderNode, Reg}
-             end,
-    Applied = maps:get(applied, St, 0),
-    OsPid = case Port of
-                undefined -> undefined;
-                _ -> element(2, erlang:port_info(Port, os_pid))
-            end,
-    #{registry => Reg,
-      member => {node(), Reg},
-      role => maps:get(raft_state, St, unavailable),
-      leader => Leader,
-      epoch => maps:get(term, St, 0),
-      applied_index => Applied,
-      commit_index => maps:get(commit, St, 0),
-      lag => max(0, maps:get(commit, St, 0) - Applied),
-      ready => healthy(S),
-      error => health_error(S),
-      phase => S#st.phase,
-      members => [{member_id(Id, S), Role} || {Id, Role, _} <- S#st.members],
-      names => ets:info(Reg, size),
-      pending_ops => map_size(S#st.pending),
-      daemon => #{os_pid => OsPid, raft_id => S#st.daemon_id,
-                  rss => maps:get(rss, St, 0),
-                  raft_port => S#st.raft_port,
-                  starts => S#st.daemon_starts, data_dir => S#st.dir}}.
-
-%% <base>/<node>-<os pid>/<registry>: a new BEAM incarnation never resumes
-%% an older one's raft state (it must join under a fresh id), while a
-%% restarted daemon or member in this BEAM does. Directories that no
-%% running regentd holds are removed by `regentd --sweep' (c_src/datadir.h):
-%% liveness is the daemon's flock on its dir, which holds across PID
-%% namespaces, never the visibility of /proc/<pid> (a BEAM in a container of
-%% its own that shared /dev/shm deleted the others' live state: issue 11).
-data_dir(Reg, Opts) ->
-    Base = maps:get(data_dir, Opts),
-    Self = atom_to_list(node()) ++ "-" ++ os:getpid(),
-    ok = filelib:ensure_path(Base),
-    sweep(maps:get(daemon, Opts), Base, Self),
-    Dir = filename:join([Base, Self, atom_to_list(Reg)]),
-    ok = filelib:ensure_path(Dir),
-    Dir.
-
-%% Someone else's leftovers (another user's, in a shared /dev/shm) may not be
-%% ours to delete: the sweep says so and we go on.
-sweep(Exe, Base, Self) ->
-    Port = open_port({spawn_executable, Exe},
-                     [{args, ["--sweep", Base, Self]}, exit_status, stderr_to_stdout,
-                      {line, 4096}]),
-    sweep_output(Port, Base, []).
-
-sweep_output(Port, Base, Lines) ->
-    receive
-        {Port, {data, {_, Line}}} ->
-            sweep_output(Port, Base, [Line | Lines]);
-        {Port, {exit_status, Code}} ->
-            [?LOG_NOTICE("regent: ~ts", [L]) || L <- lists:reverse(Lines)],
-            Code =:= 0 orelse
-                ?LOG_WARNING("regent: the sweep of stale data dirs in ~ts exited with ~p",
-                             [Base, Code]),
-            ok
-    after 30000 ->
-            port_close(Port),
-            ?LOG_WARNING("regent: the sweep of stale data dirs did not finish"),
-            ok
-    end.
-
 now_ms() ->
     erlang:monotonic_time(millisecond).
 
@@ -911,9 +727,11 @@ info(#st{phase = Phase, daemon_id = Id, leader_id = Leader, members = Ms,
          synced = Synced} = S) ->
     #{phase => Phase, id => Id, leader_id => Leader,
       leader_node => node_of(Leader, S),
-      members => [I || {I, _, _} <- Ms], synced => Synced andalso healthy(S)}.
+      members => [I || {I, _, _} <- Ms], synced => Synced andalso regent_status:healthy(S)}.
 
+%% @private
 %% The node whose member runs the daemon with raft id Id.
+-spec node_of(non_neg_integer(), #st{}) -> node() | undefined.
 node_of(0, _S) ->
     undefined;
 node_of(Id, #st{daemon_id = Id}) ->
@@ -924,6 +742,8 @@ node_of(Id, #st{peers = Peers}) ->
         [] -> undefined
     end.
 
+%% @private
+-spec member_id(non_neg_integer(), #st{}) -> {node(), atom()} | {raft_id, non_neg_integer()}.
 member_id(Id, #st{reg = Reg} = S) ->
     case node_of(Id, S) of
         undefined -> {raft_id, Id};
@@ -1369,7 +1189,7 @@ await_new_leader(#st{port = Port} = S, Deadline) ->
 dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir} = S) ->
     ?LOG_WARNING("regent ~p: leaving the current raft cluster (~p)", [Reg, Mode]),
     is_port(Port) andalso stop_daemon(Port),
-    remove_dir(Dir),
+    regent_data_dir:remove_dir(Dir),
     ok = filelib:ensure_path(Dir),
     Claims = [Row || {_, Pid, _} = Row <- ets:tab2list(Reg),
                      node(Pid) =:= node(), is_process_alive(Pid)],
