@@ -32,15 +32,13 @@
 -export([start_link/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 %% Not yet moved to the concern modules that call them.
--export([node_of/2, member_id/2]).
+-export([node_of/2, member_id/2, send_peer/3, hello_all/1, is_leader/1,
+         claim/2, claim_answered/5, pending_claims/1]).
 
 -include_lib("kernel/include/logger.hrl").
 
--define(TICK_MS, 50).
--define(RETRY_MS, 20).
 -define(MAX_RESTARTS, 10).
 -define(RESTART_WINDOW_MS, 10000).
--define(FRAME_BYTES, 4 * 1024 * 1024).
 
 -include("regent_member.hrl").
 
@@ -51,8 +49,6 @@
 %% How long our leader must keep leaving us out of its members before we
 %% believe it removed us.
 -define(LEFT_OUT_MS, 1000).
-%% How often a flush tells the FSM which of our refs it may forget.
--define(SETTLE_MS, 100).
 
 %% @private
 -spec start_link(atom(), map()) -> gen_server:start_ret().
@@ -85,7 +81,7 @@ init({Reg, Opts}) ->
           {reply, term(), #st{}} | {noreply, #st{}}.
 handle_call({write, Kind, Args}, From, S) ->
     Deadline = now_ms() + maps:get(register_timeout, S#st.opts),
-    {noreply, submit(Kind, Args, From, Deadline, S)};
+    {noreply, regent_outbox:submit(Kind, Args, From, Deadline, S)};
 handle_call(status, From, S) ->
     regent_status:call(From, S);
 handle_call(recover, _From, S) ->
@@ -102,10 +98,8 @@ handle_call(take_leadership, _From, #st{daemon_id = Me} = S) ->
         Node when Node =:= node() -> {reply, ok, S};
         Node -> send_peer(Node, {transfer_to, Me}, S), {reply, ok, S}
     end;
-handle_call(await_ready, _From, #st{synced = true} = S) ->
-    {reply, ok, S};
 handle_call(await_ready, From, S) ->
-    {noreply, S#st{waiters = [From | S#st.waiters]}};
+    regent_mirror:await_ready(From, S);
 handle_call(Other, _From, S) ->
     {reply, {error, {unknown_call, Other}}, S}.
 
@@ -127,9 +121,9 @@ handle_info({'EXIT', Port, Reason}, #st{port = Port} = S) ->
 handle_info({'EXIT', Port, _}, S) when is_port(Port) ->
     {noreply, S}; % a previous daemon's port
 handle_info(flush, S) ->
-    {noreply, flush(S#st{flush_queued = false})};
+    {noreply, regent_outbox:flush(S#st{flush_queued = false})};
 handle_info(tick, S) ->
-    {noreply, tick(S#st{tick = false})};
+    {noreply, regent_outbox:tick(S#st{tick = false})};
 handle_info(alive, #st{port = Port} = S) ->
     is_port(Port) andalso port_command(Port, regent_proto:alive()),
     erlang:send_after(?ALIVE_MS, self(), alive),
@@ -137,7 +131,7 @@ handle_info(alive, #st{port = Port} = S) ->
 handle_info(status_timeout, S) ->
     {noreply, regent_status:timed_out(S)};
 handle_info({'DOWN', MRef, process, Pid, _Why}, S) ->
-    {noreply, owner_down(MRef, Pid, S)};
+    {noreply, regent_mirror:owner_down(MRef, Pid, S)};
 handle_info(Msg, S) when element(1, Msg) =:= nodeup; element(1, Msg) =:= nodedown;
                          element(1, Msg) =:= discover; element(1, Msg) =:= join_retry;
                          element(1, Msg) =:= plan; element(1, Msg) =:= down_settled;
@@ -273,13 +267,13 @@ restart_daemon(#st{dir = Dir, members = Ms, phase = running} = S)
   when length(Ms) > 1 ->
     case filelib:is_regular(filename:join(Dir, "regent.id")) of
         true ->
-            start_daemon(requeue_all(S));
+            start_daemon(regent_outbox:requeue_all(S));
         false ->
             ?LOG_WARNING("regent ~p: the raft state in ~ts is gone", [S#st.reg, Dir]),
             dissolve({join, leader_node_known(S)}, S)
     end;
 restart_daemon(S) ->
-    start_daemon(requeue_all(S)).
+    start_daemon(regent_outbox:requeue_all(S)).
 
 handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
     ?LOG_INFO("regent ~p: regentd started, raft id ~.16b, raft port ~p, ~s",
@@ -308,20 +302,17 @@ handle_event({members, Members}, S) ->
 handle_event({changed, Ref, Status}, S) ->
     change_done(Ref, Status, S);
 handle_event({applied, Changes, Replies}, #st{synced = true} = S) ->
-    replies(Replies, lists:foldl(fun change/2, S, Changes));
+    regent_outbox:replies(Replies, lists:foldl(fun regent_mirror:change/2, S, Changes));
 handle_event({applied, [], Replies}, #st{synced = false} = S) ->
     %% Replayed entries while recovering: answer after the dump is in ETS.
     S#st{held = S#st.held ++ Replies};
-handle_event({replies, Replies}, #st{daemon_id = Me} = S) ->
-    %% Ops forwarded to us by other members are answered through them.
-    Mine = [{Ref, R, P} || {Origin, Ref, R, P} <- Replies, Origin =:= Me],
-    Theirs = [R || {Origin, _, _, _} = R <- Replies, Origin =/= Me],
-    route_replies(Theirs, S),
-    replies(Mine, S);
+handle_event({replies, Replies}, S) ->
+    regent_outbox:daemon_replies(Replies, S);
 handle_event({dump, false, Rows}, S) ->
     S#st{dump = [Rows | S#st.dump]};
 handle_event({dump, true, Rows}, S) ->
-    synced(reconcile(lists:append(lists:reverse([Rows | S#st.dump])), S));
+    regent_mirror:synced(
+      regent_mirror:reconcile(lists:append(lists:reverse([Rows | S#st.dump])), S));
 handle_event({error, Msg}, #st{reg = Reg} = S) ->
     ?LOG_ERROR("regent ~p: regentd reported: ~ts", [Reg, Msg]),
     S.
@@ -355,15 +346,10 @@ address_check(S) ->
 own_address(#st{opts = Opts, raft_port = Port}) ->
     <<(maps:get(bind_host, Opts))/binary, ":", (integer_to_binary(Port))/binary>>.
 
-synced(S0) ->
-    S1 = replies(S0#st.held, S0#st{synced = true, held = [], dump = []}),
-    S2 = lists:foldl(fun claim/2, S1#st{claims = []}, pending_claims(S1)),
-    [gen_server:reply(W, ok) || W <- S2#st.waiters],
-    hello_all(S2), % the leader's member promotes synced standbys
-    flush(S2#st{waiters = []}).
-
+%% @private
 %% Names our live processes held in the cluster we left, which the new
 %% table gives to someone else (names it lacks are re-claimed by reconcile).
+-spec pending_claims(#st{}) -> [{term(), pid(), term()}].
 pending_claims(#st{claims = Claims, reg = Tab}) ->
     [C || {Name, Pid, _} = C <- Claims, is_process_alive(Pid),
           case ets:lookup(Tab, Name) of
@@ -372,304 +358,25 @@ pending_claims(#st{claims = Claims, reg = Tab}) ->
               [_] -> true
           end].
 
-%% ---- ops ----------------------------------------------------------------
+%% ---- claims and the conflict policy --------------------------------------
 
-%% Refs are unique in this BEAM, not just in this member: a member that is
-%% restarted after a crash resumes its daemon's log, whose replayed replies
-%% carry the previous incarnation's refs.
-submit(Kind, Args, From, Deadline, S) ->
-    Ref = erlang:unique_integer([positive, monotonic]),
-    Op = #op{from = From, kind = Kind, bin = encode_op(Kind, Ref, Args),
-             deadline = Deadline, watch = watch_of(Kind, Args, S)},
-    queue_flush(arm_tick(S#st{pending = maps:put(Ref, Op, S#st.pending),
-                              outbox = [Ref | S#st.outbox]})).
-
-watch_of(register, {Key, PidBin, _, _}, #st{peers = Peers}) ->
-    Pid = regent_name:decode(PidBin),
-    case node(Pid) =/= node() andalso maps:get(node(Pid), Peers, #{}) of
-        #{up := true, id := Id} when Id =/= 0 -> undefined; % its member watches
-        false -> undefined;
-        _ -> {Key, Pid}
-    end;
-watch_of(_, _, _) ->
-    undefined.
-
-encode_op(register, Ref, {Key, Pid, Meta, Replace}) ->
-    regent_proto:op_register(Ref, Key, Pid, Meta, Replace);
-encode_op(unregister, Ref, Key) ->
-    regent_proto:op_unregister(Ref, Key);
-encode_op(unregister_if_owner, Ref, {Key, Pid}) ->
-    regent_proto:op_unregister_if_owner(Ref, Key, Pid);
-encode_op(set_meta, Ref, {Key, Meta}) ->
-    regent_proto:op_set_meta(Ref, Key, Meta);
-encode_op(read, Ref, Key) ->
-    regent_proto:op_read(Ref, Key);
-encode_op(purge_node, Ref, Node) ->
-    regent_proto:op_purge_node(Ref, Node, any, 0).
-
-%% Every unanswered op goes out again (to a new daemon or a new leader),
-%% oldest first; the outbox is kept newest first. A purge is dropped
-%% instead: it was a leader's decision from its own view, and the next
-%% leader purges what it sees down itself (a stale one, sent after a heal,
-%% would remove live names).
-requeue_all(#st{pending = Pending0} = S) ->
-    Pending = maps:filter(fun(_, #op{kind = K}) -> K =/= purge_node end, Pending0),
-    S#st{pending = Pending, outbox = lists:reverse(lists:sort(maps:keys(Pending)))}.
-
-%% One flush per pass through the mailbox: every op that arrives before the
-%% `flush' message is processed travels in the same frame (and, usually,
-%% the same raft entry).
-queue_flush(#st{flush_queued = true} = S) ->
-    S;
-queue_flush(S) ->
-    self() ! flush,
-    S#st{flush_queued = true}.
-
-flush(#st{outbox = []} = S) ->
-    S;
-flush(#st{port = undefined} = S) ->
-    S; % sent once a daemon runs again
-flush(#st{synced = false} = S) ->
-    S; % after the DUMP: ops that committed before a crash are answered by
-       % their replayed replies first, and are not sent again
-flush(#st{daemon_id = 0} = S) ->
-    S; % the daemon has not started yet
-flush(#st{leader_id = 0} = S) ->
-    S; % sent once a leader is known
-flush(#st{port = Port, outbox = Outbox, pending = Pending, leader_id = Leader,
-          daemon_id = Me} = S0) ->
-    {Settle, S} = settle(S0),
-    Ops = [Op#op.bin || Ref <- lists:reverse(Outbox),
-                        {ok, Op} <- [maps:find(Ref, Pending)]] ++ Settle,
-    %% The outbox is newest first and refs grow: its head is the highest.
-    Sent = S#st{outbox = [], sent_upto = max(S#st.sent_upto, hd(Outbox))},
-    case Leader =:= Me of
-        true ->
-            [true = port_command(Port, regent_proto:ops(C)) || C <- chunks(Ops)],
-            Sent;
-        false ->
-            case node_of(Leader, S) of
-                undefined ->
-                    S; % once the leader's member has said hello
-                Node ->
-                    [send_peer(Node, {fwd, self(), Me, C}, S) || C <- chunks(Ops)],
-                    Sent
-            end
-    end.
-
-%% Now and then a flush also tells the FSM which of our refs it may forget
-%% from its de-duplication set: all below the oldest op still pending.
-settle(#st{pending = Pending, settled_at = At} = S) ->
-    Now = now_ms(),
-    case (At =:= undefined orelse Now - At >= ?SETTLE_MS) andalso map_size(Pending) > 0 of
-        true -> {[regent_proto:op_settle(lists:min(maps:keys(Pending)))],
-                 S#st{settled_at = Now}};
-        false -> {[], S}
-    end.
-
-%% Frames of at most ~?FRAME_BYTES (regentd refuses frames over 64 MiB).
-chunks([]) ->
-    [];
-chunks(Ops) ->
-    chunks(Ops, 0, [], []).
-
-chunks([], _, Cur, Acc) ->
-    lists:reverse([lists:reverse(Cur) | Acc]);
-chunks([Op | Rest], Size, Cur, Acc) when Cur =/= [],
-                                         Size + byte_size(Op) > ?FRAME_BYTES ->
-    chunks(Rest, byte_size(Op), [Op], [lists:reverse(Cur) | Acc]);
-chunks([Op | Rest], Size, Cur, Acc) ->
-    chunks(Rest, Size + byte_size(Op), [Op | Cur], Acc).
-
-replies(Replies, S) ->
-    lists:foldl(fun reply/2, S, Replies).
-
-reply({Ref, Result, Payload}, S) ->
-    case maps:take(Ref, S#st.pending) of
-        error ->
-            S; % answered already (a retried op that committed twice)
-        {Op, Pending} when Result =:= retry ->
-            %% Not committed (no leader yet, leadership lost): again shortly.
-            erlang:send_after(?RETRY_MS, self(), flush),
-            S#st{pending = maps:put(Ref, Op, Pending),
-                 outbox = [Ref | S#st.outbox]};
-        {Op, Pending} ->
-            answer(Op, Result, Payload, S),
-            watch(Op, Result, S#st{pending = Pending})
-    end.
-
-watch(#op{watch = {Key, Pid}}, ok, #st{watched = W} = S) ->
-    case maps:find(Pid, W) of
-        {ok, {MRef, Keys}} -> S#st{watched = W#{Pid := {MRef, Keys#{Key => true}}}};
-        error -> S#st{watched = W#{Pid => {erlang:monitor(process, Pid), #{Key => true}}}}
-    end;
-watch(_Op, _Result, S) ->
-    S.
-
-answer(#op{from = {claim, Name, Pid}}, Result, Holder, S) ->
-    claim_answered(Name, Pid, Result, Holder, S);
-answer(#op{from = internal}, ok, _, _S) ->
-    ok;
-answer(#op{from = internal, kind = Kind}, Result, _, #st{reg = Reg}) ->
-    %% Only a re-claim after the daemon lost state can be refused.
-    ?LOG_WARNING("regent ~p: internal ~p answered ~p", [Reg, Kind, Result]);
-answer(#op{from = From}, bad, _, _S) ->
-    gen_server:reply(From, {error, bad_request});
-answer(#op{from = From, kind = register}, Result, _, _S) ->
-    gen_server:reply(From, case Result of ok -> yes; no -> no end);
-answer(#op{from = From, kind = set_meta}, not_found, _, _S) ->
-    gen_server:reply(From, {error, not_registered});
-answer(#op{from = From, kind = read}, ok, <<>>, _S) ->
-    gen_server:reply(From, undefined);
-answer(#op{from = From, kind = read}, ok, PidBin, _S) ->
-    %% As whereis_name/1: a local owner that has exited reads as gone.
-    Pid = regent_name:decode(PidBin),
-    Alive = node(Pid) =/= node() orelse is_process_alive(Pid),
-    gen_server:reply(From, case Alive of true -> Pid; false -> undefined end);
-answer(#op{from = From}, ok, _, _S) ->
-    gen_server:reply(From, ok).
-
-%% Periodic while ops are pending: callers whose deadline passed get
-%% {error, unavailable} (regent exits with regent_unavailable for them).
-arm_tick(#st{tick = true} = S) ->
-    S;
-arm_tick(S) ->
-    erlang:send_after(?TICK_MS, self(), tick),
-    S#st{tick = true}.
-
-tick(#st{pending = Pending} = S) ->
-    Now = now_ms(),
-    Expired = [Ref || {Ref, #op{deadline = D}} <- maps:to_list(Pending),
-                      D =/= infinity, D =< Now],
-    [gen_server:reply(From, {error, unavailable})
-     || Ref <- Expired, #op{from = From} <- [maps:get(Ref, Pending)]],
-    S1 = S#st{pending = maps:without(Expired, Pending),
-              outbox = S#st.outbox -- Expired},
-    case map_size(S1#st.pending) of
-        0 -> S1;
-        _ -> arm_tick(S1)
-    end.
-
-%% ---- the mirror and the monitors -----------------------------------------
-
-change({put, Key, PidBin, MetaBin}, #st{reg = Tab} = S) ->
-    Name = regent_name:decode(Key),
-    Pid = regent_name:decode(PidBin),
-    S1 = case ets:lookup(Tab, Name) of
-             [{_, Old, _}] when Old =/= Pid -> untrack(Old, Key, S);
-             _ -> S
-         end,
-    true = ets:insert(Tab, {Name, Pid, meta(MetaBin)}),
-    track(Pid, Key, S1);
-change({del, Key}, #st{reg = Tab} = S) ->
-    Name = regent_name:decode(Key),
-    case ets:lookup(Tab, Name) of
-        [{_, Old, _}] ->
-            true = ets:delete(Tab, Name),
-            untrack(Old, Key, S);
-        [] ->
-            S
-    end;
-change({del_purge, Key}, #st{reg = Tab} = S) ->
-    %% Our node was seen down (a partition) while this owner lived on:
-    %% claim the name back; if another live process got it meanwhile, the
-    %% conflict policy decides.
-    Name = regent_name:decode(Key),
-    Row = ets:lookup(Tab, Name),
-    S1 = change({del, Key}, S),
-    case Row of
-        [{_, Pid, Meta}] when node(Pid) =:= node() ->
-            case is_process_alive(Pid) of
-                true -> claim({Name, Pid, Meta}, S1);
-                false -> S1
-            end;
-        _ ->
-            S1
-    end.
-
-meta(<<>>) -> undefined;
-meta(Bin) -> binary_to_term(Bin).
-
-%% Local owners are monitored by this member; remote ones by theirs.
-track(Pid, Key, S) when node(Pid) =:= node() ->
-    Owned = S#st.owned,
-    case maps:find(Pid, Owned) of
-        {ok, {MRef, Keys}} ->
-            S#st{owned = Owned#{Pid := {MRef, Keys#{Key => true}}}};
-        error ->
-            MRef = erlang:monitor(process, Pid),
-            S#st{owned = Owned#{Pid => {MRef, #{Key => true}}}}
-    end;
-track(_Pid, _Key, S) ->
-    S.
-
-untrack(Pid, Key, S) ->
-    Owned = S#st.owned,
-    case maps:find(Pid, Owned) of
-        {ok, {MRef, #{Key := _} = Keys}} when map_size(Keys) =:= 1 ->
-            erlang:demonitor(MRef, [flush]),
-            S#st{owned = maps:remove(Pid, Owned)};
-        {ok, {MRef, Keys}} ->
-            S#st{owned = Owned#{Pid := {MRef, maps:remove(Key, Keys)}}};
-        error ->
-            S
-    end.
-
-owner_down(MRef, Pid, S) ->
-    case {maps:take(Pid, S#st.owned), maps:take(Pid, S#st.watched)} of
-        {{{MRef, Keys}, Owned}, _} ->
-            unregister_keys(Pid, Keys, S#st{owned = Owned});
-        {_, {{MRef, Keys}, Watched}} ->
-            unregister_keys(Pid, Keys, S#st{watched = Watched});
-        _ ->
-            S
-    end.
-
-unregister_keys(Pid, Keys, S) ->
-    PidBin = regent_name:encode_pid(Pid),
-    lists:foldl(fun(Key, Acc) ->
-                        submit(unregister_if_owner, {Key, PidBin}, internal,
-                               infinity, Acc)
-                end, S, maps:keys(Keys)).
-
-%% The daemon's table (a fresh start, a restart or a snapshot restore)
-%% replaces the mirror. Rows are overwritten in place and only missing names
-%% are deleted, so readers never see an empty table in between. Live local
-%% processes whose names a daemon that started without state lacks claim
-%% them again. A daemon that resumed its state, or restored a snapshot, is
-%% right to lack a name: the log removed it (an unregister, a purge), and a
-%% re-claim would bring back a name its owner or someone else unregistered
-%% (found by the nemesis test after a kill -9 of a daemon).
-reconcile(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclaim} = S0) ->
-    [erlang:demonitor(MRef, [flush]) || {MRef, _} <- maps:values(Owned0)],
-    Fresh = maps:from_list([{regent_name:decode(K), {K, P, M}}
-                            || {K, P, M} <- Rows]),
-    Lost = [Row || {Name, _, _} = Row <- ets:tab2list(Tab),
-                   not is_map_key(Name, Fresh)],
-    [true = ets:delete(Tab, Name) || {Name, _, _} <- Lost],
-    S1 = lists:foldl(fun({K, P, M}, Acc) -> change({put, K, P, M}, Acc) end,
-                     S0#st{owned = #{}}, Rows),
-    Reclaim = [Row || MayReclaim, {_, Pid, _} = Row <- Lost,
-                      node(Pid) =:= node(), is_process_alive(Pid)],
-    ?LOG_NOTICE("regent ~p: mirror synced with regentd: ~p names, ~p dropped, "
-                "~p re-claimed, ~p local owners monitored",
-                [S0#st.reg, length(Rows), length(Lost) - length(Reclaim),
-                 length(Reclaim), map_size(S1#st.owned)]),
-    lists:foldl(fun claim/2, S1#st{reclaim_on_dump = false}, Reclaim).
-
+%% @private
 %% Registers Name for a live local Pid that held it before (through a
 %% daemon that lost its state, a partition, or a cluster we left); the
 %% answer goes to claim_answered/5.
+-spec claim({term(), pid(), term()}, #st{}) -> #st{}.
 claim({Name, Pid, Meta}, S) ->
     {ok, Key} = regent_name:encode(Name),
     MetaBin = case Meta of undefined -> <<>>; _ -> term_to_binary(Meta) end,
-    submit(register, {Key, regent_name:encode_pid(Pid), MetaBin, <<>>},
-           {claim, Name, Pid}, infinity, S).
+    regent_outbox:submit(register, {Key, regent_name:encode_pid(Pid), MetaBin, <<>>},
+                         {claim, Name, Pid}, infinity, S).
 
+%% @private
 %% The conflict policy (option `conflict'): the committed holder keeps the
 %% name; the claimant is killed (`kill', the default), told (`notify'), or a
 %% `{resolve, Fun}' as in global picks: Fun(Name, Claimant, Holder) returns
 %% the pid to keep (it may kill or tell the other itself) or `none'.
+-spec claim_answered(term(), pid(), atom(), binary(), #st{}) -> term().
 claim_answered(Name, Pid, ok, _, #st{reg = Reg}) ->
     ?LOG_INFO("regent ~p: ~p re-claimed ~p", [Reg, Pid, Name]);
 claim_answered(Name, Pid, no, HolderBin, #st{reg = Reg, opts = Opts}) ->
@@ -706,19 +413,23 @@ resolved(Reg, Name, _Claimant, Holder, none) ->
 resolved(_Reg, _Name, _Claimant, _Holder, _Keep) ->
     ok.
 
-%% ---- status and set-up ---------------------------------------------------
+%% ---- helpers -------------------------------------------------------------
 
 now_ms() ->
     erlang:monotonic_time(millisecond).
 
 %% ---- clustering -----------------------------------------------------------
 
+%% @private
 %% Messages between members of one registry travel as {regent, Msg} to the
 %% locally registered name of the member on the other node.
+-spec send_peer(node(), term(), #st{}) -> ok.
 send_peer(Node, Msg, #st{reg = Reg}) ->
     erlang:send({Reg, Node}, {regent, Msg}, [noconnect]),
     ok.
 
+%% @private
+-spec hello_all(#st{}) -> ok.
 hello_all(S) ->
     [send_peer(N, {hello, self(), node(), info(S)}, S) || N <- nodes()],
     ok.
@@ -750,6 +461,8 @@ member_id(Id, #st{reg = Reg} = S) ->
         N -> {N, Reg}
     end.
 
+%% @private
+-spec is_leader(#st{}) -> boolean().
 is_leader(#st{leader_id = L, daemon_id = Me}) ->
     L =/= 0 andalso L =:= Me.
 
@@ -759,15 +472,9 @@ peer_message({hello, Pid, Node, Info}, S) ->
 peer_message({hello_ack, Node, Info}, S) ->
     heard_of(Node, Info, S);
 peer_message({fwd, From, Origin, Ops}, S) ->
-    case is_leader(S) andalso is_port(S#st.port) of
-        true ->
-            true = port_command(S#st.port, regent_proto:fwd_ops(Origin, Ops));
-        false ->
-            From ! {regent, {replies, [{regent_proto:op_ref(Op), retry, <<>>} || Op <- Ops]}}
-    end,
-    S;
+    regent_outbox:forwarded(From, Origin, Ops, S);
 peer_message({replies, Replies}, S) ->
-    replies(Replies, S);
+    regent_outbox:replies(Replies, S);
 peer_message({join, From, Node, Id, Address}, S) ->
     S1 = peer_seen(Node, #{id => Id, phase => joining}, S),
     case is_leader(S1) andalso not S1#st.change_busy of
@@ -802,7 +509,7 @@ heard_of(Node, Info, S0) ->
     S = maybe_merge(Node, Info, plan(peer_seen(Node, Info, S0))),
     case S#st.outbox of
         [] -> S;
-        _ -> queue_flush(S)
+        _ -> regent_outbox:queue_flush(S)
     end.
 
 peer_seen(Node, Info, #st{peers = Peers} = S) ->
@@ -913,14 +620,14 @@ joined(S) ->
 leader_seen(Leader, #st{leader_id = Leader} = S) ->
     S;
 leader_seen(Leader, S0) ->
-    S = requeue_all(S0#st{leader_id = Leader, leader_since = now_ms(),
+    S = regent_outbox:requeue_all(S0#st{leader_id = Leader, leader_since = now_ms(),
                           leaderless_since = case Leader of 0 -> now_ms(); _ -> 0 end}),
     S1 = case is_leader(S) andalso dist_majority(S) of
              true -> plan(purge_absent_nodes(S));
              false -> S
          end,
     hello_all(S1),
-    queue_flush(S1).
+    regent_outbox:queue_flush(S1).
 
 purge_absent_nodes(#st{reg = Tab} = S) ->
     Owners = ets:foldl(fun({_, Pid, _}, Acc) -> Acc#{node(Pid) => true} end,
@@ -931,7 +638,7 @@ purge_absent_nodes(#st{reg = Tab} = S) ->
 purge_node(Node, S) ->
     ?LOG_NOTICE("regent ~p: node ~p is down; purging its names",
                 [S#st.reg, Node]),
-    submit(purge_node, atom_to_binary(Node, utf8), internal, infinity, S).
+    regent_outbox:submit(purge_node, atom_to_binary(Node, utf8), internal, infinity, S).
 
 %% ---- membership (the leader's member) --------------------------------------
 
@@ -1109,20 +816,6 @@ change_done(Ref, Status, #st{reg = Reg} = S0) ->
             end
     end.
 
-%% Ops forwarded to us whose entry failed: their members retry them.
-route_replies([], _S) ->
-    ok;
-route_replies(Replies, S) ->
-    ByOrigin = maps:groups_from_list(fun({O, _, _, _}) -> O end,
-                                     fun({_, Ref, R, P}) -> {Ref, R, P} end,
-                                     Replies),
-    maps:foreach(fun(Origin, Rs) ->
-                         case node_of(Origin, S) of
-                             undefined -> ok;
-                             N -> send_peer(N, {replies, Rs}, S)
-                         end
-                 end, ByOrigin).
-
 %% A graceful stop leaves the cluster: leadership is handed over first, then
 %% the (new) leader removes us from the configuration.
 leave(#st{members = Ms} = S) when length(Ms) > 1 ->
@@ -1193,29 +886,13 @@ dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir} = S) ->
     ok = filelib:ensure_path(Dir),
     Claims = [Row || {_, Pid, _} = Row <- ets:tab2list(Reg),
                      node(Pid) =:= node(), is_process_alive(Pid)],
-    S1 = requeue_all(give_up_sent(S#st{port = undefined, daemon_id = 0, members = [],
-                                       claims = Claims})),
+    S1 = regent_outbox:requeue_all(
+           regent_outbox:give_up_sent(S#st{port = undefined, daemon_id = 0, members = [],
+                                           claims = Claims})),
     case Mode of
         bootstrap -> start_daemon(S1, true);
         {join, Target} -> start_daemon(S1#st{join_target = Target}, false)
     end.
-
-%% A caller's write that went to the old cluster may have been applied
-%% there, and its answer would only come from that cluster's daemon under
-%% our old raft id. Sending it again could apply it twice (a register
-%% answered `no' although it took effect, an unregister removing a later
-%% owner: found by the nemesis test), so the caller gets `unavailable',
-%% which like a timeout leaves the outcome open. Reads, and our own
-%% unregisters of dead owners (harmless twice), go again.
-give_up_sent(#st{pending = Pending, sent_upto = Upto} = S) ->
-    Sent = maps:filter(fun(Ref, #op{from = From, kind = K}) ->
-                               Ref =< Upto andalso K =/= read andalso is_caller(From)
-                       end, Pending),
-    [gen_server:reply(From, {error, unavailable}) || #op{from = From} <- maps:values(Sent)],
-    S#st{pending = maps:without(maps:keys(Sent), Pending)}.
-
-is_caller({Pid, _Tag}) -> is_pid(Pid);
-is_caller(_) -> false.
 
 %% Called when a peer's hello shows a running cluster with a leader that we
 %% are not part of. We go over to it if our cluster removed us (it shares
