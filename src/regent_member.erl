@@ -33,7 +33,7 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 %% Not yet moved to the concern modules that call them.
 -export([node_of/2, member_id/2, send_peer/3, hello_all/1, is_leader/1,
-         claim/2, claim_answered/5, pending_claims/1]).
+         leader_node_known/1, peer_seen/3, start_daemon/2, stop_daemon/1]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -85,19 +85,15 @@ handle_call({write, Kind, Args}, From, S) ->
 handle_call(status, From, S) ->
     regent_status:call(From, S);
 handle_call(recover, _From, S) ->
-    {reply, ok, dissolve(bootstrap, S)};
+    {reply, ok, regent_leave:dissolve(bootstrap, S)};
 handle_call({block_raft, Cuts}, _From, #st{port = Port} = S) ->
     Blocks = [{Id, Dir} || {N, Dir} <- Cuts,
                            #{id := Id} <- [maps:get(N, S#st.peers, #{})], Id =/= 0],
     is_port(Port) andalso port_command(Port, regent_proto:block(Blocks)),
     {reply, {ok, length(Blocks)}, S};
 %% regent_fault:take_leadership/1 (tests): ask the leader to hand over.
-handle_call(take_leadership, _From, #st{daemon_id = Me} = S) ->
-    case leader_node_known(S) of
-        undefined -> {reply, {error, no_leader}, S};
-        Node when Node =:= node() -> {reply, ok, S};
-        Node -> send_peer(Node, {transfer_to, Me}, S), {reply, ok, S}
-    end;
+handle_call(take_leadership, _From, S) ->
+    {reply, regent_membership:take_leadership(S), S};
 handle_call(await_ready, From, S) ->
     regent_mirror:await_ready(From, S);
 handle_call(Other, _From, S) ->
@@ -146,7 +142,7 @@ handle_info(_Msg, S) ->
 -spec terminate(term(), #st{}) -> ok.
 terminate(Reason, #st{port = Port, dir = Dir} = S) ->
     Live = is_port(Port) andalso erlang:port_info(Port) =/= undefined,
-    graceful(Reason) andalso Live andalso leave(S),
+    graceful(Reason) andalso Live andalso regent_leave:leave(S),
     Live andalso stop_daemon(Port),
     %% A deliberate stop ends this member's raft state, like a member that
     %% leaves its cluster; after a crash the restarted member resumes it.
@@ -158,8 +154,10 @@ graceful(shutdown) -> true;
 graceful({shutdown, _}) -> true;
 graceful(_) -> false.
 
+%% @private
 %% regentd stops raft cleanly on STOP (or on EOF) and exits. The port may
 %% have closed meanwhile (the daemon died): then there is nothing to stop.
+-spec stop_daemon(port()) -> ok.
 stop_daemon(Port) ->
     OsPid = case erlang:port_info(Port, os_pid) of
                 {os_pid, P} -> P;
@@ -183,6 +181,8 @@ stop_daemon(Port) ->
 
 %% ---- the daemon ----------------------------------------------------------
 
+%% @private
+-spec start_daemon(#st{}, boolean()) -> #st{}.
 start_daemon(S, Bootstrap) ->
     start_daemon(S#st{phase = case Bootstrap of true -> running; false -> joining end}).
 
@@ -270,7 +270,7 @@ restart_daemon(#st{dir = Dir, members = Ms, phase = running} = S)
             start_daemon(regent_outbox:requeue_all(S));
         false ->
             ?LOG_WARNING("regent ~p: the raft state in ~ts is gone", [S#st.reg, Dir]),
-            dissolve({join, leader_node_known(S)}, S)
+            regent_leave:dissolve({join, leader_node_known(S)}, S)
     end;
 restart_daemon(S) ->
     start_daemon(regent_outbox:requeue_all(S)).
@@ -290,7 +290,7 @@ handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
             %% Join the cluster again instead.
             ?LOG_WARNING("regent ~p: regentd lost its raft state on restart; joining again",
                          [Reg]),
-            dissolve({join, leader_node_known(S1)}, S1);
+            regent_leave:dissolve({join, leader_node_known(S1)}, S1);
         _ ->
             hello_all(S1),
             S1
@@ -298,9 +298,9 @@ handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
 handle_event({status, Status}, S) ->
     leader_seen(maps:get(leader_id, Status), regent_status:received(Status, S));
 handle_event({members, Members}, S) ->
-    address_check(joined(plan(S#st{members = Members})));
+    address_check(joined(regent_membership:plan(S#st{members = Members})));
 handle_event({changed, Ref, Status}, S) ->
-    change_done(Ref, Status, S);
+    regent_membership:change_done(Ref, Status, S);
 handle_event({applied, Changes, Replies}, #st{synced = true} = S) ->
     regent_outbox:replies(Replies, lists:foldl(fun regent_mirror:change/2, S, Changes));
 handle_event({applied, [], Replies}, #st{synced = false} = S) ->
@@ -333,8 +333,8 @@ address_check(#st{phase = running, daemon_id = Me, members = Ms} = S) when Me =/
                                  "but its raft port is now ~ts; joining again",
                                  [S#st.reg, Address, Now]),
                     case [Id || {Id, _, _} <- Ms, Id =/= Me] of
-                        [] -> dissolve(bootstrap, S);
-                        _ -> dissolve({join, leader_node_known(S)}, S)
+                        [] -> regent_leave:dissolve(bootstrap, S);
+                        _ -> regent_leave:dissolve({join, leader_node_known(S)}, S)
                     end
             end;
         _ ->
@@ -345,73 +345,6 @@ address_check(S) ->
 
 own_address(#st{opts = Opts, raft_port = Port}) ->
     <<(maps:get(bind_host, Opts))/binary, ":", (integer_to_binary(Port))/binary>>.
-
-%% @private
-%% Names our live processes held in the cluster we left, which the new
-%% table gives to someone else (names it lacks are re-claimed by reconcile).
--spec pending_claims(#st{}) -> [{term(), pid(), term()}].
-pending_claims(#st{claims = Claims, reg = Tab}) ->
-    [C || {Name, Pid, _} = C <- Claims, is_process_alive(Pid),
-          case ets:lookup(Tab, Name) of
-              [{_, Pid, _}] -> false;
-              [] -> false;
-              [_] -> true
-          end].
-
-%% ---- claims and the conflict policy --------------------------------------
-
-%% @private
-%% Registers Name for a live local Pid that held it before (through a
-%% daemon that lost its state, a partition, or a cluster we left); the
-%% answer goes to claim_answered/5.
--spec claim({term(), pid(), term()}, #st{}) -> #st{}.
-claim({Name, Pid, Meta}, S) ->
-    {ok, Key} = regent_name:encode(Name),
-    MetaBin = case Meta of undefined -> <<>>; _ -> term_to_binary(Meta) end,
-    regent_outbox:submit(register, {Key, regent_name:encode_pid(Pid), MetaBin, <<>>},
-                         {claim, Name, Pid}, infinity, S).
-
-%% @private
-%% The conflict policy (option `conflict'): the committed holder keeps the
-%% name; the claimant is killed (`kill', the default), told (`notify'), or a
-%% `{resolve, Fun}' as in global picks: Fun(Name, Claimant, Holder) returns
-%% the pid to keep (it may kill or tell the other itself) or `none'.
--spec claim_answered(term(), pid(), atom(), binary(), #st{}) -> term().
-claim_answered(Name, Pid, ok, _, #st{reg = Reg}) ->
-    ?LOG_INFO("regent ~p: ~p re-claimed ~p", [Reg, Pid, Name]);
-claim_answered(Name, Pid, no, HolderBin, #st{reg = Reg, opts = Opts}) ->
-    Holder = regent_name:decode(HolderBin),
-    ?LOG_WARNING("regent ~p: conflict on ~p: ~p claims it, ~p holds it",
-                 [Reg, Name, Pid, Holder]),
-    case maps:get(conflict, Opts) of
-        kill ->
-            exit(Pid, {regent_conflict, Name, Holder});
-        notify ->
-            Pid ! {regent_conflict, Name, Holder};
-        {resolve, Fun} ->
-            resolved(Reg, Name, Pid, Holder, Fun(Name, Pid, Holder))
-    end;
-claim_answered(Name, Pid, Result, _, #st{reg = Reg}) ->
-    ?LOG_WARNING("regent ~p: claim of ~p for ~p answered ~p",
-                 [Reg, Name, Pid, Result]).
-
-%% A resolve function's choice is written like any registration (by a
-%% process of its own, so the member never waits for itself).
-resolved(Reg, Name, Claimant, Holder, Claimant) ->
-    spawn(fun() ->
-                  {ok, Key} = regent_name:encode(Name),
-                  gen_server:call(Reg, {write, register,
-                                        {Key, regent_name:encode_pid(Claimant), <<>>,
-                                         regent_name:encode_pid(Holder)}}, infinity)
-          end);
-resolved(Reg, Name, _Claimant, Holder, none) ->
-    spawn(fun() ->
-                  {ok, Key} = regent_name:encode(Name),
-                  gen_server:call(Reg, {write, unregister_if_owner,
-                                        {Key, regent_name:encode_pid(Holder)}}, infinity)
-          end);
-resolved(_Reg, _Name, _Claimant, _Holder, _Keep) ->
-    ok.
 
 %% ---- helpers -------------------------------------------------------------
 
@@ -475,43 +408,35 @@ peer_message({fwd, From, Origin, Ops}, S) ->
     regent_outbox:forwarded(From, Origin, Ops, S);
 peer_message({replies, Replies}, S) ->
     regent_outbox:replies(Replies, S);
-peer_message({join, From, Node, Id, Address}, S) ->
-    S1 = peer_seen(Node, #{id => Id, phase => joining}, S),
-    case is_leader(S1) andalso not S1#st.change_busy of
-        true -> change(add, Id, spare, Address, {join, From, Id}, S1);
-        false -> From ! {regent, join_retry}, S1
-    end;
+peer_message({join, _From, _Node, _Id, _Address} = Request, S) ->
+    regent_membership:request(Request, S);
 peer_message({joined, _Id}, S) ->
     S; % the MEMBERS frame says the rest
 peer_message(join_retry, S) ->
     join_later(?JOIN_RETRY_MS div 4, S);
-peer_message({leave, From, Id}, S) ->
-    case is_leader(S) andalso not S#st.change_busy of
-        true -> change(remove, Id, spare, <<>>, {leave, From}, S);
-        false -> From ! {regent, {left, busy_or_not_leader}}, S
-    end;
+peer_message({leave, _From, _Id} = Request, S) ->
+    regent_membership:request(Request, S);
 peer_message({left, _}, S) ->
     S;
-peer_message({transfer_to, Id}, S) ->
-    case is_leader(S) andalso not S#st.change_busy of
-        true -> change(transfer, Id, voter, <<>>, {transfer, Id}, S);
-        false -> S
-    end;
+peer_message({transfer_to, _Id} = Request, S) ->
+    regent_membership:request(Request, S);
 peer_message({gone, Node, Id}, #st{peers = Peers} = S) ->
     Old = maps:get(Node, Peers, #{}),
-    plan(S#st{peers = Peers#{Node => Old#{id => Id, up => false}}});
+    regent_membership:plan(S#st{peers = Peers#{Node => Old#{id => Id, up => false}}});
 peer_message(_Other, S) ->
     S.
 
 %% A member's view: record it, let the leader plan, merge if it is another
 %% cluster, and send ops that were waiting to know where the leader is.
 heard_of(Node, Info, S0) ->
-    S = maybe_merge(Node, Info, plan(peer_seen(Node, Info, S0))),
+    S = regent_merge:maybe_merge(Node, Info, regent_membership:plan(peer_seen(Node, Info, S0))),
     case S#st.outbox of
         [] -> S;
         _ -> regent_outbox:queue_flush(S)
     end.
 
+%% @private
+-spec peer_seen(node(), map(), #st{}) -> #st{}.
 peer_seen(Node, Info, #st{peers = Peers} = S) ->
     Old = maps:get(Node, Peers, #{}),
     S#st{peers = Peers#{Node => maps:merge(Old, Info#{up => true})}}.
@@ -531,7 +456,7 @@ cluster_event({nodedown, Node}, #st{peers = Peers} = S0) ->
     S;
 cluster_event({down_settled, Node}, S) ->
     case is_leader(S) andalso not lists:member(Node, nodes()) of
-        true -> leader_lost_node(Node, S);
+        true -> regent_membership:leader_lost_node(Node, S);
         false -> S
     end;
 cluster_event({discover}, #st{phase = discovering} = S) ->
@@ -541,7 +466,7 @@ cluster_event({join_retry}, #st{phase = joining} = S) ->
 cluster_event({join_retry}, S) ->
     S#st{join_timer = undefined};
 cluster_event({plan}, S) ->
-    plan(S#st{plan_timer = undefined});
+    regent_membership:plan(S#st{plan_timer = undefined});
 cluster_event({ask_leader, Node}, S) ->
     send_peer(Node, {hello, self(), node(), info(S)}, S),
     S;
@@ -595,6 +520,8 @@ join_later(Ms, #st{join_timer = T} = S) ->
     is_reference(T) andalso erlang:cancel_timer(T),
     S#st{join_timer = erlang:send_after(Ms, self(), {join_retry})}.
 
+%% @private
+-spec leader_node_known(#st{}) -> node() | undefined.
 leader_node_known(#st{peers = Peers} = S) ->
     case node_of(S#st.leader_id, S) of
         undefined ->
@@ -622,323 +549,9 @@ leader_seen(Leader, #st{leader_id = Leader} = S) ->
 leader_seen(Leader, S0) ->
     S = regent_outbox:requeue_all(S0#st{leader_id = Leader, leader_since = now_ms(),
                           leaderless_since = case Leader of 0 -> now_ms(); _ -> 0 end}),
-    S1 = case is_leader(S) andalso dist_majority(S) of
-             true -> plan(purge_absent_nodes(S));
+    S1 = case is_leader(S) andalso regent_membership:dist_majority(S) of
+             true -> regent_membership:plan(regent_membership:purge_absent_nodes(S));
              false -> S
          end,
     hello_all(S1),
     regent_outbox:queue_flush(S1).
-
-purge_absent_nodes(#st{reg = Tab} = S) ->
-    Owners = ets:foldl(fun({_, Pid, _}, Acc) -> Acc#{node(Pid) => true} end,
-                       #{}, Tab),
-    Absent = maps:keys(Owners) -- [node() | nodes()],
-    lists:foldl(fun purge_node/2, S, Absent).
-
-purge_node(Node, S) ->
-    ?LOG_NOTICE("regent ~p: node ~p is down; purging its names",
-                [S#st.reg, Node]),
-    regent_outbox:submit(purge_node, atom_to_binary(Node, utf8), internal, infinity, S).
-
-%% ---- membership (the leader's member) --------------------------------------
-
-%% Our Erlang view decides what is dead. If it no longer reaches a majority
-%% of the voters' nodes (a partition of distribution alone, with raft links
-%% still up), we are on the wrong side: leadership goes to a voter the raft
-%% links still reach, whose member then sees the majority and acts.
-leader_lost_node(Node, S) ->
-    case dist_majority(S) of
-        true -> plan(purge_node(Node, S));
-        false -> hand_over(S)
-    end.
-
-dist_majority(#st{members = Ms, daemon_id = Me} = S) ->
-    Voters = [Id || {Id, voter, _} <- Ms],
-    Seen = [Id || Id <- Voters, Id =:= Me orelse alive_id(Id, S)],
-    2 * length(Seen) > length(Voters).
-
-hand_over(#st{change_busy = true} = S) ->
-    S;
-hand_over(#st{reg = Reg} = S) ->
-    ?LOG_WARNING("regent ~p: this leader no longer sees a majority of voters' "
-                 "nodes; handing leadership over", [Reg]),
-    change(transfer, 0, voter, <<>>, {transfer, none}, S).
-
-%% One change at a time: remove a dead server, else promote up to `voters'
-%% voters, else make joined spares standbys. Re-run after each change, on
-%% MEMBERS, on nodedown and when leadership arrives.
-plan(#st{change_busy = true} = S) ->
-    S;
-plan(S) ->
-    case is_leader(S) andalso dist_majority(S) of
-        true -> plan_step(S);
-        false -> S
-    end.
-
-plan_step(#st{members = Ms, daemon_id = Me, opts = Opts} = S0) ->
-    S = settling_later(unmapped_later(S0)),
-    Live = [M || {Id, _, _} = M <- Ms, Id =:= Me orelse alive_id(Id, S)],
-    Dead = [Id || {Id, _, _} <- Ms, Id =/= Me, dead_id(Id, S)],
-    Voters = [Id || {Id, voter, _} <- Live],
-    Target = min(maps:get(voters, Opts), length(Live)),
-    %% Only a standby whose member has its table (it said so in a hello)
-    %% becomes a voter: one that cannot catch up (a wrong secret, say) must
-    %% neither stall the changes nor count for the quorum.
-    Promotable = [Id || {Id, standby, _} <- Live, synced_id(Id, S)],
-    Spares = [Id || {Id, spare, _} <- Live],
-    DeadVoters = [Id || {Id, voter, _} <- Ms, lists:member(Id, Dead)],
-    DeadOthers = Dead -- DeadVoters,
-    %% Servers neither live nor known dead yet (a node down for less than
-    %% ?DOWN_SETTLE_MS, an id no member has claimed yet): the voter count is
-    %% not changed for their sake until they are decided (the timers above
-    %% bring the plan back then), or a flap would promote and then demote.
-    Undecided = [Id || {Id, _, _} <- Ms, Id =/= Me, not alive_id(Id, S),
-                       not lists:member(Id, Dead)],
-    if
-        DeadOthers =/= [] ->
-            plan_change(remove, hd(DeadOthers), spare, S);
-        %% Replace a dead voter before removing it: removing first leaves
-        %% a smaller voter set that a partition can strand (the other side
-        %% then needs this node's vote to elect).
-        DeadVoters =/= [], length(Voters) < Target, Promotable =/= [] ->
-            plan_change(assign, hd(Promotable), voter, S);
-        DeadVoters =/= [] ->
-            plan_change(remove, hd(DeadVoters), spare, S);
-        Spares =/= [] ->
-            plan_change(assign, hd(Spares), standby, S);
-        length(Voters) < Target, Promotable =/= [], Undecided =:= [] ->
-            plan_change(assign, hd(Promotable), voter, S);
-        %% A dead voter that came back after a standby replaced it (its
-        %% node was cut off, not dead) leaves one voter too many: demote
-        %% one that is not us. regentd refuses while another voter may lack
-        %% the last configuration (c_src/node.c, may_demote).
-        length(Voters) > Target, Undecided =:= [] ->
-            plan_change(assign, lists:max(Voters -- [Me]), standby, S);
-        true ->
-            S
-    end.
-
-%% The reason recorded with a planned change says what it was, for the log.
-plan_change(Kind, Id, Role, S) ->
-    change(Kind, Id, Role, <<>>, {plan, Kind, Id, Role}, S).
-
-synced_id(Id, #st{peers = Peers}) ->
-    lists:any(fun(#{id := I, up := true, synced := true}) -> I =:= Id;
-                 (_) -> false
-              end, maps:values(Peers)).
-
-alive_id(Id, #st{peers = Peers}) ->
-    lists:any(fun(#{id := I, up := Up}) -> I =:= Id andalso Up;
-                 (_) -> false
-              end, maps:values(Peers)).
-
-%% Dead: its node is known to be down, or no member has claimed the id for a
-%% while since we lead (a previous incarnation of a restarted node).
-dead_id(Id, #st{peers = Peers, leader_since = Since} = S) ->
-    Known = [P || #{id := I} = P <- maps:values(Peers), I =:= Id],
-    case Known of
-        [] -> now_ms() - Since > ?UNMAPPED_GRACE_MS;
-        _ -> lists:all(fun settled_down/1, Known) andalso not alive_id(Id, S)
-    end.
-
-%% Down, and for long enough (a member that left says so: no wait).
-settled_down(#{up := true}) -> false;
-settled_down(#{down_at := T}) -> now_ms() - T >= ?DOWN_SETTLE_MS;
-settled_down(_) -> true.
-
-%% A server whose node went down less than ?DOWN_SETTLE_MS ago is judged
-%% once the wait is over: look again then. Every rule that waits re-arms the
-%% plan until it is decided, whatever the order of nodedowns, elections and
-%% timers.
-settling_later(#st{members = Ms, peers = Peers} = S) ->
-    Ids = [Id || {Id, _, _} <- Ms],
-    Waits = [?DOWN_SETTLE_MS - (now_ms() - T)
-             || #{id := Id, up := false, down_at := T} <- maps:values(Peers),
-                lists:member(Id, Ids), now_ms() - T < ?DOWN_SETTLE_MS],
-    case Waits of
-        [] -> S;
-        _ -> plan_later(max(1, lists:min(Waits)), S)
-    end.
-
-%% Ids nobody has claimed yet are judged after the grace period: look again
-%% then.
-unmapped_later(#st{members = Ms, daemon_id = Me, peers = Peers} = S) ->
-    Claimed = [I || #{id := I} <- maps:values(Peers)],
-    case [Id || {Id, _, _} <- Ms, Id =/= Me, not lists:member(Id, Claimed)] of
-        [] -> S;
-        _ -> plan_later(?UNMAPPED_GRACE_MS, S)
-    end.
-
-%% Arms the one {plan} timer to fire in Ms, unless it fires sooner already.
-plan_later(Ms, #st{plan_timer = Timer} = S) ->
-    Due = now_ms() + Ms,
-    case Timer of
-        {_, At} when At =< Due ->
-            S;
-        _ ->
-            case Timer of
-                {Ref, _} -> erlang:cancel_timer(Ref);
-                undefined -> ok
-            end,
-            S#st{plan_timer = {erlang:send_after(Ms, self(), {plan}), Due}}
-    end.
-
-change(Kind, Id, Role, Address, Why, #st{port = Port} = S) ->
-    Ref = erlang:unique_integer([positive, monotonic]),
-    true = port_command(Port, regent_proto:change(Kind, Ref, Id, Role, Address)),
-    S#st{changes = maps:put(Ref, Why, S#st.changes), change_busy = true}.
-
-change_done(Ref, Status, #st{reg = Reg} = S0) ->
-    case maps:take(Ref, S0#st.changes) of
-        error ->
-            S0;
-        {Why, Changes} ->
-            S = S0#st{changes = Changes, change_busy = false},
-            Status =:= 0 orelse
-                ?LOG_WARNING("regent ~p: membership change ~p failed: ~p",
-                             [Reg, Why, Status]),
-            case Why of
-                {join, From, Id} ->
-                    From ! {regent, case Status of
-                                        0 -> {joined, Id};
-                                        _ -> join_retry
-                                    end};
-                {leave, From} ->
-                    From ! {regent, {left, Status}};
-                {transfer, _} ->
-                    ok;
-                {plan, _, _, _} ->
-                    ok
-            end,
-            case Status of
-                0 -> plan(S);
-                _ -> plan_later(?JOIN_RETRY_MS, S)
-            end
-    end.
-
-%% A graceful stop leaves the cluster: leadership is handed over first, then
-%% the (new) leader removes us from the configuration.
-leave(#st{members = Ms} = S) when length(Ms) > 1 ->
-    S1 = case is_leader(S) of
-             true -> transfer_away(S);
-             false -> S
-         end,
-    ask_to_leave(S1, now_ms() + 3000),
-    %% Whatever the leader answered: the others stop counting on us, so the
-    %% leader's plan removes us even if our request was lost.
-    [send_peer(N, {gone, node(), S1#st.daemon_id}, S1) || N <- nodes()],
-    ok;
-leave(_S) ->
-    ok.
-
-%% The leader may not know yet that it leads (it has just been handed the
-%% leadership): ask again until it removes us or the deadline passes.
-ask_to_leave(S, Deadline) ->
-    case leader_node_known(S) of
-        Node when Node =/= undefined, Node =/= node() ->
-            send_peer(Node, {leave, self(), S#st.daemon_id}, S);
-        _ ->
-            ok
-    end,
-    Left = Deadline - now_ms(),
-    receive
-        {regent, {left, 0}} -> ok
-    after min(max(Left, 0), 100) ->
-            case Left > 0 of
-                true -> ask_to_leave(S, Deadline);
-                false -> ok
-            end
-    end.
-
-transfer_away(#st{port = Port} = S) ->
-    Ref = erlang:unique_integer([positive, monotonic]),
-    true = port_command(Port, regent_proto:change(transfer, Ref, 0, voter, <<>>)),
-    await_new_leader(S, now_ms() + 2000).
-
-await_new_leader(#st{port = Port} = S, Deadline) ->
-    Left = max(0, Deadline - now_ms()),
-    receive
-        {Port, {data, Frame}} ->
-            S1 = case regent_proto:decode(Frame) of
-                     {status, St} -> S#st{status = St,
-                                          leader_id = maps:get(leader_id, St)};
-                     _ -> S
-                 end,
-            case is_leader(S1) orelse S1#st.leader_id =:= 0 of
-                true -> await_new_leader(S1, Deadline);
-                false -> S1
-            end
-    after Left ->
-            S
-    end.
-
-%% ---- leaving a cluster to join another, or to re-form one -----------------
-
-%% Drops this member's raft state and starts a fresh daemon under a new id:
-%% bootstrapping a one-node cluster (regent:recover/1 after losing the
-%% quorum) or joining the cluster led from Target. Reads keep being served
-%% from the mirror meanwhile; once the new table arrives, names our live
-%% processes held are claimed in it under the conflict policy.
-dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir} = S) ->
-    ?LOG_WARNING("regent ~p: leaving the current raft cluster (~p)", [Reg, Mode]),
-    is_port(Port) andalso stop_daemon(Port),
-    regent_data_dir:remove_dir(Dir),
-    ok = filelib:ensure_path(Dir),
-    Claims = [Row || {_, Pid, _} = Row <- ets:tab2list(Reg),
-                     node(Pid) =:= node(), is_process_alive(Pid)],
-    S1 = regent_outbox:requeue_all(
-           regent_outbox:give_up_sent(S#st{port = undefined, daemon_id = 0, members = [],
-                                           claims = Claims})),
-    case Mode of
-        bootstrap -> start_daemon(S1, true);
-        {join, Target} -> start_daemon(S1#st{join_target = Target}, false)
-    end.
-
-%% Called when a peer's hello shows a running cluster with a leader that we
-%% are not part of. We go over to it if our cluster removed us (it shares
-%% servers with theirs), if ours has had no leader for a while, or if ours
-%% is smaller (tie: the lower leader id dissolves).
-maybe_merge(Node, #{phase := running, leader_node := LN, leader_id := TheirLeader,
-                    members := TheirIds, synced := true},
-            #st{phase = running, daemon_id = Me, leader_id = MyLeader,
-                members = Ms} = S) when LN =/= undefined, TheirLeader =/= 0,
-                                        Me =/= 0, TheirLeader =/= MyLeader ->
-    MyIds = [Id || {Id, _, _} <- Ms],
-    Removed = lists:any(fun(Id) -> lists:member(Id, TheirIds) end, MyIds),
-    Leaderless = MyLeader =:= 0 andalso
-        now_ms() - S#st.leaderless_since > ?LEADERLESS_MS,
-    Smaller = {length(TheirIds), TheirLeader} > {length(MyIds), MyLeader},
-    case lists:member(Me, TheirIds) of
-        true -> S;
-        false when Removed; Leaderless; Smaller ->
-            ?LOG_NOTICE("regent ~p: joining the cluster led from ~p (seen via ~p)",
-                        [S#st.reg, LN, Node]),
-            dissolve({join, LN}, S);
-        false -> S
-    end;
-%% Our own leader's hello leaves us out: it removed our server while we
-%% were cut off (a standby never campaigns, so it would wait for that
-%% leader forever). One hello can be older than our join, so we ask again
-%% and go only if the leader still leaves us out a while later.
-maybe_merge(Node, #{phase := running, leader_node := Node, leader_id := Leader,
-                    members := TheirIds, synced := true},
-            #st{phase = running, daemon_id = Me, leader_id = Leader} = S)
-  when Leader =/= 0, Me =/= 0 ->
-    case {lists:member(Me, TheirIds), S#st.left_out_since} of
-        {true, _} ->
-            S#st{left_out_since = 0};
-        {false, 0} ->
-            erlang:send_after(?LEFT_OUT_MS, self(), {ask_leader, Node}),
-            S#st{left_out_since = now_ms()};
-        {false, Since} ->
-            case now_ms() - Since >= ?LEFT_OUT_MS of
-                true ->
-                    ?LOG_NOTICE("regent ~p: the leader on ~p removed this member; "
-                                "joining again", [S#st.reg, Node]),
-                    dissolve({join, Node}, S#st{left_out_since = 0});
-                false ->
-                    S
-            end
-    end;
-maybe_merge(_Node, _Info, S) ->
-    S.

@@ -55,7 +55,7 @@ change({del_purge, Key}, #st{reg = Tab} = S) ->
     case Row of
         [{_, Pid, Meta}] when node(Pid) =:= node() ->
             case is_process_alive(Pid) of
-                true -> regent_member:claim({Name, Pid, Meta}, S1);
+                true -> regent_merge:claim({Name, Pid, Meta}, S1);
                 false -> S1
             end;
         _ ->
@@ -158,14 +158,14 @@ reconcile(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclaim} = S
                 "~p re-claimed, ~p local owners monitored",
                 [S0#st.reg, length(Rows), length(Lost) - length(Reclaim),
                  length(Reclaim), map_size(S1#st.owned)]),
-    lists:foldl(fun regent_member:claim/2, S1#st{reclaim_on_dump = false}, Reclaim).
+    lists:foldl(fun regent_merge:claim/2, S1#st{reclaim_on_dump = false}, Reclaim).
 
 %% @private
 -spec synced(#st{}) -> #st{}.
 synced(S0) ->
     S1 = regent_outbox:replies(S0#st.held, S0#st{synced = true, held = [], dump = []}),
-    S2 = lists:foldl(fun regent_member:claim/2, S1#st{claims = []},
-                     regent_member:pending_claims(S1)),
+    S2 = lists:foldl(fun regent_merge:claim/2, S1#st{claims = []},
+                     regent_merge:pending_claims(S1)),
     [gen_server:reply(W, ok) || W <- S2#st.waiters],
     regent_member:hello_all(S2), % the leader's member promotes synced standbys
     regent_outbox:flush(S2#st{waiters = []}).

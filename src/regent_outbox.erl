@@ -160,7 +160,7 @@ reply({Ref, Result, Payload}, S) ->
     end.
 
 answer(#op{from = {claim, Name, Pid}}, Result, Holder, S) ->
-    regent_member:claim_answered(Name, Pid, Result, Holder, S);
+    regent_merge:claim_answered(Name, Pid, Result, Holder, S);
 answer(#op{from = internal}, ok, _, _S) ->
     ok;
 answer(#op{from = internal, kind = Kind}, Result, _, #st{reg = Reg}) ->
