@@ -26,14 +26,14 @@
 %% the (new) leader removes us from the configuration.
 -spec leave(#st{}) -> ok.
 leave(#st{members = Ms} = S) when length(Ms) > 1 ->
-    S1 = case regent_member:is_leader(S) of
+    S1 = case regent_peers:is_leader(S) of
              true -> transfer_away(S);
              false -> S
          end,
     ask_to_leave(S1, now_ms() + 3000),
     %% Whatever the leader answered: the others stop counting on us, so the
     %% leader's plan removes us even if our request was lost.
-    [regent_member:send_peer(N, {gone, node(), S1#st.daemon_id}, S1) || N <- nodes()],
+    [regent_peers:send_peer(N, {gone, node(), S1#st.daemon_id}, S1) || N <- nodes()],
     ok;
 leave(_S) ->
     ok.
@@ -41,9 +41,9 @@ leave(_S) ->
 %% The leader may not know yet that it leads (it has just been handed the
 %% leadership): ask again until it removes us or the deadline passes.
 ask_to_leave(S, Deadline) ->
-    case regent_member:leader_node_known(S) of
+    case regent_peers:leader_node_known(S) of
         Node when Node =/= undefined, Node =/= node() ->
-            regent_member:send_peer(Node, {leave, self(), S#st.daemon_id}, S);
+            regent_peers:send_peer(Node, {leave, self(), S#st.daemon_id}, S);
         _ ->
             ok
     end,
@@ -71,7 +71,7 @@ await_new_leader(#st{port = Port} = S, Deadline) ->
                                           leader_id = maps:get(leader_id, St)};
                      _ -> S
                  end,
-            case regent_member:is_leader(S1) orelse S1#st.leader_id =:= 0 of
+            case regent_peers:is_leader(S1) orelse S1#st.leader_id =:= 0 of
                 true -> await_new_leader(S1, Deadline);
                 false -> S1
             end
@@ -90,7 +90,7 @@ await_new_leader(#st{port = Port} = S, Deadline) ->
 -spec dissolve(bootstrap | {join, node() | undefined}, #st{}) -> #st{}.
 dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir} = S) ->
     ?LOG_WARNING("regent ~p: leaving the current raft cluster (~p)", [Reg, Mode]),
-    is_port(Port) andalso regent_member:stop_daemon(Port),
+    is_port(Port) andalso regent_daemon:stop_daemon(Port),
     regent_data_dir:remove_dir(Dir),
     ok = filelib:ensure_path(Dir),
     Claims = [Row || {_, Pid, _} = Row <- ets:tab2list(Reg),
@@ -99,8 +99,8 @@ dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir} = S) ->
            regent_outbox:give_up_sent(S#st{port = undefined, daemon_id = 0, members = [],
                                            claims = Claims})),
     case Mode of
-        bootstrap -> regent_member:start_daemon(S1, true);
-        {join, Target} -> regent_member:start_daemon(S1#st{join_target = Target}, false)
+        bootstrap -> regent_daemon:start_daemon(S1, true);
+        {join, Target} -> regent_daemon:start_daemon(S1#st{join_target = Target}, false)
     end.
 
 now_ms() ->

@@ -78,7 +78,7 @@ hand_over(#st{reg = Reg} = S) ->
 plan(#st{change_busy = true} = S) ->
     S;
 plan(S) ->
-    case regent_member:is_leader(S) andalso dist_majority(S) of
+    case regent_peers:is_leader(S) andalso dist_majority(S) of
         true -> plan_step(S);
         false -> S
     end.
@@ -233,18 +233,18 @@ change_done(Ref, Status, #st{reg = Reg} = S0) ->
 %% joining member, to remove a leaving one's, to hand the leadership over.
 -spec request(term(), #st{}) -> #st{}.
 request({join, From, Node, Id, Address}, S) ->
-    S1 = regent_member:peer_seen(Node, #{id => Id, phase => joining}, S),
-    case regent_member:is_leader(S1) andalso not S1#st.change_busy of
+    S1 = regent_peers:peer_seen(Node, #{id => Id, phase => joining}, S),
+    case regent_peers:is_leader(S1) andalso not S1#st.change_busy of
         true -> change(add, Id, spare, Address, {join, From, Id}, S1);
         false -> From ! {regent, join_retry}, S1
     end;
 request({leave, From, Id}, S) ->
-    case regent_member:is_leader(S) andalso not S#st.change_busy of
+    case regent_peers:is_leader(S) andalso not S#st.change_busy of
         true -> change(remove, Id, spare, <<>>, {leave, From}, S);
         false -> From ! {regent, {left, busy_or_not_leader}}, S
     end;
 request({transfer_to, Id}, S) ->
-    case regent_member:is_leader(S) andalso not S#st.change_busy of
+    case regent_peers:is_leader(S) andalso not S#st.change_busy of
         true -> change(transfer, Id, voter, <<>>, {transfer, Id}, S);
         false -> S
     end.
@@ -253,10 +253,10 @@ request({transfer_to, Id}, S) ->
 %% regent_fault:take_leadership/1 (tests): ask the leader to hand over.
 -spec take_leadership(#st{}) -> ok | {error, no_leader}.
 take_leadership(#st{daemon_id = Me} = S) ->
-    case regent_member:leader_node_known(S) of
+    case regent_peers:leader_node_known(S) of
         undefined -> {error, no_leader};
         Node when Node =:= node() -> ok;
-        Node -> regent_member:send_peer(Node, {transfer_to, Me}, S), ok
+        Node -> regent_peers:send_peer(Node, {transfer_to, Me}, S), ok
     end.
 
 now_ms() ->

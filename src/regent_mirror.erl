@@ -167,7 +167,7 @@ synced(S0) ->
     S2 = lists:foldl(fun regent_merge:claim/2, S1#st{claims = []},
                      regent_merge:pending_claims(S1)),
     [gen_server:reply(W, ok) || W <- S2#st.waiters],
-    regent_member:hello_all(S2), % the leader's member promotes synced standbys
+    regent_peers:hello_all(S2), % the leader's member promotes synced standbys
     regent_outbox:flush(S2#st{waiters = []}).
 
 %% @private

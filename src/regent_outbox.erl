@@ -107,11 +107,11 @@ flush(#st{port = Port, outbox = Outbox, pending = Pending, leader_id = Leader,
             [true = port_command(Port, regent_proto:ops(C)) || C <- chunks(Ops)],
             Sent;
         false ->
-            case regent_member:node_of(Leader, S) of
+            case regent_peers:node_of(Leader, S) of
                 undefined ->
                     S; % once the leader's member has said hello
                 Node ->
-                    [regent_member:send_peer(Node, {fwd, self(), Me, C}, S) || C <- chunks(Ops)],
+                    [regent_peers:send_peer(Node, {fwd, self(), Me, C}, S) || C <- chunks(Ops)],
                     Sent
             end
     end.
@@ -211,7 +211,7 @@ tick(#st{pending = Pending} = S) ->
 %% On the leader's member: ops another member forwarded to us.
 -spec forwarded(pid(), pos_integer(), [binary()], #st{}) -> #st{}.
 forwarded(From, Origin, Ops, S) ->
-    case regent_member:is_leader(S) andalso is_port(S#st.port) of
+    case regent_peers:is_leader(S) andalso is_port(S#st.port) of
         true ->
             true = port_command(S#st.port, regent_proto:fwd_ops(Origin, Ops));
         false ->
@@ -237,9 +237,9 @@ route_replies(Replies, S) ->
                                      fun({_, Ref, R, P}) -> {Ref, R, P} end,
                                      Replies),
     maps:foreach(fun(Origin, Rs) ->
-                         case regent_member:node_of(Origin, S) of
+                         case regent_peers:node_of(Origin, S) of
                              undefined -> ok;
-                             N -> regent_member:send_peer(N, {replies, Rs}, S)
+                             N -> regent_peers:send_peer(N, {replies, Rs}, S)
                          end
                  end, ByOrigin).
 

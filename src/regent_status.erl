@@ -49,7 +49,7 @@ received(Status, S0) ->
 %% @private
 -spec status_map(#st{}) -> map().
 status_map(#st{reg = Reg, status = St, port = Port} = S) ->
-    Leader = case regent_member:node_of(maps:get(leader_id, St, 0), S) of
+    Leader = case regent_peers:node_of(maps:get(leader_id, St, 0), S) of
                  undefined -> undefined;
                  LeaderNode -> {LeaderNode, Reg}
              end,
@@ -69,7 +69,7 @@ status_map(#st{reg = Reg, status = St, port = Port} = S) ->
       ready => healthy(S),
       error => health_error(S),
       phase => S#st.phase,
-      members => [{regent_member:member_id(Id, S), Role} || {Id, Role, _} <- S#st.members],
+      members => [{regent_peers:member_id(Id, S), Role} || {Id, Role, _} <- S#st.members],
       names => ets:info(Reg, size),
       pending_ops => map_size(S#st.pending),
       daemon => #{os_pid => OsPid, raft_id => S#st.daemon_id,
