@@ -1,10 +1,11 @@
 %% @doc The member's data dir: where it is, the sweep of stale ones at start,
 %% its removal.
 %%
-%% The dir holds the daemon's raft state (written by regentd) and
-%% `daemon.pid' (written by regent_daemon, which also reads `regent.id' to
-%% tell whether a state survives). Called by regent_member (init/1 and
-%% terminate/2) and regent_leave (a dissolve drops the raft state).
+%% The dir holds the daemon's raft state, written by regentd (`regent.id'
+%% last: regent_discovery and regent_daemon look for it to tell whether
+%% there is a state to resume), and `daemon.pid', written by regent_daemon.
+%% Called by regent_member (init/1 and terminate/2) and regent_leave (a
+%% dissolve drops the raft state).
 -module(regent_data_dir).
 
 -export([data_dir/2, remove_dir/1]).

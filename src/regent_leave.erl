@@ -9,11 +9,11 @@
 %% live processes held are claimed in the new table, and callers' writes
 %% that may have reached the old cluster are answered `{error, unavailable}'.
 %%
-%% No fields of its own: dissolve/2 resets port, daemon_id, members and
-%% claims. Called by regent_member (terminate/2, the recover call),
-%% regent_daemon (a restarted daemon that lost its state), regent_discovery
-%% (a raft port that moved) and regent_merge (going over to another
-%% cluster).
+%% No fields of its own: dissolve/2 resets port, daemon_id, members,
+%% claims and join_target. Called by regent_member (terminate/2, the
+%% recover call), regent_daemon (a restarted daemon that lost its state),
+%% regent_discovery (a raft port that moved) and regent_merge (going over
+%% to another cluster).
 -module(regent_leave).
 
 -export([leave/1, dissolve/2]).

@@ -8,27 +8,39 @@
 %% one's life), so one record in one header keeps a field's meaning in one
 %% place, where a record per module would copy fields back and forth.
 %%
-%% Which module owns which fields (gives them their meaning and writes them;
-%% any module may read them). regent_daemon:handle_event/2 stores what a
-%% frame says in the owner's fields (members, held, dump,
-%% reclaim_on_dump), and regent_daemon:start_daemon/2 resets the fields
-%% that belong to one daemon's life (synced, status, dump, held,
-%% status_waiters, leader_id, changes, change_busy, leaderless_since).
+%% Which module owns which fields: the owner gives a field its meaning and
+%% does most of the writing; any module may read any field. The other
+%% writers store what a frame or a message says in the owner's field, or
+%% reset it when a daemon starts (regent_daemon:start_daemon/2) or the
+%% member dissolves (regent_leave:dissolve/2).
 %%
-%%   regent_member      reg, opts (set once in init/1)
-%%   regent_data_dir    dir
-%%   regent_daemon      port, daemon_id, raft_port, restarts, daemon_starts
-%%   regent_outbox      pending, outbox, flush_queued, tick, sent_upto,
-%%                      settled_at (and the #op{} record)
-%%   regent_mirror      synced, dump, held, reclaim_on_dump, owned, watched,
-%%                      waiters
-%%   regent_status      status, status_waiters
-%%   regent_peers       peers, leader_id, leader_since, leaderless_since
-%%   regent_discovery   phase, discover_rounds, join_target, join_timer
-%%   regent_membership  members, changes, change_busy, plan_timer
-%%   regent_merge       claims, left_out_since
-%%   regent_leave       none of its own (dissolve/2 resets port, daemon_id,
-%%                      members and claims for a fresh daemon)
+%%   field                       owner              also written by
+%%   reg, opts                   regent_member      -
+%%   dir                         regent_data_dir    -
+%%   port, daemon_id             regent_daemon      regent_leave
+%%   raft_port, restarts,        regent_daemon      -
+%%     daemon_starts
+%%   pending, outbox, sent_upto, regent_outbox      -
+%%     settled_at; #op{}
+%%   flush_queued, tick          regent_outbox      regent_member (the flush
+%%                                                  and tick messages)
+%%   synced, dump, held,         regent_mirror      regent_daemon
+%%     reclaim_on_dump
+%%   owned, watched, waiters     regent_mirror      -
+%%   status, status_waiters      regent_status      regent_daemon, regent_leave
+%%   peers, leader_since         regent_peers       -
+%%   leader_id                   regent_peers       regent_daemon, regent_leave
+%%   leaderless_since            regent_peers       regent_daemon, regent_member
+%%   phase                       regent_discovery   regent_daemon
+%%   join_target                 regent_discovery   regent_leave
+%%   discover_rounds             regent_discovery   -
+%%   join_timer                  regent_discovery   regent_peers (its timer)
+%%   members                     regent_membership  regent_daemon (MEMBERS),
+%%                                                  regent_leave
+%%   changes, change_busy        regent_membership  regent_daemon
+%%   plan_timer                  regent_membership  regent_peers (its timer)
+%%   claims                      regent_merge       regent_leave, regent_mirror
+%%   left_out_since              regent_merge       -
 
 -record(op, {from :: gen_server:from() | internal | {claim, term(), pid()},
              kind :: register | unregister | unregister_if_owner | set_meta | read

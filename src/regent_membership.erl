@@ -3,15 +3,15 @@
 %% down.
 %%
 %% plan/1 makes one change at a time: remove a dead server (plan_step/1 is
-%% where the leader decides to remove a dead voter, after replacing it),
-%% else promote synced standbys up to the `voters' option, else make joined
-%% spares standbys. It runs again after each change, on MEMBERS, on hellos,
-%% on nodedowns and when the leadership arrives. What other members ask
-%% the leader (to join, to leave, to take the leadership) becomes a change
-%% here too (request/2). A node that stays down for ?DOWN_SETTLE_MS loses
-%% its names (purge_node/2), unless this leader no longer sees a majority of
-%% the voters' nodes: then it hands the leadership over
-%% (leader_lost_node/2).
+%% where the leader decides to remove a dead voter, replacing it first when
+%% it can), else promote synced standbys up to the `voters' option, else
+%% make joined spares standbys. It runs again after each change, on
+%% MEMBERS, on hellos, on nodedowns and when the leadership arrives. What
+%% other members ask the leader (to join, to leave, to take the leadership)
+%% becomes a change here too (request/2). A node that stays down for
+%% ?DOWN_SETTLE_MS loses its names (purge_node/2), unless this leader no
+%% longer sees a majority of the voters' nodes: then it hands the
+%% leadership over (leader_lost_node/2).
 %%
 %% Owns the fields `members', `changes', `change_busy' and `plan_timer'.
 %% Called by regent_daemon (MEMBERS and CHANGED frames), regent_peers
