@@ -12,10 +12,6 @@
 
 -include_lib("kernel/include/logger.hrl").
 
-%%%===================================================================
-%%% API
-%%%===================================================================
-
 %% @private
 %% <base>/<node>-<os pid>/<registry>: a new BEAM incarnation never resumes
 %% an older one's raft state (it must join under a fresh id), while a
@@ -33,21 +29,6 @@ data_dir(Reg, Opts) ->
     Dir = filename:join([Base, Self, atom_to_list(Reg)]),
     ok = filelib:ensure_path(Dir),
     Dir.
-
-%% @private
-%% A dir that is already gone is fine; any other failure is logged, so that
-%% terminate/2 never hides the reason the member stops with.
--spec remove_dir(file:filename()) -> ok.
-remove_dir(Dir) ->
-    case file:del_dir_r(Dir) of
-        ok -> ok;
-        {error, enoent} -> ok;
-        {error, Why} -> ?LOG_WARNING("regent: cannot remove ~ts: ~p", [Dir, Why])
-    end.
-
-%%%===================================================================
-%%% Internal functions
-%%%===================================================================
 
 %% Someone else's leftovers (another user's, in a shared /dev/shm) may not be
 %% ours to delete: the sweep says so and we go on.
@@ -71,4 +52,15 @@ sweep_output(Port, Base, Lines) ->
             port_close(Port),
             ?LOG_WARNING("regent: the sweep of stale data dirs did not finish"),
             ok
+    end.
+
+%% @private
+%% A dir that is already gone is fine; any other failure is logged, so that
+%% terminate/2 never hides the reason the member stops with.
+-spec remove_dir(file:filename()) -> ok.
+remove_dir(Dir) ->
+    case file:del_dir_r(Dir) of
+        ok -> ok;
+        {error, enoent} -> ok;
+        {error, Why} -> ?LOG_WARNING("regent: cannot remove ~ts: ~p", [Dir, Why])
     end.

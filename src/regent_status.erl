@@ -14,10 +14,6 @@
 -include_lib("kernel/include/logger.hrl").
 -include("regent_member.hrl").
 
-%%%===================================================================
-%%% API
-%%%===================================================================
-
 %% @private
 -spec call(gen_server:from(), #st{}) -> {reply, map(), #st{}} | {noreply, #st{}}.
 call(From, #st{port = Port} = S) when is_port(Port) ->
@@ -31,6 +27,7 @@ call(_From, S) ->
     {reply, status_map(S), S}.
 
 %% @private
+%% No STATUS came within 500 ms of the request: the last known view.
 -spec timed_out(#st{}) -> #st{}.
 timed_out(#st{status_waiters = Ws} = S) ->
     [gen_server:reply(W, status_map(S)) || W <- Ws],
@@ -84,10 +81,6 @@ status_map(#st{reg = Reg, status = St, port = Port} = S) ->
 -spec healthy(#st{}) -> boolean().
 healthy(#st{synced = Synced, status = St}) ->
     Synced andalso maps:get(io_error, St, 0) =:= 0.
-
-%%%===================================================================
-%%% Internal functions
-%%%===================================================================
 
 health_error(#st{status = St}) ->
     case maps:get(io_error, St, 0) of
