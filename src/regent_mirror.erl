@@ -1,0 +1,179 @@
+%% @doc The member's mirror of the daemon's table in ETS, and the monitors
+%% that turn the exits of owners into unregisters.
+%%
+%% change/2 applies each change the daemon streams (put, del, del_purge) to
+%% the ETS table named after the registry, which `regent' reads in the
+%% caller's process. Owners on this node are monitored (`owned'), and so are
+%% owners on connected nodes that run no member of this registry,
+%% registered through us (`watched'): when one exits, an
+%% unregister-if-still-owner op goes to the outbox for each of its names.
+%% After a (re)start the daemon's DUMP replaces the table (reconcile/2), and
+%% then the member is synced (synced/1): held replies answered, claims made,
+%% await_ready callers answered, waiting ops sent.
+%%
+%% Owns the fields `synced', `dump', `held', `reclaim_on_dump', `owned',
+%% `watched' and `waiters'. Called by regent_daemon (APPLIED and DUMP
+%% frames), regent_outbox (watch_of/3 when an op is submitted, watch/3 when
+%% it is answered) and regent_member ('DOWN' messages, await_ready calls).
+%% Notifications to listeners (subscriptions) would be sent where change/2
+%% applies a change, from a regent_events module beside this one.
+-module(regent_mirror).
+
+-export([change/2, owner_down/3, reconcile/2, synced/1, await_ready/2,
+         watch_of/3, watch/3]).
+
+-include_lib("kernel/include/logger.hrl").
+-include("regent_member.hrl").
+
+%% @private
+-spec change(regent_proto:change(), #st{}) -> #st{}.
+change({put, Key, PidBin, MetaBin}, #st{reg = Tab} = S) ->
+    Name = regent_name:decode(Key),
+    Pid = regent_name:decode(PidBin),
+    S1 = case ets:lookup(Tab, Name) of
+             [{_, Old, _}] when Old =/= Pid -> untrack(Old, Key, S);
+             _ -> S
+         end,
+    true = ets:insert(Tab, {Name, Pid, meta(MetaBin)}),
+    track(Pid, Key, S1);
+change({del, Key}, #st{reg = Tab} = S) ->
+    Name = regent_name:decode(Key),
+    case ets:lookup(Tab, Name) of
+        [{_, Old, _}] ->
+            true = ets:delete(Tab, Name),
+            untrack(Old, Key, S);
+        [] ->
+            S
+    end;
+change({del_purge, Key}, #st{reg = Tab} = S) ->
+    %% Our node was seen down (a partition) while this owner lived on:
+    %% claim the name back; if another live process got it meanwhile, the
+    %% conflict policy decides.
+    Name = regent_name:decode(Key),
+    Row = ets:lookup(Tab, Name),
+    S1 = change({del, Key}, S),
+    case Row of
+        [{_, Pid, Meta}] when node(Pid) =:= node() ->
+            case is_process_alive(Pid) of
+                true -> regent_merge:claim({Name, Pid, Meta}, S1);
+                false -> S1
+            end;
+        _ ->
+            S1
+    end.
+
+meta(<<>>) -> undefined;
+meta(Bin) -> binary_to_term(Bin).
+
+%% Local owners are monitored by this member; remote ones by theirs.
+track(Pid, Key, S) when node(Pid) =:= node() ->
+    Owned = S#st.owned,
+    case maps:find(Pid, Owned) of
+        {ok, {MRef, Keys}} ->
+            S#st{owned = Owned#{Pid := {MRef, Keys#{Key => true}}}};
+        error ->
+            MRef = erlang:monitor(process, Pid),
+            S#st{owned = Owned#{Pid => {MRef, #{Key => true}}}}
+    end;
+track(_Pid, _Key, S) ->
+    S.
+
+untrack(Pid, Key, S) ->
+    Owned = S#st.owned,
+    case maps:find(Pid, Owned) of
+        {ok, {MRef, #{Key := _} = Keys}} when map_size(Keys) =:= 1 ->
+            erlang:demonitor(MRef, [flush]),
+            S#st{owned = maps:remove(Pid, Owned)};
+        {ok, {MRef, Keys}} ->
+            S#st{owned = Owned#{Pid := {MRef, maps:remove(Key, Keys)}}};
+        error ->
+            S
+    end.
+
+%% @private
+-spec owner_down(reference(), pid(), #st{}) -> #st{}.
+owner_down(MRef, Pid, S) ->
+    case {maps:take(Pid, S#st.owned), maps:take(Pid, S#st.watched)} of
+        {{{MRef, Keys}, Owned}, _} ->
+            unregister_keys(Pid, Keys, S#st{owned = Owned});
+        {_, {{MRef, Keys}, Watched}} ->
+            unregister_keys(Pid, Keys, S#st{watched = Watched});
+        _ ->
+            S
+    end.
+
+unregister_keys(Pid, Keys, S) ->
+    PidBin = regent_name:encode_pid(Pid),
+    lists:foldl(fun(Key, Acc) ->
+                        regent_outbox:submit(unregister_if_owner, {Key, PidBin}, internal,
+                                             infinity, Acc)
+                end, S, maps:keys(Keys)).
+
+%% @private
+-spec watch_of(atom(), term(), #st{}) -> {binary(), pid()} | undefined.
+watch_of(register, {Key, PidBin, _, _}, #st{peers = Peers}) ->
+    Pid = regent_name:decode(PidBin),
+    case node(Pid) =/= node() andalso maps:get(node(Pid), Peers, #{}) of
+        #{up := true, id := Id} when Id =/= 0 -> undefined; % its member watches
+        false -> undefined;
+        _ -> {Key, Pid}
+    end;
+watch_of(_, _, _) ->
+    undefined.
+
+%% @private
+-spec watch(#op{}, atom(), #st{}) -> #st{}.
+watch(#op{watch = {Key, Pid}}, ok, #st{watched = W} = S) ->
+    case maps:find(Pid, W) of
+        {ok, {MRef, Keys}} -> S#st{watched = W#{Pid := {MRef, Keys#{Key => true}}}};
+        error -> S#st{watched = W#{Pid => {erlang:monitor(process, Pid), #{Key => true}}}}
+    end;
+watch(_Op, _Result, S) ->
+    S.
+
+%% ---- after a (re)start: the DUMP -----------------------------------------
+
+%% @private
+%% The daemon's table (a fresh start, a restart or a snapshot restore)
+%% replaces the mirror. Rows are overwritten in place and only missing names
+%% are deleted, so readers never see an empty table in between. Live local
+%% processes whose names a daemon that started without state lacks claim
+%% them again. A daemon that resumed its state, or restored a snapshot, is
+%% right to lack a name: the log removed it (an unregister, a purge), and a
+%% re-claim would bring back a name its owner or someone else unregistered
+%% (found by the nemesis test after a kill -9 of a daemon).
+-spec reconcile([regent_proto:row()], #st{}) -> #st{}.
+reconcile(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclaim} = S0) ->
+    [erlang:demonitor(MRef, [flush]) || {MRef, _} <- maps:values(Owned0)],
+    Fresh = maps:from_list([{regent_name:decode(K), {K, P, M}}
+                            || {K, P, M} <- Rows]),
+    Lost = [Row || {Name, _, _} = Row <- ets:tab2list(Tab),
+                   not is_map_key(Name, Fresh)],
+    [true = ets:delete(Tab, Name) || {Name, _, _} <- Lost],
+    S1 = lists:foldl(fun({K, P, M}, Acc) -> change({put, K, P, M}, Acc) end,
+                     S0#st{owned = #{}}, Rows),
+    Reclaim = [Row || MayReclaim, {_, Pid, _} = Row <- Lost,
+                      node(Pid) =:= node(), is_process_alive(Pid)],
+    ?LOG_NOTICE("regent ~p: mirror synced with regentd: ~p names, ~p dropped, "
+                "~p re-claimed, ~p local owners monitored",
+                [S0#st.reg, length(Rows), length(Lost) - length(Reclaim),
+                 length(Reclaim), map_size(S1#st.owned)]),
+    lists:foldl(fun regent_merge:claim/2, S1#st{reclaim_on_dump = false}, Reclaim).
+
+%% @private
+-spec synced(#st{}) -> #st{}.
+synced(S0) ->
+    S1 = regent_outbox:replies(S0#st.held, S0#st{synced = true, held = [], dump = []}),
+    S2 = lists:foldl(fun regent_merge:claim/2, S1#st{claims = []},
+                     regent_merge:pending_claims(S1)),
+    [gen_server:reply(W, ok) || W <- S2#st.waiters],
+    regent_peers:hello_all(S2), % the leader's member promotes synced standbys
+    regent_outbox:flush(S2#st{waiters = []}).
+
+%% @private
+%% regent:await_ready/2: answered at once if synced, else by synced/1.
+-spec await_ready(gen_server:from(), #st{}) -> {reply, ok, #st{}} | {noreply, #st{}}.
+await_ready(_From, #st{synced = true} = S) ->
+    {reply, ok, S};
+await_ready(From, S) ->
+    {noreply, S#st{waiters = [From | S#st.waiters]}}.

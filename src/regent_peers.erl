@@ -1,0 +1,186 @@
+%% @doc The member's peers: the members of the same registry on other
+%% nodes, and what is known of the leader.
+%%
+%% Members talk over Erlang distribution, as {regent, Msg} to the member
+%% registered under the registry's name on the other node (send_peer/3;
+%% docs/protocol.md lists the messages). Every member says hello to every
+%% node that comes up and records what the others say of themselves: raft
+%% id, phase, leader, members, whether they are synced. peer_message/2 and
+%% cluster_event/2 hand the messages of other members, nodeups, nodedowns
+%% and the clustering timers to the concern that handles each. A new leader
+%% (from STATUS) makes the waiting writes go again (leader_seen/2).
+%%
+%% Owns the fields `peers', `leader_id', `leader_since' and
+%% `leaderless_since'. Called by regent_member (messages), regent_daemon
+%% (STARTED, STATUS) and every concern that needs a member's node for a raft
+%% id (node_of/2), the leader's node (leader_node_known/1), whether we lead
+%% (is_leader/1), or to send to a peer.
+-module(regent_peers).
+
+-export([send_peer/3, hello_all/1, peer_message/2, cluster_event/2, peer_seen/3,
+         node_of/2, member_id/2, is_leader/1, leader_node_known/1, leader_seen/2]).
+
+-include("regent_member.hrl").
+
+%% @private
+%% Messages between members of one registry travel as {regent, Msg} to the
+%% locally registered name of the member on the other node.
+-spec send_peer(node(), term(), #st{}) -> ok.
+send_peer(Node, Msg, #st{reg = Reg}) ->
+    erlang:send({Reg, Node}, {regent, Msg}, [noconnect]),
+    ok.
+
+%% @private
+-spec hello_all(#st{}) -> ok.
+hello_all(S) ->
+    [send_peer(N, {hello, self(), node(), info(S)}, S) || N <- nodes()],
+    ok.
+
+info(#st{phase = Phase, daemon_id = Id, leader_id = Leader, members = Ms,
+         synced = Synced} = S) ->
+    #{phase => Phase, id => Id, leader_id => Leader,
+      leader_node => node_of(Leader, S),
+      members => [I || {I, _, _} <- Ms], synced => Synced andalso regent_status:healthy(S)}.
+
+%% @private
+%% The node whose member runs the daemon with raft id Id.
+-spec node_of(non_neg_integer(), #st{}) -> node() | undefined.
+node_of(0, _S) ->
+    undefined;
+node_of(Id, #st{daemon_id = Id}) ->
+    node();
+node_of(Id, #st{peers = Peers}) ->
+    case [N || {N, #{id := I, up := true}} <- maps:to_list(Peers), I =:= Id] of
+        [N | _] -> N;
+        [] -> undefined
+    end.
+
+%% @private
+-spec member_id(non_neg_integer(), #st{}) ->
+          {node(), atom()} | {raft_id, non_neg_integer()}.
+member_id(Id, #st{reg = Reg} = S) ->
+    case node_of(Id, S) of
+        undefined -> {raft_id, Id};
+        N -> {N, Reg}
+    end.
+
+%% @private
+-spec is_leader(#st{}) -> boolean().
+is_leader(#st{leader_id = L, daemon_id = Me}) ->
+    L =/= 0 andalso L =:= Me.
+
+%% @private
+-spec leader_node_known(#st{}) -> node() | undefined.
+leader_node_known(#st{peers = Peers} = S) ->
+    case node_of(S#st.leader_id, S) of
+        undefined ->
+            case [L || {_, #{up := true, leader_node := L}} <- maps:to_list(Peers),
+                       L =/= undefined] of
+                [L | _] -> L;
+                [] -> undefined
+            end;
+        N ->
+            N
+    end.
+
+%% ---- messages from other members -----------------------------------------
+
+%% @private
+-spec peer_message(term(), #st{}) -> #st{}.
+peer_message({hello, Pid, Node, Info}, S) ->
+    Pid ! {regent, {hello_ack, node(), info(S)}},
+    heard_of(Node, Info, S);
+peer_message({hello_ack, Node, Info}, S) ->
+    heard_of(Node, Info, S);
+peer_message({fwd, From, Origin, Ops}, S) ->
+    regent_outbox:forwarded(From, Origin, Ops, S);
+peer_message({replies, Replies}, S) ->
+    regent_outbox:replies(Replies, S);
+peer_message({join, _From, _Node, _Id, _Address} = Request, S) ->
+    regent_membership:request(Request, S);
+peer_message({joined, _Id}, S) ->
+    S; % the MEMBERS frame says the rest
+peer_message(join_retry, S) ->
+    regent_discovery:join_later(?JOIN_RETRY_MS div 4, S);
+peer_message({leave, _From, _Id} = Request, S) ->
+    regent_membership:request(Request, S);
+peer_message({left, _}, S) ->
+    S;
+peer_message({transfer_to, _Id} = Request, S) ->
+    regent_membership:request(Request, S);
+peer_message({gone, Node, Id}, #st{peers = Peers} = S) ->
+    Old = maps:get(Node, Peers, #{}),
+    regent_membership:plan(S#st{peers = Peers#{Node => Old#{id => Id, up => false}}});
+peer_message(_Other, S) ->
+    S.
+
+%% A member's view: record it, let the leader plan, merge if it is another
+%% cluster, and send ops that were waiting to know where the leader is.
+heard_of(Node, Info, S0) ->
+    S = regent_merge:maybe_merge(Node, Info, regent_membership:plan(peer_seen(Node, Info, S0))),
+    case S#st.outbox of
+        [] -> S;
+        _ -> regent_outbox:queue_flush(S)
+    end.
+
+%% @private
+-spec peer_seen(node(), map(), #st{}) -> #st{}.
+peer_seen(Node, Info, #st{peers = Peers} = S) ->
+    Old = maps:get(Node, Peers, #{}),
+    S#st{peers = Peers#{Node => maps:merge(Old, Info#{up => true})}}.
+
+%% ---- nodes, timers, the leader -------------------------------------------
+
+%% @private
+-spec cluster_event(tuple(), #st{}) -> #st{}.
+cluster_event({nodeup, Node}, S) ->
+    send_peer(Node, {hello, self(), node(), info(S)}, S),
+    S;
+cluster_event({nodedown, Node}, #st{peers = Peers} = S0) ->
+    S = case maps:find(Node, Peers) of
+            {ok, P} -> S0#st{peers = Peers#{Node := P#{up => false, down_at => now_ms()}}};
+            error -> S0
+        end,
+    %% Armed on every member, not only on the one that leads now: the
+    %% leader may die with the node, and the next one is elected within the
+    %% wait (a leader's kill -9 left its server a voter for ever).
+    erlang:send_after(?DOWN_SETTLE_MS, self(), {down_settled, Node}),
+    S;
+cluster_event({down_settled, Node}, S) ->
+    case is_leader(S) andalso not lists:member(Node, nodes()) of
+        true -> regent_membership:leader_lost_node(Node, S);
+        false -> S
+    end;
+cluster_event({discover}, #st{phase = discovering} = S) ->
+    regent_discovery:decide(S);
+cluster_event({join_retry}, #st{phase = joining} = S) ->
+    regent_discovery:ask_to_join(S#st{join_timer = undefined});
+cluster_event({join_retry}, S) ->
+    S#st{join_timer = undefined};
+cluster_event({plan}, S) ->
+    regent_membership:plan(S#st{plan_timer = undefined});
+cluster_event({ask_leader, Node}, S) ->
+    send_peer(Node, {hello, self(), node(), info(S)}, S),
+    S;
+cluster_event(_, S) ->
+    S.
+
+%% @private
+%% A new leader (or the first one): writes waiting for it go (again). When
+%% we become the leader, nodes that went down meanwhile are purged.
+-spec leader_seen(non_neg_integer(), #st{}) -> #st{}.
+leader_seen(Leader, #st{leader_id = Leader} = S) ->
+    S;
+leader_seen(Leader, S0) ->
+    S = regent_outbox:requeue_all(
+          S0#st{leader_id = Leader, leader_since = now_ms(),
+                leaderless_since = case Leader of 0 -> now_ms(); _ -> 0 end}),
+    S1 = case is_leader(S) andalso regent_membership:dist_majority(S) of
+             true -> regent_membership:plan(regent_membership:purge_absent_nodes(S));
+             false -> S
+         end,
+    hello_all(S1),
+    regent_outbox:queue_flush(S1).
+
+now_ms() ->
+    erlang:monotonic_time(millisecond).
