@@ -104,7 +104,7 @@ joined(S) ->
 
 %% @private
 %% A restarted daemon whose raft port was taken meanwhile had to bind
-%% another (c_src/node.c, bind_old_port): the configuration still has the
+%% another (c_src/node_start.c, bind_old_port): the configuration still has the
 %% old address, where nobody answers for it, so it would stay cut off for
 %% good. Under a fresh id it joins again with its new address (the leader
 %% removes the old id as unclaimed); alone, it re-forms with its names.

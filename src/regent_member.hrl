@@ -110,7 +110,7 @@
 
 %% How often the member tells its daemon it runs: a leader's daemon that
 %% hears nothing for a second (a stopped BEAM) hands the leadership over
-%% (c_src/node.c, maybe_hand_over).
+%% (c_src/node_health.c, rg_node_maybe_hand_over).
 -define(ALIVE_MS, 250).
 
 -define(JOIN_RETRY_MS, 1000).

@@ -119,7 +119,7 @@ plan_step(#st{members = Ms, daemon_id = Me, opts = Opts} = S0) ->
         %% A dead voter that came back after a standby replaced it (its
         %% node was cut off, not dead) leaves one voter too many: demote
         %% one that is not us. regentd refuses while another voter may lack
-        %% the last configuration (c_src/node.c, may_demote).
+        %% the last configuration (c_src/node_change.c, may_demote).
         length(Voters) > Target, Undecided =:= [] ->
             plan_change(assign, lists:max(Voters -- [Me]), standby, S);
         true ->
