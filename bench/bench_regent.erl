@@ -3,6 +3,7 @@
 -behaviour(bench_registry).
 -export([label/0, scope/0, start/1, stop/0, register_name/2, unregister_name/1,
          whereis_name/1, count/0, await/1, start_nowait/0]).
+-export([start_with/1]).  % bench_regent_plain: the same with other options
 
 -define(REG, bench_reg).
 
@@ -10,8 +11,11 @@ label() -> "regent".
 scope() -> cluster.
 
 start(_Nodes) ->
+    start_with([]).
+
+start_with(Extra) ->
     {ok, _} = application:ensure_all_started(crypto),
-    {ok, Pid} = regent:start_link(?REG, [{register_timeout, 30000}]),
+    {ok, Pid} = regent:start_link(?REG, [{register_timeout, 30000} | Extra]),
     unlink(Pid),
     ok = regent:await_ready(?REG, 30000).
 

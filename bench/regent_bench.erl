@@ -19,7 +19,7 @@
          spawn_idle/1, kill_all/1, race_register/3, rss_kb/0, daemon_os_pid/0,
          ets_bytes/0]).
 
--define(ADAPTERS, [bench_regent, bench_global, bench_elixir_registry]).
+-define(ADAPTERS, [bench_regent, bench_regent_plain, bench_global, bench_elixir_registry]).
 %% The smoke run gives up (halt(1)) after this long rather than hang `make test'.
 -define(SMOKE_DEADLINE_MS, 180000).
 
@@ -573,7 +573,8 @@ engine_round(Frames, PerFrame) ->
         bind_host => maps:get(bind_host, Opts),
         port_range => maps:get(port_range, Opts),
         secret => maps:get(secret, Opts),
-        snapshot => {maps:get(snapshot_threshold, Opts), maps:get(snapshot_trailing, Opts)}})),
+        snapshot => {maps:get(snapshot_threshold, Opts), maps:get(snapshot_trailing, Opts)},
+        tls => maps:get(tls, Opts)})),
     until_dump(Port),
     Pid = regent_name:encode_pid(self()),
     Ops = [[regent_proto:op_register(F * PerFrame + I, element(2, regent_name:encode({e, F, I})),
@@ -634,7 +635,7 @@ mesh(Nodes) ->
 
 start_on(A, Nodes) ->
     [ok = erpc:call(Nd, A, start, [Nodes], 60000) || Nd <- Nodes],
-    A =:= bench_regent andalso
+    is_regent(A) andalso
         [ok = erpc:call(Nd, bench_regent, await, [length(Nodes)], 60000) || Nd <- Nodes],
     ok.
 
@@ -653,17 +654,26 @@ with_cluster(A, N, Fun) ->
         stop_on(A, Nodes)
     end.
 
-follower(bench_regent, Nodes) ->
-    {L, _} = erpc:call(hd(Nodes), regent, get_leader, [bench_reg]),
-    hd(Nodes -- [L]);
-follower(_, Nodes) ->
-    lists:last(Nodes).
+follower(A, Nodes) ->
+    case is_regent(A) of
+        true ->
+            {L, _} = erpc:call(hd(Nodes), regent, get_leader, [bench_reg]),
+            hd(Nodes -- [L]);
+        false ->
+            lists:last(Nodes)
+    end.
 
-leader_node(bench_regent, Nodes) ->
-    {L, _} = erpc:call(hd(Nodes), regent, get_leader, [bench_reg]),
-    L;
-leader_node(_, Nodes) ->
-    hd(Nodes).
+leader_node(A, Nodes) ->
+    case is_regent(A) of
+        true ->
+            {L, _} = erpc:call(hd(Nodes), regent, get_leader, [bench_reg]),
+            L;
+        false ->
+            hd(Nodes)
+    end.
+
+%% regent's adapters: TLS on (the default) and off.
+is_regent(A) -> A =:= bench_regent orelse A =:= bench_regent_plain.
 
 %% ---- helpers ----------------------------------------------------------------------------
 

@@ -191,6 +191,7 @@ void rg_node_close(struct rg_node *n)
         n->lock_fd = -1;
     }
     rg_transport_free(&n->transport);
+    rg_tls_free(&n->tls);
     rg_fsm_close(&n->fsm);
     rg_wbuf_free(&n->batch);
     rg_wbuf_free(&n->frame);

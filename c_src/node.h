@@ -84,6 +84,7 @@ struct rg_node {
     bool stopping;
     int exit_code;
     int lock_fd; /* the data dir's lock, held for the daemon's life (datadir.h) */
+    struct rg_tls tls;       /* contexts for the transport's connections (tls.h) */
     uint64_t member_seen_ms; /* uv_now when the member's last frame arrived */
     bool silent_transfer;    /* a hand-over for a silent member is in flight */
     uint32_t io_error;       /* status of the last failed log write, 0 once one

@@ -10,6 +10,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "datadir.h"
 
 /* Tuning (docs/architecture.md explains each): libraft's defaults give
@@ -152,6 +154,22 @@ static int bind_old_port(struct rg_node *n, const char *host, uint16_t port)
     return rv;
 }
 
+/* TLS on every raft connection (tls.h): the PSK comes from the cluster
+ * secret, certificates from the files START names. */
+static int start_tls(struct rg_node *n, const struct rg_start *s, const char **err)
+{
+    struct rg_tls_config c = {.mode = (enum rg_tls_mode)s->tls,
+                              .certfile = s->certfile,
+                              .keyfile = s->keyfile,
+                              .cafile = s->cafile,
+                              .verify = s->verify};
+    rg_tls_psk(s->secret, s->secret_len, c.psk);
+    int rv = rg_tls_init(&n->tls, &c, err);
+    OPENSSL_cleanse(c.psk, sizeof c.psk);
+    n->transport.tls = &n->tls;
+    return rv;
+}
+
 static int start_raft(struct rg_node *n, const struct rg_start *s,
                       const char **err)
 {
@@ -186,6 +204,9 @@ static int start_raft(struct rg_node *n, const struct rg_start *s,
     }
     if (rg_transport_set_secret(&n->transport, s->secret, s->secret_len) != 0) {
         *err = "START: the cluster secret must be 1 to 1024 bytes";
+        return -1;
+    }
+    if (start_tls(n, s, err) != 0) {
         return -1;
     }
     snprintf(n->address, sizeof n->address, "%s", n->transport.address);
@@ -235,12 +256,12 @@ void rg_node_handle_start(struct rg_node *n, struct rg_rbuf *r, size_t len)
         rg_node_send_error(n, "START: already started");
         return;
     }
-    char *strings = malloc(len + 2);
+    char *strings = malloc(len + RG_START_STRINGS);
     if (strings == NULL) {
         rg_node_send_error(n, "out of memory");
         return;
     }
-    if (!rg_proto_start(r, &s, strings, len + 2, &err)) {
+    if (!rg_proto_start(r, &s, strings, len + RG_START_STRINGS, &err)) {
         rg_node_send_error(n, err);
     } else if (start_raft(n, &s, &err) != 0) {
         rg_node_send_error(n, err);

@@ -51,13 +51,21 @@ bool rg_proto_start(struct rg_rbuf *r, struct rg_start *s, char *strbuf,
     s->secret = rg_rbuf_blob(r, 1024, &s->secret_len);
     s->snapshot_threshold = rg_rbuf_u32(r);
     s->snapshot_trailing = rg_rbuf_u32(r);
+    s->tls = rg_rbuf_u8(r);
+    s->certfile = take_string(r, 4096, &strbuf, &strbuf_len);
+    s->keyfile = take_string(r, 4096, &strbuf, &strbuf_len);
+    s->cafile = take_string(r, 4096, &strbuf, &strbuf_len);
+    uint8_t verify = rg_rbuf_u8(r);
+    s->verify = verify == 1;
     s->bootstrap = (flags & 1) != 0;
     /* take_string() marks r failed, so s->dir is only read when set. */
     if (!rg_rbuf_done(r) || flags > 1 || s->port_lo > s->port_hi ||
         s->dir[0] == '\0' ||
         s->snapshot_threshold < RG_SNAPSHOT_THRESHOLD_MIN ||
         s->snapshot_threshold > RG_SNAPSHOT_SETTING_MAX ||
-        s->snapshot_trailing > RG_SNAPSHOT_SETTING_MAX) {
+        s->snapshot_trailing > RG_SNAPSHOT_SETTING_MAX || s->tls > 2 || verify > 1 ||
+        (s->tls == 2 && (s->certfile[0] == '\0' || s->keyfile[0] == '\0' ||
+                         (s->verify && s->cafile[0] == '\0')))) {
         *err = "malformed START frame";
         return false;
     }

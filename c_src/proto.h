@@ -48,7 +48,16 @@ struct rg_start {
     uint32_t secret_len;
     uint32_t snapshot_threshold; /* entries between snapshots */
     uint32_t snapshot_trailing;  /* entries kept after one */
+    uint8_t tls;                 /* enum rg_tls_mode (tls.h): 0 off, 1 PSK, 2 certificates */
+    const char *certfile;        /* certificates: PEM files ("" unless tls is 2) */
+    const char *keyfile;
+    const char *cafile;          /* "" when the peer is not verified */
+    bool verify;
 };
+
+/* rg_proto_start's string buffer needs the frame's length plus this (one
+ * NUL per string). */
+#define RG_START_STRINGS 5
 
 /* START's accepted snapshot settings (libraft takes any; these keep a
  * typo from making a daemon snapshot on every entry or never). */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <errno.h>
 #include <unistd.h>
@@ -28,6 +29,10 @@
 #define MAX_HANDSHAKES 64
 #define RESERVED_FDS 128
 #define HANDSHAKES_PER_ADDR 8
+/* New connections per second (a TLS handshake costs the server an ECDHE):
+ * from all sources, and from one source address. */
+#define ACCEPTS_PER_SECOND 512
+#define ACCEPTS_PER_ADDR_PER_SECOND 128
 
 /* Handshakes and connects in flight, so close() can cancel them. */
 enum { PENDING_IN, PENDING_OUT };
@@ -36,12 +41,16 @@ struct pending {
     int kind;
 };
 
-enum in_state { IN_HELLO, IN_ADDRESS, IN_CHALLENGE, IN_PROOF, IN_DONE };
+enum in_state { IN_TLS, IN_HELLO, IN_ADDRESS, IN_CHALLENGE, IN_PROOF, IN_DONE };
 
 struct incoming {
     struct pending link; /* first member: a pending* is an incoming* */
     struct rg_transport *t;
-    uv_tcp_t *tcp;
+    /* The stream the id handshake runs on, handed to raft_uv on success:
+     * the TCP socket itself, or with TLS the app end of the pump (which
+     * then owns the TCP socket). NULL while the TLS handshake runs. */
+    uv_stream_t *s;
+    struct rg_tls_pump *pump; /* while the TLS handshake runs */
     uv_timer_t timer;
     uv_write_t write;
     enum in_state state;
@@ -54,7 +63,7 @@ struct incoming {
     struct sockaddr_storage from; /* the peer's address, for the caps */
 };
 
-enum out_state { OUT_CONNECT, OUT_HELLO, OUT_CHALLENGE, OUT_PROOF, OUT_DONE };
+enum out_state { OUT_CONNECT, OUT_TLS, OUT_HELLO, OUT_CHALLENGE, OUT_PROOF, OUT_DONE };
 
 struct outgoing {
     struct pending link; /* first member: a pending* is an outgoing* */
@@ -63,11 +72,16 @@ struct outgoing {
     raft_uv_connect_cb cb;
     raft_id target;
     uv_tcp_t *tcp;
+    /* The stream the connect and the id handshake run on, handed to raft_uv
+     * on success: tcp itself, or with TLS the pump's app end (the pump then
+     * owns tcp). NULL while the TLS handshake runs. */
+    uv_stream_t *s;
+    struct rg_tls_pump *pump; /* while the TLS handshake runs */
     uv_timer_t timer;
     uv_connect_t connect;
     uv_write_t write;
     enum out_state state;
-    bool tcp_closing;
+    bool s_closing;
     int fail_status;
     uint8_t hello[RG_HS_HELLO_FIXED + RG_ADDRESS_MAX];
     uint8_t nonce_c[RG_HS_NONCE];
@@ -75,6 +89,11 @@ struct outgoing {
     uint8_t proof[RG_HS_PROOF];
     size_t got;
 };
+
+static bool tls_on(const struct rg_transport *t)
+{
+    return t->tls != NULL && t->tls->mode != RG_TLS_OFF;
+}
 
 static void pending_link(struct rg_transport *t, struct pending *p, int kind)
 {
@@ -134,29 +153,28 @@ static bool is_blocked(const struct rg_transport *t, uint64_t peer, uint8_t dir)
     return false;
 }
 
-/* True while fd is still the socket we recorded (fds are reused). */
+/* True while fd is still the socket we recorded (fds are reused; a
+ * socket's inode is unique while it is open, TCP or a TLS pump's pipe). */
 static bool same_socket(const struct rg_conn *c)
 {
-    struct sockaddr_storage local, remote;
-    socklen_t ll = sizeof local, rl = sizeof remote;
-    return getsockname(c->fd, (struct sockaddr *)&local, &ll) == 0 &&
-           getpeername(c->fd, (struct sockaddr *)&remote, &rl) == 0 &&
-           memcmp(&local, &c->local, ll) == 0 &&
-           memcmp(&remote, &c->remote, rl) == 0;
+    struct stat st;
+    return fstat(c->fd, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino;
 }
 
+/* s: what raft_uv gets (a TLS pump's app end: shutting it down ends the
+ * pump, and the TCP connection with it). */
 static void remember(struct rg_transport *t, uint64_t peer, bool inbound,
-                     uv_tcp_t *tcp)
+                     uv_stream_t *s)
 {
     struct rg_conn c = {.peer = peer, .inbound = inbound};
-    socklen_t ll = sizeof c.local, rl = sizeof c.remote;
     uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)tcp, &fd) != 0 ||
-        getsockname(fd, (struct sockaddr *)&c.local, &ll) != 0 ||
-        getpeername(fd, (struct sockaddr *)&c.remote, &rl) != 0) {
+    struct stat st;
+    if (uv_fileno((uv_handle_t *)s, &fd) != 0 || fstat(fd, &st) != 0) {
         return;
     }
     c.fd = fd;
+    c.dev = st.st_dev;
+    c.ino = st.st_ino;
     /* Forget connections that are gone before growing. */
     unsigned k = 0;
     for (unsigned i = 0; i < t->n_conns; i++) {
@@ -217,20 +235,28 @@ static void incoming_end(struct incoming *in, bool ok)
     if (in->state == IN_DONE) {
         return;
     }
+    bool tls_phase = in->state == IN_TLS;
     in->state = IN_DONE;
     uv_timer_stop(&in->timer);
-    uv_read_stop((uv_stream_t *)in->tcp);
-    ok = ok && !is_blocked(t, in->h.from, RG_BLOCK_IN);
+    if (in->pump != NULL) {
+        rg_tls_pump_cancel(in->pump); /* it closes the TCP socket */
+        in->pump = NULL;
+    }
+    ok = ok && !tls_phase && !is_blocked(t, in->h.from, RG_BLOCK_IN);
     if (ok && !t->closing && t->accept_cb != NULL) {
-        remember(t, in->h.from, true, in->tcp);
+        uv_read_stop(in->s);
+        remember(t, in->h.from, true, in->s);
         char address[RG_ADDRESS_MAX + 1];
         memcpy(address, in->hello + RG_HS_HELLO_FIXED, in->h.address_len);
         address[in->h.address_len] = '\0';
-        in->tcp->data = NULL;
-        t->accept_cb(&t->iface, in->h.from, address, (uv_stream_t *)in->tcp);
+        in->s->data = NULL;
+        t->accept_cb(&t->iface, in->h.from, address, in->s);
     } else {
         t->rejected += ok ? 0 : 1;
-        uv_close((uv_handle_t *)in->tcp, free_tcp);
+        if (in->s != NULL) {
+            uv_read_stop(in->s);
+            uv_close((uv_handle_t *)in->s, free_tcp);
+        }
     }
     uv_close((uv_handle_t *)&in->timer, incoming_freed);
 }
@@ -265,7 +291,7 @@ static void challenge_written(uv_write_t *w, int status)
     }
     in->state = IN_PROOF;
     expect(in, in->proof, RG_HS_PROOF);
-    if (uv_read_start((uv_stream_t *)in->tcp, incoming_alloc, incoming_read) != 0) {
+    if (uv_read_start(in->s, incoming_alloc, incoming_read) != 0) {
         incoming_end(in, false);
     }
 }
@@ -279,7 +305,7 @@ static void send_challenge(struct incoming *in)
         incoming_end(in, false);
         return;
     }
-    uv_read_stop((uv_stream_t *)in->tcp);
+    uv_read_stop(in->s);
     nonce(in->challenge);
     if (!rg_hs_mac(t->secret, t->secret_len, RG_HS_ACCEPT, in->h.nonce,
                    in->challenge, in->h.from, in->h.to,
@@ -290,7 +316,7 @@ static void send_challenge(struct incoming *in)
     in->state = IN_CHALLENGE;
     in->write.data = in;
     uv_buf_t b = uv_buf_init((char *)in->challenge, RG_HS_CHALLENGE);
-    if (uv_write(&in->write, (uv_stream_t *)in->tcp, &b, 1, challenge_written) != 0) {
+    if (uv_write(&in->write, in->s, &b, 1, challenge_written) != 0) {
         incoming_end(in, false);
     }
 }
@@ -340,6 +366,30 @@ static void incoming_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
 }
 
+static void hello_expected(struct incoming *in)
+{
+    in->state = IN_HELLO;
+    expect(in, in->hello, RG_HS_HELLO_FIXED);
+    in->s->data = in;
+    if (uv_read_start(in->s, incoming_alloc, incoming_read) != 0) {
+        incoming_end(in, false);
+    }
+}
+
+/* TLS is up (app: our plain end of the pump), or it failed (NULL). */
+static void incoming_tls_ready(struct rg_tls_pump *p, uv_stream_t *app, void *data)
+{
+    (void)p;
+    struct incoming *in = data;
+    in->pump = NULL;
+    if (app == NULL) {
+        incoming_end(in, false);
+        return;
+    }
+    in->s = app;
+    hello_expected(in);
+}
+
 static void incoming_timeout(uv_timer_t *timer)
 {
     incoming_end(timer->data, false);
@@ -359,11 +409,38 @@ static bool same_host(const struct sockaddr_storage *a, const struct sockaddr_st
                   &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
 }
 
+/* Counts one more connection from `from' in this second's window; false
+ * when it is over a rate. The window keeps the last RG_RATE_SOURCES source
+ * addresses: a flood from more sources than that still meets the overall
+ * rate and the caps in flight. */
+static bool rate_fits(struct rg_transport *t, const struct sockaddr_storage *from)
+{
+    uint64_t now = uv_now(t->loop);
+    if (now - t->rate_window_ms >= 1000) {
+        t->rate_window_ms = now;
+        t->rate_total = 0;
+        t->rate_n = 0;
+    }
+    if (++t->rate_total > ACCEPTS_PER_SECOND) {
+        return false;
+    }
+    for (unsigned i = 0; i < t->rate_n; i++) {
+        if (same_host(&t->rate[i].from, from)) {
+            return ++t->rate[i].count <= ACCEPTS_PER_ADDR_PER_SECOND;
+        }
+    }
+    if (t->rate_n < RG_RATE_SOURCES) {
+        t->rate[t->rate_n].from = *from;
+        t->rate[t->rate_n++].count = 1;
+    }
+    return true;
+}
+
 /* Whether one more unauthenticated handshake from `from' fits the caps. */
-static bool handshake_fits(const struct rg_transport *t,
+static bool handshake_fits(struct rg_transport *t,
                            const struct sockaddr_storage *from)
 {
-    if (t->n_incoming >= t->max_incoming) {
+    if (t->n_incoming >= t->max_incoming || !rate_fits(t, from)) {
         return false;
     }
     unsigned same = 0;
@@ -403,18 +480,23 @@ static void on_connection(uv_stream_t *server, int status)
     }
     in->t = t;
     t->n_incoming++;
-    in->tcp = tcp;
-    in->state = IN_HELLO;
-    expect(in, in->hello, RG_HS_HELLO_FIXED);
-    tcp->data = in;
     uv_tcp_nodelay(tcp, 1); /* raft messages are small and latency-bound */
     uv_timer_init(t->loop, &in->timer);
     in->timer.data = in;
     pending_link(t, &in->link, PENDING_IN);
+    /* The whole handshake, TLS and ids, within the timeout. */
     uv_timer_start(&in->timer, incoming_timeout, ACCEPT_TIMEOUT_MS, 0);
-    if (uv_read_start((uv_stream_t *)tcp, incoming_alloc, incoming_read) != 0) {
-        incoming_end(in, false);
+    if (tls_on(t)) {
+        in->state = IN_TLS;
+        in->pump = rg_tls_pump_start(t->tls, t->loop, (uv_stream_t *)tcp, true,
+                                     incoming_tls_ready, in);
+        if (in->pump == NULL) {
+            incoming_end(in, false);
+        }
+        return;
     }
+    in->s = (uv_stream_t *)tcp;
+    hello_expected(in);
 }
 
 /* ---- connecting --------------------------------------------------------- */
@@ -440,14 +522,18 @@ static void outgoing_end(struct outgoing *o, int status)
     if (status == 0 && is_blocked(o->t, o->target, RG_BLOCK_OUT)) {
         status = RAFT_NOCONNECTION;
     }
+    if (o->pump != NULL) {
+        rg_tls_pump_cancel(o->pump); /* it closes tcp */
+        o->pump = NULL;
+    }
     if (status == 0) {
-        remember(o->t, o->target, false, o->tcp);
-        uv_read_stop((uv_stream_t *)o->tcp);
-        o->tcp->data = NULL;
-        stream = (uv_stream_t *)o->tcp;
-    } else if (!o->tcp_closing) {
-        o->tcp_closing = true;
-        uv_close((uv_handle_t *)o->tcp, free_tcp);
+        remember(o->t, o->target, false, o->s);
+        uv_read_stop(o->s);
+        o->s->data = NULL;
+        stream = o->s;
+    } else if (o->s != NULL && !o->s_closing) {
+        o->s_closing = true;
+        uv_close((uv_handle_t *)o->s, free_tcp);
     }
     o->cb(o->req, stream, status);
     uv_close((uv_handle_t *)&o->timer, outgoing_freed);
@@ -458,11 +544,11 @@ static void outgoing_end(struct outgoing *o, int status)
 static void outgoing_fail(struct outgoing *o, int status)
 {
     o->fail_status = status;
-    if (o->state == OUT_CHALLENGE) {
+    if (o->state == OUT_CHALLENGE || o->state == OUT_TLS) {
         outgoing_end(o, status);
-    } else if (!o->tcp_closing && o->state != OUT_DONE) {
-        o->tcp_closing = true;
-        uv_close((uv_handle_t *)o->tcp, free_tcp);
+    } else if (!o->s_closing && o->state != OUT_DONE) {
+        o->s_closing = true;
+        uv_close((uv_handle_t *)o->s, free_tcp);
     }
 }
 
@@ -479,7 +565,7 @@ static int failure(struct outgoing *o)
 static void proof_written(uv_write_t *w, int status)
 {
     struct outgoing *o = w->data;
-    bool ok = status == 0 && !o->t->closing && !o->tcp_closing;
+    bool ok = status == 0 && !o->t->closing && !o->s_closing;
     outgoing_end(o, ok ? 0 : failure(o));
 }
 
@@ -527,32 +613,65 @@ static void challenge_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void hello_written(uv_write_t *w, int status)
 {
     struct outgoing *o = w->data;
-    if (status != 0 || o->t->closing || o->tcp_closing) {
+    if (status != 0 || o->t->closing || o->s_closing) {
         outgoing_end(o, failure(o));
         return;
     }
     o->state = OUT_CHALLENGE;
-    if (uv_read_start((uv_stream_t *)o->tcp, challenge_alloc, challenge_read) != 0) {
+    if (uv_read_start(o->s, challenge_alloc, challenge_read) != 0) {
         outgoing_end(o, RAFT_NOCONNECTION);
     }
+}
+
+static void send_hello(struct outgoing *o)
+{
+    nonce(o->nonce_c);
+    size_t len = rg_hs_hello_build(o->hello, o->t->id, o->target, o->nonce_c,
+                                   o->t->address);
+    o->state = OUT_HELLO;
+    o->s->data = o;
+    o->write.data = o;
+    uv_buf_t b = uv_buf_init((char *)o->hello, (unsigned)len);
+    if (uv_write(&o->write, o->s, &b, 1, hello_written) != 0) {
+        outgoing_fail(o, RAFT_NOCONNECTION);
+    }
+}
+
+/* TLS is up (app: our plain end of the pump), or it failed (NULL). */
+static void outgoing_tls_ready(struct rg_tls_pump *p, uv_stream_t *app, void *data)
+{
+    (void)p;
+    struct outgoing *o = data;
+    o->pump = NULL;
+    if (app == NULL) {
+        outgoing_end(o, failure(o));
+        return;
+    }
+    o->s = app;
+    send_hello(o);
 }
 
 static void outgoing_connected(uv_connect_t *c, int status)
 {
     struct outgoing *o = c->data;
-    if (status != 0 || o->t->closing || o->tcp_closing) {
+    if (status != 0 || o->t->closing || o->s_closing) {
         outgoing_end(o, failure(o));
         return;
     }
     uv_tcp_nodelay(o->tcp, 1);
-    nonce(o->nonce_c);
-    size_t len = rg_hs_hello_build(o->hello, o->t->id, o->target, o->nonce_c,
-                                   o->t->address);
-    o->state = OUT_HELLO;
-    o->write.data = o;
-    uv_buf_t b = uv_buf_init((char *)o->hello, (unsigned)len);
-    if (uv_write(&o->write, (uv_stream_t *)o->tcp, &b, 1, hello_written) != 0) {
-        outgoing_fail(o, RAFT_NOCONNECTION);
+    if (!tls_on(o->t)) {
+        send_hello(o);
+        return;
+    }
+    o->state = OUT_TLS;
+    o->s = NULL; /* tcp is the pump's now */
+    struct rg_tls_pump *p = rg_tls_pump_start(o->t->tls, o->t->loop,
+                                              (uv_stream_t *)o->tcp, false,
+                                              outgoing_tls_ready, o);
+    if (p == NULL) {
+        outgoing_end(o, RAFT_NOCONNECTION);
+    } else if (o->state == OUT_TLS) { /* it may have failed already */
+        o->pump = p;
     }
 }
 
@@ -598,6 +717,7 @@ static int t_connect(struct raft_uv_transport *iface, struct raft_uv_connect *re
     o->cb = cb;
     o->target = id;
     o->tcp = tcp;
+    o->s = (uv_stream_t *)tcp;
     o->state = OUT_CONNECT;
     uv_tcp_init(t->loop, tcp);
     tcp->data = o;

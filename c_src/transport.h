@@ -14,9 +14,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "handshake.h"
+#include "tls.h"
 
 struct pending;
 
@@ -25,10 +27,12 @@ struct rg_conn {
     uint64_t peer;
     bool inbound; /* accepted (carries what the peer sends us) */
     int fd;
-    struct sockaddr_storage local, remote; /* to recognise the same socket */
+    dev_t dev; /* to recognise the same socket (fstat) */
+    ino_t ino;
 };
 
 #define RG_BLOCK_MAX 64
+#define RG_RATE_SOURCES 64 /* source addresses a second's rate keeps apart */
 
 /* Directions of a cut (fault injection): IN drops what the peer sends us
  * (its connections to us), OUT what we send it (our connections to it).
@@ -61,7 +65,17 @@ struct rg_transport {
      * source address at most RG_HANDSHAKES_PER_ADDR of them: a flood of
      * idle connections cannot take the fds raft needs (transport.c). */
     unsigned n_incoming, max_incoming;
+    /* TLS on every connection (tls.h), or NULL / RG_TLS_OFF for plain TCP;
+     * not owned (the node keeps it). */
+    struct rg_tls *tls;
     uint64_t shed; /* connections closed at once because of those caps */
+    /* New connections in the current second, overall and per source. */
+    uint64_t rate_window_ms;
+    unsigned rate_total, rate_n;
+    struct {
+        struct sockaddr_storage from;
+        unsigned count;
+    } rate[RG_RATE_SOURCES];
     /* Fault injection (tests): peers whose traffic is cut. */
     struct rg_block blocked[RG_BLOCK_MAX];
     unsigned n_blocked;

@@ -371,6 +371,7 @@ options(Opts) when is_map(Opts) ->
                  secret => undefined,
                  snapshot_threshold => 8192,
                  snapshot_trailing => 2048,
+                 tls => psk,
                  daemon => filename:join(code:priv_dir(regent), "regentd")},
     Env = maps:with(maps:keys(Defaults), maps:from_list(application:get_all_env(regent))),
     M = maps:merge(maps:merge(Defaults, Env), Opts),
@@ -384,7 +385,43 @@ options(Opts) when is_map(Opts) ->
     Secret = secret(maps:get(secret, M)),
     byte_size(Secret) >= 1 andalso byte_size(Secret) =< 1024
         orelse error({badarg, {secret, size}}),
-    M#{bind_host := Host, secret := Secret}.
+    M#{bind_host := Host, secret := Secret, tls := tls(maps:get(tls, M))}.
+
+%% TLS on the raft port: `psk' (the default: a key derived from the cluster
+%% secret), `false', or certificates as for TLS distribution. Checked here,
+%% in the form the START frame carries: {Mode, CertFile, KeyFile, CaFile,
+%% Verify}.
+tls(psk) ->
+    {psk, <<>>, <<>>, <<>>, false};
+tls(false) ->
+    {off, <<>>, <<>>, <<>>, false};
+tls(Opts) when is_list(Opts) ->
+    tls(maps:from_list(Opts));
+tls(#{} = Opts) ->
+    Known = [certfile, keyfile, cacertfile, verify],
+    [error({badarg, {tls, {unknown_option, K}}}) || K <- maps:keys(Opts), not lists:member(K, Known)],
+    Verify = case maps:get(verify, Opts, verify_peer) of
+                 verify_peer -> true;
+                 verify_none -> false;
+                 V -> error({badarg, {tls, {verify, V}}})
+             end,
+    File = fun(K, Required) ->
+                   case maps:find(K, Opts) of
+                       {ok, F} -> tls_file(K, F);
+                       error when Required -> error({badarg, {tls, {missing, K}}});
+                       error -> <<>>
+                   end
+           end,
+    {cert, File(certfile, true), File(keyfile, true), File(cacertfile, Verify), Verify};
+tls(Other) ->
+    error({badarg, {tls, Other}}).
+
+tls_file(K, F) ->
+    try unicode:characters_to_binary(F) of
+        B when is_binary(B), byte_size(B) > 0, byte_size(B) =< 4096 -> B;
+        _ -> error({badarg, {tls, {K, F}}})
+    catch error:badarg -> error({badarg, {tls, {K, F}}})
+    end.
 
 in_range(Key, M, Min, Max) ->
     V = maps:get(Key, M),

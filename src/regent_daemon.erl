@@ -56,7 +56,8 @@ start_daemon(#st{opts = Opts, dir = Dir, phase = Phase} = S) ->
               port_range => maps:get(port_range, Opts),
               secret => maps:get(secret, Opts),
               snapshot => {maps:get(snapshot_threshold, Opts),
-                           maps:get(snapshot_trailing, Opts)}},
+                           maps:get(snapshot_trailing, Opts)},
+              tls => maps:get(tls, Opts)},
     true = port_command(Port, regent_proto:start(Start)),
     [gen_server:reply(W, regent_status:status_map(S#st{port = undefined}))
      || W <- S#st.status_waiters],

@@ -42,18 +42,25 @@
 %% ---- member -> daemon ----------------------------------------------------
 
 %% @doc The START frame: where to keep raft state, what to bind, the secret,
-%% how often to snapshot.
+%% how often to snapshot, TLS on the raft port (off, a PSK from the secret,
+%% or certificate, key and CA files, and whether to verify the peer).
 -spec start(#{id := non_neg_integer(), bootstrap := boolean(),
               data_dir := binary(), bind_host := binary(),
               port_range := {inet:port_number(), inet:port_number()},
               secret := binary(),
-              snapshot := {pos_integer(), non_neg_integer()}}) -> binary().
+              snapshot := {pos_integer(), non_neg_integer()},
+              tls := {off | psk | cert, binary(), binary(), binary(), boolean()}}) ->
+          binary().
 start(#{id := Id, bootstrap := Boot, data_dir := Dir, bind_host := Host,
         port_range := {Lo, Hi}, secret := Secret,
-        snapshot := {Threshold, Trailing}}) ->
+        snapshot := {Threshold, Trailing},
+        tls := {Mode, Cert, Key, Ca, Verify}}) ->
     Flags = case Boot of true -> 1; false -> 0 end,
+    TlsMode = case Mode of off -> 0; psk -> 1; cert -> 2 end,
     <<?V, 16#01, Id:64, Flags, (blob(Dir))/binary, (blob(Host))/binary,
-      Lo:16, Hi:16, (blob(Secret))/binary, Threshold:32, Trailing:32>>.
+      Lo:16, Hi:16, (blob(Secret))/binary, Threshold:32, Trailing:32,
+      TlsMode, (blob(Cert))/binary, (blob(Key))/binary, (blob(Ca))/binary,
+      (case Verify of true -> 1; false -> 0 end)>>.
 
 %% @doc One OPS frame carrying encoded ops (see the op_* functions).
 -spec ops([binary()]) -> iodata().

@@ -376,7 +376,11 @@ bad_options(_Config) ->
     Bad = [{voters, 0}, {voters, 8}, {snapshot_threshold, 15},
            {snapshot_threshold, 1 bsl 24 + 1}, {snapshot_threshold, "8192"},
            {snapshot_trailing, -1}, {snapshot_trailing, 1 bsl 24 + 1},
-           {bind_host, "localhost"}],
+           {bind_host, "localhost"}, {tls, true}, {tls, [{certfile, "c.pem"}]},
+           {tls, [{certfile, "c.pem"}, {keyfile, "k.pem"}]}, % verify_peer needs a CA
+           {tls, [{certfile, "c.pem"}, {keyfile, "k.pem"}, {verify, maybe}]},
+           {tls, [{certfile, "c.pem"}, {keyfile, "k.pem"}, {bogus, 1}]},
+           {tls, [{certfile, 42}, {keyfile, "k.pem"}, {verify, verify_none}]}],
     [begin
          {'EXIT', {{badarg, {K, _}}, _}} = catch regent:start_link(bad_opts, [{K, V}])
      end || {K, V} <- Bad],
@@ -554,7 +558,8 @@ port_garbage(Config) ->
     ok = file:write_file(filename:join(Dir, "metadata1"), <<"junk">>),
     true = port_command(Port, regent_proto:start(#{id => 0, bootstrap => true,
         data_dir => list_to_binary(Dir), bind_host => <<"127.0.0.1">>,
-        port_range => {0, 0}, secret => <<"s">>, snapshot => {8192, 2048}})),
+        port_range => {0, 0}, secret => <<"s">>, snapshot => {8192, 2048},
+        tls => {psk, <<>>, <<>>, <<>>, false}})),
     {started, _, _, false} = recv_frame(Port),
     {dump, true, []} = recv_until(Port, dump),
     BadKey = <<107, 0, 2, "ab">>, % STRING_EXT: not canonical

@@ -20,7 +20,8 @@
          leader_then_voter_kill9/1, shared_data_dir_pid_namespace/1,
          leader_beam_stopped/1, memberless_node_owner_exits/1,
          squatted_raft_port/1, connection_flood/1, follower_disk_full/1,
-         data_dir_deleted/1, follower_beam_stopped_bounded/1]).
+         data_dir_deleted/1, follower_beam_stopped_bounded/1,
+         tls_refuses_plaintext/1, tls_certificates/1]).
 -export([keep_claimant/3, reg_many/4]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -41,7 +42,8 @@ all() ->
      leader_node_kill9_removed, leader_then_voter_kill9,
      shared_data_dir_pid_namespace, leader_beam_stopped,
      memberless_node_owner_exits, squatted_raft_port, connection_flood,
-     follower_disk_full, data_dir_deleted, follower_beam_stopped_bounded].
+     follower_disk_full, data_dir_deleted, follower_beam_stopped_bounded,
+     tls_refuses_plaintext, tls_certificates].
 
 groups() -> [].
 
@@ -392,9 +394,11 @@ wrong_secret_member(Config) ->
 
 %% The handshake spoken from Erlang with OTP's crypto: regentd's challenge
 %% carries the documented HMAC; a wrong proof is dropped, a right one kept.
+%% (With TLS off: with TLS the same handshake runs inside the TLS session,
+%% tls_refuses_plaintext.)
 raft_handshake_from_erlang(Config) ->
     [A] = peers(1),
-    start_on([A], Config),
+    start_on([A], Config, [{tls, false}]),
     await_cluster([A], 1),
     Daemon = maps:get(daemon, erpc:call(A, regent, status, [?REG])),
     Port = maps:get(raft_port, Daemon),
@@ -1029,3 +1033,60 @@ rss_kb(OsPid) ->
     [Line] = [L || L <- binary:split(Status, <<"\n">>, [global]), binary:match(L, <<"VmRSS">>) =/= nomatch],
     [_, Kb | _] = string:lexemes(binary_to_list(Line), " \t"),
     list_to_integer(Kb).
+
+%% TLS is on by default: a peer that speaks the id handshake in plain text
+%% (as raft_handshake_from_erlang does with TLS off), or garbage, never
+%% reaches it, and the daemon carries on.
+tls_refuses_plaintext(Config) ->
+    [A] = peers(1),
+    start_on([A], Config),
+    await_cluster([A], 1),
+    #{raft_port := Port, raft_id := Id} = maps:get(daemon, erpc:call(A, regent, status, [?REG])),
+    {ok, S1} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}]),
+    ok = gen_tcp:send(S1, hello(7, Id, <<0:128>>)),
+    {error, closed} = gen_tcp:recv(S1, 0, 5000),
+    {ok, S2} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}]),
+    ok = gen_tcp:send(S2, crypto:strong_rand_bytes(4096)),
+    {error, closed} = gen_tcp:recv(S2, 0, 5000),
+    yes = reg(A, still_fine, idle_on(A)),
+    {_, 1, _} = daemon_of(A).
+
+%% Certificates instead of the PSK, as for TLS distribution: members with
+%% certificates from the cluster's CA form a cluster; one whose certificate
+%% comes from another CA (with the right cookie) never gets the table.
+tls_certificates(Config) ->
+    case os:find_executable("openssl") of
+        false -> {skip, "no openssl command to make certificates"};
+        _ -> tls_certificates_(Config, ?config(priv_dir, Config))
+    end.
+
+tls_certificates_(Config, Dir) ->
+    Good = make_certs(Dir, "good"),
+    Rogue = make_certs(Dir, "rogue"),
+    [A, B, C] = peers(3),
+    start_on([A, B], Config, [{tls, Good}]),
+    await_cluster([A, B], 2),
+    yes = reg(A, over_tls, idle_on(A)),
+    wait_until(fun() -> is_pid(where(B, over_tls)) end, 2000),
+    start_on([C], Config, [{tls, Rogue}]),
+    timer:sleep(2000), % time enough to sync, were its certificate right
+    false = maps:get(ready, erpc:call(C, regent, status, [?REG])),
+    0 = count(C),
+    yes = reg(B, during, idle_on(B)),
+    wait_until(fun() -> is_pid(where(A, during)) end, 2000).
+
+%% A CA and a certificate it signed, in Dir/Name-*; the TLS options.
+make_certs(Dir, Name) ->
+    F = fun(Suffix) -> filename:join(Dir, Name ++ "-" ++ Suffix) end,
+    Run = fun(Args) ->
+                  Out = os:cmd("openssl " ++ Args ++ " 2>&1; echo rc=$?"),
+                  lists:suffix("rc=0\n", Out) orelse error({openssl, Args, Out})
+          end,
+    Ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes",
+    Run("req -x509 " ++ Ec ++ " -keyout " ++ F("ca.key") ++ " -out " ++ F("ca.pem")
+        ++ " -days 2 -subj /CN=" ++ Name ++ "-ca"),
+    Run("req " ++ Ec ++ " -keyout " ++ F("node.key") ++ " -out " ++ F("node.csr")
+        ++ " -subj /CN=" ++ Name ++ "-node"),
+    Run("x509 -req -in " ++ F("node.csr") ++ " -CA " ++ F("ca.pem") ++ " -CAkey " ++ F("ca.key")
+        ++ " -CAcreateserial -out " ++ F("node.pem") ++ " -days 2"),
+    [{certfile, F("node.pem")}, {keyfile, F("node.key")}, {cacertfile, F("ca.pem")}].

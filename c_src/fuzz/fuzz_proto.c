@@ -21,11 +21,11 @@ static void check_start(struct rg_rbuf *r, size_t len)
 {
     struct rg_start s;
     const char *err = NULL;
-    char *strings = malloc(len + 2);
+    char *strings = malloc(len + RG_START_STRINGS);
     if (strings == NULL) {
         return;
     }
-    if (rg_proto_start(r, &s, strings, len + 2, &err)) {
+    if (rg_proto_start(r, &s, strings, len + RG_START_STRINGS, &err)) {
         if (s.dir[0] == '\0' || strlen(s.dir) > 4096 ||
             strlen(s.bind_host) > 63 || s.port_lo > s.port_hi ||
             s.secret_len > 1024) {

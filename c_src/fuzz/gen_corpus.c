@@ -149,6 +149,11 @@ static void seeds_proto(void)
     rg_wbuf_blob(&w, "0123456789abcdef0123456789abcdef", 32);
     rg_wbuf_u32(&w, 8192);
     rg_wbuf_u32(&w, 2048);
+    rg_wbuf_u8(&w, 1); /* TLS with the PSK: no files, no verify */
+    rg_wbuf_blob(&w, "", 0);
+    rg_wbuf_blob(&w, "", 0);
+    rg_wbuf_blob(&w, "", 0);
+    rg_wbuf_u8(&w, 0);
     write_seed("fuzz_proto", "start", &w);
 
     static const char *kinds[] = {"", "register", "unregister", "unreg_owner",

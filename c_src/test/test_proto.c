@@ -29,6 +29,17 @@ static const uint8_t pid_b[] = {88, 119, 3, 'b', '@', 'h', 0, 0, 0, 2,
 static const uint8_t name_x[] = {104, 2, 119, 1, 'x', 97, 1}; /* {x,1} */
 static const uint8_t name_bad[] = {98, 0, 0, 0, 1};          /* 1, not canon */
 
+/* START's TLS tail: mode, certificate, key and CA files, verify. */
+static void start_tls(struct rg_wbuf *w, uint8_t mode, const char *cert,
+                      const char *key, const char *ca, uint8_t verify)
+{
+    rg_wbuf_u8(w, mode);
+    rg_wbuf_blob(w, cert, strlen(cert));
+    rg_wbuf_blob(w, key, strlen(key));
+    rg_wbuf_blob(w, ca, strlen(ca));
+    rg_wbuf_u8(w, verify);
+}
+
 static void start_frame_snap(struct rg_wbuf *w, uint8_t flags,
                              const char *dir, size_t dir_len, const char *host,
                              uint16_t lo, uint16_t hi, size_t secret_len,
@@ -61,6 +72,7 @@ static void start_frame_snap(struct rg_wbuf *w, uint8_t flags,
     }
     rg_wbuf_u32(w, threshold);
     rg_wbuf_u32(w, trailing);
+    start_tls(w, 1, "", "", "", 0);
 }
 
 /* Header then START, as node.c does it (strbuf of frame length + 2). */
@@ -84,7 +96,7 @@ static bool start_ok(const struct rg_wbuf *w)
     struct rg_start s;
     char *strings = NULL;
     const char *err = NULL;
-    bool ok = decode_start(w->data, w->len, &s, &strings, w->len + 2, &err);
+    bool ok = decode_start(w->data, w->len, &s, &strings, w->len + RG_START_STRINGS, &err);
     free(strings);
     return ok;
 }
@@ -135,18 +147,19 @@ static void test_start_valid(void)
     struct rg_rbuf r;
     uint8_t type;
     rg_rbuf_init(&r, copy, w.len);
-    strings = malloc(w.len + 2);
+    strings = malloc(w.len + RG_START_STRINGS);
     CHECK(rg_proto_header(&r, &type, &err) && type == RG_MSG_START);
-    CHECK(rg_proto_start(&r, &s, strings, w.len + 2, &err));
+    CHECK(rg_proto_start(&r, &s, strings, w.len + RG_START_STRINGS, &err));
     CHECK(s.id == 0x1122334455667788ULL && s.bootstrap);
     CHECK(strcmp(s.dir, "/dev/shm/regent") == 0);
     CHECK(strcmp(s.bind_host, "127.0.0.1") == 0);
     CHECK(s.port_lo == 4000 && s.port_hi == 4010);
-    CHECK(s.secret_len == 32 && s.secret == copy + w.len - 40 &&
+    CHECK(s.secret_len == 32 && s.secret == copy + w.len - 40 - 14 &&
           s.secret[0] == 1);
     CHECK(s.snapshot_threshold == 8192 && s.snapshot_trailing == 2048);
     CHECK(s.dir >= strings && s.bind_host > s.dir &&
-          s.bind_host + strlen(s.bind_host) < strings + w.len + 2);
+          s.bind_host + strlen(s.bind_host) < strings + w.len + RG_START_STRINGS);
+    CHECK(s.tls == 1 && s.certfile[0] == '\0' && !s.verify);
     free(strings);
     free(copy);
 
@@ -221,6 +234,33 @@ static void test_start_malformed(void)
     start_frame(&w, 0, "d", 1, "h", 1, 2, 1025); /* secret too long */
     CHECK(!start_ok(&w));
 
+    /* The TLS tail (the default one, PSK, is 14 bytes): a mode or verify
+     * flag out of range, certificates without a certificate or key file,
+     * verifying without a CA file are refused; files are checked like the
+     * dir. */
+    static const struct {
+        uint8_t mode, verify;
+        const char *cert, *key, *ca;
+        bool ok;
+    } tls[] = {
+        {0, 0, "", "", "", true},          {2, 1, "c.pem", "k.pem", "ca.pem", true},
+        {2, 0, "c.pem", "k.pem", "", true}, {3, 0, "", "", "", false},
+        {1, 2, "", "", "", false},          {2, 0, "", "k.pem", "", false},
+        {2, 0, "c.pem", "", "", false},     {2, 1, "c.pem", "k.pem", "", false},
+    };
+    for (size_t i = 0; i < sizeof tls / sizeof tls[0]; i++) {
+        rg_wbuf_reset(&w);
+        start_frame(&w, 0, "d", 1, "h", 1, 2, 4);
+        w.len -= 14;
+        start_tls(&w, tls[i].mode, tls[i].cert, tls[i].key, tls[i].ca, tls[i].verify);
+        CHECK(start_ok(&w) == tls[i].ok);
+    }
+    rg_wbuf_reset(&w);
+    start_frame(&w, 0, "d", 1, "h", 1, 2, 4);
+    w.len -= 14;
+    start_tls(&w, 2, big, "k", "", 0); /* certificate file name too long */
+    CHECK(!start_ok(&w));
+
     rg_wbuf_reset(&w);
     start_frame(&w, 1, "/tmp/x", 6, "0.0.0.0", 1, 2, 16);
     CHECK(start_ok(&w));
@@ -241,12 +281,13 @@ static void test_start_malformed(void)
     struct rg_start s;
     char *strings = NULL;
     const char *err = NULL;
-    for (size_t room = 0; room < 15; room++) {
+    for (size_t room = 0; room < 18; room++) {
         CHECK(!decode_start(w.data, w.len, &s, &strings, room, &err));
         free(strings);
     }
-    /* "/tmp/x" and "0.0.0.0" with their NULs: 7 + 8 bytes */
-    CHECK(decode_start(w.data, w.len, &s, &strings, 15, &err));
+    /* "/tmp/x" and "0.0.0.0" with their NULs, 7 + 8 bytes, and the three
+     * empty TLS file names, a NUL each */
+    CHECK(decode_start(w.data, w.len, &s, &strings, 18, &err));
     free(strings);
     rg_wbuf_free(&w);
 }
