@@ -61,6 +61,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential pkg-config make git ca-certificates \
     erlang-nox erlang-dev erlang-common-test erlang-eunit erlang-tools erlang-edoc \
     elixir rebar3 libuv1-dev libssl-dev "$raft_pkg" \
-    clang libclang-rt-14-dev valgrind gnuplot-nox procps iproute2 >/dev/null
+    clang libclang-rt-14-dev valgrind gnuplot-nox procps iproute2 nftables openssl >/dev/null
 
 echo "setup: libraft $(pkg-config --modversion raft), libuv $(pkg-config --modversion libuv), $(erl -noshell -eval 'io:format("OTP ~s", [erlang:system_info(otp_release)]), halt().'), $(elixir --version | tail -n1)"

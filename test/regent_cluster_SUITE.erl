@@ -21,7 +21,7 @@
          leader_beam_stopped/1, memberless_node_owner_exits/1,
          squatted_raft_port/1, connection_flood/1, follower_disk_full/1,
          data_dir_deleted/1, follower_beam_stopped_bounded/1,
-         tls_refuses_plaintext/1, tls_certificates/1]).
+         tls_refuses_plaintext/1, tls_certificates/1, tls_relay_flips_bytes/1]).
 -export([keep_claimant/3, reg_many/4]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -43,7 +43,7 @@ all() ->
      shared_data_dir_pid_namespace, leader_beam_stopped,
      memberless_node_owner_exits, squatted_raft_port, connection_flood,
      follower_disk_full, data_dir_deleted, follower_beam_stopped_bounded,
-     tls_refuses_plaintext, tls_certificates].
+     tls_refuses_plaintext, tls_certificates, tls_relay_flips_bytes].
 
 groups() -> [].
 
@@ -1090,3 +1090,130 @@ make_certs(Dir, Name) ->
     Run("x509 -req -in " ++ F("node.csr") ++ " -CA " ++ F("ca.pem") ++ " -CAkey " ++ F("ca.key")
         ++ " -CAcreateserial -out " ++ F("node.pem") ++ " -days 2"),
     [{certfile, F("node.pem")}, {keyfile, F("node.key")}, {cacertfile, F("ca.pem")}].
+
+%% A relay between daemons that flips a byte after the TLS handshake, on
+%% the raft connections B and C open to A. nftables redirects them (A binds
+%% 127.0.0.2; the relay reaches A from 127.0.0.3, which the rule leaves
+%% alone). TLS ends each tampered connection, raft reconnects, nothing
+%% corrupt is applied (every node ends with the same table) and no daemon
+%% restarts. Before TLS, the flipped bytes went to raft_uv. Runs under ASan
+%% in make test-san. Needs root and nft; skips otherwise.
+tls_relay_flips_bytes(Config) ->
+    case os:cmd("nft list tables >/dev/null 2>&1 && echo ok") of
+        "ok\n" -> tls_relay_flips_bytes_(Config);
+        _ -> {skip, "needs nft (nftables) and root"}
+    end.
+
+tls_relay_flips_bytes_(Config) ->
+    {ok, Probe} = gen_tcp:listen(0, [{ip, {127, 0, 0, 2}}]),
+    {ok, P} = inet:port(Probe),
+    gen_tcp:close(Probe),
+    {Relay, Q} = relay_start({127, 0, 0, 2}, P, 3, self()),
+    Table = "regent_relay_" ++ os:getpid(),
+    Nft = fun(Cmd) -> "" = os:cmd("nft " ++ Cmd ++ " 2>&1") end,
+    Nft("add table ip " ++ Table),
+    try
+        Nft("add chain ip " ++ Table ++ " out '{ type nat hook output priority -100 ; }'"),
+        Nft("add rule ip " ++ Table ++ " out ip daddr 127.0.0.2 tcp dport " ++ integer_to_list(P)
+            ++ " ip saddr != 127.0.0.3 redirect to :" ++ integer_to_list(Q)),
+        [A, B, C] = Nodes = peers(3),
+        start_on([A], Config, [{bind_host, "127.0.0.2"}, {port_range, {P, P}}]),
+        await_cluster([A], 1),
+        start_on([B, C], Config),
+        await_cluster(Nodes, 3),
+        Owner = idle_on(B),
+        %% Writes go on while the relay tampers with the first connections.
+        [yes = reg(B, {relayed, I}, Owner) || I <- lists:seq(1, 50)],
+        wait_until(fun() -> relay_flipped(Relay) >= 3 end, 20000),
+        wait_until(fun() -> relay_closed_after_flip(Relay) >= 1 end, 10000),
+        [yes = reg(C, {after_flips, I}, idle_on(C)) || I <- lists:seq(1, 50)],
+        await_cluster(Nodes, 3),
+        wait_until(fun() -> length(lists:usort([table(N) || N <- Nodes])) =:= 1 end, 10000),
+        100 = count(A),
+        [{_, 1, _} = daemon_of(N) || N <- Nodes],
+        ct:pal("relay: ~p connections tampered with, ~p of them torn down",
+               [relay_flipped(Relay), relay_closed_after_flip(Relay)])
+    after
+        os:cmd("nft delete table ip " ++ Table),
+        exit(Relay, kill)
+    end.
+
+%% The relay: accepts on Q, connects to Host:Port from 127.0.0.3 and copies
+%% both ways; in the first Flips connections it flips one byte at offset
+%% 2000 of what flows towards Host.
+relay_start(Host, Port, Flips, Test) ->
+    Self = self(),
+    Pid = spawn(fun() ->
+                        {ok, L} = gen_tcp:listen(0, [binary, {active, false}, {reuseaddr, true}]),
+                        {ok, Q} = inet:port(L),
+                        Self ! {relay_port, Q},
+                        Acceptor = self(),
+                        spawn_link(fun() -> relay_accept(L, Host, Port, Acceptor) end),
+                        relay_state(#{flips => Flips, flipped => 0, closed => 0, test => Test})
+                end),
+    receive {relay_port, Q} -> {Pid, Q} after 5000 -> error(relay_not_started) end.
+
+relay_state(#{flips := Flips, flipped := F, closed := C} = St) ->
+    receive
+        {may_flip, From} ->
+            From ! {flip, Flips > F},
+            relay_state(St#{flipped := F + (case Flips > F of true -> 1; false -> 0 end)});
+        closed_after_flip ->
+            relay_state(St#{closed := C + 1});
+        {get, What, From} ->
+            From ! {What, maps:get(What, St)},
+            relay_state(St)
+    end.
+
+relay_flipped(Relay) -> relay_get(Relay, flipped).
+relay_closed_after_flip(Relay) -> relay_get(Relay, closed).
+
+relay_get(Relay, What) ->
+    Relay ! {get, What, self()},
+    receive {What, V} -> V after 5000 -> error(relay_silent) end.
+
+relay_accept(L, Host, Port, Relay) ->
+    {ok, Down} = gen_tcp:accept(L),
+    Pid = spawn(fun() -> relay_conn(Host, Port, Relay) end),
+    ok = gen_tcp:controlling_process(Down, Pid),
+    Pid ! {down, Down},
+    relay_accept(L, Host, Port, Relay).
+
+relay_conn(Host, Port, Relay) ->
+    Down = receive {down, D} -> D end,
+    case gen_tcp:connect(Host, Port, [binary, {active, false}, {ip, {127, 0, 0, 3}}]) of
+        {ok, Up} ->
+            Relay ! {may_flip, self()},
+            Flip = receive {flip, F} -> F end,
+            Self = self(),
+            spawn_link(fun() -> relay_copy(Up, Down, none, Self) end),
+            relay_copy(Down, Up, case Flip of true -> 2000; false -> none end, Self),
+            Flip andalso (Relay ! closed_after_flip);
+        {error, _} ->
+            gen_tcp:close(Down)
+    end.
+
+%% Copies From to To until either ends; At: the offset of the byte to flip.
+relay_copy(From, To, At, Conn) ->
+    relay_copy(From, To, At, 0, Conn).
+
+relay_copy(From, To, At, Off, Conn) ->
+    case gen_tcp:recv(From, 0) of
+        {ok, Data} ->
+            Size = byte_size(Data),
+            Out = case At of
+                      N when is_integer(N), N >= Off, N < Off + Size ->
+                          K = N - Off,
+                          <<Pre:K/binary, B, Post/binary>> = Data,
+                          <<Pre/binary, (B bxor 16#40), Post/binary>>;
+                      _ ->
+                          Data
+                  end,
+            case gen_tcp:send(To, Out) of
+                ok -> relay_copy(From, To, At, Off + Size, Conn);
+                {error, _} -> gen_tcp:close(From), gen_tcp:close(To)
+            end;
+        {error, _} ->
+            gen_tcp:close(From),
+            gen_tcp:close(To)
+    end.

@@ -258,7 +258,10 @@ static void test_start_malformed(void)
     rg_wbuf_reset(&w);
     start_frame(&w, 0, "d", 1, "h", 1, 2, 4);
     w.len -= 14;
-    start_tls(&w, 2, big, "k", "", 0); /* certificate file name too long */
+    char longname[4098];
+    memset(longname, 'c', 4097);
+    longname[4097] = '\0';
+    start_tls(&w, 2, longname, "k", "", 0); /* certificate file name too long */
     CHECK(!start_ok(&w));
 
     rg_wbuf_reset(&w);
