@@ -21,7 +21,8 @@
          leader_beam_stopped/1, memberless_node_owner_exits/1,
          squatted_raft_port/1, connection_flood/1, follower_disk_full/1,
          data_dir_deleted/1, follower_beam_stopped_bounded/1,
-         tls_refuses_plaintext/1, tls_certificates/1, tls_relay_flips_bytes/1]).
+         tls_refuses_plaintext/1, tls_certificates/1, tls_relay_flips_bytes/1,
+         tls_handshake_flood/1]).
 -export([keep_claimant/3, reg_many/4]).
 -export([forwarder/1]).
 -export([stop_remote/1]).
@@ -43,7 +44,8 @@ all() ->
      shared_data_dir_pid_namespace, leader_beam_stopped,
      memberless_node_owner_exits, squatted_raft_port, connection_flood,
      follower_disk_full, data_dir_deleted, follower_beam_stopped_bounded,
-     tls_refuses_plaintext, tls_certificates, tls_relay_flips_bytes].
+     tls_refuses_plaintext, tls_certificates, tls_relay_flips_bytes,
+     tls_handshake_flood].
 
 groups() -> [].
 
@@ -1216,4 +1218,62 @@ relay_copy(From, To, At, Off, Conn) ->
         {error, _} ->
             gen_tcp:close(From),
             gen_tcp:close(To)
+    end.
+
+%% A flood of TLS handshakes (OTP's ssl client, TLS 1.3, without the PSK)
+%% against the leader's raft port, from 16 processes for 6 s. The
+%% handshakes in flight and the new connections per second are capped, so
+%% the cluster keeps committing and the daemon's fds and memory stay
+%% bounded; no daemon restarts.
+tls_handshake_flood(Config) ->
+    {ok, _} = application:ensure_all_started(ssl),
+    Nodes = peers(3),
+    start_on(Nodes, Config),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    #{raft_port := Port, os_pid := OsPid} =
+        maps:get(daemon, erpc:call(LeaderNode, regent, status, [?REG])),
+    Starts = [daemon_of(N) || N <- Nodes],
+    %% The leader's daemon against a follower's: both hold the same table.
+    {OsPidF, _, _} = daemon_of(hd(Nodes -- [LeaderNode])),
+    Rss0 = rss_kb(OsPid) - rss_kb(OsPidF),
+    Self = self(),
+    Deadline = erlang:monotonic_time(millisecond) + 6000,
+    Clients = [spawn_link(fun() -> Self ! {tried, handshakes(Port, Deadline, 0)} end)
+               || _ <- lists:seq(1, 16)],
+    Sampler = spawn_link(fun() -> Self ! {max_fds, max_fds(OsPid, Deadline, 0)} end),
+    Written = write_while(Nodes, Deadline, 0),
+    Tried = lists:sum([receive {tried, T} -> T end || _ <- Clients]),
+    MaxFds = receive {max_fds, F} -> F end,
+    Grew = rss_kb(OsPid) - rss_kb(OsPidF) - Rss0,
+    ct:pal("handshake flood: ~p handshakes tried, ~p registrations meanwhile, "
+           "at most ~p fds, RSS +~p KB over a follower's", [Tried, Written, MaxFds, Grew]),
+    true = is_pid(Sampler),
+    true = Tried > 500,
+    true = MaxFds < 256,
+    true = Grew < 32 * 1024,
+    Starts = [daemon_of(N) || N <- Nodes].
+
+handshakes(Port, Deadline, K) ->
+    case erlang:monotonic_time(millisecond) > Deadline of
+        true ->
+            K;
+        false ->
+            case ssl:connect({127, 0, 0, 1}, Port, [{versions, ['tlsv1.3']},
+                                                   {verify, verify_none},
+                                                   {active, false}], 2000) of
+                {ok, S} -> ssl:close(S); % not expected: there is no certificate
+                {error, _} -> ok
+            end,
+            handshakes(Port, Deadline, K + 1)
+    end.
+
+max_fds(OsPid, Deadline, Max) ->
+    case erlang:monotonic_time(millisecond) > Deadline of
+        true ->
+            Max;
+        false ->
+            {ok, Fds} = file:list_dir("/proc/" ++ integer_to_list(OsPid) ++ "/fd"),
+            timer:sleep(50),
+            max_fds(OsPid, Deadline, max(Max, length(Fds)))
     end.

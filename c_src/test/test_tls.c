@@ -5,8 +5,9 @@
  * both ways and 3 MB of random bytes each way, intact and in order; a
  * wrong PSK refused on both sides (ready_cb with NULL); a byte flipped
  * after the handshake: the receiving pump ends the link (its app end reads
- * EOF), delivers no byte past the flip and nothing that differs; a cancelled
- * pump calls nothing; everything freed (valgrind, ASan). */
+ * EOF), delivers no byte past the flip and nothing that differs; a
+ * client's recorded session replayed to a new server fails its handshake;
+ * a cancelled pump calls nothing; everything freed (valgrind, ASan). */
 #include <raft.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -126,6 +127,9 @@ struct relay {
     uv_stream_t *side[2]; /* side[0] faces the client, side[1] the server */
     size_t passed[2];     /* bytes passed on from each side */
     size_t flip_at;       /* flip the byte at this offset from side[0] (0: never) */
+    uint8_t *recorded;    /* what side[0] sent (the client's bytes), if asked */
+    size_t n_recorded;
+    bool record;
 };
 
 static void relay_write_done(uv_write_t *w, int status)
@@ -157,6 +161,11 @@ static void relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (from == 0 && r->flip_at != 0 && r->passed[0] <= r->flip_at &&
         r->flip_at < r->passed[0] + (size_t)n) {
         buf->base[r->flip_at - r->passed[0]] ^= 0x40;
+    }
+    if (from == 0 && r->record) {
+        r->recorded = realloc(r->recorded, r->n_recorded + (size_t)n);
+        memcpy(r->recorded + r->n_recorded, buf->base, (size_t)n);
+        r->n_recorded += (size_t)n;
     }
     r->passed[from] += (size_t)n;
     uv_write_t *w = malloc(sizeof *w);
@@ -305,6 +314,45 @@ static void test_flipped_byte(struct rg_tls *tls)
     free(data);
 }
 
+/* A client's recorded bytes of a whole session (handshake and data),
+ * replayed to a fresh server: its random differs, so the recorded Finished
+ * does not verify and the handshake fails; no plaintext comes out. */
+static void test_replay(struct rg_tls *tls)
+{
+    struct relay r = {.record = true};
+    struct pair p;
+    connect_pumps(tls, tls, &p, &r);
+    CHECK(p.a.ready && p.b.ready);
+    if (!p.a.ready || !p.b.ready) {
+        return;
+    }
+    start_reading(&p.b);
+    static const uint8_t secret_msg[] = "append entries, term 7";
+    send_bytes(&p.a, secret_msg, sizeof secret_msg);
+    struct transfer t = {&p.b, sizeof secret_msg};
+    CHECK(run_until(received, &t));
+    close_end(&p.a);
+    close_end(&p.b);
+    uv_close((uv_handle_t *)r.side[0], free_handle);
+    uv_close((uv_handle_t *)r.side[1], free_handle);
+    drain_loop();
+    CHECK(r.n_recorded > sizeof secret_msg);
+
+    int net[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net) == 0);
+    struct end server = {0};
+    CHECK(rg_tls_pump_start(tls, &loop, pipe_of(net[1]), true, on_ready, &server) != NULL);
+    CHECK(write(net[0], r.recorded, r.n_recorded) == (ssize_t)r.n_recorded);
+    for (int i = 0; i < 2000 && !server.ready && !server.failed; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    CHECK(server.failed && !server.ready);
+    close(net[0]);
+    drain_loop();
+    free(r.recorded);
+}
+
 static void test_cancel(struct rg_tls *tls)
 {
     int net[2];
@@ -330,6 +378,7 @@ int main(void)
     test_round_trip(&tls);
     test_wrong_psk(&tls, &other);
     test_flipped_byte(&tls);
+    test_replay(&tls);
     test_cancel(&tls);
     rg_tls_free(&tls);
     rg_tls_free(&other);
