@@ -3,9 +3,10 @@
  * socketpair, or two with a relay in the middle that can flip one byte.
  * Covers: the PSK derivation (stable, not the secret); a PSK handshake
  * both ways and 3 MB of random bytes each way, intact and in order; a
- * wrong PSK refused on both sides (ready_cb with NULL); a byte flipped
- * after the handshake: the receiving pump ends the link (its app end reads
- * EOF), delivers no byte past the flip and nothing that differs; a
+ * wrong PSK refused on both sides (ready_cb with NULL); a byte flipped,
+ * 100 bytes dropped or 16 injected after the handshake: the receiving pump
+ * ends the link (its app end reads EOF), delivers nothing past the damage
+ * and nothing that differs; a
  * client's recorded session replayed to a new server fails its handshake;
  * a cancelled pump calls nothing; everything freed (valgrind, ASan). */
 #include <raft.h>
@@ -126,7 +127,8 @@ static void drain_loop(void)
 struct relay {
     uv_stream_t *side[2]; /* side[0] faces the client, side[1] the server */
     size_t passed[2];     /* bytes passed on from each side */
-    size_t flip_at;       /* flip the byte at this offset from side[0] (0: never) */
+    size_t flip_at;       /* tamper at this offset from side[0] (0: never) */
+    enum { FLIP, DROP, INJECT } how; /* a byte flipped, 100 dropped, 16 added */
     uint8_t *recorded;    /* what side[0] sent (the client's bytes), if asked */
     size_t n_recorded;
     bool record;
@@ -158,9 +160,25 @@ static void relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         free(buf->base);
         return;
     }
+    size_t len = (size_t)n;
     if (from == 0 && r->flip_at != 0 && r->passed[0] <= r->flip_at &&
         r->flip_at < r->passed[0] + (size_t)n) {
-        buf->base[r->flip_at - r->passed[0]] ^= 0x40;
+        size_t at = r->flip_at - r->passed[0];
+        if (r->how == FLIP) {
+            buf->base[at] ^= 0x40;
+        } else if (r->how == DROP) {
+            size_t cut = len - at < 100 ? len - at : 100;
+            memmove(buf->base + at, buf->base + at + cut, len - at - cut);
+            len -= cut;
+        } else {
+            char *bigger = malloc(len + 16);
+            memcpy(bigger, buf->base, at);
+            memset(bigger + at, 0x17, 16); /* looks like a record's type */
+            memcpy(bigger + at + 16, buf->base + at, len - at);
+            free(buf->base);
+            ((uv_buf_t *)buf)->base = bigger;
+            len += 16;
+        }
     }
     if (from == 0 && r->record) {
         r->recorded = realloc(r->recorded, r->n_recorded + (size_t)n);
@@ -170,7 +188,7 @@ static void relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     r->passed[from] += (size_t)n;
     uv_write_t *w = malloc(sizeof *w);
     w->data = buf->base;
-    uv_buf_t b = uv_buf_init(buf->base, (unsigned)n);
+    uv_buf_t b = uv_buf_init(buf->base, (unsigned)len);
     uv_write(w, r->side[1 - from], &b, 1, relay_write_done);
 }
 
@@ -282,9 +300,10 @@ static void test_wrong_psk(struct rg_tls *tls, struct rg_tls *other)
     drain_loop();
 }
 
-static void test_flipped_byte(struct rg_tls *tls)
+/* A relay that flips, drops or injects bytes after the handshake. */
+static void test_tampered(struct rg_tls *tls, int how)
 {
-    struct relay r = {.flip_at = 0};
+    struct relay r = {.flip_at = 0, .how = how};
     struct pair p;
     connect_pumps(tls, tls, &p, &r);
     CHECK(p.a.ready && p.b.ready);
@@ -377,7 +396,9 @@ int main(void)
     test_psk_derivation();
     test_round_trip(&tls);
     test_wrong_psk(&tls, &other);
-    test_flipped_byte(&tls);
+    test_tampered(&tls, FLIP);
+    test_tampered(&tls, DROP);
+    test_tampered(&tls, INJECT);
     test_replay(&tls);
     test_cancel(&tls);
     rg_tls_free(&tls);
