@@ -22,6 +22,7 @@
 
 #define PSK_IDENTITY "regent-raft"
 #define READ_CHUNK (64 * 1024)
+#define RECORD_MAX (16 * 1024) /* TLS 1.3's largest plaintext record */
 #define HIGH_WATER (4u << 20)
 #define LOW_WATER (1u << 20)
 
@@ -292,8 +293,11 @@ static int flush_to_net(struct rg_tls_pump *p)
     size_t n;
     while ((n = BIO_ctrl_pending(p->wbio)) > 0) {
         char *buf = malloc(n);
-        if (buf == NULL || BIO_read(p->wbio, buf, (int)n) != (int)n ||
-            write_to(p, p->net, buf, n) != 0) {
+        if (buf == NULL || BIO_read(p->wbio, buf, (int)n) != (int)n) {
+            free(buf);
+            return -1;
+        }
+        if (write_to(p, p->net, buf, n) != 0) {
             return -1;
         }
     }
@@ -311,24 +315,30 @@ static int flush_to_net(struct rg_tls_pump *p)
  * that does not authenticate (or any other TLS error) ends the pump. */
 static void decrypt(struct rg_tls_pump *p)
 {
+    char record[RECORD_MAX]; /* SSL_read gives at most one record */
     for (;;) {
-        char *buf = malloc(READ_CHUNK);
-        if (buf == NULL) {
-            pump_close(p);
-            return;
-        }
-        int n = SSL_read(p->ssl, buf, READ_CHUNK);
+        ERR_clear_error(); /* SSL_get_error reads this thread's queue */
+        int n = SSL_read(p->ssl, record, sizeof record);
         if (n > 0) {
+            /* Exactly n bytes stay queued until written, not a chunk. */
+            char *buf = malloc((size_t)n);
+            if (buf == NULL) {
+                pump_close(p);
+                return;
+            }
+            memcpy(buf, record, (size_t)n);
             if (write_to(p, (uv_stream_t *)&p->local, buf, (size_t)n) != 0) {
                 pump_close(p);
                 return;
             }
             continue;
         }
-        free(buf);
         int e = SSL_get_error(p->ssl, n);
         if (flush_to_net(p) != 0 || e != SSL_ERROR_WANT_READ) {
-            pump_close(p); /* close_notify, a bad record, an alert */
+            /* close_notify, a bad record, an alert: the errors it queued
+             * must not make another link's next SSL_get_error fail. */
+            ERR_clear_error();
+            pump_close(p);
             return;
         }
         break;
@@ -343,7 +353,9 @@ static void local_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct rg_tls_pump *p = s->data;
     if (n > 0 && p->state == PUMP_RUNNING) {
+        ERR_clear_error();
         if (SSL_write(p->ssl, buf->base, (int)n) != (int)n || flush_to_net(p) != 0) {
+            ERR_clear_error();
             pump_close(p);
         }
     } else if (n < 0) {
@@ -369,7 +381,14 @@ static void established(struct rg_tls_pump *p)
     p->local_open = true;
     p->handles++;
     uv_pipe_init(p->loop, app, 0);
-    if (uv_pipe_open(&p->local, fds[0]) != 0 || uv_pipe_open(app, fds[1]) != 0) {
+    if (uv_pipe_open(&p->local, fds[0]) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        uv_close((uv_handle_t *)app, free_handle);
+        pump_close(p);
+        return;
+    }
+    if (uv_pipe_open(app, fds[1]) != 0) {
         close(fds[1]);
         uv_close((uv_handle_t *)app, free_handle);
         pump_close(p);
@@ -383,6 +402,7 @@ static void established(struct rg_tls_pump *p)
 
 static void handshake_step(struct rg_tls_pump *p)
 {
+    ERR_clear_error();
     int r = SSL_do_handshake(p->ssl);
     if (flush_to_net(p) != 0) {
         pump_close(p);

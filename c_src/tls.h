@@ -64,7 +64,10 @@ struct rg_tls_pump;
 typedef void (*rg_tls_ready_cb)(struct rg_tls_pump *p, uv_stream_t *app, void *data);
 
 /* Starts the TLS handshake on net (connected; allocated with raft_malloc)
- * as client or server; NULL if it could not start (net is then closed). */
+ * as client or server; NULL if it could not start (net is then closed). A
+ * client's first flight is sent at once: if that fails, cb(NULL) runs
+ * before this returns, and the pump returned is already going away (do not
+ * cancel it). */
 struct rg_tls_pump *rg_tls_pump_start(struct rg_tls *t, uv_loop_t *loop,
                                       uv_stream_t *net, bool server,
                                       rg_tls_ready_cb cb, void *data);

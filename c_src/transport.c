@@ -61,6 +61,10 @@ struct incoming {
     uint8_t *dst; /* what is being read, and how much of it */
     size_t need, got;
     struct sockaddr_storage from; /* the peer's address, for the caps */
+    /* The CHALLENGE write is in flight: its callback, which libuv runs even
+     * when the stream is closed, must find `in' alive, so the struct (freed
+     * with the timer) goes only after it. */
+    bool writing;
 };
 
 enum out_state { OUT_CONNECT, OUT_TLS, OUT_HELLO, OUT_CHALLENGE, OUT_PROOF, OUT_DONE };
@@ -258,7 +262,9 @@ static void incoming_end(struct incoming *in, bool ok)
             uv_close((uv_handle_t *)in->s, free_tcp);
         }
     }
-    uv_close((uv_handle_t *)&in->timer, incoming_freed);
+    if (!in->writing) {
+        uv_close((uv_handle_t *)&in->timer, incoming_freed);
+    } /* else challenge_written closes it */
 }
 
 static void incoming_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -282,8 +288,10 @@ static void expect(struct incoming *in, uint8_t *dst, size_t need)
 static void challenge_written(uv_write_t *w, int status)
 {
     struct incoming *in = w->data;
-    if (in->state != IN_CHALLENGE) {
-        return; /* ended meanwhile (transport closing) */
+    in->writing = false;
+    if (in->state == IN_DONE) { /* ended meanwhile: now `in' may go */
+        uv_close((uv_handle_t *)&in->timer, incoming_freed);
+        return;
     }
     if (status != 0) {
         incoming_end(in, false);
@@ -316,7 +324,9 @@ static void send_challenge(struct incoming *in)
     in->state = IN_CHALLENGE;
     in->write.data = in;
     uv_buf_t b = uv_buf_init((char *)in->challenge, RG_HS_CHALLENGE);
+    in->writing = true;
     if (uv_write(&in->write, in->s, &b, 1, challenge_written) != 0) {
+        in->writing = false;
         incoming_end(in, false);
     }
 }

@@ -25,6 +25,7 @@
 %% (the first start) and regent_leave (a dissolve).
 -module(regent_daemon).
 
+-export([command/2]).
 -export([start_daemon/2, stop_daemon/1, daemon_died/2, handle_event/2,
          alive/1, block_raft/2]).
 
@@ -115,10 +116,23 @@ stop_daemon(Port) ->
     end.
 
 %% @private
+%% Sends a frame to the daemon. A port that has just closed (its exit
+%% message is on its way, behind a timer's or a flush's) takes nothing:
+%% false, and the exit is handled when it arrives; the ops it did not take
+%% go again to the next daemon (requeue_all).
+-spec command(port() | undefined, iodata()) -> boolean().
+command(Port, Frame) when is_port(Port) ->
+    try port_command(Port, Frame)
+    catch error:badarg -> false
+    end;
+command(undefined, _Frame) ->
+    false.
+
+%% @private
 %% Every ?ALIVE_MS (init/1 arms the first).
 -spec alive(#st{}) -> #st{}.
 alive(#st{port = Port} = S) ->
-    is_port(Port) andalso port_command(Port, regent_proto:alive()),
+    command(Port, regent_proto:alive()),
     erlang:send_after(?ALIVE_MS, self(), alive),
     S.
 
@@ -129,7 +143,7 @@ alive(#st{port = Port} = S) ->
 block_raft(Cuts, #st{port = Port} = S) ->
     Blocks = [{Id, Dir} || {N, Dir} <- Cuts,
                            #{id := Id} <- [maps:get(N, S#st.peers, #{})], Id =/= 0],
-    is_port(Port) andalso port_command(Port, regent_proto:block(Blocks)),
+    command(Port, regent_proto:block(Blocks)),
     {ok, length(Blocks)}.
 
 %% ---- when it dies --------------------------------------------------------

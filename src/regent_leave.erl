@@ -59,7 +59,7 @@ ask_to_leave(S, Deadline) ->
 
 transfer_away(#st{port = Port} = S) ->
     Ref = erlang:unique_integer([positive, monotonic]),
-    true = port_command(Port, regent_proto:change(transfer, Ref, 0, voter, <<>>)),
+    regent_daemon:command(Port, regent_proto:change(transfer, Ref, 0, voter, <<>>)),
     await_new_leader(S, now_ms() + 2000).
 
 await_new_leader(#st{port = Port} = S, Deadline) ->

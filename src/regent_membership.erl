@@ -195,7 +195,9 @@ plan_later(Ms, #st{plan_timer = Timer} = S) ->
 
 change(Kind, Id, Role, Address, Why, #st{port = Port} = S) ->
     Ref = erlang:unique_integer([positive, monotonic]),
-    true = port_command(Port, regent_proto:change(Kind, Ref, Id, Role, Address)),
+    %% A daemon that just died takes nothing; its successor resets the
+    %% pending changes (regent_daemon:start_daemon/1).
+    regent_daemon:command(Port, regent_proto:change(Kind, Ref, Id, Role, Address)),
     S#st{changes = maps:put(Ref, Why, S#st.changes), change_busy = true}.
 
 %% @private

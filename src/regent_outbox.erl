@@ -104,7 +104,7 @@ flush(#st{port = Port, outbox = Outbox, pending = Pending, leader_id = Leader,
     Sent = S#st{outbox = [], sent_upto = max(S#st.sent_upto, hd(Outbox))},
     case Leader =:= Me of
         true ->
-            [true = port_command(Port, regent_proto:ops(C)) || C <- chunks(Ops)],
+            [regent_daemon:command(Port, regent_proto:ops(C)) || C <- chunks(Ops)],
             Sent;
         false ->
             case regent_peers:node_of(Leader, S) of
@@ -211,12 +211,10 @@ tick(#st{pending = Pending} = S) ->
 %% On the leader's member: ops another member forwarded to us.
 -spec forwarded(pid(), pos_integer(), [binary()], #st{}) -> #st{}.
 forwarded(From, Origin, Ops, S) ->
-    case regent_peers:is_leader(S) andalso is_port(S#st.port) of
-        true ->
-            true = port_command(S#st.port, regent_proto:fwd_ops(Origin, Ops));
-        false ->
-            From ! {regent, {replies, [{regent_proto:op_ref(Op), retry, <<>>} || Op <- Ops]}}
-    end,
+    Taken = regent_peers:is_leader(S) andalso
+        regent_daemon:command(S#st.port, regent_proto:fwd_ops(Origin, Ops)),
+    Taken orelse
+        (From ! {regent, {replies, [{regent_proto:op_ref(Op), retry, <<>>} || Op <- Ops]}}),
     S.
 
 %% @private

@@ -19,9 +19,13 @@
 call(From, #st{port = Port} = S) when is_port(Port) ->
     %% Fresh numbers from the daemon (it only pushes role/leader changes);
     %% a daemon that does not answer soon gets the last known view.
+    %% The timer answers with the last view if the daemon does not (or the
+    %% port has just closed and took nothing).
     S#st.status_waiters =:= [] andalso
-        port_command(Port, regent_proto:status_request()) andalso
-        erlang:send_after(500, self(), status_timeout),
+        begin
+            regent_daemon:command(Port, regent_proto:status_request()),
+            erlang:send_after(500, self(), status_timeout)
+        end,
     {noreply, S#st{status_waiters = [From | S#st.status_waiters]}};
 call(_From, S) ->
     {reply, status_map(S), S}.
@@ -51,9 +55,9 @@ status_map(#st{reg = Reg, status = St, port = Port} = S) ->
                  LeaderNode -> {LeaderNode, Reg}
              end,
     Applied = maps:get(applied, St, 0),
-    OsPid = case Port of
-                undefined -> undefined;
-                _ -> element(2, erlang:port_info(Port, os_pid))
+    OsPid = case is_port(Port) andalso erlang:port_info(Port, os_pid) of
+                {os_pid, P} -> P;
+                _ -> undefined % none, or it has just closed
             end,
     #{registry => Reg,
       member => {node(), Reg},
