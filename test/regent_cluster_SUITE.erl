@@ -125,6 +125,14 @@ idle_on(Node) ->
 reg(Node, Name, Pid) ->
     erpc:call(Node, regent, register_name, [{?REG, Name}, Pid]).
 
+%% Registers Name for one new process on Node, retrying until `yes' (for
+%% writes while the cluster recovers). One owner for every attempt: an
+%% attempt that timed out may still commit, and then the same pid again is
+%% `yes' where a new one would be `no'.
+reg_until_yes(Node, Name, Ms) ->
+    Owner = idle_on(Node),
+    wait_until(fun() -> reg(Node, Name, Owner) =:= yes end, Ms).
+
 where(Node, Name) ->
     erpc:call(Node, regent, whereis_name, [{?REG, Name}]).
 
@@ -314,7 +322,7 @@ leader_node_killed(Config) ->
     erpc:cast(LeaderNode, erlang, halt, []),
     receive {nodedown, LeaderNode} -> ok after 5000 -> error(leader_still_up) end,
     %% A registration succeeds again through a new leader.
-    wait_until(fun() -> reg(S1, {again, 1}, idle_on(S1)) =:= yes end, 10000),
+    reg_until_yes(S1, {again, 1}, 10000),
     ct:pal("leader node killed -> a registration succeeded after ~p ms",
            [erlang:monotonic_time(millisecond) - T0]),
     %% Nothing acknowledged is lost; the dead node's names are purged.
@@ -338,7 +346,7 @@ daemon_kill9(Which, Config) ->
     os:cmd("kill -9 " ++ integer_to_list(OsPid)),
     %% Writes keep working (elsewhere at once, on the victim once it is back).
     Other = hd(Nodes -- [Victim]),
-    wait_until(fun() -> reg(Other, {during, Which}, idle_on(Other)) =:= yes end, 10000),
+    reg_until_yes(Other, {during, Which}, 10000),
     wait_until(fun() -> os_pid(Victim) =/= OsPid andalso
                             maps:get(ready, erpc:call(Victim, regent, status, [?REG])) end, 10000),
     await_cluster(Nodes, 3),
@@ -640,7 +648,7 @@ quorum_lost_then_voters_return(Config) ->
         catch exit:{exception, R} -> {error, R}
         end,
     [os:cmd("kill -CONT " ++ P) || P <- Stopped],
-    wait_until(fun() -> reg(A, after_return, idle_on(A)) =:= yes end, 10000),
+    reg_until_yes(A, after_return, 10000),
     wait_until(fun() -> is_pid(where(C, after_return)) end, 5000).
 
 %% The conflict policy {resolve, Fun}: here Fun keeps the claimant, so the
@@ -855,7 +863,7 @@ squatted_raft_port(Config) ->
     {ok, Squat} = squat(RaftPort, 100),
     os:cmd("kill -CONT " ++ Beam),
     try
-        wait_until(fun() -> reg(F, after_squat, idle_on(F)) =:= yes end, 20000),
+        reg_until_yes(F, after_squat, 20000),
         await_cluster(Nodes, 3),
         #{raft_port := NewPort} = maps:get(daemon, erpc:call(F, regent, status, [?REG])),
         true = NewPort =/= RaftPort,
@@ -981,7 +989,7 @@ data_dir_deleted(Config) ->
     {OsPid, 1, Dir} = daemon_of(F),
     "" = os:cmd("rm -rf " ++ Dir),
     wait_until(fun() -> element(1, daemon_of(F)) =/= OsPid end, 5000),
-    wait_until(fun() -> reg(F, after_rm, idle_on(F)) =:= yes end, 20000),
+    reg_until_yes(F, after_rm, 20000),
     await_cluster(Nodes, 3),
     Member = erpc:call(F, erlang, whereis, [?REG]), % the same member, no crash
     true = filelib:is_regular(filename:join(Dir, "regent.id")),
