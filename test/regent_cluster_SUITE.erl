@@ -166,6 +166,20 @@ wait_until_(Fun, Deadline) ->
             end
     end.
 
+%% Three nodes in one cluster, started with Extra options; and its leader.
+three_nodes(Config, Extra) ->
+    Nodes = peers(3),
+    start_on(Nodes, Config, Extra),
+    await_cluster(Nodes, 3),
+    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode}.
+
+%% N names {Tag, I} registered on Node, each for a process of its own there.
+registered_on(Node, Tag, N) ->
+    Ps = [{I, idle_on(Node)} || I <- lists:seq(1, N)],
+    [yes = reg(Node, {Tag, I}, P) || {I, P} <- Ps],
+    Ps.
+
 roles(Node) ->
     lists:sort([R || {_, R} <- erpc:call(Node, regent, get_members, [?REG])]).
 
@@ -307,10 +321,7 @@ node_down_purge(Config) ->
     yes = reg(A, after_purge, idle_on(A)).
 
 leader_node_killed(Config) ->
-    Nodes = peers(3),
-    start_on(Nodes, Config),
-    await_cluster(Nodes, 3),
-    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode} = three_nodes(Config, []),
     [S1, S2] = Nodes -- [LeaderNode],
     Kept = idle_on(S1),
     yes = reg(S1, kept, Kept),
@@ -332,16 +343,12 @@ leader_node_killed(Config) ->
     true = leader(S1) =/= {LeaderNode, ?REG}.
 
 daemon_kill9(Which, Config) ->
-    Nodes = peers(3),
-    start_on(Nodes, Config),
-    await_cluster(Nodes, 3),
-    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode} = three_nodes(Config, []),
     Victim = case Which of
                  leader -> LeaderNode;
                  follower -> hd(Nodes -- [LeaderNode])
              end,
-    Ps = [{I, idle_on(Victim)} || I <- lists:seq(1, 50)],
-    [yes = reg(Victim, {v, I}, P) || {I, P} <- Ps],
+    Ps = registered_on(Victim, v, 50),
     OsPid = os_pid(Victim),
     os:cmd("kill -9 " ++ integer_to_list(OsPid)),
     %% Writes keep working (elsewhere at once, on the victim once it is back).
@@ -359,10 +366,7 @@ follower_daemon_kill9(Config) -> daemon_kill9(follower, Config).
 leader_daemon_kill9(Config) -> daemon_kill9(leader, Config).
 
 graceful_leave(Config) ->
-    Nodes = peers(3),
-    start_on(Nodes, Config),
-    await_cluster(Nodes, 3),
-    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode} = three_nodes(Config, []),
     [F1, F2] = Nodes -- [LeaderNode],
     Epoch = erpc:call(F1, regent, get_epoch, [?REG]),
     %% The leader leaves: leadership is transferred first, then it is removed.
@@ -706,10 +710,7 @@ caught_up_follower_leads_changes(Config) ->
 %% still writes. (Before: the dead server stayed a voter for ever, and the
 %% last node was a candidate that could not elect itself.)
 leader_node_kill9_removed(Config) ->
-    Nodes = peers(3),
-    start_on(Nodes, Config),
-    await_cluster(Nodes, 3),
-    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode} = three_nodes(Config, []),
     [S1, S2] = Nodes -- [LeaderNode],
     kill9_node(LeaderNode),
     T0 = erlang:monotonic_time(millisecond),
@@ -805,10 +806,7 @@ unshare_script() ->
 %% hands the leadership over; writes resume on the other nodes while the
 %% BEAM is still stopped, and it rejoins after SIGCONT.
 leader_beam_stopped(Config) ->
-    Nodes = peers(3),
-    start_on(Nodes, Config, [{register_timeout, 8000}]),
-    await_cluster(Nodes, 3),
-    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode} = three_nodes(Config, [{register_timeout, 8000}]),
     [F1, F2] = Nodes -- [LeaderNode],
     Beam = erpc:call(LeaderNode, os, getpid, []),
     os:cmd("kill -STOP " ++ Beam),
@@ -846,13 +844,9 @@ memberless_node_owner_exits(Config) ->
 %% names stale and its writes timing out. Now it joins again under a fresh
 %% id with its new address, and keeps its names.
 squatted_raft_port(Config) ->
-    Nodes = peers(3),
-    start_on(Nodes, Config),
-    await_cluster(Nodes, 3),
-    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode} = three_nodes(Config, []),
     F = hd(Nodes -- [LeaderNode]),
-    Ps = [{I, idle_on(F)} || I <- lists:seq(1, 50)],
-    [yes = reg(F, {sq, I}, P) || {I, P} <- Ps],
+    Ps = registered_on(F, sq, 50),
     #{raft_port := RaftPort, os_pid := OsPid} =
         maps:get(daemon, erpc:call(F, regent, status, [?REG])),
     %% The member is held still while its daemon dies and the port is taken,
@@ -891,10 +885,7 @@ connection_flood(Config) ->
     ok = file:write_file(Wrapper, ["#!/bin/sh\nulimit -n 256\nexec ",
                                    ?config(daemon, Config), " \"$@\"\n"]),
     ok = file:change_mode(Wrapper, 8#755),
-    Nodes = peers(3),
-    start_on(Nodes, Config, [{daemon, Wrapper}]),
-    await_cluster(Nodes, 3),
-    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode} = three_nodes(Config, [{daemon, Wrapper}]),
     #{raft_port := RaftPort} = maps:get(daemon, erpc:call(LeaderNode, regent, status, [?REG])),
     Starts = [daemon_of(N) || N <- Nodes],
     Flood = spawn_link(fun() -> flood(RaftPort, 5000, []) end),
@@ -978,13 +969,9 @@ follower_disk_full_(Config, Mnt) ->
 %% the member. Now the daemon notices within a second and exits; its member
 %% starts a fresh one that joins again with the node's names.
 data_dir_deleted(Config) ->
-    Nodes = peers(3),
-    start_on(Nodes, Config),
-    await_cluster(Nodes, 3),
-    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode} = three_nodes(Config, []),
     F = hd(Nodes -- [LeaderNode]),
-    Ps = [{I, idle_on(F)} || I <- lists:seq(1, 50)],
-    [yes = reg(F, {dd, I}, P) || {I, P} <- Ps],
+    Ps = registered_on(F, dd, 50),
     Member = erpc:call(F, erlang, whereis, [?REG]),
     {OsPid, 1, Dir} = daemon_of(F),
     "" = os:cmd("rm -rf " ++ Dir),
@@ -1001,10 +988,7 @@ data_dir_deleted(Config) ->
 %% bound (it grew by all the traffic). Now past 16 MiB it drops changes, and
 %% once the member reads again it resyncs the member's mirror with a DUMP.
 follower_beam_stopped_bounded(Config) ->
-    Nodes = peers(3),
-    start_on(Nodes, Config),
-    await_cluster(Nodes, 3),
-    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode} = three_nodes(Config, []),
     [F, G] = Nodes -- [LeaderNode],
     {OsPid, _, _} = daemon_of(F),
     {OsPidG, _, _} = daemon_of(G),
@@ -1235,10 +1219,7 @@ relay_copy(From, To, At, Off, Conn) ->
 %% bounded; no daemon restarts.
 tls_handshake_flood(Config) ->
     {ok, _} = application:ensure_all_started(ssl),
-    Nodes = peers(3),
-    start_on(Nodes, Config),
-    await_cluster(Nodes, 3),
-    {LeaderNode, _} = leader(hd(Nodes)),
+    {Nodes, LeaderNode} = three_nodes(Config, []),
     #{raft_port := Port, os_pid := OsPid} =
         maps:get(daemon, erpc:call(LeaderNode, regent, status, [?REG])),
     Starts = [daemon_of(N) || N <- Nodes],

@@ -300,6 +300,16 @@ static void test_wrong_psk(struct rg_tls *tls, struct rg_tls *other)
     drain_loop();
 }
 
+/* Closes both app ends and the relay's two sides, and lets them go. */
+static void close_relayed(struct pair *p, struct relay *r)
+{
+    close_end(&p->a);
+    close_end(&p->b);
+    uv_close((uv_handle_t *)r->side[0], free_handle);
+    uv_close((uv_handle_t *)r->side[1], free_handle);
+    drain_loop();
+}
+
 /* A relay that flips, drops or injects bytes after the handshake. */
 static void test_tampered(struct rg_tls *tls, int how)
 {
@@ -325,11 +335,7 @@ static void test_tampered(struct rg_tls *tls, int how)
     CHECK(p.b.n_got == 0 || memcmp(p.b.got, data, p.b.n_got) == 0);
     struct transfer ta = {&p.a, (size_t)-1};
     CHECK(run_until(received, &ta) && p.a.eof); /* the link ends both ways */
-    close_end(&p.a);
-    close_end(&p.b);
-    uv_close((uv_handle_t *)r.side[0], free_handle);
-    uv_close((uv_handle_t *)r.side[1], free_handle);
-    drain_loop();
+    close_relayed(&p, &r);
     free(data);
 }
 
@@ -350,11 +356,7 @@ static void test_replay(struct rg_tls *tls)
     send_bytes(&p.a, secret_msg, sizeof secret_msg);
     struct transfer t = {&p.b, sizeof secret_msg};
     CHECK(run_until(received, &t));
-    close_end(&p.a);
-    close_end(&p.b);
-    uv_close((uv_handle_t *)r.side[0], free_handle);
-    uv_close((uv_handle_t *)r.side[1], free_handle);
-    drain_loop();
+    close_relayed(&p, &r);
     CHECK(r.n_recorded > sizeof secret_msg);
 
     int net[2];
