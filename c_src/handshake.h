@@ -14,7 +14,7 @@
  *   mac_c = HMAC-SHA256(secret, "regent-connect" | nonce_a | nonce_c | C id | A id)
  *
  * A refuses a HELLO whose target is not its own id (a connection meant for
- * an earlier incarnation). Everything here is pure; transport.c does I/O. */
+ * an earlier incarnation). Everything here is pure; transport_accept.c and transport_connect.c do the I/O. */
 #ifndef RG_HANDSHAKE_H
 #define RG_HANDSHAKE_H
 

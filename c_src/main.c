@@ -37,7 +37,7 @@ int main(int argc, char **argv)
         return 2;
     }
     /* As many fds as we may have: the transport keeps a share of them
-     * free for raft's own work (transport.c), and the default soft limit is
+     * free for raft's own work (transport_admit.c), and the default soft limit is
      * often far below the hard one. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
