@@ -30,7 +30,7 @@ leave(#st{members = Ms} = S) when length(Ms) > 1 ->
              true -> transfer_away(S);
              false -> S
          end,
-    ask_to_leave(S1, now_ms() + 3000),
+    ask_to_leave(S1, ?NOW_MS() + 3000),
     %% Whatever the leader answered: the others stop counting on us, so the
     %% leader's plan removes us even if our request was lost.
     [regent_peers:send_peer(N, {gone, node(), S1#st.daemon_id}, S1) || N <- nodes()],
@@ -47,7 +47,7 @@ ask_to_leave(S, Deadline) ->
         _ ->
             ok
     end,
-    Left = Deadline - now_ms(),
+    Left = Deadline - ?NOW_MS(),
     receive
         {regent, {left, 0}} -> ok
     after min(max(Left, 0), 100) ->
@@ -60,10 +60,10 @@ ask_to_leave(S, Deadline) ->
 transfer_away(#st{port = Port} = S) ->
     Ref = erlang:unique_integer([positive, monotonic]),
     regent_daemon:command(Port, regent_proto:change(transfer, Ref, 0, voter, <<>>)),
-    await_new_leader(S, now_ms() + 2000).
+    await_new_leader(S, ?NOW_MS() + 2000).
 
 await_new_leader(#st{port = Port} = S, Deadline) ->
-    Left = max(0, Deadline - now_ms()),
+    Left = max(0, Deadline - ?NOW_MS()),
     receive
         {Port, {data, Frame}} ->
             S1 = case regent_proto:decode(Frame) of
@@ -102,6 +102,3 @@ dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir} = S) ->
         bootstrap -> regent_daemon:start_daemon(S1, true);
         {join, Target} -> regent_daemon:start_daemon(S1#st{join_target = Target}, false)
     end.
-
-now_ms() ->
-    erlang:monotonic_time(millisecond).

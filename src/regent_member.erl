@@ -70,14 +70,14 @@ init({Reg, Opts}) ->
     Dir = regent_data_dir:data_dir(Reg, Opts),
     ok = net_kernel:monitor_nodes(true),
     erlang:send_after(?ALIVE_MS, self(), alive),
-    S = #st{reg = Reg, opts = Opts, dir = Dir, leaderless_since = now_ms()},
+    S = #st{reg = Reg, opts = Opts, dir = Dir, leaderless_since = ?NOW_MS()},
     {ok, regent_discovery:start(S)}.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #st{}) ->
           {reply, term(), #st{}} | {noreply, #st{}}.
 handle_call({write, Kind, Args}, From, S) ->
-    Deadline = now_ms() + maps:get(register_timeout, S#st.opts),
+    Deadline = ?NOW_MS() + maps:get(register_timeout, S#st.opts),
     {noreply, regent_outbox:submit(Kind, Args, From, Deadline, S)};
 handle_call(status, From, S) ->
     regent_status:call(From, S);
@@ -149,6 +149,3 @@ graceful(normal) -> true;
 graceful(shutdown) -> true;
 graceful({shutdown, _}) -> true;
 graceful(_) -> false.
-
-now_ms() ->
-    erlang:monotonic_time(millisecond).

@@ -42,6 +42,9 @@
 %%   claims                      regent_merge       regent_leave, regent_mirror
 %%   left_out_since              regent_merge       -
 
+%% The member's clock for timers and deadlines (ms, monotonic).
+-define(NOW_MS(), erlang:monotonic_time(millisecond)).
+
 -record(op, {from :: gen_server:from() | internal | {claim, term(), pid()},
              kind :: register | unregister | unregister_if_owner | set_meta | read
                    | purge_node,

@@ -145,13 +145,13 @@ alive_id(Id, #st{peers = Peers}) ->
 dead_id(Id, #st{peers = Peers, leader_since = Since} = S) ->
     Known = [P || #{id := I} = P <- maps:values(Peers), I =:= Id],
     case Known of
-        [] -> now_ms() - Since > ?UNMAPPED_GRACE_MS;
+        [] -> ?NOW_MS() - Since > ?UNMAPPED_GRACE_MS;
         _ -> lists:all(fun settled_down/1, Known) andalso not alive_id(Id, S)
     end.
 
 %% Down, and for long enough (a member that left says so: no wait).
 settled_down(#{up := true}) -> false;
-settled_down(#{down_at := T}) -> now_ms() - T >= ?DOWN_SETTLE_MS;
+settled_down(#{down_at := T}) -> ?NOW_MS() - T >= ?DOWN_SETTLE_MS;
 settled_down(_) -> true.
 
 %% A server whose node went down less than ?DOWN_SETTLE_MS ago is judged
@@ -160,9 +160,9 @@ settled_down(_) -> true.
 %% timers.
 settling_later(#st{members = Ms, peers = Peers} = S) ->
     Ids = [Id || {Id, _, _} <- Ms],
-    Waits = [?DOWN_SETTLE_MS - (now_ms() - T)
+    Waits = [?DOWN_SETTLE_MS - (?NOW_MS() - T)
              || #{id := Id, up := false, down_at := T} <- maps:values(Peers),
-                lists:member(Id, Ids), now_ms() - T < ?DOWN_SETTLE_MS],
+                lists:member(Id, Ids), ?NOW_MS() - T < ?DOWN_SETTLE_MS],
     case Waits of
         [] -> S;
         _ -> plan_later(max(1, lists:min(Waits)), S)
@@ -179,7 +179,7 @@ unmapped_later(#st{members = Ms, daemon_id = Me, peers = Peers} = S) ->
 
 %% Arms the one {plan} timer to fire in Ms, unless it fires sooner already.
 plan_later(Ms, #st{plan_timer = Timer} = S) ->
-    Due = now_ms() + Ms,
+    Due = ?NOW_MS() + Ms,
     case Timer of
         {_, At} when At =< Due ->
             S;
@@ -260,6 +260,3 @@ take_leadership(#st{daemon_id = Me} = S) ->
         Node when Node =:= node() -> ok;
         Node -> regent_peers:send_peer(Node, {transfer_to, Me}, S), ok
     end.
-
-now_ms() ->
-    erlang:monotonic_time(millisecond).

@@ -37,7 +37,7 @@ maybe_merge(Node, #{phase := running, leader_node := LN, leader_id := TheirLeade
     MyIds = [Id || {Id, _, _} <- Ms],
     Removed = lists:any(fun(Id) -> lists:member(Id, TheirIds) end, MyIds),
     Leaderless = MyLeader =:= 0 andalso
-        now_ms() - S#st.leaderless_since > ?LEADERLESS_MS,
+        ?NOW_MS() - S#st.leaderless_since > ?LEADERLESS_MS,
     Smaller = {length(TheirIds), TheirLeader} > {length(MyIds), MyLeader},
     case lists:member(Me, TheirIds) of
         true -> S;
@@ -60,9 +60,9 @@ maybe_merge(Node, #{phase := running, leader_node := Node, leader_id := Leader,
             S#st{left_out_since = 0};
         {false, 0} ->
             erlang:send_after(?LEFT_OUT_MS, self(), {ask_leader, Node}),
-            S#st{left_out_since = now_ms()};
+            S#st{left_out_since = ?NOW_MS()};
         {false, Since} ->
-            case now_ms() - Since >= ?LEFT_OUT_MS of
+            case ?NOW_MS() - Since >= ?LEFT_OUT_MS of
                 true ->
                     ?LOG_NOTICE("regent ~p: the leader on ~p removed this member; "
                                 "joining again", [S#st.reg, Node]),
@@ -140,6 +140,3 @@ resolved(Reg, Name, _Claimant, Holder, none) ->
           end);
 resolved(_Reg, _Name, _Claimant, _Holder, _Keep) ->
     ok.
-
-now_ms() ->
-    erlang:monotonic_time(millisecond).

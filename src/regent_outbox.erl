@@ -119,7 +119,7 @@ flush(#st{port = Port, outbox = Outbox, pending = Pending, leader_id = Leader,
 %% Now and then a flush also tells the FSM which of our refs it may forget
 %% from its de-duplication set: all below the oldest op still pending.
 settle(#st{pending = Pending, settled_at = At} = S) ->
-    Now = now_ms(),
+    Now = ?NOW_MS(),
     case (At =:= undefined orelse Now - At >= ?SETTLE_MS) andalso map_size(Pending) > 0 of
         true -> {[regent_proto:op_settle(lists:min(maps:keys(Pending)))],
                  S#st{settled_at = Now}};
@@ -193,7 +193,7 @@ arm_tick(S) ->
 %% @private
 -spec tick(#st{}) -> #st{}.
 tick(#st{pending = Pending} = S) ->
-    Now = now_ms(),
+    Now = ?NOW_MS(),
     Expired = [Ref || {Ref, #op{deadline = D}} <- maps:to_list(Pending),
                       D =/= infinity, D =< Now],
     [gen_server:reply(From, {error, unavailable})
@@ -261,6 +261,3 @@ give_up_sent(#st{pending = Pending, sent_upto = Upto} = S) ->
 
 is_caller({Pid, _Tag}) -> is_pid(Pid);
 is_caller(_) -> false.
-
-now_ms() ->
-    erlang:monotonic_time(millisecond).

@@ -138,7 +138,7 @@ cluster_event({nodeup, Node}, S) ->
     S;
 cluster_event({nodedown, Node}, #st{peers = Peers} = S0) ->
     S = case maps:find(Node, Peers) of
-            {ok, P} -> S0#st{peers = Peers#{Node := P#{up => false, down_at => now_ms()}}};
+            {ok, P} -> S0#st{peers = Peers#{Node := P#{up => false, down_at => ?NOW_MS()}}};
             error -> S0
         end,
     %% Armed on every member, not only on the one that leads now: the
@@ -173,14 +173,11 @@ leader_seen(Leader, #st{leader_id = Leader} = S) ->
     S;
 leader_seen(Leader, S0) ->
     S = regent_outbox:requeue_all(
-          S0#st{leader_id = Leader, leader_since = now_ms(),
-                leaderless_since = case Leader of 0 -> now_ms(); _ -> 0 end}),
+          S0#st{leader_id = Leader, leader_since = ?NOW_MS(),
+                leaderless_since = case Leader of 0 -> ?NOW_MS(); _ -> 0 end}),
     S1 = case is_leader(S) andalso regent_membership:dist_majority(S) of
              true -> regent_membership:plan(regent_membership:purge_absent_nodes(S));
              false -> S
          end,
     hello_all(S1),
     regent_outbox:queue_flush(S1).
-
-now_ms() ->
-    erlang:monotonic_time(millisecond).
