@@ -51,7 +51,10 @@ start_daemon(#st{opts = Opts, dir = Dir, phase = Phase} = S) ->
     %% it did not resume), so only the pid record needs the dir here.
     ok = filelib:ensure_path(Dir),
     ok = file:write_file(filename:join(Dir, "daemon.pid"), integer_to_list(OsPid)),
-    Start = #{id => 0, bootstrap => Phase =/= joining,
+    %% A daemon that finds no raft state bootstraps a one-node cluster,
+    %% unless this member was in a cluster of several: then its STARTED
+    %% (not resumed) makes the member join that cluster again instead.
+    Start = #{id => 0, bootstrap => Phase =/= joining andalso length(S#st.members) =< 1,
               data_dir => unicode:characters_to_binary(Dir),
               bind_host => maps:get(bind_host, Opts),
               port_range => maps:get(port_range, Opts),
@@ -64,7 +67,7 @@ start_daemon(#st{opts = Opts, dir = Dir, phase = Phase} = S) ->
      || W <- S#st.status_waiters],
     S#st{port = Port, synced = false, status = #{}, dump = [], held = [],
          status_waiters = [], leader_id = 0, change_busy = false, changes = #{},
-         leaderless_since = now_ms(),
+         leaderless_since = ?NOW_MS(),
          daemon_starts = S#st.daemon_starts + 1}.
 
 %% A member that crashed left its daemon shutting down (it sees EOF); two
@@ -151,7 +154,7 @@ block_raft(Cuts, #st{port = Port} = S) ->
 %% @private
 -spec daemon_died(term(), #st{}) -> {noreply, #st{}} | {stop, term(), #st{}}.
 daemon_died(Code, #st{reg = Reg} = S0) ->
-    Now = now_ms(),
+    Now = ?NOW_MS(),
     Recent = [T || T <- S0#st.restarts, Now - T < ?RESTART_WINDOW_MS],
     ?LOG_WARNING("regent ~p: regentd exited with status ~p; ~p ops pending; "
                  "restarting it (reads keep being served)",
@@ -170,25 +173,10 @@ daemon_died(Code, #st{reg = Reg} = S0) ->
             %% Everything not answered goes again to the next daemon; ops
             %% that did commit are answered from its log replay instead.
             S = S0#st{port = undefined, restarts = [Now | Recent]},
-            {noreply, restart_daemon(S)}
+            %% Everything not answered goes again to the next daemon; ops
+            %% that did commit are answered from its log replay instead.
+            {noreply, start_daemon(regent_outbox:requeue_all(S))}
     end.
-
-%% Everything not answered goes again to the next daemon; ops that did
-%% commit are answered from its log replay instead. A daemon whose raft
-%% state is gone (the dir was deleted) must not bootstrap a cluster of its
-%% own beside the one it was in: this member leaves that cluster's raft
-%% state behind and joins it again under a fresh id, claiming its names.
-restart_daemon(#st{dir = Dir, members = Ms, phase = running} = S)
-  when length(Ms) > 1 ->
-    case filelib:is_regular(filename:join(Dir, "regent.id")) of
-        true ->
-            start_daemon(regent_outbox:requeue_all(S));
-        false ->
-            ?LOG_WARNING("regent ~p: the raft state in ~ts is gone", [S#st.reg, Dir]),
-            regent_leave:dissolve({join, regent_peers:leader_node_known(S)}, S)
-    end;
-restart_daemon(S) ->
-    start_daemon(regent_outbox:requeue_all(S)).
 
 %% ---- frames in -----------------------------------------------------------
 
@@ -205,7 +193,8 @@ handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
             regent_discovery:ask_to_join(S1);
         running when not Resumed, length(S1#st.members) > 1 ->
             %% We were in a cluster, but the daemon found no state (its dir
-            %% went between our check and its lock): it bootstrapped alone.
+            %% was deleted, or swept while no daemon held it): it must not
+            %% stay a server with no configuration beside that cluster.
             %% Join the cluster again instead.
             ?LOG_WARNING("regent ~p: regentd lost its raft state on restart; joining again",
                          [Reg]),
@@ -236,6 +225,3 @@ handle_event({dump, true, Rows}, S) ->
 handle_event({error, Msg}, #st{reg = Reg} = S) ->
     ?LOG_ERROR("regent ~p: regentd reported: ~ts", [Reg, Msg]),
     S.
-
-now_ms() ->
-    erlang:monotonic_time(millisecond).

@@ -973,7 +973,7 @@ data_dir_deleted(Config) ->
     F = hd(Nodes -- [LeaderNode]),
     Ps = registered_on(F, dd, 50),
     Member = erpc:call(F, erlang, whereis, [?REG]),
-    {OsPid, 1, Dir} = daemon_of(F),
+    {OsPid, _, Dir} = daemon_of(F),
     "" = os:cmd("rm -rf " ++ Dir),
     wait_until(fun() -> element(1, daemon_of(F)) =/= OsPid end, 5000),
     reg_until_yes(F, after_rm, 20000),
@@ -1011,7 +1011,7 @@ follower_beam_stopped_bounded(Config) ->
     end,
     wait_until(fun() -> count(F) =:= count(LeaderNode) end, 30000),
     Owner = where(F, {bulk, 40, 500}),
-    {OsPid, 1, _} = daemon_of(F),
+    {OsPid, _, _} = daemon_of(F), % the same daemon: it was never restarted
     yes = reg(F, after_cont, idle_on(F)).
 
 %% Called on a node: registers Names for Owner in parallel.
@@ -1115,6 +1115,7 @@ tls_relay_flips_bytes_(Config) ->
         await_cluster([A], 1),
         start_on([B, C], Config),
         await_cluster(Nodes, 3),
+        Daemons = [daemon_of(N) || N <- Nodes],
         Owner = idle_on(B),
         %% Writes go on while the relay tampers with the first connections.
         [yes = reg(B, {relayed, I}, Owner) || I <- lists:seq(1, 50)],
@@ -1124,7 +1125,7 @@ tls_relay_flips_bytes_(Config) ->
         await_cluster(Nodes, 3),
         wait_until(fun() -> length(lists:usort([table(N) || N <- Nodes])) =:= 1 end, 10000),
         100 = count(A),
-        [{_, 1, _} = daemon_of(N) || N <- Nodes],
+        Daemons = [daemon_of(N) || N <- Nodes], % none restarted
         ct:pal("relay: ~p connections tampered with, ~p of them torn down",
                [relay_flipped(Relay), relay_closed_after_flip(Relay)])
     after
