@@ -274,6 +274,16 @@ bool rg_canon_check(const uint8_t *p, size_t n)
     return check_term(&r, 0) && rg_rbuf_done(&r);
 }
 
+size_t rg_canon_prefix(const uint8_t *p, size_t n)
+{
+    struct rg_rbuf r;
+    rg_rbuf_init(&r, p, n);
+    if (!check_term(&r, 0) || !rg_rbuf_ok(&r) || n - r.left > RG_NAME_MAX) {
+        return 0;
+    }
+    return n - r.left;
+}
+
 bool rg_canon_pid(const uint8_t *p, size_t n, struct rg_pid_view *v)
 {
     struct rg_rbuf r;

@@ -36,6 +36,10 @@ enum {
 /* True when p[0..n) is exactly one canonical term. */
 bool rg_canon_check(const uint8_t *p, size_t n);
 
+/* The length of the canonical term that starts p[0..n) (at most
+ * RG_NAME_MAX bytes), or 0 if none does: splits a name from what follows. */
+size_t rg_canon_prefix(const uint8_t *p, size_t n);
+
 /* A canonical pid (NEW_PID_EXT) split into the parts the FSM needs. */
 struct rg_pid_view {
     const uint8_t *node; /* UTF-8 node name, not NUL-terminated */

@@ -33,6 +33,13 @@ static bool decode_meta(struct rg_rbuf *r, struct rg_op *op)
     return rg_rbuf_ok(r);
 }
 
+static bool decode_flag(struct rg_rbuf *r, struct rg_op *op)
+{
+    uint8_t b = rg_rbuf_u8(r);
+    op->flag = b == 1;
+    return rg_rbuf_ok(r) && b <= 1;
+}
+
 static bool decode_node(struct rg_rbuf *r, struct rg_op *op)
 {
     op->pid = rg_rbuf_blob(r, RG_NODE_MAX, &op->pid_len);
@@ -53,13 +60,26 @@ bool rg_op_decode(struct rg_rbuf *r, bool with_origin, struct rg_op *op)
     }
     switch (op->kind) {
     case RG_OP_REGISTER:
+    case RG_OP_REGISTER_NEW:
         return decode_key(r, op) &&
                decode_pid(r, &op->pid, &op->pid_len, false) &&
                decode_meta(r, op) &&
                decode_pid(r, &op->replace, &op->replace_len, true);
     case RG_OP_UNREGISTER:
     case RG_OP_READ:
+    case RG_OP_META_DEL:
         return decode_key(r, op);
+    case RG_OP_SET_META_IF_OWNER:
+    case RG_OP_GROUP_ADD:
+        return decode_key(r, op) &&
+               decode_pid(r, &op->pid, &op->pid_len, false) &&
+               decode_meta(r, op);
+    case RG_OP_GROUP_DEL:
+        return decode_key(r, op) &&
+               decode_pid(r, &op->pid, &op->pid_len, false) &&
+               decode_flag(r, op) && decode_meta(r, op);
+    case RG_OP_META_PUT:
+        return decode_key(r, op) && decode_meta(r, op) && decode_flag(r, op);
     case RG_OP_UNREGISTER_IF_OWNER:
         return decode_key(r, op) &&
                decode_pid(r, &op->pid, &op->pid_len, false);
@@ -84,6 +104,7 @@ void rg_op_encode(struct rg_wbuf *w, const struct rg_op *op, bool with_origin)
     rg_wbuf_u64(w, op->ref);
     switch (op->kind) {
     case RG_OP_REGISTER:
+    case RG_OP_REGISTER_NEW:
         rg_wbuf_blob(w, op->key, op->key_len);
         rg_wbuf_blob(w, op->pid, op->pid_len);
         rg_wbuf_blob(w, op->meta, op->meta_len);
@@ -91,7 +112,25 @@ void rg_op_encode(struct rg_wbuf *w, const struct rg_op *op, bool with_origin)
         break;
     case RG_OP_UNREGISTER:
     case RG_OP_READ:
+    case RG_OP_META_DEL:
         rg_wbuf_blob(w, op->key, op->key_len);
+        break;
+    case RG_OP_SET_META_IF_OWNER:
+    case RG_OP_GROUP_ADD:
+        rg_wbuf_blob(w, op->key, op->key_len);
+        rg_wbuf_blob(w, op->pid, op->pid_len);
+        rg_wbuf_blob(w, op->meta, op->meta_len);
+        break;
+    case RG_OP_GROUP_DEL:
+        rg_wbuf_blob(w, op->key, op->key_len);
+        rg_wbuf_blob(w, op->pid, op->pid_len);
+        rg_wbuf_u8(w, op->flag ? 1 : 0);
+        rg_wbuf_blob(w, op->meta, op->meta_len);
+        break;
+    case RG_OP_META_PUT:
+        rg_wbuf_blob(w, op->key, op->key_len);
+        rg_wbuf_blob(w, op->meta, op->meta_len);
+        rg_wbuf_u8(w, op->flag ? 1 : 0);
         break;
     case RG_OP_UNREGISTER_IF_OWNER:
         rg_wbuf_blob(w, op->key, op->key_len);

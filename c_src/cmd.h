@@ -29,6 +29,13 @@ enum rg_op_kind {
     RG_OP_PURGE_NODE = 5,          /* node any_creation creation */
     RG_OP_READ = 6,                /* key */
     RG_OP_SETTLE = 7,              /* below; ref is always 0 */
+    /* Registry's API (docs/registry.md) */
+    RG_OP_REGISTER_NEW = 8,        /* key pid meta replace_pid: no if held, even by pid */
+    RG_OP_SET_META_IF_OWNER = 9,   /* key pid meta */
+    RG_OP_GROUP_ADD = 10,          /* key pid meta: one more value for (key, pid) */
+    RG_OP_GROUP_DEL = 11,          /* key pid all meta: (key, pid)'s values equal to meta, or all */
+    RG_OP_META_PUT = 12,           /* key meta if_absent: registry metadata */
+    RG_OP_META_DEL = 13,           /* key */
 };
 
 struct rg_op {
@@ -46,6 +53,7 @@ struct rg_op {
     bool any_creation; /* PURGE_NODE */
     uint32_t creation; /* PURGE_NODE */
     uint64_t below;    /* SETTLE: the origin's ops with smaller refs are answered */
+    bool flag;         /* GROUP_DEL: all values; META_PUT: only if absent */
 };
 
 /* Decodes and validates one op; with_origin selects the log form. */

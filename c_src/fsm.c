@@ -5,10 +5,8 @@
 #include <string.h>
 
 #include "canon.h"
+#include "fsm_int.h"
 #include "limits.h"
-
-/* "RGS2": RGS1 had no de-duplication section. */
-#define SNAPSHOT_MAGIC 0x52475332u
 
 int rg_fsm_init(struct rg_fsm *f, uint64_t self, struct rg_sipkey key)
 {
@@ -17,12 +15,26 @@ int rg_fsm_init(struct rg_fsm *f, uint64_t self, struct rg_sipkey key)
     rg_wbuf_init(&f->changes);
     rg_wbuf_init(&f->replies);
     rg_dedup_init(&f->dedup);
-    return rg_table_init(&f->table, key);
+    if (rg_table_init(&f->table, key) != 0) {
+        return -1;
+    }
+    if (rg_table_init(&f->groups, key) != 0) {
+        rg_table_free(&f->table);
+        return -1;
+    }
+    if (rg_table_init(&f->meta, key) != 0) {
+        rg_table_free(&f->table);
+        rg_table_free(&f->groups);
+        return -1;
+    }
+    return 0;
 }
 
 void rg_fsm_close(struct rg_fsm *f)
 {
     rg_table_free(&f->table);
+    rg_table_free(&f->groups);
+    rg_table_free(&f->meta);
     rg_dedup_free(&f->dedup);
     rg_wbuf_free(&f->changes);
     rg_wbuf_free(&f->replies);
@@ -45,15 +57,24 @@ static void note_put(struct rg_fsm *f, const struct rg_entry *e)
     f->n_changes++;
 }
 
-static void note_del(struct rg_fsm *f, const uint8_t *key, size_t key_len,
-                     uint8_t kind)
+void rg_fsm_note(struct rg_fsm *f, uint8_t kind, const uint8_t *a, size_t alen,
+                 const uint8_t *b, size_t blen)
 {
     rg_wbuf_u8(&f->changes, kind);
-    rg_wbuf_blob(&f->changes, key, key_len);
+    rg_wbuf_blob(&f->changes, a, alen);
+    if (b != NULL) {
+        rg_wbuf_blob(&f->changes, b, blen);
+    }
     f->n_changes++;
 }
 
-static void reply(struct rg_fsm *f, const struct rg_op *op, uint8_t result,
+static void note_del(struct rg_fsm *f, const uint8_t *key, size_t key_len,
+                     uint8_t kind)
+{
+    rg_fsm_note(f, kind, key, key_len, NULL, 0);
+}
+
+void rg_fsm_reply(struct rg_fsm *f, const struct rg_op *op, uint8_t result,
                   const uint8_t *payload, size_t len)
 {
     if (op->origin != f->self || op->ref == 0) {
@@ -65,11 +86,8 @@ static void reply(struct rg_fsm *f, const struct rg_op *op, uint8_t result,
     f->n_replies++;
 }
 
-static bool same_bytes(const uint8_t *a, size_t alen, const uint8_t *b,
-                       size_t blen)
-{
-    return alen == blen && memcmp(a, b, alen) == 0;
-}
+#define reply rg_fsm_reply
+#define same_bytes rg_same_bytes
 
 /* Stores (key -> pid, meta) and records the change. */
 static int put(struct rg_fsm *f, const struct rg_op *op, const uint8_t *meta,
@@ -84,7 +102,8 @@ static int put(struct rg_fsm *f, const struct rg_op *op, const uint8_t *meta,
 }
 
 /* A name is free, or already ours, or held by the pid the member told us is
- * dead (replace): then it is ours now. Otherwise: NO with the holder. */
+ * dead (replace): then it is ours now. Otherwise: NO with the holder.
+ * REGISTER_NEW (Registry's register/3) is NO when the name is already ours. */
 static int apply_register(struct rg_fsm *f, const struct rg_op *op)
 {
     const struct rg_entry *cur = rg_table_get(&f->table, op->key, op->key_len);
@@ -95,6 +114,10 @@ static int apply_register(struct rg_fsm *f, const struct rg_op *op)
     }
     const uint8_t *holder = rg_entry_pid(cur);
     bool same = same_bytes(holder, cur->pid_len, op->pid, op->pid_len);
+    if (same && op->kind == RG_OP_REGISTER_NEW) {
+        reply(f, op, RG_RES_NO, holder, cur->pid_len);
+        return 0;
+    }
     bool replace = op->replace != NULL &&
                    same_bytes(holder, cur->pid_len, op->replace,
                               op->replace_len);
@@ -135,10 +158,14 @@ static void apply_unregister(struct rg_fsm *f, const struct rg_op *op,
     reply(f, op, RG_RES_OK, NULL, 0);
 }
 
+/* SET_META_IF_OWNER (Registry's update_value/3) changes nothing unless the
+ * holder is op's pid. */
 static int apply_set_meta(struct rg_fsm *f, struct rg_op *op)
 {
     const struct rg_entry *cur = rg_table_get(&f->table, op->key, op->key_len);
-    if (cur == NULL) {
+    if (cur == NULL ||
+        (op->kind == RG_OP_SET_META_IF_OWNER &&
+         !same_bytes(rg_entry_pid(cur), cur->pid_len, op->pid, op->pid_len))) {
         reply(f, op, RG_RES_NOT_FOUND, NULL, 0);
         return 0;
     }
@@ -158,13 +185,18 @@ struct purge_ctx {
     const struct rg_op *op;
 };
 
+bool rg_fsm_pid_on_node(const uint8_t *p, size_t len, const struct rg_op *op)
+{
+    struct rg_pid_view v;
+    return rg_canon_pid(p, len, &v) &&
+           same_bytes(v.node, v.node_len, op->pid, op->pid_len) &&
+           (op->any_creation || v.creation == op->creation);
+}
+
 static bool purge_visit(void *arg, const struct rg_entry *e)
 {
     struct purge_ctx *c = arg;
-    struct rg_pid_view v;
-    if (!rg_canon_pid(rg_entry_pid(e), e->pid_len, &v) ||
-        !same_bytes(v.node, v.node_len, c->op->pid, c->op->pid_len) ||
-        (!c->op->any_creation && v.creation != c->op->creation)) {
+    if (!rg_fsm_pid_on_node(rg_entry_pid(e), e->pid_len, c->op)) {
         return false;
     }
     note_del(c->f, rg_entry_key(e), e->key_len, RG_CHANGE_DEL_PURGE);
@@ -175,6 +207,7 @@ static void apply_purge(struct rg_fsm *f, const struct rg_op *op)
 {
     struct purge_ctx c = {f, op};
     rg_table_visit(&f->table, purge_visit, &c);
+    rg_fsm_group_purge(f, op);
     reply(f, op, RG_RES_OK, NULL, 0);
 }
 
@@ -192,6 +225,7 @@ static int apply_kind(struct rg_fsm *f, struct rg_op *op)
 {
     switch (op->kind) {
     case RG_OP_REGISTER:
+    case RG_OP_REGISTER_NEW:
         return apply_register(f, op);
     case RG_OP_UNREGISTER:
         apply_unregister(f, op, false);
@@ -200,7 +234,17 @@ static int apply_kind(struct rg_fsm *f, struct rg_op *op)
         apply_unregister(f, op, true);
         return 0;
     case RG_OP_SET_META:
+    case RG_OP_SET_META_IF_OWNER:
         return apply_set_meta(f, op);
+    case RG_OP_GROUP_ADD:
+        return rg_fsm_group_add(f, op);
+    case RG_OP_GROUP_DEL:
+        return rg_fsm_group_del(f, op);
+    case RG_OP_META_PUT:
+        return rg_fsm_meta_put(f, op);
+    case RG_OP_META_DEL:
+        rg_fsm_meta_del(f, op);
+        return 0;
     case RG_OP_PURGE_NODE:
         apply_purge(f, op);
         return 0;
@@ -214,8 +258,8 @@ static int apply_kind(struct rg_fsm *f, struct rg_op *op)
 
 static bool is_write(uint8_t kind)
 {
-    return kind == RG_OP_REGISTER || kind == RG_OP_UNREGISTER ||
-           kind == RG_OP_UNREGISTER_IF_OWNER || kind == RG_OP_SET_META;
+    return kind != RG_OP_PURGE_NODE && kind != RG_OP_READ &&
+           kind != RG_OP_SETTLE;
 }
 
 /* A write whose (origin, ref) was applied before is a re-sent copy: its
@@ -261,85 +305,3 @@ int rg_fsm_apply(struct rg_fsm *f, const uint8_t *entry, size_t len)
     return f->changes.oom || f->replies.oom ? -1 : 0;
 }
 
-int rg_fsm_snapshot(const struct rg_fsm *f, uint8_t **out, size_t *len)
-{
-    size_t n;
-    const struct rg_entry **v = rg_table_sorted(&f->table, &n);
-    if (v == NULL && n != 0) {
-        return -1;
-    }
-    struct rg_wbuf w;
-    rg_wbuf_init(&w);
-    rg_wbuf_u32(&w, SNAPSHOT_MAGIC);
-    rg_wbuf_u64(&w, n);
-    for (size_t i = 0; i < n; i++) {
-        rg_wbuf_blob(&w, rg_entry_key(v[i]), v[i]->key_len);
-        rg_wbuf_blob(&w, rg_entry_pid(v[i]), v[i]->pid_len);
-        rg_wbuf_blob(&w, rg_entry_meta(v[i]), v[i]->meta_len);
-    }
-    free(v);
-    rg_dedup_write(&f->dedup, &w);
-    if (w.oom) {
-        rg_wbuf_free(&w);
-        return -1;
-    }
-    *out = rg_wbuf_take(&w, len);
-    return 0;
-}
-
-/* Reads one snapshot row, validating it as strictly as a command. */
-static bool read_row(struct rg_rbuf *r, struct rg_op *row)
-{
-    struct rg_pid_view v;
-    row->key = rg_rbuf_blob(r, RG_NAME_MAX, &row->key_len);
-    row->pid = rg_rbuf_blob(r, RG_PID_MAX, &row->pid_len);
-    row->meta = rg_rbuf_blob(r, RG_META_MAX, &row->meta_len);
-    return rg_rbuf_ok(r) && rg_canon_check(row->key, row->key_len) &&
-           rg_canon_pid(row->pid, row->pid_len, &v);
-}
-
-/* The table part of a snapshot into t (initialised by the caller). */
-static int read_table(struct rg_rbuf *r, struct rg_table *t)
-{
-    uint32_t magic = rg_rbuf_u32(r);
-    uint64_t n = rg_rbuf_u64(r);
-    if (!rg_rbuf_ok(r) || magic != SNAPSHOT_MAGIC || n > r->left / 12) {
-        return -1;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        struct rg_op row;
-        if (!read_row(r, &row) ||
-            rg_table_get(t, row.key, row.key_len) != NULL ||
-            rg_table_put(t, row.key, row.key_len, row.pid, row.pid_len,
-                         row.meta, row.meta_len) != 0) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Both parts are read into new structures and swapped in only if the
- * whole snapshot is valid. */
-int rg_fsm_restore(struct rg_fsm *f, const uint8_t *p, size_t len)
-{
-    struct rg_rbuf r;
-    struct rg_table t;
-    struct rg_dedup d;
-    rg_rbuf_init(&r, p, len);
-    rg_dedup_init(&d);
-    if (rg_table_init(&t, f->table.key) != 0) {
-        return -1;
-    }
-    if (read_table(&r, &t) != 0 || rg_dedup_read(&d, &r) != 0 ||
-        !rg_rbuf_done(&r)) {
-        rg_table_free(&t);
-        rg_dedup_free(&d);
-        return -1;
-    }
-    rg_table_free(&f->table);
-    rg_dedup_free(&f->dedup);
-    f->table = t;
-    f->dedup = d;
-    f->restored = true;
-    return 0;
-}

@@ -6,13 +6,15 @@
  * replies to ops whose origin is this daemon. The node layer ships them over
  * the port after each entry; simulations just reset them.
  *
- * Results: OK (yes/ok), NO (taken; payload = holder pid), NOT_FOUND, and for
- * READ, OK with the holder pid or an empty payload. RETRY and BAD are never
+ * Results: OK (yes/ok), NO (taken; payload = holder pid; for GROUP_ADD, the
+ * (key, pid) value list is full), NOT_FOUND (SET_META and SET_META_IF_OWNER
+ * when the name is not held, or not by the op's pid), and for READ, OK with
+ * the holder pid or an empty payload. RETRY and BAD are never
  * produced here; the node layer uses them for ops that did not commit or did
  * not decode. Ops with ref 0 (SETTLE always) get no reply.
  *
- * De-duplication (dedup.h): a write (REGISTER, UNREGISTER,
- * UNREGISTER_IF_OWNER, SET_META) with ref != 0 whose (origin, ref) is in the
+ * De-duplication (dedup.h): a write (every kind but READ, PURGE_NODE and
+ * SETTLE) with ref != 0 whose (origin, ref) is in the
  * set is a second copy of a re-sent op and is skipped entirely: no table
  * effect, no change, no reply. Otherwise it applies and its (origin, ref)
  * joins the set. SETTLE(origin, below) forgets that origin's refs below
@@ -37,11 +39,24 @@ enum rg_result {
 };
 
 /* DEL_PURGE: removed by PURGE_NODE (its node was seen down); the member of
- * a node that was only cut off re-claims such names on heal. */
-enum rg_change_kind { RG_CHANGE_PUT = 1, RG_CHANGE_DEL = 2, RG_CHANGE_DEL_PURGE = 3 };
+ * a node that was only cut off re-claims such names on heal. The GROUP
+ * changes are the duplicate-key table's, the META ones the registry
+ * metadata's (layouts in docs/protocol.md, section 3.2). */
+enum rg_change_kind {
+    RG_CHANGE_PUT = 1,             /* key pid meta */
+    RG_CHANGE_DEL = 2,             /* key */
+    RG_CHANGE_DEL_PURGE = 3,       /* key */
+    RG_CHANGE_GROUP_ADD = 4,       /* key pid value */
+    RG_CHANGE_GROUP_DEL = 5,       /* key pid all value */
+    RG_CHANGE_GROUP_DEL_PURGE = 6, /* key pid: all its values */
+    RG_CHANGE_META_PUT = 7,        /* key value */
+    RG_CHANGE_META_DEL = 8,        /* key */
+};
 
 struct rg_fsm {
-    struct rg_table table;
+    struct rg_table table;     /* unique names */
+    struct rg_table groups;    /* duplicate keys (group.h) */
+    struct rg_table meta;      /* registry metadata: key -> value (pid empty) */
     struct rg_dedup dedup;     /* applied writes not yet settled */
     uint64_t self;             /* raft id of this daemon: whose replies to keep */
     struct rg_wbuf changes;    /* [u8 kind][blob key]([blob pid][blob meta]) */
@@ -62,10 +77,11 @@ void rg_fsm_effects_reset(struct rg_fsm *f);
  * entry is skipped from the first bad op on, identically on every server. */
 int rg_fsm_apply(struct rg_fsm *f, const uint8_t *entry, size_t len);
 
-/* Snapshot: [u32 magic "RGS2"][u64 count] then per entry, sorted by key:
- * [blob key][blob pid][blob meta]; then the de-duplication set as
- * rg_dedup_write lays it out. Equal states give equal bytes. Output is
- * malloc'd. */
+/* Snapshot (fsm_snapshot.c): [u32 magic "RGS3"], then three tables, each
+ * [u64 count] and rows of three blobs sorted by key: names (key, pid,
+ * meta), groups (name, pid, value list), metadata (key, "", value); then
+ * the de-duplication set as rg_dedup_write lays it out. Equal states give
+ * equal bytes. Output is malloc'd. */
 int rg_fsm_snapshot(const struct rg_fsm *f, uint8_t **out, size_t *len);
 /* Replaces the table and the de-duplication set with a snapshot's content;
  * on any error both are left as they were and -1 is returned. */

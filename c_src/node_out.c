@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "group.h"
+
 #define DUMP_FRAME_BYTES (1u << 20)
 #define PORT_BACKLOG_MAX (16u << 20) /* see port_overflowing */
 
@@ -97,10 +99,14 @@ void rg_node_send_status(struct rg_node *n, bool always)
     rg_node_send_frame(n);
 }
 
+/* Which table a DUMP frame's rows come from (docs/protocol.md, 3.5). */
+enum dump_table { DUMP_NAMES = 0, DUMP_GROUPS = 1, DUMP_META = 2 };
+
 struct dump_ctx {
     struct rg_node *n;
     size_t count_off;
     uint32_t count;
+    uint8_t table;
 };
 
 static void dump_begin(struct dump_ctx *d)
@@ -108,6 +114,7 @@ static void dump_begin(struct dump_ctx *d)
     rg_wbuf_u8(&d->n->frame, RG_PROTO_VERSION);
     rg_wbuf_u8(&d->n->frame, RG_MSG_DUMP);
     rg_wbuf_u8(&d->n->frame, 0); /* last? patched in dump_end */
+    rg_wbuf_u8(&d->n->frame, d->table);
     d->count_off = d->n->frame.len;
     rg_wbuf_u32(&d->n->frame, 0);
     d->count = 0;
@@ -124,9 +131,14 @@ static bool dump_visit(void *arg, const struct rg_entry *e)
 {
     struct dump_ctx *d = arg;
     struct rg_wbuf *w = &d->n->frame;
-    rg_wbuf_blob(w, rg_entry_key(e), e->key_len);
-    rg_wbuf_blob(w, rg_entry_pid(e), e->pid_len);
-    rg_wbuf_blob(w, rg_entry_meta(e), e->meta_len);
+    struct rg_group_view g = {rg_entry_key(e), e->key_len, rg_entry_pid(e),
+                              e->pid_len, rg_entry_meta(e), e->meta_len};
+    if (d->table == DUMP_GROUPS && !rg_group_view(e, &g)) {
+        return false; /* cannot happen: group keys are checked on the way in */
+    }
+    rg_wbuf_blob(w, g.name, g.name_len);
+    rg_wbuf_blob(w, g.pid, g.pid_len);
+    rg_wbuf_blob(w, g.values, g.values_len);
     d->count++;
     if (w->len >= DUMP_FRAME_BYTES) {
         dump_end(d, false);
@@ -135,14 +147,23 @@ static bool dump_visit(void *arg, const struct rg_entry *e)
     return false;
 }
 
-/* The whole table, in frames of about DUMP_FRAME_BYTES; the last says so. */
+static void dump_table(struct dump_ctx *d, struct rg_table *t, uint8_t table,
+                       bool last)
+{
+    d->table = table;
+    dump_begin(d);
+    rg_table_visit(t, dump_visit, d);
+    dump_end(d, last);
+}
+
+/* Every table, in frames of about DUMP_FRAME_BYTES; the last says so. */
 void rg_node_send_dump(struct rg_node *n)
 {
-    struct dump_ctx d = {n, 0, 0};
+    struct dump_ctx d = {n, 0, 0, DUMP_NAMES};
     size_t before = n->port.tx.len;
-    dump_begin(&d);
-    rg_table_visit(&n->fsm.table, dump_visit, &d);
-    dump_end(&d, true);
+    dump_table(&d, &n->fsm.table, DUMP_NAMES, false);
+    dump_table(&d, &n->fsm.groups, DUMP_GROUPS, false);
+    dump_table(&d, &n->fsm.meta, DUMP_META, true);
     n->dump_bytes = n->port.tx.len - before;
 }
 

@@ -1,0 +1,94 @@
+/* The FSM's ops on its duplicate-key table (group.h) and on the registry's
+ * metadata table; see fsm.h for the effects they record. */
+#include "fsm_int.h"
+
+#include "group.h"
+
+int rg_fsm_group_add(struct rg_fsm *f, const struct rg_op *op)
+{
+    int rv = rg_group_add(&f->groups, op->key, op->key_len, op->pid,
+                          op->pid_len, op->meta, op->meta_len);
+    if (rv == RG_GROUP_NOMEM) {
+        return -1;
+    }
+    if (rv == RG_GROUP_FULL) {
+        rg_fsm_reply(f, op, RG_RES_NO, NULL, 0);
+        return 0;
+    }
+    rg_wbuf_u8(&f->changes, RG_CHANGE_GROUP_ADD);
+    rg_wbuf_blob(&f->changes, op->key, op->key_len);
+    rg_wbuf_blob(&f->changes, op->pid, op->pid_len);
+    rg_wbuf_blob(&f->changes, op->meta, op->meta_len);
+    f->n_changes++;
+    rg_fsm_reply(f, op, RG_RES_OK, NULL, 0);
+    return 0;
+}
+
+int rg_fsm_group_del(struct rg_fsm *f, const struct rg_op *op)
+{
+    bool removed;
+    if (rg_group_del(&f->groups, op->key, op->key_len, op->pid, op->pid_len,
+                     op->meta, op->meta_len, op->flag, &removed) != 0) {
+        return -1;
+    }
+    if (removed) {
+        rg_wbuf_u8(&f->changes, RG_CHANGE_GROUP_DEL);
+        rg_wbuf_blob(&f->changes, op->key, op->key_len);
+        rg_wbuf_blob(&f->changes, op->pid, op->pid_len);
+        rg_wbuf_u8(&f->changes, op->flag ? 1 : 0);
+        rg_wbuf_blob(&f->changes, op->meta, op->meta_len);
+        f->n_changes++;
+    }
+    rg_fsm_reply(f, op, RG_RES_OK, NULL, 0);
+    return 0;
+}
+
+struct purge_ctx {
+    struct rg_fsm *f;
+    const struct rg_op *op;
+};
+
+static bool purge_visit(void *arg, const struct rg_entry *e)
+{
+    struct purge_ctx *c = arg;
+    struct rg_group_view v;
+    if (!rg_group_view(e, &v) ||
+        !rg_fsm_pid_on_node(v.pid, v.pid_len, c->op)) {
+        return false;
+    }
+    rg_fsm_note(c->f, RG_CHANGE_GROUP_DEL_PURGE, v.name, v.name_len, v.pid,
+                v.pid_len);
+    return true;
+}
+
+void rg_fsm_group_purge(struct rg_fsm *f, const struct rg_op *op)
+{
+    struct purge_ctx c = {f, op};
+    rg_table_visit(&f->groups, purge_visit, &c);
+}
+
+int rg_fsm_meta_put(struct rg_fsm *f, const struct rg_op *op)
+{
+    const struct rg_entry *cur = rg_table_get(&f->meta, op->key, op->key_len);
+    bool unchanged = cur != NULL &&
+                     (op->flag || rg_same_bytes(rg_entry_meta(cur), cur->meta_len,
+                                                op->meta, op->meta_len));
+    if (!unchanged) {
+        if (rg_table_put(&f->meta, op->key, op->key_len, op->key, 0, op->meta,
+                         op->meta_len) != 0) {
+            return -1;
+        }
+        rg_fsm_note(f, RG_CHANGE_META_PUT, op->key, op->key_len, op->meta,
+                    op->meta_len);
+    }
+    rg_fsm_reply(f, op, RG_RES_OK, NULL, 0);
+    return 0;
+}
+
+void rg_fsm_meta_del(struct rg_fsm *f, const struct rg_op *op)
+{
+    if (rg_table_del(&f->meta, op->key, op->key_len)) {
+        rg_fsm_note(f, RG_CHANGE_META_DEL, op->key, op->key_len, NULL, 0);
+    }
+    rg_fsm_reply(f, op, RG_RES_OK, NULL, 0);
+}
