@@ -15,6 +15,11 @@
 %% ok = gen_server:call({via, regent, {my_reg, <<"cart-42">>}}, checkout).
 %% '''
 %%
+%% regent is also a cluster-wide Elixir `Registry': `keys' `unique' or
+%% `duplicate', `register/3', `lookup/2', `match/3,4', `dispatch/3,4',
+%% `meta/2' and every other function of Registry (Elixir 1.14), with the
+%% same results, over the entries of the whole cluster (docs/registry.md).
+%%
 %% Semantics:
 %% <ul>
 %% <li>`register_name/2,3' answers `no' only when a different live process
@@ -38,24 +43,37 @@
 
 %% Starting
 -export([start_link/1, start_link/2, child_spec/1]).
-%% The via contract (global-compatible)
+%% The via contract (global-compatible; `{Registry, Key, Value}' carries a value)
 -export([register_name/2, register_name/3, unregister_name/1,
          whereis_name/1, send/2]).
+%% Elixir Registry's API, cluster-wide
+-export([register/3, unregister/2, lookup/2, match/3, match/4, count/1,
+         count_match/3, count_match/4, select/2, count_select/2, keys/2,
+         values/3, update_value/3, unregister_match/3, unregister_match/4,
+         dispatch/3, dispatch/4, meta/2, put_meta/3, delete_meta/2]).
 %% Consistent reads, cluster state
 -export([whereis_name_consistent/1, get_leader/1, get_epoch/1,
          get_members/1, status/1, ready/1, await_ready/1, await_ready/2,
          recover/1]).
-%% Metadata and queries
--export([set_metadata/2, get_metadata/1, lookup/2, count/1, select/2]).
+%% Per-name metadata (regent's own)
+-export([set_metadata/2, get_metadata/1]).
 %% Internal: the options a member runs with (bench/regent_bench.erl builds
 %% its START frame from them).
 -export([options/1]).
 
 -type registry() :: atom().
 -type name() :: term().
--type via_name() :: {registry(), name()}.
+-type key() :: term().
+-type value() :: term().
+-type via_name() :: {registry(), name()} | {registry(), name(), value()}.
 -type member_id() :: {node(), registry()}.
--type option() :: {data_dir, file:filename()}
+-type dispatcher() :: fun(([{pid(), value()}]) -> term()) | {module(), atom(), [term()]}.
+-type option() :: {keys, unique | duplicate}
+                | {listeners, [atom()]}
+                | {meta, [{atom() | tuple(), term()}]}
+                | {partitions, pos_integer()}
+                | {compressed, boolean()}
+                | {data_dir, file:filename()}
                 | {register_timeout, pos_integer()}
                 | {voters, 1..7}
                 | {conflict, kill | notify
@@ -63,28 +81,54 @@
                 | {bind_host, string() | binary()}
                 | {port_range, {inet:port_number(), inet:port_number()}}
                 | {secret, iodata()}
+                | {tls, psk | false | [{atom(), term()}]}
                 | {snapshot_threshold, 16..16777216}
                 | {snapshot_trailing, 0..16777216}
                 | {daemon, file:filename()}.
 -type options() :: [option()] | #{atom() => term()}.
--export_type([registry/0, name/0, via_name/0, member_id/0, options/0]).
-
--define(NAME_MAX, 1024).
--define(META_MAX, 65536).
+-export_type([registry/0, name/0, key/0, value/0, via_name/0, member_id/0,
+              options/0, dispatcher/0]).
 
 %% ---- starting ------------------------------------------------------------
 
-%% @equiv start_link(Registry, [])
--spec start_link(registry()) -> {ok, pid()} | {error, term()}.
-start_link(Reg) ->
-    start_link(Reg, []).
+%% @doc Starts a registry from a proplist or map that names it, as Elixir's
+%% `Registry.start_link/1': `regent:start_link([{name, my_reg}, {keys,
+%% duplicate}])'.
+-spec start_link(registry() | options()) -> {ok, pid()} | {error, term()}.
+start_link(Reg) when is_atom(Reg) ->
+    start_link(Reg, []);
+start_link(Opts) when is_list(Opts) ->
+    [error({badarg, {not_an_option, O}}) || O <- Opts, not is_tuple(O) orelse tuple_size(O) =/= 2],
+    start_link(maps:from_list(Opts));
+start_link(Map) when is_map(Map) ->
+    case maps:find(name, Map) of
+        {ok, Reg} when is_atom(Reg) -> start_link(Reg, maps:remove(name, Map));
+        {ok, Other} -> error({badarg, {name, Other}});
+        error -> error({badarg, {name, missing}})
+    end;
+start_link(Other) ->
+    error({badarg, {options, Other}}).
 
 %% @doc Starts the member of registry `Registry' on this node, linked to the
 %% caller (put it in a supervision tree with {@link child_spec/1}). It is
 %% registered locally as `Registry' and owns an ETS table of that name.
+%% Every option is checked first: an unknown one, or a bad value, raises
+%% `{badarg, {Option, Value}}' and nothing starts.
 %%
 %% Options (also read from the `regent' application environment):
 %% <ul>
+%% <li>`keys': `unique' (the default: a key has at most one owner) or
+%%   `duplicate' (a key has any number of `{Pid, Value}' entries: process
+%%   groups, pub/sub), as in Elixir's Registry. Every node of a registry
+%%   must give the same.</li>
+%% <li>`listeners': names of local processes sent `{register, Registry,
+%%   Key, Pid, Value}' and `{unregister, Registry, Key, Pid}' for every
+%%   change made anywhere in the cluster (docs/registry.md).</li>
+%% <li>`meta': `[{Key, Value}]', registry metadata put in the cluster unless
+%%   the key has a value there already (see {@link put_meta/3}).</li>
+%% <li>`partitions': accepted for Registry's sake and ignored: the mirror
+%%   is one ETS table with read concurrency, and writes are ordered by the
+%%   raft log. `compressed': the mirror table is compressed.</li>
 %% <li>`data_dir': where regentd keeps its raft log and snapshots (default
 %%   `/dev/shm/regent' when it exists, else the user cache dir).</li>
 %% <li>`register_timeout': ms a write may wait for consensus (5000).</li>
@@ -98,6 +142,9 @@ start_link(Reg) ->
 %% <li>`bind_host', `port_range': address of the raft port
 %%   (`"127.0.0.1"', `{0, 0}' = any free port).</li>
 %% <li>`secret': the cluster secret (default: derived from the cookie).</li>
+%% <li>`tls': TLS 1.3 on the raft port: `psk' (default, a key derived from
+%%   the secret), `false', or `[{certfile, F}, {keyfile, F}, {cacertfile, F},
+%%   {verify, verify_peer | verify_none}]'.</li>
 %% <li>`snapshot_threshold', `snapshot_trailing': regentd snapshots its
 %%   table every `snapshot_threshold' log entries (8192) and keeps the last
 %%   `snapshot_trailing' entries (2048) for followers slightly behind. A
@@ -108,28 +155,39 @@ start_link(Reg) ->
 %% </ul>
 -spec start_link(registry(), options()) -> {ok, pid()} | {error, term()}.
 start_link(Reg, Opts) when is_atom(Reg) ->
-    regent_member:start_link(Reg, options(Opts));
+    regent_member:start_link(Reg, regent_options:options(Opts));
 start_link(Reg, _Opts) ->
     error({badarg, {not_a_registry_name, Reg}}).
 
-%% @doc A child specification for a supervisor: `Registry' or
-%% `{Registry, Options}'.
--spec child_spec(registry() | {registry(), options()}) ->
+%% @doc A child specification for a supervisor: `Registry',
+%% `{Registry, Options}', or options that name it (`[{name, Registry} | _]').
+-spec child_spec(registry() | {registry(), options()} | options()) ->
           supervisor:child_spec().
-child_spec({Reg, Opts}) ->
+child_spec({Reg, Opts}) when is_atom(Reg) ->
     #{id => {regent, Reg},
       start => {regent, start_link, [Reg, Opts]},
       type => worker,
       shutdown => 5000};
 child_spec(Reg) when is_atom(Reg) ->
-    child_spec({Reg, []}).
+    child_spec({Reg, []});
+child_spec(Opts) when is_list(Opts) ->
+    case proplists:get_value(name, Opts) of
+        Reg when is_atom(Reg), Reg =/= undefined ->
+            child_spec({Reg, proplists:delete(name, Opts)});
+        Other ->
+            error({badarg, {name, Other}})
+    end.
 
 %% ---- the via contract ----------------------------------------------------
 
 %% @doc Registers `Pid' under `Name'. `yes', or `no' when another live
 %% process holds the name. A new registration has no metadata (`undefined');
-%% if `Pid' already holds the name, its metadata is kept.
+%% if `Pid' already holds the name, its metadata is kept. With a via name
+%% `{Registry, Name, Value}' the registration carries `Value', as Elixir's
+%% Registry does. Unique registries only.
 -spec register_name(via_name(), pid()) -> yes | no.
+register_name({Reg, Name, Value}, Pid) ->
+    register_name({Reg, Name}, Pid, Value);
 register_name(ViaName, Pid) ->
     register_meta(ViaName, Pid, <<>>).
 
@@ -138,25 +196,36 @@ register_name(ViaName, Pid) ->
 %% holds the name.
 -spec register_name(via_name(), pid(), term()) -> yes | no.
 register_name(ViaName, Pid, Meta) ->
-    register_meta(ViaName, Pid, meta_bytes(Meta)).
+    register_meta(ViaName, Pid, regent_write:value_bytes(metadata, Meta)).
 
 register_meta({Reg, Name} = ViaName, Pid, MetaBin) when is_pid(Pid) ->
-    Key = key(ViaName),
-    %% A pid of a node we are not connected to could never be monitored,
-    %% and would hold its name until a leader change purged it.
-    node(Pid) =:= node() orelse lists:member(node(Pid), nodes(connected))
-        orelse error({badarg, {pid_of_unconnected_node, Pid}}),
+    Key = regent_write:key(ViaName),
+    unique_only(Reg, register_name),
+    connected(Pid),
     Replace = dead_local_holder(Reg, Name, Pid),
-    write(ViaName, register,
-          {Key, regent_name:encode_pid(Pid), MetaBin, Replace});
-register_meta(_ViaName, Pid, _MetaBin) ->
-    error({badarg, {not_a_pid, Pid}}).
+    regent_write:write(ViaName, register,
+                       {Key, regent_name:encode_pid(Pid), MetaBin, Replace});
+register_meta({_, _} = ViaName, Pid, _MetaBin) ->
+    regent_write:key(ViaName),
+    error({badarg, {not_a_pid, Pid}});
+register_meta(Other, _Pid, _MetaBin) ->
+    error({badarg, {not_a_via_name, Other}}).
+
+unique_only(Reg, Function) ->
+    regent_read:kind(Reg) =:= unique
+        orelse error({badarg, {not_supported_for_duplicate_registry, Function}}).
+
+%% A pid of a node we are not connected to could never be monitored, and
+%% would hold its name until a leader change purged it.
+connected(Pid) ->
+    node(Pid) =:= node() orelse lists:member(node(Pid), nodes(connected))
+        orelse error({badarg, {pid_of_unconnected_node, Pid}}).
 
 %% The FSM only lets a registration replace a holder that the member says is
 %% dead: a local holder that has exited but whose unregister is still on its
 %% way. Then `no' would be wrong, and waiting for the cleanup is not needed.
 dead_local_holder(Reg, Name, Pid) ->
-    case lookup_row(Reg, Name) of
+    case ets:lookup(Reg, Name) of
         [{_, Holder, _}] when Holder =/= Pid, node(Holder) =:= node() ->
             case is_process_alive(Holder) of
                 true -> <<>>;
@@ -169,8 +238,14 @@ dead_local_holder(Reg, Name, Pid) ->
 %% @doc Removes `Name', whoever holds it. Once this returns, lookups on this
 %% node return `undefined'.
 -spec unregister_name(via_name()) -> ok.
-unregister_name(ViaName) ->
-    write(ViaName, unregister, key(ViaName)).
+unregister_name({Reg, Name, _Value}) ->
+    unregister_name({Reg, Name});
+unregister_name({Reg, _} = ViaName) ->
+    Key = regent_write:key(ViaName),
+    unique_only(Reg, unregister_name),
+    regent_write:write(ViaName, unregister, Key);
+unregister_name(Other) ->
+    error({badarg, {not_a_via_name, Other}}).
 
 %% @doc The pid registered under `Name', or `undefined'. A local ETS read:
 %% it never blocks and never leaves the caller's process. A local owner that
@@ -179,10 +254,9 @@ unregister_name(ViaName) ->
 %% a supervisor restarting a child at once must not see the dead one.
 -spec whereis_name(via_name()) -> pid() | undefined.
 whereis_name({Reg, Name}) ->
-    case live_row(Reg, Name) of
-        [{_, Pid, _}] -> Pid;
-        [] -> undefined
-    end;
+    regent_read:whereis(Reg, Name);
+whereis_name({Reg, Name, _Value}) ->
+    regent_read:whereis(Reg, Name);
 whereis_name(Other) ->
     error({badarg, {not_a_via_name, Other}}).
 
@@ -195,14 +269,208 @@ send(ViaName, Msg) ->
         Pid -> Pid ! Msg, Pid
     end.
 
+%% ---- Elixir Registry's API -----------------------------------------------
+
+%% @doc Registers the calling process under `Key' with `Value', as
+%% `Registry.register/3'. In a unique registry: `{ok, Member}' (the
+%% registry's member on this node), or `{error, {already_registered, Pid}}'
+%% when a live process holds the key anywhere in the cluster, the caller
+%% included. In a duplicate registry it always adds an entry; one process
+%% may hold a key many times. The entry goes when the process exits.
+-spec register(registry(), key(), value()) ->
+          {ok, pid()} | {error, {already_registered, pid()}}.
+register(Reg, Key, Value) ->
+    KeyBin = regent_write:key({Reg, Key}),
+    ValueBin = regent_write:value_bytes(value, Value),
+    Self = regent_name:encode_pid(self()),
+    case regent_read:kind(Reg) of
+        unique ->
+            Replace = dead_local_holder(Reg, Key, self()),
+            regent_write:write({Reg, Key}, register_new, {KeyBin, Self, ValueBin, Replace});
+        duplicate ->
+            case regent_write:write({Reg, Key}, group_add, {KeyBin, Self, ValueBin}) of
+                {error, full} -> error({badarg, {values_over_limit, Key}});
+                Answer -> Answer
+            end
+    end.
+
+%% @doc Removes every entry of the calling process under `Key', as
+%% `Registry.unregister/2'; other processes' entries stay. Always `ok'.
+-spec unregister(registry(), key()) -> ok.
+unregister(Reg, Key) ->
+    KeyBin = regent_write:key({Reg, Key}),
+    Self = regent_name:encode_pid(self()),
+    case regent_read:kind(Reg) of
+        unique -> regent_write:write({Reg, Key}, unregister_if_owner, {KeyBin, Self});
+        duplicate -> regent_write:write({Reg, Key}, group_del, {KeyBin, Self, all, <<>>})
+    end.
+
+%% @equiv unregister_match(Registry, Key, Pattern, [])
+-spec unregister_match(registry(), key(), term()) -> ok.
+unregister_match(Reg, Key, Pattern) ->
+    unregister_match(Reg, Key, Pattern, []).
+
+%% @doc Removes the calling process's entries under `Key' whose value
+%% matches `Pattern' and `Guards', as `Registry.unregister_match/4'.
+-spec unregister_match(registry(), key(), term(), list()) -> ok.
+unregister_match(Reg, Key, Pattern, Guards) ->
+    KeyBin = regent_write:key({Reg, Key}),
+    Self = self(),
+    Mine = [V || {P, V} <- regent_read:match(Reg, Key, Pattern, Guards), P =:= Self],
+    SelfBin = regent_name:encode_pid(Self),
+    case {regent_read:kind(Reg), Mine} of
+        {_, []} ->
+            ok;
+        {unique, _} ->
+            regent_write:write({Reg, Key}, unregister_if_owner, {KeyBin, SelfBin});
+        {duplicate, _} ->
+            [regent_write:write({Reg, Key}, group_del,
+                                {KeyBin, SelfBin, one, regent_write:value_bytes(value, V)})
+             || V <- lists:usort(Mine)],
+            ok
+    end.
+
+%% @doc `[{Pid, Value}]' under `Key', from the whole cluster, as
+%% `Registry.lookup/2': `[]' or one entry in a unique registry, any number
+%% in a duplicate one. A local ETS read.
+-spec lookup(registry(), key()) -> [{pid(), value()}].
+lookup(Reg, Key) ->
+    regent_read:lookup(Reg, Key).
+
+%% @equiv match(Registry, Key, Pattern, [])
+-spec match(registry(), key(), term()) -> [{pid(), value()}].
+match(Reg, Key, Pattern) ->
+    regent_read:match(Reg, Key, Pattern, []).
+
+%% @doc `{Pid, Value}' pairs under `Key' whose value matches `Pattern' (an
+%% ETS match pattern: `'_'' and `'$1'' variables) and `Guards', as
+%% `Registry.match/4'.
+-spec match(registry(), key(), term(), list()) -> [{pid(), value()}].
+match(Reg, Key, Pattern, Guards) ->
+    regent_read:match(Reg, Key, Pattern, Guards).
+
+%% @doc The number of entries (names in a unique registry), constant time.
+%% Includes, for a moment, entries of local processes that have just exited
+%% and are being cleaned up.
+-spec count(registry()) -> non_neg_integer().
+count(Reg) ->
+    regent_read:count(Reg).
+
+%% @equiv count_match(Registry, Key, Pattern, [])
+-spec count_match(registry(), key(), term()) -> non_neg_integer().
+count_match(Reg, Key, Pattern) ->
+    regent_read:count_match(Reg, Key, Pattern, []).
+
+%% @doc The number of entries {@link match/4} would return.
+-spec count_match(registry(), key(), term(), list()) -> non_neg_integer().
+count_match(Reg, Key, Pattern, Guards) ->
+    regent_read:count_match(Reg, Key, Pattern, Guards).
+
+%% @doc Runs a match specification over `{Key, Pid, Value}' rows, as
+%% `Registry.select/2', e.g. `regent:select(my_reg, [{{'$1', '$2', '_'},
+%% [], [{{'$1', '$2'}}]}])'.
+-spec select(registry(), ets:match_spec()) -> [term()].
+select(Reg, Spec) ->
+    regent_read:select(Reg, Spec).
+
+%% @doc The number of rows {@link select/2} would select (its bodies must
+%% return `true' for the rows to count), as `Registry.count_select/2'.
+-spec count_select(registry(), ets:match_spec()) -> non_neg_integer().
+count_select(Reg, Spec) ->
+    regent_read:count_select(Reg, Spec).
+
+%% @doc The keys `Pid' holds, once per entry, as `Registry.keys/2'. It
+%% scans the table.
+-spec keys(registry(), pid()) -> [key()].
+keys(Reg, Pid) ->
+    regent_read:keys(Reg, Pid).
+
+%% @doc The values `Pid' holds under `Key', as `Registry.values/3'.
+-spec values(registry(), key(), pid()) -> [value()].
+values(Reg, Key, Pid) ->
+    regent_read:values(Reg, Key, Pid).
+
+%% @doc Replaces the value of the calling process's registration of `Key'
+%% with `Fun(Old)', as `Registry.update_value/3': `{New, Old}', or `error'
+%% when the caller does not hold `Key'. The write is checked against the
+%% owner by the state machine, so it never changes another process's
+%% entry. Unique registries only.
+-spec update_value(registry(), key(), fun((value()) -> value())) ->
+          {value(), value()} | error.
+update_value(Reg, Key, Fun) when is_function(Fun, 1) ->
+    KeyBin = regent_write:key({Reg, Key}),
+    unique_only(Reg, update_value),
+    Self = self(),
+    case regent_read:lookup(Reg, Key) of
+        [{Self, Old}] ->
+            New = Fun(Old),
+            Args = {KeyBin, regent_name:encode_pid(Self), regent_write:value_bytes(value, New)},
+            case regent_write:write({Reg, Key}, set_meta_if_owner, Args) of
+                ok -> {New, Old};
+                {error, not_registered} -> error
+            end;
+        _ ->
+            error
+    end;
+update_value(_Reg, _Key, Fun) ->
+    error({badarg, {not_a_fun1, Fun}}).
+
+%% @equiv dispatch(Registry, Key, Dispatcher, [])
+-spec dispatch(registry(), key(), dispatcher()) -> ok.
+dispatch(Reg, Key, Dispatcher) ->
+    regent_read:dispatch(Reg, Key, Dispatcher, []).
+
+%% @doc Calls `Dispatcher' with every `{Pid, Value}' under `Key' in the
+%% cluster, in the caller's process, unless there is none, as
+%% `Registry.dispatch/4'. `Dispatcher' is a fun of one argument or
+%% `{M, F, A}' (called as `apply(M, F, [Entries | A])'). What it raises
+%% reaches the caller. `Opts' (`parallel') is accepted and ignored: there
+%% is one partition.
+-spec dispatch(registry(), key(), dispatcher(), list()) -> ok.
+dispatch(Reg, Key, Dispatcher, Opts) ->
+    regent_read:dispatch(Reg, Key, Dispatcher, Opts).
+
+%% @doc The registry metadata under `Key' (an atom or a tuple): `{ok, Value}'
+%% or `error', as `Registry.meta/2'. The same on every node.
+-spec meta(registry(), atom() | tuple()) -> {ok, term()} | error.
+meta(Reg, Key) ->
+    regent_read:meta(Reg, Key).
+
+%% @doc Stores registry metadata through the raft log, so every node reads
+%% the same value, as `Registry.put_meta/3'. Once this returns, `meta/2'
+%% on this node sees it.
+-spec put_meta(registry(), atom() | tuple(), term()) -> ok.
+put_meta(Reg, Key, Value) when is_atom(Key); is_tuple(Key) ->
+    KeyBin = regent_write:key(meta_key, Key),
+    regent_read:kind(Reg),
+    regent_write:write({Reg, Key}, meta_put,
+                       {KeyBin, regent_write:value_bytes(value, Value), always});
+put_meta(_Reg, Key, _Value) ->
+    error({badarg, {meta_key, Key}}).
+
+%% @doc Deletes registry metadata, cluster-wide, as `Registry.delete_meta/2'.
+-spec delete_meta(registry(), atom() | tuple()) -> ok.
+delete_meta(Reg, Key) when is_atom(Key); is_tuple(Key) ->
+    KeyBin = regent_write:key(meta_key, Key),
+    regent_read:kind(Reg),
+    regent_write:write({Reg, Key}, meta_del, KeyBin);
+delete_meta(_Reg, Key) ->
+    error({badarg, {meta_key, Key}}).
+
 %% ---- consistent reads and cluster state ----------------------------------
 
 %% @doc The owner of `Name' as of now, linearizable: the read goes through
 %% the raft log like a write, so it reflects every write acknowledged
 %% anywhere before it began.
 -spec whereis_name_consistent(via_name()) -> pid() | undefined.
-whereis_name_consistent(ViaName) ->
-    write(ViaName, read, key(ViaName)).
+whereis_name_consistent({Reg, Name, _Value}) ->
+    whereis_name_consistent({Reg, Name});
+whereis_name_consistent({Reg, _} = ViaName) ->
+    Key = regent_write:key(ViaName),
+    unique_only(Reg, whereis_name_consistent),
+    regent_write:write(ViaName, read, Key);
+whereis_name_consistent(Other) ->
+    error({badarg, {not_a_via_name, Other}}).
 
 %% @doc The member that leads the registry's raft cluster, if known.
 -spec get_leader(registry()) -> member_id() | undefined.
@@ -228,7 +496,7 @@ get_members(Reg) ->
 %% index, lag, readiness, number of names, the daemon's os pid and restarts.
 -spec status(registry()) -> map().
 status(Reg) ->
-    call(Reg, status, 5000).
+    regent_write:call(Reg, status, 5000).
 
 %% @doc True when the member serves writes: its daemon has started and the
 %% mirror holds the daemon's table.
@@ -244,7 +512,7 @@ await_ready(Reg) ->
 %% @doc Waits until {@link ready/1} is true, at most `Timeout' ms.
 -spec await_ready(registry(), timeout()) -> ok | {error, timeout}.
 await_ready(Reg, Timeout) ->
-    try call(Reg, await_ready, Timeout)
+    try regent_write:call(Reg, await_ready, Timeout)
     catch exit:{timeout, _} -> {error, timeout}
     end.
 
@@ -255,187 +523,29 @@ await_ready(Reg, Timeout) ->
 %% policy). Writes resume at once on this node.
 -spec recover(registry()) -> ok.
 recover(Reg) ->
-    call(Reg, recover, 30000).
+    regent_write:call(Reg, recover, 30000).
 
-%% ---- metadata and queries ------------------------------------------------
+%% ---- per-name metadata ---------------------------------------------------
 
-%% @doc Replaces the metadata of a registered name.
+%% @doc Replaces the metadata of a registered name, whoever calls.
 -spec set_metadata(via_name(), term()) -> ok | {error, not_registered}.
-set_metadata(ViaName, Meta) ->
-    write(ViaName, set_meta, {key(ViaName), meta_bytes(Meta)}).
+set_metadata({Reg, _} = ViaName, Meta) ->
+    Key = regent_write:key(ViaName),
+    unique_only(Reg, set_metadata),
+    regent_write:write(ViaName, set_meta, {Key, regent_write:value_bytes(metadata, Meta)});
+set_metadata(Other, _Meta) ->
+    error({badarg, {not_a_via_name, Other}}).
 
 %% @doc The metadata of a registered name (`undefined' when it was
 %% registered without any).
 -spec get_metadata(via_name()) -> {ok, term()} | {error, not_registered}.
 get_metadata({Reg, Name}) ->
-    case live_row(Reg, Name) of
-        [{_, _, Meta}] -> {ok, Meta};
-        [] -> {error, not_registered}
-    end.
-
-%% @doc `[{Pid, Meta}]' for `Name', or `[]' (as Elixir's Registry.lookup/2).
--spec lookup(registry(), name()) -> [{pid(), term()}].
-lookup(Reg, Name) ->
-    [{Pid, Meta} || {_, Pid, Meta} <- live_row(Reg, Name)].
-
-%% @doc The number of names in the table (including, for a moment, names of
-%% local processes that have just exited and are being cleaned up).
--spec count(registry()) -> non_neg_integer().
-count(Reg) ->
-    case ets:info(table(Reg), size) of
-        undefined -> exit({regent_not_running, Reg});
-        N -> N
-    end.
-
-%% @doc Runs an ETS match specification over `{Name, Pid, Meta}' rows, e.g.
-%% `regent:select(my_reg, [{{'$1', '$2', '_'}, [], [{{'$1', '$2'}}]}])'.
--spec select(registry(), ets:match_spec()) -> [term()].
-select(Reg, MatchSpec) ->
-    try ets:select(table(Reg), MatchSpec)
-    catch error:badarg ->
-            ets:info(Reg) =:= undefined andalso exit({regent_not_running, Reg}),
-            error({badarg, {bad_match_spec, MatchSpec}})
-    end.
-
-%% ---- internal ------------------------------------------------------------
-
-table(Reg) when is_atom(Reg) -> Reg;
-table(Reg) -> error({badarg, {not_a_registry_name, Reg}}).
-
-lookup_row(Reg, Name) ->
-    try ets:lookup(table(Reg), Name)
-    catch error:badarg -> exit({regent_not_running, Reg})
-    end.
-
-%% The row unless its owner is a local process that has exited.
-live_row(Reg, Name) ->
-    case lookup_row(Reg, Name) of
-        [{_, Pid, _}] = Row when node(Pid) =:= node() ->
-            case is_process_alive(Pid) of
-                true -> Row;
-                false -> []
-            end;
-        Row ->
-            Row
-    end.
-
-key({Reg, Name}) when is_atom(Reg) ->
-    case regent_name:encode(Name) of
-        {ok, Key} -> Key;
-        {error, {unsupported_term, T}} -> error({badarg, {unsupported_name_term, T}});
-        {error, Why} -> error({badarg, Why})
-    end;
-key(Other) ->
+    regent_read:get_metadata(Reg, Name);
+get_metadata(Other) ->
     error({badarg, {not_a_via_name, Other}}).
-
-meta_bytes(Meta) ->
-    Bin = term_to_binary(Meta),
-    byte_size(Bin) =< ?META_MAX orelse error({badarg, metadata_too_large}),
-    Bin.
-
-write({Reg, Name}, Kind, Args) ->
-    case call(Reg, {write, Kind, Args}, infinity) of
-        {error, unavailable} -> exit({regent_unavailable, {Reg, Name}});
-        {error, bad_request} -> error({badarg, {rejected_by_regentd, Name}});
-        Answer -> Answer
-    end.
-
-%% The member answers every write by its deadline, so calls wait without a
-%% timeout of their own. A member that stops (or is gone) while we wait is
-%% `regent_not_running', as when it was not there; a crash keeps its reason.
-call(Reg, Msg, Timeout) ->
-    case whereis(table(Reg)) of
-        undefined -> exit({regent_not_running, Reg});
-        Pid ->
-            try gen_server:call(Pid, Msg, Timeout)
-            catch exit:{Why, {gen_server, call, _}} when Why =:= noproc;
-                                                        Why =:= normal;
-                                                        Why =:= shutdown;
-                                                        element(1, Why) =:= shutdown ->
-                    exit({regent_not_running, Reg})
-            end
-    end.
 
 %% @private Opts over the application environment over the defaults,
 %% validated: what regent_member runs with.
 -spec options(options()) -> #{atom() => term()}.
-options(Opts) when is_list(Opts) ->
-    options(maps:from_list(Opts));
-options(Opts) when is_map(Opts) ->
-    Defaults = #{data_dir => default_data_dir(),
-                 register_timeout => 5000,
-                 voters => 3,
-                 conflict => kill,
-                 bind_host => <<"127.0.0.1">>,
-                 port_range => {0, 0},
-                 secret => undefined,
-                 snapshot_threshold => 8192,
-                 snapshot_trailing => 2048,
-                 tls => psk,
-                 daemon => filename:join(code:priv_dir(regent), "regentd")},
-    Env = maps:with(maps:keys(Defaults), maps:from_list(application:get_all_env(regent))),
-    M = maps:merge(maps:merge(Defaults, Env), Opts),
-    in_range(voters, M, 1, 7),
-    Host = unicode:characters_to_binary(maps:get(bind_host, M)),
-    byte_size(Host) =< 63 andalso
-        element(1, inet:parse_ipv4strict_address(binary_to_list(Host))) =:= ok
-        orelse error({badarg, {bind_host, Host}}),
-    in_range(snapshot_threshold, M, 16, 1 bsl 24),
-    in_range(snapshot_trailing, M, 0, 1 bsl 24),
-    Secret = secret(maps:get(secret, M)),
-    byte_size(Secret) >= 1 andalso byte_size(Secret) =< 1024
-        orelse error({badarg, {secret, size}}),
-    M#{bind_host := Host, secret := Secret, tls := tls(maps:get(tls, M))}.
-
-%% TLS on the raft port: `psk' (the default: a key derived from the cluster
-%% secret), `false', or certificates as for TLS distribution. Checked here,
-%% in the form the START frame carries: {Mode, CertFile, KeyFile, CaFile,
-%% Verify}.
-tls(psk) ->
-    {psk, <<>>, <<>>, <<>>, false};
-tls(false) ->
-    {off, <<>>, <<>>, <<>>, false};
-tls(Opts) when is_list(Opts) ->
-    tls(maps:from_list(Opts));
-tls(#{} = Opts) ->
-    Known = [certfile, keyfile, cacertfile, verify],
-    [error({badarg, {tls, {unknown_option, K}}}) || K <- maps:keys(Opts), not lists:member(K, Known)],
-    Verify = case maps:get(verify, Opts, verify_peer) of
-                 verify_peer -> true;
-                 verify_none -> false;
-                 V -> error({badarg, {tls, {verify, V}}})
-             end,
-    File = fun(K, Required) ->
-                   case maps:find(K, Opts) of
-                       {ok, F} -> tls_file(K, F);
-                       error when Required -> error({badarg, {tls, {missing, K}}});
-                       error -> <<>>
-                   end
-           end,
-    {cert, File(certfile, true), File(keyfile, true), File(cacertfile, Verify), Verify};
-tls(Other) ->
-    error({badarg, {tls, Other}}).
-
-tls_file(K, F) ->
-    try unicode:characters_to_binary(F) of
-        B when is_binary(B), byte_size(B) > 0, byte_size(B) =< 4096 -> B;
-        _ -> error({badarg, {tls, {K, F}}})
-    catch error:badarg -> error({badarg, {tls, {K, F}}})
-    end.
-
-in_range(Key, M, Min, Max) ->
-    V = maps:get(Key, M),
-    is_integer(V) andalso V >= Min andalso V =< Max
-        orelse error({badarg, {Key, V}}).
-
-default_data_dir() ->
-    case filelib:is_dir("/dev/shm") of
-        true -> "/dev/shm/regent";
-        false -> filename:basedir(user_cache, "regent")
-    end.
-
-%% The secret reaches regentd over the port, never argv or the environment.
-secret(undefined) ->
-    crypto:hash(sha256, ["regent:", atom_to_binary(erlang:get_cookie())]);
-secret(Secret) ->
-    iolist_to_binary(Secret).
+options(Opts) ->
+    regent_options:options(Opts).

@@ -217,11 +217,13 @@ handle_event({applied, [], Replies}, #st{synced = false} = S) ->
     S#st{held = S#st.held ++ Replies};
 handle_event({replies, Replies}, S) ->
     regent_outbox:daemon_replies(Replies, S);
-handle_event({dump, false, Rows}, S) ->
-    S#st{dump = [Rows | S#st.dump]};
-handle_event({dump, true, Rows}, S) ->
-    regent_mirror:synced(
-      regent_mirror:reconcile(lists:append(lists:reverse([Rows | S#st.dump])), S));
+handle_event({dump, false, Table, Rows}, S) ->
+    S#st{dump = [{Table, Rows} | S#st.dump]};
+handle_event({dump, true, Table, Rows}, S) ->
+    Frames = lists:reverse([{Table, Rows} | S#st.dump]),
+    Tables = maps:from_list([{T, lists:append([R || {T1, R} <- Frames, T1 =:= T])}
+                             || T <- [names, groups, meta]]),
+    regent_mirror:synced(regent_mirror:reconcile(Tables, S));
 handle_event({error, Msg}, #st{reg = Reg} = S) ->
     ?LOG_ERROR("regent ~p: regentd reported: ~ts", [Reg, Msg]),
     S.

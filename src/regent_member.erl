@@ -66,19 +66,26 @@ start_link(Reg, Opts) ->
 -spec init({atom(), map()}) -> {ok, #st{}}.
 init({Reg, Opts}) ->
     process_flag(trap_exit, true),
-    Reg = ets:new(Reg, [named_table, set, protected, {read_concurrency, true}]),
+    %% Rows are {Key, Pid, Value} in both kinds, so Registry's match
+    %% specifications run on the table as it is (regent_read).
+    Type = case maps:get(keys, Opts) of unique -> set; duplicate -> duplicate_bag end,
+    Compressed = [compressed || maps:get(compressed, Opts)],
+    Reg = ets:new(Reg, [named_table, Type, protected, {read_concurrency, true}
+                        | Compressed]),
     Dir = regent_data_dir:data_dir(Reg, Opts),
     ok = net_kernel:monitor_nodes(true),
     erlang:send_after(?ALIVE_MS, self(), alive),
     S = #st{reg = Reg, opts = Opts, dir = Dir, leaderless_since = ?NOW_MS()},
-    {ok, regent_discovery:start(S)}.
+    {ok, regent_discovery:start(regent_meta:init(S))}.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #st{}) ->
           {reply, term(), #st{}} | {noreply, #st{}}.
-handle_call({write, Kind, Args}, From, S) ->
-    Deadline = ?NOW_MS() + maps:get(register_timeout, S#st.opts),
-    {noreply, regent_outbox:submit(Kind, Args, From, Deadline, S)};
+handle_call({write, Kind, Args} = Call, From, S) ->
+    case lists:member(Kind, ?CALLER_WRITES) of
+        true -> write(Kind, Args, From, S);
+        false -> {reply, {error, {unknown_call, Call}}, S}
+    end;
 handle_call(status, From, S) ->
     regent_status:call(From, S);
 handle_call(recover, _From, S) ->
@@ -139,11 +146,16 @@ terminate(Reason, #st{port = Port, dir = Dir} = S) ->
     %% A deliberate stop ends this member's raft state, like a member that
     %% leaves its cluster; after a crash the restarted member resumes it.
     graceful(Reason) andalso regent_data_dir:remove_dir(Dir),
+    regent_meta:terminate(S),
     ok.
 
 %%%===================================================================
 %%% Internal functions
 %%%===================================================================
+
+write(Kind, Args, From, S) ->
+    Deadline = ?NOW_MS() + maps:get(register_timeout, S#st.opts),
+    {noreply, regent_outbox:submit(Kind, Args, From, Deadline, S)}.
 
 graceful(normal) -> true;
 graceful(shutdown) -> true;

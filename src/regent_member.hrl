@@ -26,7 +26,8 @@
 %%                                                  and tick messages)
 %%   synced, dump, held,         regent_mirror      regent_daemon
 %%     reclaim_on_dump
-%%   owned, watched, waiters     regent_mirror      -
+%%   owned, watched, waiters     regent_mirror      regent_duplicate
+%%   meta_tab, start_meta_put    regent_meta        -
 %%   status, status_waiters      regent_status      regent_daemon, regent_leave
 %%   peers, leader_since         regent_peers       -
 %%   leader_id                   regent_peers       regent_daemon, regent_leave
@@ -45,9 +46,15 @@
 %% The member's clock for timers and deadlines (ms, monotonic).
 -define(NOW_MS(), erlang:monotonic_time(millisecond)).
 
+%% The kinds of write a caller may ask of the member (regent_write).
+-define(CALLER_WRITES, [register, unregister, unregister_if_owner, set_meta, read,
+                        register_new, set_meta_if_owner, group_add, group_del,
+                        meta_put, meta_del]).
+
 -record(op, {from :: gen_server:from() | internal | {claim, term(), pid()},
              kind :: register | unregister | unregister_if_owner | set_meta | read
-                   | purge_node,
+                   | purge_node | register_new | set_meta_if_owner | group_add
+                   | group_del | meta_put | meta_del,
              bin :: binary(),
              deadline :: integer() | infinity,
              %% A registration of a pid on a connected node that runs no
@@ -66,12 +73,16 @@
              outbox = [] :: [pos_integer()],
              flush_queued = false :: boolean(),
              held = [] :: [regent_proto:reply()],
-             dump = [] :: [[regent_proto:row()]],
+             dump = [] :: [{regent_proto:table(), [regent_proto:row()]}],
              %% The next DUMP comes from a daemon that started without state
              %% (first start, lost data dir, a cluster joined after a
              %% dissolve): only then may names it lacks be re-claimed.
              reclaim_on_dump = false :: boolean(),
              owned = #{} :: #{pid() => {reference(), #{binary() => true}}},
+             %% The registry metadata mirror (regent_meta), and whether the
+             %% `meta' option's values were put in the cluster yet.
+             meta_tab :: ets:tid() | undefined,
+             start_meta_put = false :: boolean(),
              %% Remote owners on nodes with no member of this registry
              %% (nobody else would see them exit), registered through us.
              watched = #{} :: #{pid() => {reference(), #{binary() => true}}},

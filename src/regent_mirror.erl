@@ -15,43 +15,67 @@
 %% `watched' and `waiters'. Called by regent_daemon (APPLIED and DUMP
 %% frames), regent_outbox (watch_of/3 when an op is submitted, watch/3 when
 %% it is answered) and regent_member ('DOWN' messages, await_ready calls).
-%% Notifications to listeners (subscriptions) would be sent where change/2
-%% applies a change, from a regent_events module beside this one.
+%% Listeners are told where change/2 applies a change (regent_events).
+%% Changes of the duplicate-key table go to regent_duplicate, those of the
+%% registry metadata to regent_meta; a member ignores the changes of the
+%% other kind of table than its registry's.
 -module(regent_mirror).
 
 -export([change/2, owner_down/3, reconcile/2, synced/1, await_ready/2,
-         watch_of/3, watch/3]).
+         watch_of/3, watch/3, track/3, untrack/3]).
 
 -include_lib("kernel/include/logger.hrl").
 -include("regent_member.hrl").
 
 %% @private
 -spec change(regent_proto:change(), #st{}) -> #st{}.
-change({put, Key, PidBin, MetaBin}, #st{reg = Tab} = S) ->
+change(Change, S) ->
+    case {table_of(Change), maps:get(keys, S#st.opts)} of
+        {names, unique} -> name_change(Change, S);
+        {groups, duplicate} -> regent_duplicate:change(Change, S);
+        {meta, _} -> regent_meta:change(Change, S);
+        _ -> S % the other kind's table: not this registry's
+    end.
+
+table_of(C) when element(1, C) =:= put; element(1, C) =:= del;
+                 element(1, C) =:= del_purge -> names;
+table_of(C) when element(1, C) =:= meta_put; element(1, C) =:= meta_del -> meta;
+table_of(_) -> groups.
+
+name_change({put, Key, PidBin, MetaBin}, #st{reg = Tab} = S) ->
     Name = regent_name:decode(Key),
     Pid = regent_name:decode(PidBin),
+    Value = meta(MetaBin),
     S1 = case ets:lookup(Tab, Name) of
-             [{_, Old, _}] when Old =/= Pid -> untrack(Old, Key, S);
-             _ -> S
+             [{_, Pid, _}] ->
+                 S;
+             [{_, Old, _}] ->
+                 regent_events:unregistered(Name, Old, S),
+                 regent_events:registered(Name, Pid, Value, S),
+                 untrack(Old, Key, S);
+             [] ->
+                 regent_events:registered(Name, Pid, Value, S),
+                 S
          end,
-    true = ets:insert(Tab, {Name, Pid, meta(MetaBin)}),
+    true = ets:insert(Tab, {Name, Pid, Value}),
     track(Pid, Key, S1);
-change({del, Key}, #st{reg = Tab} = S) ->
+name_change({del, Key}, #st{reg = Tab} = S) ->
     Name = regent_name:decode(Key),
     case ets:lookup(Tab, Name) of
         [{_, Old, _}] ->
             true = ets:delete(Tab, Name),
+            regent_events:unregistered(Name, Old, S),
             untrack(Old, Key, S);
         [] ->
             S
     end;
-change({del_purge, Key}, #st{reg = Tab} = S) ->
+name_change({del_purge, Key}, #st{reg = Tab} = S) ->
     %% Our node was seen down (a partition) while this owner lived on:
     %% claim the name back; if another live process got it meanwhile, the
     %% conflict policy decides.
     Name = regent_name:decode(Key),
     Row = ets:lookup(Tab, Name),
-    S1 = change({del, Key}, S),
+    S1 = name_change({del, Key}, S),
     case Row of
         [{_, Pid, Meta}] when node(Pid) =:= node() ->
             case is_process_alive(Pid) of
@@ -65,7 +89,9 @@ change({del_purge, Key}, #st{reg = Tab} = S) ->
 meta(<<>>) -> undefined;
 meta(Bin) -> binary_to_term(Bin).
 
+%% @private
 %% Local owners are monitored by this member; remote ones by theirs.
+-spec track(pid(), binary(), #st{}) -> #st{}.
 track(Pid, Key, S) when node(Pid) =:= node() ->
     Owned = S#st.owned,
     case maps:find(Pid, Owned) of
@@ -78,6 +104,8 @@ track(Pid, Key, S) when node(Pid) =:= node() ->
 track(_Pid, _Key, S) ->
     S.
 
+%% @private
+-spec untrack(pid(), binary(), #st{}) -> #st{}.
 untrack(Pid, Key, S) ->
     Owned = S#st.owned,
     case maps:find(Pid, Owned) of
@@ -104,9 +132,13 @@ owner_down(MRef, Pid, S) ->
 
 unregister_keys(Pid, Keys, S) ->
     PidBin = regent_name:encode_pid(Pid),
+    Unregister = case maps:get(keys, S#st.opts) of
+                     unique -> fun(Key) -> {unregister_if_owner, {Key, PidBin}} end;
+                     duplicate -> fun(Key) -> {group_del, {Key, PidBin, all, <<>>}} end
+                 end,
     lists:foldl(fun(Key, Acc) ->
-                        regent_outbox:submit(unregister_if_owner, {Key, PidBin}, internal,
-                                             infinity, Acc)
+                        {Kind, Args} = Unregister(Key),
+                        regent_outbox:submit(Kind, Args, internal, infinity, Acc)
                 end, S, maps:keys(Keys)).
 
 %% @private
@@ -142,19 +174,29 @@ watch(_Op, _Result, S) ->
 %% right to lack a name: the log removed it (an unregister, a purge), and a
 %% re-claim would bring back a name its owner or someone else unregistered
 %% (found by the nemesis test after a kill -9 of a daemon).
--spec reconcile([regent_proto:row()], #st{}) -> #st{}.
-reconcile(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclaim} = S0) ->
+-spec reconcile(#{regent_proto:table() => [regent_proto:row()]}, #st{}) -> #st{}.
+reconcile(#{names := Names, groups := Groups, meta := Meta}, S0) ->
+    S1 = regent_meta:reconcile(Meta, S0),
+    case maps:get(keys, S0#st.opts) of
+        unique -> reconcile_names(Names, S1);
+        duplicate -> regent_duplicate:reconcile(Groups, S1)
+    end.
+
+reconcile_names(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclaim} = S0) ->
     [erlang:demonitor(MRef, [flush]) || {MRef, _} <- maps:values(Owned0)],
     Fresh = maps:from_list([{regent_name:decode(K), {K, P, M}}
                             || {K, P, M} <- Rows]),
     Lost = [Row || {Name, _, _} = Row <- ets:tab2list(Tab),
                    not is_map_key(Name, Fresh)],
-    [true = ets:delete(Tab, Name) || {Name, _, _} <- Lost],
-    S1 = lists:foldl(fun({K, P, M}, Acc) -> change({put, K, P, M}, Acc) end,
+    [begin
+         true = ets:delete(Tab, Name),
+         regent_events:unregistered(Name, Pid, S0)
+     end || {Name, Pid, _} <- Lost],
+    S1 = lists:foldl(fun({K, P, M}, Acc) -> name_change({put, K, P, M}, Acc) end,
                      S0#st{owned = #{}}, Rows),
     Reclaim = [Row || MayReclaim, {_, Pid, _} = Row <- Lost,
                       node(Pid) =:= node(), is_process_alive(Pid)],
-    ?LOG_NOTICE("regent ~p: mirror synced with regentd: ~p names, ~p dropped, "
+    ?LOG_INFO("regent ~p: mirror synced with regentd: ~p names, ~p dropped, "
                 "~p re-claimed, ~p local owners monitored",
                 [S0#st.reg, length(Rows), length(Lost) - length(Reclaim),
                  length(Reclaim), map_size(S1#st.owned)]),
@@ -163,7 +205,8 @@ reconcile(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclaim} = S
 %% @private
 -spec synced(#st{}) -> #st{}.
 synced(S0) ->
-    S1 = regent_outbox:replies(S0#st.held, S0#st{synced = true, held = [], dump = []}),
+    S1 = regent_meta:start_meta(
+           regent_outbox:replies(S0#st.held, S0#st{synced = true, held = [], dump = []})),
     S2 = lists:foldl(fun regent_merge:claim/2, S1#st{claims = []},
                      regent_merge:pending_claims(S1)),
     [gen_server:reply(W, ok) || W <- S2#st.waiters],

@@ -58,7 +58,19 @@ encode_op(set_meta, Ref, {Key, Meta}) ->
 encode_op(read, Ref, Key) ->
     regent_proto:op_read(Ref, Key);
 encode_op(purge_node, Ref, Node) ->
-    regent_proto:op_purge_node(Ref, Node, any, 0).
+    regent_proto:op_purge_node(Ref, Node, any, 0);
+encode_op(register_new, Ref, {Key, Pid, Value, Replace}) ->
+    regent_proto:op_register_new(Ref, Key, Pid, Value, Replace);
+encode_op(set_meta_if_owner, Ref, {Key, Pid, Value}) ->
+    regent_proto:op_set_meta_if_owner(Ref, Key, Pid, Value);
+encode_op(group_add, Ref, {Key, Pid, Value}) ->
+    regent_proto:op_group_add(Ref, Key, Pid, Value);
+encode_op(group_del, Ref, {Key, Pid, Which, Value}) ->
+    regent_proto:op_group_del(Ref, Key, Pid, Which, Value);
+encode_op(meta_put, Ref, {Key, Value, When}) ->
+    regent_proto:op_meta_put(Ref, Key, Value, When);
+encode_op(meta_del, Ref, Key) ->
+    regent_proto:op_meta_del(Ref, Key).
 
 %% @private
 %% Every unanswered op goes out again (to a new daemon or a new leader),
@@ -170,7 +182,16 @@ answer(#op{from = From}, bad, _, _S) ->
     gen_server:reply(From, {error, bad_request});
 answer(#op{from = From, kind = register}, Result, _, _S) ->
     gen_server:reply(From, case Result of ok -> yes; no -> no end);
-answer(#op{from = From, kind = set_meta}, not_found, _, _S) ->
+answer(#op{from = From, kind = register_new}, ok, _, _S) ->
+    gen_server:reply(From, {ok, self()}); % the member, as Registry's owner
+answer(#op{from = From, kind = register_new}, no, Holder, _S) ->
+    gen_server:reply(From, {error, {already_registered, regent_name:decode(Holder)}});
+answer(#op{from = From, kind = group_add}, no, _, _S) ->
+    gen_server:reply(From, {error, full});
+answer(#op{from = From, kind = group_add}, ok, _, _S) ->
+    gen_server:reply(From, {ok, self()});
+answer(#op{from = From, kind = Kind}, not_found, _, _S)
+  when Kind =:= set_meta; Kind =:= set_meta_if_owner ->
     gen_server:reply(From, {error, not_registered});
 answer(#op{from = From, kind = read}, ok, <<>>, _S) ->
     gen_server:reply(From, undefined);

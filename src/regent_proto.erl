@@ -10,6 +10,8 @@
          op_ref/1,
          op_register/5, op_unregister/2, op_unregister_if_owner/3,
          op_set_meta/3, op_purge_node/4, op_read/2, op_settle/1,
+         op_register_new/5, op_set_meta_if_owner/4, op_group_add/4,
+         op_group_del/5, op_meta_put/4, op_meta_del/2,
          decode/1]).
 
 -define(V, 1).
@@ -24,8 +26,16 @@
 -type reply() :: {Ref :: pos_integer(), result(), Payload :: binary()}.
 -type change() :: {put, Key :: binary(), Pid :: binary(), Meta :: binary()}
                 | {del, Key :: binary()}
-               | {del_purge, Key :: binary()}.
+                | {del_purge, Key :: binary()}
+                | {group_add, Key :: binary(), Pid :: binary(), Value :: binary()}
+                | {group_del, Key :: binary(), Pid :: binary(), all | binary()}
+                | {group_del_purge, Key :: binary(), Pid :: binary()}
+                | {meta_put, Key :: binary(), Value :: binary()}
+                | {meta_del, Key :: binary()}.
+%% A row of a DUMP: a name (key, pid, meta), a duplicate-key entry (name,
+%% pid, value list) or registry metadata (key, <<>>, value).
 -type row() :: {Key :: binary(), Pid :: binary(), Meta :: binary()}.
+-type table() :: names | groups | meta.
 -type event() :: {started, Id :: pos_integer(), RaftPort :: inet:port_number(),
                   Resumed :: boolean()}
                | {applied, [change()], [reply()]}
@@ -35,9 +45,9 @@
                              Address :: binary()}]}
                | {changed, Ref :: pos_integer(), Status :: non_neg_integer()}
                | {status, map()}
-               | {dump, Last :: boolean(), [row()]}
+               | {dump, Last :: boolean(), table(), [row()]}
                | {error, binary()}.
--export_type([event/0, change/0, reply/0, row/0]).
+-export_type([event/0, change/0, reply/0, row/0, table/0]).
 
 %% ---- member -> daemon ----------------------------------------------------
 
@@ -136,6 +146,43 @@ op_purge_node(Ref, Node, Creation, _) ->
 op_read(Ref, Key) ->
     <<6, Ref:64, (blob(Key))/binary>>.
 
+%% @doc REGISTER_NEW (Registry's register/3): like REGISTER, but `no' also
+%% when `Pid' already holds the name.
+-spec op_register_new(pos_integer(), binary(), binary(), binary(), binary()) -> binary().
+op_register_new(Ref, Key, Pid, Meta, Replace) ->
+    <<8, Ref:64, (blob(Key))/binary, (blob(Pid))/binary, (blob(Meta))/binary,
+      (blob(Replace))/binary>>.
+
+%% @doc SET_META_IF_OWNER (Registry's update_value/3): `not_found' unless
+%% `Pid' holds the name.
+-spec op_set_meta_if_owner(pos_integer(), binary(), binary(), binary()) -> binary().
+op_set_meta_if_owner(Ref, Key, Pid, Meta) ->
+    <<9, Ref:64, (blob(Key))/binary, (blob(Pid))/binary, (blob(Meta))/binary>>.
+
+%% @doc GROUP_ADD: one more value for (Key, Pid) in the duplicate-key table;
+%% `no' when that pid's values under the key would pass 1 MiB.
+-spec op_group_add(pos_integer(), binary(), binary(), binary()) -> binary().
+op_group_add(Ref, Key, Pid, Value) ->
+    <<10, Ref:64, (blob(Key))/binary, (blob(Pid))/binary, (blob(Value))/binary>>.
+
+%% @doc GROUP_DEL: (Key, Pid)'s values equal to `Value', or all of them.
+-spec op_group_del(pos_integer(), binary(), binary(), all | binary(), binary()) -> binary().
+op_group_del(Ref, Key, Pid, all, _) ->
+    <<11, Ref:64, (blob(Key))/binary, (blob(Pid))/binary, 1, (blob(<<>>))/binary>>;
+op_group_del(Ref, Key, Pid, one, Value) ->
+    <<11, Ref:64, (blob(Key))/binary, (blob(Pid))/binary, 0, (blob(Value))/binary>>.
+
+%% @doc META_PUT: registry metadata; with `if_absent' only when the key has
+%% no value yet (the `meta' option given at start).
+-spec op_meta_put(pos_integer(), binary(), binary(), always | if_absent) -> binary().
+op_meta_put(Ref, Key, Value, When) ->
+    <<12, Ref:64, (blob(Key))/binary, (blob(Value))/binary,
+      (case When of if_absent -> 1; always -> 0 end)>>.
+
+-spec op_meta_del(pos_integer(), binary()) -> binary().
+op_meta_del(Ref, Key) ->
+    <<13, Ref:64, (blob(Key))/binary>>.
+
 %% @doc SETTLE: every op of this member with a ref below `Below' has been
 %% answered, so the FSM may forget them (it keeps the (origin, ref) of
 %% applied writes to skip a second copy of a re-sent op). Ref 0: no reply.
@@ -168,9 +215,9 @@ decode(<<?V, 16#84, State, Leader:64, Term:64, Applied:64, Commit:64,
                term => Term, applied => Applied, commit => Commit,
                last_index => Last, synced => Synced =:= 1,
                io_error => IoError, rss => Rss}};
-decode(<<?V, 16#85, Last, N:32, Rest/binary>>) ->
+decode(<<?V, 16#85, Last, Table, N:32, Rest/binary>>) ->
     {Rows, <<>>} = rows(N, Rest, []),
-    {dump, Last =:= 1, Rows};
+    {dump, Last =:= 1, element(Table + 1, {names, groups, meta}), Rows};
 decode(<<?V, 16#8F, L:32, Msg:L/binary>>) ->
     {error, Msg};
 decode(Frame) ->
@@ -185,7 +232,20 @@ changes(N, <<1, KL:32, K:KL/binary, PL:32, P:PL/binary, ML:32, M:ML/binary,
 changes(N, <<2, KL:32, K:KL/binary, Rest/binary>>, Acc) ->
     changes(N - 1, Rest, [{del, K} | Acc]);
 changes(N, <<3, KL:32, K:KL/binary, Rest/binary>>, Acc) ->
-    changes(N - 1, Rest, [{del_purge, K} | Acc]).
+    changes(N - 1, Rest, [{del_purge, K} | Acc]);
+changes(N, <<4, KL:32, K:KL/binary, PL:32, P:PL/binary, VL:32, V:VL/binary,
+             Rest/binary>>, Acc) ->
+    changes(N - 1, Rest, [{group_add, K, P, V} | Acc]);
+changes(N, <<5, KL:32, K:KL/binary, PL:32, P:PL/binary, All, VL:32, V:VL/binary,
+             Rest/binary>>, Acc) ->
+    What = case All of 1 -> all; 0 -> V end,
+    changes(N - 1, Rest, [{group_del, K, P, What} | Acc]);
+changes(N, <<6, KL:32, K:KL/binary, PL:32, P:PL/binary, Rest/binary>>, Acc) ->
+    changes(N - 1, Rest, [{group_del_purge, K, P} | Acc]);
+changes(N, <<7, KL:32, K:KL/binary, VL:32, V:VL/binary, Rest/binary>>, Acc) ->
+    changes(N - 1, Rest, [{meta_put, K, V} | Acc]);
+changes(N, <<8, KL:32, K:KL/binary, Rest/binary>>, Acc) ->
+    changes(N - 1, Rest, [{meta_del, K} | Acc]).
 
 replies(0, Rest, Acc) ->
     {lists:reverse(Acc), Rest};

@@ -1,0 +1,169 @@
+%% @doc The options a registry's member runs with: the caller's options
+%% over the `regent' application environment over the defaults, every one
+%% checked before anything starts.
+%%
+%% An unknown option, or a known one with a value of the wrong type or out
+%% of range, raises `{badarg, {Option, Value}}' (`{badarg, {unknown_option,
+%% {Option, Value}}}' for an unknown one), so a typo never starts a
+%% registry that silently does something else. Registry's options (`keys',
+%% `listeners', `meta', `partitions', `compressed') are checked as Elixir's
+%% Registry checks them.
+-module(regent_options).
+
+-export([options/1]).
+
+-define(META_MAX, 65536).
+
+%% @private
+-spec options(regent:options()) -> #{atom() => term()}.
+options(Opts) when is_list(Opts) ->
+    [error({badarg, {not_an_option, O}}) || O <- Opts, not is_option_pair(O)],
+    options(maps:from_list(Opts));
+options(Opts) when is_map(Opts) ->
+    Defaults = defaults(),
+    [error({badarg, {unknown_option, {K, V}}})
+     || {K, V} <- maps:to_list(Opts), not is_map_key(K, Defaults), K =/= name],
+    Env = maps:with(maps:keys(Defaults), maps:from_list(application:get_all_env(regent))),
+    M = maps:remove(name, maps:merge(maps:merge(Defaults, Env), Opts)),
+    maps:map(fun check/2, M);
+options(Opts) ->
+    error({badarg, {options, Opts}}).
+
+is_option_pair({K, _}) -> is_atom(K);
+is_option_pair(_) -> false.
+
+defaults() ->
+    #{data_dir => default_data_dir(),
+      register_timeout => 5000,
+      voters => 3,
+      conflict => kill,
+      bind_host => <<"127.0.0.1">>,
+      port_range => {0, 0},
+      secret => undefined,
+      snapshot_threshold => 8192,
+      snapshot_trailing => 2048,
+      tls => psk,
+      daemon => filename:join(code:priv_dir(regent), "regentd"),
+      %% Elixir Registry's options
+      keys => unique,
+      listeners => [],
+      meta => [],
+      partitions => 1,
+      compressed => false}.
+
+check(data_dir, V) -> path(data_dir, V);
+check(daemon, V) -> path(daemon, V);
+check(register_timeout, V) -> in_range(register_timeout, V, 1, 1 bsl 32);
+check(voters, V) -> in_range(voters, V, 1, 7);
+check(snapshot_threshold, V) -> in_range(snapshot_threshold, V, 16, 1 bsl 24);
+check(snapshot_trailing, V) -> in_range(snapshot_trailing, V, 0, 1 bsl 24);
+check(partitions, V) -> in_range(partitions, V, 1, 1 bsl 32);
+check(conflict, V) -> conflict(V);
+check(bind_host, V) -> bind_host(V);
+check(port_range, {Lo, Hi} = V) when is_integer(Lo), is_integer(Hi), Lo >= 0,
+                                     Hi >= Lo, Hi =< 65535 -> V;
+check(secret, V) -> secret(V);
+check(tls, V) -> tls(V);
+check(keys, V) when V =:= unique; V =:= duplicate -> V;
+check(compressed, V) when is_boolean(V) -> V;
+check(listeners, V) when is_list(V) ->
+    lists:all(fun is_atom/1, V) orelse error({badarg, {listeners, V}}),
+    V;
+check(meta, V) -> meta(V);
+check(K, V) -> error({badarg, {K, V}}).
+
+in_range(Key, V, Min, Max) ->
+    is_integer(V) andalso V >= Min andalso V =< Max
+        orelse error({badarg, {Key, V}}),
+    V.
+
+path(Key, V) ->
+    try unicode:characters_to_list(V) of
+        L when is_list(L), L =/= [] -> L;
+        _ -> error({badarg, {Key, V}})
+    catch error:badarg -> error({badarg, {Key, V}})
+    end.
+
+conflict(kill) -> kill;
+conflict(notify) -> notify;
+conflict({resolve, F} = V) when is_function(F, 3) -> V;
+conflict(V) -> error({badarg, {conflict, V}}).
+
+bind_host(V) ->
+    Host = try unicode:characters_to_binary(V)
+           catch error:badarg -> error({badarg, {bind_host, V}})
+           end,
+    is_binary(Host) andalso byte_size(Host) =< 63 andalso
+        element(1, inet:parse_ipv4strict_address(binary_to_list(Host))) =:= ok
+        orelse error({badarg, {bind_host, V}}),
+    Host.
+
+%% Registry metadata given at start: `[{Key, Value}]' with atom or tuple
+%% keys, as `regent:put_meta/3' takes them.
+meta(V) when is_list(V) ->
+    [error({badarg, {meta, V}}) || E <- V, not is_meta_entry(E)],
+    V;
+meta(V) ->
+    error({badarg, {meta, V}}).
+
+is_meta_entry({K, Value}) when is_atom(K); is_tuple(K) ->
+    element(1, regent_name:encode(K)) =:= ok andalso
+        erlang:external_size(Value) =< ?META_MAX;
+is_meta_entry(_) ->
+    false.
+
+%% TLS on the raft port: `psk' (the default: a key derived from the cluster
+%% secret), `false', or certificates as for TLS distribution. Checked here,
+%% in the form the START frame carries: {Mode, CertFile, KeyFile, CaFile,
+%% Verify}.
+tls(psk) ->
+    {psk, <<>>, <<>>, <<>>, false};
+tls(false) ->
+    {off, <<>>, <<>>, <<>>, false};
+tls({_, _, _, _, _} = AlreadyChecked) ->
+    AlreadyChecked;
+tls(Opts) when is_list(Opts) ->
+    [error({badarg, {tls, Opts}}) || O <- Opts, not is_option_pair(O)],
+    tls(maps:from_list(Opts));
+tls(#{} = Opts) ->
+    Known = [certfile, keyfile, cacertfile, verify],
+    [error({badarg, {tls, {unknown_option, K}}}) || K <- maps:keys(Opts), not lists:member(K, Known)],
+    Verify = case maps:get(verify, Opts, verify_peer) of
+                 verify_peer -> true;
+                 verify_none -> false;
+                 V -> error({badarg, {tls, {verify, V}}})
+             end,
+    File = fun(K, Required) ->
+                   case maps:find(K, Opts) of
+                       {ok, F} -> tls_file(K, F);
+                       error when Required -> error({badarg, {tls, {missing, K}}});
+                       error -> <<>>
+                   end
+           end,
+    {cert, File(certfile, true), File(keyfile, true), File(cacertfile, Verify), Verify};
+tls(Other) ->
+    error({badarg, {tls, Other}}).
+
+tls_file(K, F) ->
+    try unicode:characters_to_binary(F) of
+        B when is_binary(B), byte_size(B) > 0, byte_size(B) =< 4096 -> B;
+        _ -> error({badarg, {tls, {K, F}}})
+    catch error:badarg -> error({badarg, {tls, {K, F}}})
+    end.
+
+default_data_dir() ->
+    case filelib:is_dir("/dev/shm") of
+        true -> "/dev/shm/regent";
+        false -> filename:basedir(user_cache, "regent")
+    end.
+
+%% The secret reaches regentd over the port, never argv or the environment.
+secret(undefined) ->
+    crypto:hash(sha256, ["regent:", atom_to_binary(erlang:get_cookie())]);
+secret(Secret) ->
+    B = try iolist_to_binary(Secret)
+        catch error:badarg -> error({badarg, {secret, not_iodata}})
+        end,
+    byte_size(B) >= 1 andalso byte_size(B) =< 1024
+        orelse error({badarg, {secret, size}}),
+    B.
