@@ -1,0 +1,8 @@
+defmodule RegentDoctestTest do
+  # Registry's own documented examples (Elixir 1.14's moduledoc and
+  # function docs), ported to Regent in lib/regent.ex's docs and run here
+  # on one node against real daemons; regent_cluster_test.exs runs them
+  # across three nodes.
+  use ExUnit.Case, async: false
+  doctest Regent
+end
