@@ -9,8 +9,10 @@
  * encoded keys, NEW_PID/NEWER_REFERENCE/V4_PORT, nesting depth <= 64,
  * <= 1024 bytes and exactly one term. Byte strings marked "OTP" were printed
  * by term_to_binary(T, [{minor_version, 2}]) on OTP 25. Then rg_canon_pid,
- * and a 200k-input robustness loop (random and mutated byte strings, fixed
- * seed) with cross-checks that must hold for any input. */
+ * rg_canon_prefix (the canonical term in front of other bytes, as the group
+ * table splits its keys), and a 200k-input robustness loop (random and
+ * mutated byte strings, fixed seed) with cross-checks that must hold for any
+ * input, the prefix's among them. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,21 @@ static bool canon_exact(const uint8_t *p, size_t n)
     bool ok = rg_canon_check(d, n);
     free(d);
     return ok;
+}
+
+/* rg_canon_prefix on an exact-size heap copy, for the same reason. */
+static size_t prefix_exact(const uint8_t *p, size_t n)
+{
+    uint8_t *d = malloc(n ? n : 1);
+    if (d == NULL) {
+        abort();
+    }
+    if (n > 0) {
+        memcpy(d, p, n);
+    }
+    size_t k = rg_canon_prefix(d, n);
+    free(d);
+    return k;
 }
 
 static void expect_canon(bool want, const uint8_t *p, size_t n, int line)
@@ -455,6 +472,61 @@ static void test_pid_view(void)
     CHECK(!rg_canon_pid(NULL, 0, &v));
 }
 
+/* ---- rg_canon_prefix ---------------------------------------------------- */
+
+/* The group table's keys are a name followed by a pid (group.h); the prefix
+ * is how the name is split off again, so it must be exactly the canonical
+ * term in front, whatever follows, and nothing when there is none. */
+static void test_prefix(void)
+{
+    static const uint8_t pair[] = {104, 2, 119, 1, 'x', 97, 1, /* {x,1} */
+                                   88,  119, 3, 'a', '@', 'h', 0, 0, 0, 1,
+                                   0,   0,   0, 0,   0,   0,   0, 1};
+    CHECK(prefix_exact(pair, sizeof pair) == 7);
+    CHECK(prefix_exact(pair, 7) == 7); /* the name alone */
+    CHECK(prefix_exact(pair + 7, sizeof pair - 7) == sizeof pair - 7); /* a pid */
+    for (size_t n = 0; n < 7; n++) {
+        CHECK(prefix_exact(pair, n) == 0); /* every truncation of the name */
+    }
+    static const uint8_t none[1] = {0};
+    CHECK(prefix_exact(none, 0) == 0);
+    CHECK(rg_canon_prefix(NULL, 0) == 0);
+    static const uint8_t two[] = {97, 1, 97, 2};
+    CHECK(prefix_exact(two, sizeof two) == 2); /* the first of two terms */
+    static const uint8_t trail[] = {106, 0, 0xFF};
+    CHECK(prefix_exact(trail, sizeof trail) == 1); /* any bytes may follow */
+    static const uint8_t not_canon[] = {98, 0, 0, 0, 1, 97, 1};
+    CHECK(prefix_exact(not_canon, sizeof not_canon) == 0); /* 1 as INTEGER */
+    static const uint8_t versioned[] = {131, 97, 1};
+    CHECK(prefix_exact(versioned, sizeof versioned) == 0);
+
+    /* The name limit holds for the prefix too. */
+    struct rg_wbuf w;
+    rg_wbuf_init(&w);
+    put_binary(&w, RG_NAME_MAX - 5); /* exactly 1024 bytes */
+    rg_wbuf_put(&w, "\x61\x01", 2);
+    CHECK(prefix_exact(w.data, w.len) == RG_NAME_MAX);
+    rg_wbuf_reset(&w);
+    put_binary(&w, RG_NAME_MAX - 4); /* 1025 bytes */
+    CHECK(prefix_exact(w.data, w.len) == 0);
+    rg_wbuf_u8(&w, RG_ETF_NIL);
+    CHECK(prefix_exact(w.data, w.len) == 0);
+    rg_wbuf_free(&w);
+
+    /* Too deep is not a term, in front of something or not. */
+    rg_wbuf_init(&w);
+    put_nested(&w, RG_ETF_SMALL_TUPLE, RG_TERM_DEPTH + 1);
+    size_t deep = w.len;
+    rg_wbuf_u8(&w, RG_ETF_NIL);
+    CHECK(prefix_exact(w.data, deep) == 0 && prefix_exact(w.data, w.len) == 0);
+    rg_wbuf_reset(&w);
+    put_nested(&w, RG_ETF_SMALL_TUPLE, RG_TERM_DEPTH);
+    deep = w.len;
+    rg_wbuf_u8(&w, RG_ETF_NIL);
+    CHECK(prefix_exact(w.data, w.len) == deep);
+    rg_wbuf_free(&w);
+}
+
 /* ---- robustness --------------------------------------------------------- */
 
 /* Canonical seeds the mutator starts from. */
@@ -554,8 +626,15 @@ static bool properties_hold(const uint8_t *p, size_t n)
     if (rg_canon_pid(p, n, &v) && !ok) {
         return false;
     }
+    size_t k0 = prefix_exact(p, n);
+    if (k0 > 0 && !canon_exact(p, k0)) {
+        return false; /* a prefix is always a canonical term */
+    }
     if (!ok) {
         return true;
+    }
+    if (k0 != n) {
+        return false;
     }
     for (size_t k = 0; k < n; k++) {
         if (canon_exact(p, k)) {
@@ -566,7 +645,7 @@ static bool properties_hold(const uint8_t *p, size_t n)
     if (n < sizeof ext) {
         memcpy(ext, p, n);
         ext[n] = RG_ETF_NIL;
-        return !canon_exact(ext, n + 1);
+        return !canon_exact(ext, n + 1) && prefix_exact(ext, n + 1) == n;
     }
     return true;
 }
@@ -603,6 +682,7 @@ int main(void)
     test_depth();
     test_whole_input();
     test_pid_view();
+    test_prefix();
     test_random();
     UNIT_DONE("test_canon");
 }

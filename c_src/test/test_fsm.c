@@ -18,7 +18,18 @@
  * answered; SETTLE answers nothing, changes nothing and makes its origin's
  * smaller refs apply again. Snapshots carry the set (same state, same
  * bytes, whatever the order it was built in); a restore refuses a damaged
- * set and then keeps both table and set. */
+ * set and then keeps both table and set.
+ * The Registry ops: REGISTER_NEW answers NO with the holder even when that
+ * is its own pid; SET_META_IF_OWNER is NOT_FOUND for a free name or another
+ * pid; GROUP_ADD / GROUP_DEL on the duplicate-key table (values in order,
+ * copies kept, one value or all removed, NO at the list cap) and their
+ * change records; PURGE_NODE's GROUP_DEL_PURGE per group entry after the
+ * names' DEL_PURGEs; META_PUT (always / if absent) and META_DEL; a second
+ * copy of each new write kind is skipped. Snapshots (RGS3) hold the names,
+ * groups and metadata tables, each sorted: equal states give equal bytes,
+ * a restored one re-snapshots identically, and a restore refuses malformed
+ * group rows, value lists and metadata rows (and the earlier RGS1/RGS2
+ * layouts) with every table unchanged. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +37,13 @@
 #include "canon.h"
 #include "cmd.h"
 #include "fsm.h"
+#include "group.h"
 #include "limits.h"
 #include "unit.h"
 
 #define SELF 7
 #define OTHER 9
-#define MAGIC 0x52475332u /* "RGS2" */
+#define MAGIC 0x52475333u /* "RGS3" */
 
 static const struct rg_sipkey key_a = {1, 2};
 static const struct rg_sipkey key_b = {0xDEADBEEF, 0xFEEDFACE};
@@ -153,6 +165,39 @@ static struct rg_op op_purge(uint64_t origin, uint64_t ref, const char *node,
     return op;
 }
 
+/* REGISTER_NEW, SET_META_IF_OWNER and GROUP_ADD: key, pid and a value. */
+static struct rg_op op_pid_meta(uint8_t kind, uint64_t origin, uint64_t ref,
+                                const struct bytes *key,
+                                const struct bytes *pid, const char *meta)
+{
+    struct rg_op op = op_key(kind, origin, ref, key);
+    op.pid = pid->b;
+    op.pid_len = pid->n;
+    op.meta = (const uint8_t *)meta;
+    op.meta_len = (uint32_t)strlen(meta);
+    return op;
+}
+
+static struct rg_op op_group_del(uint64_t origin, uint64_t ref,
+                                 const struct bytes *key,
+                                 const struct bytes *pid, const char *value,
+                                 bool all)
+{
+    struct rg_op op = op_pid_meta(RG_OP_GROUP_DEL, origin, ref, key, pid, value);
+    op.flag = all;
+    return op;
+}
+
+static struct rg_op op_meta_put(uint64_t origin, uint64_t ref,
+                                const struct bytes *key, const char *value,
+                                bool if_absent)
+{
+    struct rg_op op = op_set_meta(origin, ref, key, value);
+    op.kind = RG_OP_META_PUT;
+    op.flag = if_absent;
+    return op;
+}
+
 /* A log entry under construction. */
 struct batch {
     struct rg_wbuf w;
@@ -224,11 +269,41 @@ static int read_replies(const struct rg_fsm *f, struct reply *out, int max)
     return rg_rbuf_done(&r) && (uint32_t)n == f->n_replies ? n : -1;
 }
 
+/* One change record; meta is the value of the GROUP and META kinds. */
 struct change {
     uint8_t kind;
     const uint8_t *key, *pid, *meta;
     uint32_t key_len, pid_len, meta_len;
+    bool all; /* GROUP_DEL */
 };
+
+/* The fields after the key, per kind (fsm.h); false for an unknown kind
+ * or an `all` byte other than 0 and 1. */
+static bool read_change_tail(struct rg_rbuf *r, struct change *c)
+{
+    bool has_pid = c->kind == RG_CHANGE_PUT || c->kind == RG_CHANGE_GROUP_ADD ||
+                   c->kind == RG_CHANGE_GROUP_DEL ||
+                   c->kind == RG_CHANGE_GROUP_DEL_PURGE;
+    bool has_value = c->kind == RG_CHANGE_PUT || c->kind == RG_CHANGE_GROUP_ADD ||
+                     c->kind == RG_CHANGE_GROUP_DEL || c->kind == RG_CHANGE_META_PUT;
+    if (c->kind < RG_CHANGE_PUT || c->kind > RG_CHANGE_META_DEL) {
+        return false;
+    }
+    if (has_pid) {
+        c->pid = rg_rbuf_blob(r, RG_PID_MAX, &c->pid_len);
+    }
+    if (c->kind == RG_CHANGE_GROUP_DEL) {
+        uint8_t all = rg_rbuf_u8(r);
+        c->all = all == 1;
+        if (all > 1) {
+            return false;
+        }
+    }
+    if (has_value) {
+        c->meta = rg_rbuf_blob(r, RG_META_MAX, &c->meta_len);
+    }
+    return rg_rbuf_ok(r);
+}
 
 static int read_changes(const struct rg_fsm *f, struct change *out, int max)
 {
@@ -240,10 +315,7 @@ static int read_changes(const struct rg_fsm *f, struct change *out, int max)
         memset(c, 0, sizeof *c);
         c->kind = rg_rbuf_u8(&r);
         c->key = rg_rbuf_blob(&r, RG_NAME_MAX, &c->key_len);
-        if (c->kind == RG_CHANGE_PUT) {
-            c->pid = rg_rbuf_blob(&r, RG_PID_MAX, &c->pid_len);
-            c->meta = rg_rbuf_blob(&r, RG_META_MAX, &c->meta_len);
-        } else if (c->kind != RG_CHANGE_DEL && c->kind != RG_CHANGE_DEL_PURGE) {
+        if (!read_change_tail(&r, c)) {
             return -1;
         }
     }
@@ -298,6 +370,61 @@ static bool holds(const struct rg_fsm *f, const struct bytes *key,
     return e != NULL && bytes_eq(rg_entry_pid(e), e->pid_len, pid->b, pid->n) &&
            bytes_eq(rg_entry_meta(e), e->meta_len, (const uint8_t *)meta,
                     strlen(meta));
+}
+
+static bool str_eq(const uint8_t *p, size_t n, const char *s)
+{
+    return bytes_eq(p, n, (const uint8_t *)s, strlen(s));
+}
+
+/* A change of kind for (key, pid) with value (pid or value NULL: the
+ * record has none). */
+static bool is_change(const struct change *c, uint8_t kind,
+                      const struct bytes *key, const struct bytes *pid,
+                      const char *value)
+{
+    return c->kind == kind && bytes_eq(c->key, c->key_len, key->b, key->n) &&
+           (pid == NULL ? c->pid_len == 0
+                        : bytes_eq(c->pid, c->pid_len, pid->b, pid->n)) &&
+           (value == NULL ? c->meta_len == 0 : str_eq(c->meta, c->meta_len, value));
+}
+
+static bool is_group_del(const struct change *c, const struct bytes *key,
+                         const struct bytes *pid, bool all, const char *value)
+{
+    return is_change(c, RG_CHANGE_GROUP_DEL, key, pid, value) && c->all == all;
+}
+
+/* (key, pid)'s value list is exactly the NULL-terminated values (values
+ * NULL: there is no entry). */
+static bool group_holds(const struct rg_fsm *f, const struct bytes *key,
+                        const struct bytes *pid, const char *const *values)
+{
+    const struct rg_entry *e = rg_group_get(&f->groups, key->b, key->n, pid->b,
+                                            pid->n);
+    if (values == NULL) {
+        return e == NULL;
+    }
+    struct rg_wbuf w;
+    rg_wbuf_init(&w);
+    for (size_t i = 0; values[i] != NULL; i++) {
+        rg_wbuf_blob(&w, values[i], strlen(values[i]));
+    }
+    bool ok = e != NULL && bytes_eq(rg_entry_meta(e), e->meta_len, w.data, w.len);
+    rg_wbuf_free(&w);
+    return ok;
+}
+
+/* The registry metadata under key is value (NULL: there is none). */
+static bool meta_holds(const struct rg_fsm *f, const struct bytes *key,
+                       const char *value)
+{
+    const struct rg_entry *e = rg_table_get(&f->meta, key->b, key->n);
+    if (value == NULL) {
+        return e == NULL;
+    }
+    return e != NULL && e->pid_len == 0 &&
+           str_eq(rg_entry_meta(e), e->meta_len, value);
 }
 
 /* ---- op semantics ------------------------------------------------------- */
@@ -867,37 +994,73 @@ static bool skip_dedup_section(struct rg_rbuf *r)
     return rg_rbuf_ok(r);
 }
 
-/* Rows strictly increasing by key, then a well-formed de-duplication
- * section; returns the row count or -1. */
-static long snapshot_rows_sorted(const uint8_t *s, size_t n)
+/* Byte order, a prefix first: the order of snapshot rows. */
+static bool key_less(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
-    struct rg_rbuf r;
-    const uint8_t *prev = NULL;
-    uint32_t prev_len = 0;
-    rg_rbuf_init(&r, s, n);
-    if (rg_rbuf_u32(&r) != MAGIC) {
-        return -1;
-    }
-    uint64_t count = rg_rbuf_u64(&r);
-    for (uint64_t i = 0; i < count && rg_rbuf_ok(&r); i++) {
-        uint32_t klen, plen, mlen;
-        const uint8_t *k = rg_rbuf_blob(&r, RG_NAME_MAX, &klen);
-        rg_rbuf_blob(&r, RG_PID_MAX, &plen);
-        rg_rbuf_blob(&r, RG_META_MAX, &mlen);
-        if (k == NULL) {
+    size_t m = an < bn ? an : bn;
+    int c = m == 0 ? 0 : memcmp(a, b, m);
+    return c < 0 || (c == 0 && an < bn);
+}
+
+enum { T_NAMES = 0, T_GROUPS = 1, T_META = 2 };
+
+/* One table of a snapshot: rows strictly increasing by their table key
+ * (for groups the name then the pid, as group.h keys them), metadata rows
+ * with an empty pid. Returns the row count or -1. */
+static long table_rows_sorted(struct rg_rbuf *r, int table)
+{
+    static uint8_t prev[RG_GROUP_KEY_MAX], cur[RG_GROUP_KEY_MAX];
+    size_t prev_len = 0;
+    uint64_t count = rg_rbuf_u64(r);
+    for (uint64_t i = 0; i < count && rg_rbuf_ok(r); i++) {
+        uint32_t klen, plen, vlen;
+        const uint8_t *k = rg_rbuf_blob(r, RG_NAME_MAX, &klen);
+        const uint8_t *p = rg_rbuf_blob(r, RG_PID_MAX, &plen);
+        rg_rbuf_blob(r, RG_GROUP_VALUES_MAX, &vlen);
+        if (!rg_rbuf_ok(r) || (table == T_META && plen != 0)) {
             return -1;
         }
-        if (prev != NULL) {
-            uint32_t m = prev_len < klen ? prev_len : klen;
-            int c = memcmp(prev, k, m);
-            if (c > 0 || (c == 0 && prev_len >= klen)) {
-                return -1;
-            }
+        if (klen == 0 || (table == T_GROUPS && plen == 0)) {
+            return -1; /* no row has an empty name, no group an empty pid */
         }
-        prev = k;
-        prev_len = klen;
+        size_t len = klen;
+        memcpy(cur, k, klen);
+        if (table == T_GROUPS) {
+            memcpy(cur + klen, p, plen);
+            len += plen;
+        }
+        if (i > 0 && !key_less(prev, prev_len, cur, len)) {
+            return -1;
+        }
+        memcpy(prev, cur, len);
+        prev_len = len;
     }
-    return skip_dedup_section(&r) && rg_rbuf_done(&r) ? (long)count : -1;
+    return rg_rbuf_ok(r) ? (long)count : -1;
+}
+
+/* The three tables each sorted, then a well-formed de-duplication section;
+ * fills counts (names, groups, metadata) and returns true. */
+static bool snapshot_tables(const uint8_t *s, size_t n, long counts[3])
+{
+    struct rg_rbuf r;
+    rg_rbuf_init(&r, s, n);
+    if (rg_rbuf_u32(&r) != MAGIC) {
+        return false;
+    }
+    for (int t = T_NAMES; t <= T_META; t++) {
+        counts[t] = table_rows_sorted(&r, t);
+        if (counts[t] < 0) {
+            return false;
+        }
+    }
+    return skip_dedup_section(&r) && rg_rbuf_done(&r);
+}
+
+/* The names' row count of a well-formed snapshot, or -1. */
+static long snapshot_rows_sorted(const uint8_t *s, size_t n)
+{
+    long counts[3];
+    return snapshot_tables(s, n, counts) ? counts[T_NAMES] : -1;
 }
 
 static void test_snapshot_round_trip(void)
@@ -909,7 +1072,10 @@ static void test_snapshot_round_trip(void)
     CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
 
     CHECK(rg_fsm_snapshot(&f, &s, &n) == 0); /* empty table */
-    static const uint8_t empty[] = {0x52, 0x47, 0x53, 0x32, 0, 0, 0, 0,
+    /* The magic, three empty tables, an empty de-duplication set. */
+    static const uint8_t empty[] = {0x52, 0x47, 0x53, 0x33, 0, 0, 0, 0,
+                                    0,    0,    0,    0,    0, 0, 0, 0,
+                                    0,    0,    0,    0,    0, 0, 0, 0,
                                     0,    0,    0,    0,    0, 0, 0, 0};
     CHECK(n == sizeof empty && memcmp(s, empty, n) == 0);
     free(s);
@@ -931,8 +1097,17 @@ static void test_snapshot_round_trip(void)
     rg_fsm_close(&g);
 }
 
-/* A snapshot with rows in the given order (not necessarily sorted) and an
+/* After a snapshot's names table: empty group and metadata tables and an
  * empty de-duplication section. */
+static void end_snapshot(struct rg_wbuf *w)
+{
+    rg_wbuf_u64(w, 0);
+    rg_wbuf_u64(w, 0);
+    rg_wbuf_u32(w, 0);
+}
+
+/* A snapshot with rows in the given order (not necessarily sorted), no
+ * groups nor metadata, and an empty de-duplication section. */
 static void build_snapshot(struct rg_wbuf *w, const struct bytes *keys,
                            const struct bytes *pids, int n, uint64_t count)
 {
@@ -944,7 +1119,7 @@ static void build_snapshot(struct rg_wbuf *w, const struct bytes *keys,
         rg_wbuf_blob(w, pids[i].b, pids[i].n);
         rg_wbuf_blob(w, "m", 1);
     }
-    rg_wbuf_u32(w, 0);
+    end_snapshot(w);
 }
 
 /* Restore must refuse p[0..n) and leave g exactly as it was. */
@@ -1013,7 +1188,7 @@ static void build_meta_snapshot(struct rg_wbuf *w, const struct bytes *key,
     for (uint32_t i = 0; i < meta_len; i++) {
         rg_wbuf_u8(w, 'x');
     }
-    rg_wbuf_u32(w, 0);
+    end_snapshot(w);
 }
 
 /* Rows that a command could not have produced: refused, table untouched.
@@ -1291,6 +1466,31 @@ static void build_dedup_snapshot(struct rg_wbuf *w, const uint64_t *words,
 
 #define U32(v) (0xC000000000ULL | (uint32_t)(v))
 
+/* Snapshots of the earlier layouts, one row each (RGS1: the names table
+ * alone; RGS2: then the de-duplication section), are refused under their
+ * own magic and under RGS3's. */
+static void refuse_old_layouts(struct rg_fsm *g)
+{
+    struct bytes k = make_name("d", 1), p = make_pid("n@h", 1, 1);
+    static const uint32_t magics[] = {0x52475331u, 0x52475332u, MAGIC};
+    for (int layout = 1; layout <= 2; layout++) {
+        for (size_t m = 0; m < 3; m++) {
+            struct rg_wbuf w;
+            rg_wbuf_init(&w);
+            rg_wbuf_u32(&w, magics[m]);
+            rg_wbuf_u64(&w, 1);
+            rg_wbuf_blob(&w, k.b, k.n);
+            rg_wbuf_blob(&w, p.b, p.n);
+            rg_wbuf_blob(&w, "", 0);
+            if (layout == 2) {
+                rg_wbuf_u32(&w, 0);
+            }
+            CHECK(refused_unchanged(g, w.data, w.len));
+            rg_wbuf_free(&w);
+        }
+    }
+}
+
 /* Damaged sections are refused, and then neither the table nor the set of
  * the FSM changes. */
 static void test_snapshot_bad_dedup(void)
@@ -1344,17 +1544,663 @@ static void test_snapshot_bad_dedup(void)
     rg_wbuf_free(&w);
     build_dedup_snapshot(&w, good, 0); /* no section at all */
     CHECK(refused_unchanged(&g, w.data, w.len));
-    w.data[3] = 0x31; /* a whole RGS1 snapshot */
-    CHECK(refused_unchanged(&g, w.data, w.len));
-    rg_wbuf_u32(&w, 0); /* RGS1's magic on an RGS2 body */
-    CHECK(refused_unchanged(&g, w.data, w.len));
     rg_wbuf_free(&w);
+    refuse_old_layouts(&g);
     CHECK(rg_dedup_count(&g.dedup, OTHER) == 2 && g.table.count == 3);
 
     build_dedup_snapshot(&w, good, 8); /* and the good one is taken */
     CHECK(rg_fsm_restore(&g, w.data, w.len) == 0 && g.table.count == 1);
     CHECK(rg_dedup_count(&g.dedup, OTHER) == 0 &&
           rg_dedup_count(&g.dedup, 4) == 2 && rg_dedup_count(&g.dedup, 6) == 1);
+    rg_wbuf_free(&w);
+    rg_fsm_close(&g);
+}
+
+/* ---- the Registry ops on names ------------------------------------------ */
+
+static struct rg_op op_register_new(uint64_t origin, uint64_t ref,
+                                    const struct bytes *key,
+                                    const struct bytes *pid, const char *meta,
+                                    const struct bytes *replace)
+{
+    struct rg_op op = op_register(origin, ref, key, pid, meta, replace);
+    op.kind = RG_OP_REGISTER_NEW;
+    return op;
+}
+
+/* REGISTER_NEW (Registry's register/3) is REGISTER except for a name the
+ * pid already holds: NO with the holder, which is the pid itself, and
+ * nothing changes, not even the metadata. */
+static void test_register_new(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct change ch[4];
+    struct bytes k = make_name("new", 1);
+    struct bytes a = make_pid("a@h", 1, 1), b = make_pid("b@h", 2, 1);
+    struct bytes c = make_pid("c@h", 3, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op op = op_register_new(SELF, 1, &k, &a, "m1", NULL); /* free */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 1, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &a, "m1"));
+
+    static const char *const metas_tried[] = {"m2", "m1", ""};
+    for (int i = 0; i < 3; i++) { /* the same pid: NO, whatever the meta */
+        op = op_register_new(SELF, 2 + (uint64_t)i, &k, &a, metas_tried[i], NULL);
+        CHECK(apply1(&f, &op) == 0);
+        CHECK(read_replies(&f, rp, 4) == 1 &&
+              is_reply(&rp[0], 2 + (uint64_t)i, RG_RES_NO, &a));
+        CHECK(f.n_changes == 0 && holds(&f, &k, &a, "m1"));
+    }
+    op = op_register_new(SELF, 5, &k, &a, "m2", &a); /* even replacing itself */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 5, RG_RES_NO, &a));
+    CHECK(f.n_changes == 0 && holds(&f, &k, &a, "m1"));
+
+    op = op_register_new(SELF, 6, &k, &b, "mb", NULL); /* another pid: NO */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 6, RG_RES_NO, &a));
+    op = op_register_new(SELF, 7, &k, &b, "mb", &c); /* replace: not holder */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 7, RG_RES_NO, &a));
+    CHECK(f.n_changes == 0 && holds(&f, &k, &a, "m1"));
+
+    op = op_register_new(SELF, 8, &k, &b, "mb", &a); /* replace the holder */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 8, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &b, "mb"));
+
+    op = op_register(SELF, 9, &k, &b, "", NULL); /* REGISTER: yes for it */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 9, RG_RES_OK, NULL));
+    CHECK(holds(&f, &k, &b, "mb") && f.table.count == 1);
+    op = op_register_new(OTHER, 10, &k, &b, "", NULL); /* not ours to answer */
+    CHECK(apply1(&f, &op) == 0 && f.n_replies == 0 && f.n_changes == 0);
+    rg_fsm_close(&f);
+}
+
+/* SET_META_IF_OWNER (Registry's update_value/3) sets the metadata of the
+ * name only if the op's pid holds it: for a free name and for any other
+ * pid, NOT_FOUND and nothing changes. */
+static void test_set_meta_if_owner(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct change ch[4];
+    struct bytes k = make_name("upd", 1);
+    struct bytes a = make_pid("a@h", 1, 1), b = make_pid("b@h", 2, 1);
+    struct bytes a_next = make_pid("a@h", 1, 2); /* a's id, next incarnation */
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op op = op_pid_meta(RG_OP_SET_META_IF_OWNER, SELF, 1, &k, &a, "x");
+    CHECK(apply1(&f, &op) == 0); /* free */
+    CHECK(read_replies(&f, rp, 4) == 1 &&
+          is_reply(&rp[0], 1, RG_RES_NOT_FOUND, NULL));
+    CHECK(f.n_changes == 0 && holds(&f, &k, NULL, "") && f.table.count == 0);
+
+    struct rg_op reg = op_register(OTHER, 1, &k, &a, "m", NULL);
+    CHECK(apply1(&f, &reg) == 0);
+    const struct bytes *others[2] = {&b, &a_next};
+    for (int i = 0; i < 2; i++) {
+        op = op_pid_meta(RG_OP_SET_META_IF_OWNER, SELF, 2 + (uint64_t)i, &k,
+                         others[i], "x");
+        CHECK(apply1(&f, &op) == 0);
+        CHECK(read_replies(&f, rp, 4) == 1 &&
+              is_reply(&rp[0], 2 + (uint64_t)i, RG_RES_NOT_FOUND, NULL));
+        CHECK(f.n_changes == 0 && holds(&f, &k, &a, "m"));
+    }
+
+    op = op_pid_meta(RG_OP_SET_META_IF_OWNER, SELF, 4, &k, &a, "x"); /* owner */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 4, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &a, "x"));
+    CHECK(holds(&f, &k, &a, "x"));
+    op = op_pid_meta(RG_OP_SET_META_IF_OWNER, OTHER, 5, &k, &a, "");
+    CHECK(apply1(&f, &op) == 0 && f.n_replies == 0);
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &a, ""));
+    CHECK(holds(&f, &k, &a, "") && f.table.count == 1);
+    rg_fsm_close(&f);
+}
+
+/* ---- duplicate keys ----------------------------------------------------- */
+
+static struct rg_op op_group_add(uint64_t origin, uint64_t ref,
+                                 const struct bytes *key,
+                                 const struct bytes *pid, const char *value)
+{
+    return op_pid_meta(RG_OP_GROUP_ADD, origin, ref, key, pid, value);
+}
+
+/* Applies op, expecting one OK reply to ref (NULL change: no change) or,
+ * for another origin, none. */
+static bool applies_ok(struct rg_fsm *f, const struct rg_op *op,
+                       struct change *ch, int max_changes)
+{
+    struct reply rp[2];
+    int want = op->origin == SELF ? 1 : 0;
+    return apply1(f, op) == 0 && read_replies(f, rp, 2) == want &&
+           (want == 0 || is_reply(&rp[0], op->ref, RG_RES_OK, NULL)) &&
+           read_changes(f, ch, max_changes) == (int)f->n_changes;
+}
+
+static void test_group_add_del(void)
+{
+    struct rg_fsm f;
+    struct change ch[4];
+    struct bytes k = make_name("grp", 1), k2 = make_name("grp", 2);
+    struct bytes a = make_pid("a@h", 1, 1), b = make_pid("b@h", 2, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op op = op_group_add(SELF, 1, &k, &a, "v1");
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_GROUP_ADD, &k, &a, "v1"));
+    static const char *const v1[] = {"v1", NULL};
+    CHECK(group_holds(&f, &k, &a, v1) && f.groups.count == 1);
+    op = op_group_add(SELF, 2, &k, &a, "v1"); /* the same value again */
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_GROUP_ADD, &k, &a, "v1"));
+    op = op_group_add(SELF, 3, &k, &a, "v2");
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 1);
+    static const char *const v1v1v2[] = {"v1", "v1", "v2", NULL};
+    CHECK(group_holds(&f, &k, &a, v1v1v2) && f.groups.count == 1);
+
+    op = op_group_add(SELF, 4, &k, &b, "v1"); /* another pid: its own entry */
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 1);
+    op = op_group_add(OTHER, 5, &k2, &a, ""); /* not answered here */
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_GROUP_ADD, &k2, &a, ""));
+    CHECK(f.groups.count == 3 && f.table.count == 0 && f.meta.count == 0);
+
+    op = op_group_del(SELF, 6, &k, &a, "v1", false); /* both copies go */
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 1);
+    CHECK(is_group_del(&ch[0], &k, &a, false, "v1"));
+    static const char *const v2[] = {"v2", NULL};
+    CHECK(group_holds(&f, &k, &a, v2));
+    op = op_group_del(SELF, 7, &k, &a, "v1", false); /* none left: no change */
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 0);
+    op = op_group_del(SELF, 8, &k, &b, "other", true); /* all of b's */
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 1);
+    CHECK(is_group_del(&ch[0], &k, &b, true, "other"));
+    CHECK(group_holds(&f, &k, &b, NULL) && f.groups.count == 2);
+    op = op_group_del(SELF, 9, &k, &b, "", true); /* no entry: OK, nothing */
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 0);
+    op = op_group_del(SELF, 10, &k, &a, "v2", false); /* its last value */
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 1);
+    CHECK(group_holds(&f, &k, &a, NULL) && f.groups.count == 1);
+    op = op_group_del(SELF, 11, &k2, &a, "", false); /* an empty value */
+    CHECK(applies_ok(&f, &op, ch, 4) && f.n_changes == 1);
+    CHECK(is_group_del(&ch[0], &k2, &a, false, "") && f.groups.count == 0);
+    rg_fsm_close(&f);
+}
+
+/* GROUP_ADD of a value of len bytes of 'v'. */
+static struct rg_op op_group_add_big(uint64_t ref, const struct bytes *key,
+                                     const struct bytes *pid, size_t len)
+{
+    static uint8_t big[RG_META_MAX];
+    memset(big, 'v', sizeof big);
+    struct rg_op op = op_group_add(SELF, ref, key, pid, "");
+    op.meta = big;
+    op.meta_len = (uint32_t)len;
+    return op;
+}
+
+/* A (key, pid) list may reach RG_GROUP_VALUES_MAX; past it GROUP_ADD
+ * answers NO, without a payload, and changes nothing. */
+static void test_group_full(void)
+{
+    struct rg_fsm f;
+    struct reply rp[2];
+    struct bytes k = make_name("full", 1), a = make_pid("a@h", 1, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    const size_t per = 4 + RG_META_MAX;
+    const uint64_t whole = RG_GROUP_VALUES_MAX / per;
+    const size_t last = RG_GROUP_VALUES_MAX - whole * per - 4;
+    int ok = 0;
+    for (uint64_t i = 0; i < whole; i++) {
+        struct rg_op op = op_group_add_big(1 + i, &k, &a, RG_META_MAX);
+        ok += apply1(&f, &op) == 0 && f.n_changes == 1;
+    }
+    CHECK(ok == (int)whole);
+    struct rg_op op = op_group_add_big(100, &k, &a, last + 1); /* a byte over */
+    CHECK(apply1(&f, &op) == 0 && f.n_changes == 0);
+    CHECK(read_replies(&f, rp, 2) == 1 && is_reply(&rp[0], 100, RG_RES_NO, NULL));
+    op = op_group_add_big(101, &k, &a, last); /* exactly full */
+    CHECK(apply1(&f, &op) == 0 && f.n_changes == 1);
+    const struct rg_entry *e = rg_group_get(&f.groups, k.b, k.n, a.b, a.n);
+    CHECK(e != NULL && e->meta_len == RG_GROUP_VALUES_MAX);
+
+    op = op_group_add(SELF, 102, &k, &a, ""); /* even an empty value */
+    CHECK(apply1(&f, &op) == 0 && f.n_changes == 0);
+    CHECK(read_replies(&f, rp, 2) == 1 && is_reply(&rp[0], 102, RG_RES_NO, NULL));
+    e = rg_group_get(&f.groups, k.b, k.n, a.b, a.n);
+    CHECK(e != NULL && e->meta_len == RG_GROUP_VALUES_MAX && f.groups.count == 1);
+
+    op = op_group_add_big(103, &k, &a, last); /* delete the last value ... */
+    op.kind = RG_OP_GROUP_DEL;
+    CHECK(apply1(&f, &op) == 0 && f.n_changes == 1);
+    op = op_group_add(SELF, 104, &k, &a, "fits"); /* ... and it fits again */
+    CHECK(apply1(&f, &op) == 0 && f.n_changes == 1);
+    CHECK(read_replies(&f, rp, 2) == 1 && is_reply(&rp[0], 104, RG_RES_OK, NULL));
+    rg_fsm_close(&f);
+}
+
+/* PURGE_NODE removes the group entries of the node's pids as it removes
+ * their names: a GROUP_DEL_PURGE (key, pid) per entry, after the names'
+ * DEL_PURGEs (the member drops them from its mirror). */
+static void test_group_purge(void)
+{
+    struct rg_fsm f;
+    struct change ch[8];
+    struct bytes k = make_name("p", 0), k1 = make_name("p", 1);
+    struct bytes k2 = make_name("p", 2);
+    struct bytes a1 = make_pid("a@h", 1, 1), a2 = make_pid("a@h", 2, 2);
+    struct bytes b = make_pid("b@h", 3, 1), ahh = make_pid("a@hh", 4, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    struct batch bt;
+    batch_begin(&bt);
+    struct rg_op ops[7] = {op_register(OTHER, 1, &k, &a1, "", NULL),
+                           op_group_add(OTHER, 2, &k1, &a1, "x"),
+                           op_group_add(OTHER, 3, &k1, &a1, "y"),
+                           op_group_add(OTHER, 4, &k2, &a1, "x"),
+                           op_group_add(OTHER, 5, &k1, &a2, "x"),
+                           op_group_add(OTHER, 6, &k1, &b, "x"),
+                           op_group_add(OTHER, 7, &k1, &ahh, "x")};
+    for (int i = 0; i < 7; i++) {
+        batch_add(&bt, &ops[i]);
+    }
+    CHECK(batch_apply(&bt, &f) == 0 && f.groups.count == 5);
+
+    struct rg_op op = op_purge(SELF, 50, "a@h", false, 1); /* a1 only */
+    CHECK(applies_ok(&f, &op, ch, 8) && f.n_changes == 3);
+    CHECK(is_purged(&ch[0], &k)); /* names first */
+    bool p1 = false, p2 = false;
+    for (int i = 1; i < 3; i++) {
+        p1 = p1 || is_change(&ch[i], RG_CHANGE_GROUP_DEL_PURGE, &k1, &a1, NULL);
+        p2 = p2 || is_change(&ch[i], RG_CHANGE_GROUP_DEL_PURGE, &k2, &a1, NULL);
+    }
+    CHECK(p1 && p2);
+    static const char *const x[] = {"x", NULL};
+    CHECK(group_holds(&f, &k1, &a1, NULL) && group_holds(&f, &k2, &a1, NULL));
+    CHECK(group_holds(&f, &k1, &a2, x) && group_holds(&f, &k1, &b, x) &&
+          group_holds(&f, &k1, &ahh, x));
+    CHECK(f.groups.count == 3 && f.table.count == 0);
+
+    op = op_purge(SELF, 51, "a@h", false, 7); /* no such creation */
+    CHECK(applies_ok(&f, &op, ch, 8) && f.n_changes == 0);
+    op = op_purge(SELF, 52, "a@h", true, 0); /* any creation: a2 */
+    CHECK(applies_ok(&f, &op, ch, 8) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_GROUP_DEL_PURGE, &k1, &a2, NULL));
+    CHECK(f.groups.count == 2); /* b@h and a@hh are other nodes */
+    rg_fsm_close(&f);
+}
+
+/* ---- registry metadata -------------------------------------------------- */
+
+/* META_PUT sets a key's value (a change only when it differs), with
+ * if_absent only when the key has none; META_DEL removes it. Both always
+ * answer OK. The names and groups are another matter. */
+static void test_meta_ops(void)
+{
+    struct rg_fsm f;
+    struct change ch[2];
+    struct bytes k = make_name("meta", 1), k2 = make_name("meta", 2);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op op = op_meta_put(SELF, 1, &k, "v1", false);
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_META_PUT, &k, NULL, "v1"));
+    CHECK(meta_holds(&f, &k, "v1") && f.meta.count == 1 && f.table.count == 0 &&
+          f.groups.count == 0);
+    op = op_meta_put(SELF, 2, &k, "v1", false); /* the same value */
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 0);
+    op = op_meta_put(SELF, 3, &k, "v2", false);
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_META_PUT, &k, NULL, "v2"));
+    op = op_meta_put(SELF, 4, &k, "v3", true); /* if absent: it is not */
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 0);
+    CHECK(meta_holds(&f, &k, "v2"));
+    op = op_meta_put(SELF, 5, &k2, "w", true); /* if absent: it is */
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_META_PUT, &k2, NULL, "w"));
+    CHECK(meta_holds(&f, &k2, "w") && f.meta.count == 2);
+
+    op = op_key(RG_OP_META_DEL, SELF, 6, &k);
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_META_DEL, &k, NULL, NULL));
+    CHECK(meta_holds(&f, &k, NULL) && f.meta.count == 1);
+    op = op_key(RG_OP_META_DEL, SELF, 7, &k); /* gone already */
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 0);
+    op = op_meta_put(OTHER, 8, &k, "", false); /* an empty value */
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 1);
+    CHECK(meta_holds(&f, &k, "") && f.meta.count == 2);
+    op = op_key(RG_OP_META_DEL, OTHER, 9, &k2);
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 1 && f.meta.count == 1);
+    rg_fsm_close(&f);
+}
+
+/* ---- de-duplication of the new writes ----------------------------------- */
+
+/* Applies a second copy of op (a re-sent op), expecting nothing at all. */
+static bool copy_skipped(struct rg_fsm *f, const struct rg_op *op)
+{
+    return apply1(f, op) == 0 && f->n_replies == 0 && f->n_changes == 0;
+}
+
+/* Every new write kind is tracked: after the state has moved on, so that
+ * applying it again would show, a second copy is skipped. */
+static void test_dedup_new_kinds(void)
+{
+    struct rg_fsm f;
+    struct bytes k = make_name("again", 1), a = make_pid("a@h", 1, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    static const char *const v[] = {"v", NULL};
+
+    struct rg_op add = op_group_add(SELF, 1, &k, &a, "v");
+    CHECK(apply1(&f, &add) == 0 && copy_skipped(&f, &add));
+    CHECK(group_holds(&f, &k, &a, v)); /* not v twice */
+    struct rg_op del = op_group_del(SELF, 2, &k, &a, "v", false);
+    struct rg_op add2 = op_group_add(SELF, 3, &k, &a, "v");
+    CHECK(apply1(&f, &del) == 0 && apply1(&f, &add2) == 0);
+    CHECK(copy_skipped(&f, &del) && group_holds(&f, &k, &a, v));
+
+    struct rg_op put = op_meta_put(SELF, 4, &k, "one", false);
+    struct rg_op put2 = op_meta_put(SELF, 5, &k, "two", false);
+    CHECK(apply1(&f, &put) == 0 && apply1(&f, &put2) == 0);
+    CHECK(copy_skipped(&f, &put) && meta_holds(&f, &k, "two"));
+    struct rg_op mdel = op_key(RG_OP_META_DEL, SELF, 6, &k);
+    struct rg_op put3 = op_meta_put(SELF, 7, &k, "three", false);
+    CHECK(apply1(&f, &mdel) == 0 && apply1(&f, &put3) == 0);
+    CHECK(copy_skipped(&f, &mdel) && meta_holds(&f, &k, "three"));
+
+    struct rg_op reg_new = op_register_new(SELF, 8, &k, &a, "m", NULL);
+    struct rg_op unreg = op_key(RG_OP_UNREGISTER, SELF, 9, &k);
+    CHECK(apply1(&f, &reg_new) == 0 && apply1(&f, &unreg) == 0);
+    CHECK(copy_skipped(&f, &reg_new) && holds(&f, &k, NULL, ""));
+    struct rg_op reg = op_register(SELF, 10, &k, &a, "m0", NULL);
+    struct rg_op if_owner = op_pid_meta(RG_OP_SET_META_IF_OWNER, SELF, 11, &k, &a, "m1");
+    struct rg_op set = op_set_meta(SELF, 12, &k, "m2");
+    CHECK(apply1(&f, &reg) == 0 && apply1(&f, &if_owner) == 0 &&
+          apply1(&f, &set) == 0);
+    CHECK(copy_skipped(&f, &if_owner) && holds(&f, &k, &a, "m2"));
+    CHECK(rg_dedup_count(&f.dedup, SELF) == 12);
+
+    /* The same ref from another origin is another op. */
+    struct rg_op theirs = op_group_add(OTHER, 1, &k, &a, "v");
+    CHECK(apply1(&f, &theirs) == 0 && f.n_changes == 1);
+    static const char *const vv[] = {"v", "v", NULL};
+    CHECK(group_holds(&f, &k, &a, vv));
+    rg_fsm_close(&f);
+}
+
+/* ---- snapshots of all three tables -------------------------------------- */
+
+/* Group entries and metadata for populate's names: lists of several
+ * values, a value twice, empty values, two pids under one name. Entries
+ * are added in reverse order when `reverse` is set, each list in the same
+ * order. Group entries: n + (n + 4) / 5; metadata keys: n. */
+static void populate_tables(struct rg_fsm *f, int n, bool reverse)
+{
+    struct batch bt;
+    batch_begin(&bt);
+    for (int j = 0; j < n; j++) {
+        int i = reverse ? n - 1 - j : j;
+        uint64_t ref = 1000 + 4 * (uint64_t)i;
+        struct bytes k = make_name(i % 2 ? "grp" : "g", (uint8_t)i);
+        struct bytes p = make_pid(i % 3 ? "a@h" : "c@h", (uint32_t)i, 1);
+        struct bytes q = make_pid("d@h", (uint32_t)i, 2);
+        struct rg_op ops[4] = {op_group_add(OTHER, ref, &k, &p, "v"),
+                               op_group_add(OTHER, ref + 1, &k, &p, i % 2 ? "w" : ""),
+                               op_group_add(OTHER, ref + 2, &k, &p, "v"),
+                               op_group_add(OTHER, ref + 3, &k, &q, "q")};
+        for (int o = 0; o < (i % 5 == 0 ? 4 : 3); o++) {
+            batch_add(&bt, &ops[o]);
+        }
+        struct bytes mk = make_name("meta", (uint8_t)i);
+        struct rg_op put = op_meta_put(OTHER, 3000 + (uint64_t)i, &mk,
+                                       i % 4 ? "value" : "", false);
+        batch_add(&bt, &put);
+    }
+    CHECK(batch_apply(&bt, f) == 0);
+    rg_fsm_effects_reset(f);
+}
+
+/* The same state gives the same bytes whatever order it was built in and
+ * whatever the hash key; a restored snapshot snapshots to identical bytes
+ * and its tables live on. */
+static void test_snapshot_all_tables(void)
+{
+    struct rg_fsm f, g, h;
+    uint8_t *s = NULL;
+    size_t n = 0;
+    long counts[3] = {-1, -1, -1};
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+    CHECK(rg_fsm_init(&h, 3, key_b) == 0);
+    populate(&f, 40);
+    populate_tables(&f, 40, false);
+    populate_tables(&h, 40, true);
+    populate(&h, 40);
+    CHECK(f.table.count == 40 && f.groups.count == 48 && f.meta.count == 40);
+
+    CHECK(rg_fsm_snapshot(&f, &s, &n) == 0 && snapshot_tables(s, n, counts));
+    CHECK(counts[T_NAMES] == 40 && counts[T_GROUPS] == 48 && counts[T_META] == 40);
+    CHECK(snapshot_equals(&h, s, n));
+    CHECK(rg_fsm_restore(&g, s, n) == 0 && g.restored);
+    CHECK(g.table.count == 40 && g.groups.count == 48 && g.meta.count == 40);
+    CHECK(snapshot_equals(&g, s, n) && snapshot_equals(&f, s, n));
+    struct bytes k = make_name("grp", 5), p = make_pid("a@h", 5, 1);
+    struct bytes mk = make_name("meta", 4);
+    static const char *const vwv[] = {"v", "w", "v", NULL};
+    CHECK(group_holds(&g, &k, &p, vwv) && meta_holds(&g, &mk, ""));
+
+    /* The restored tables are live: the same ops keep f and g equal. */
+    struct rg_op ops[3] = {op_group_del(SELF, 1, &k, &p, "v", false),
+                           op_group_add(SELF, 2, &k, &p, "z"),
+                           op_key(RG_OP_META_DEL, SELF, 3, &mk)};
+    for (int i = 0; i < 3; i++) {
+        CHECK(apply1(&f, &ops[i]) == 0 && apply1(&g, &ops[i]) == 0);
+    }
+    free(s);
+    CHECK(rg_fsm_snapshot(&f, &s, &n) == 0 && snapshot_equals(&g, s, n));
+    static const char *const wz[] = {"w", "z", NULL};
+    CHECK(group_holds(&g, &k, &p, wz) && g.meta.count == 39);
+
+    /* Every truncation of a small one is refused, g unchanged. */
+    g.restored = false;
+    free(s);
+    rg_fsm_close(&f);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    populate(&f, 4);
+    populate_tables(&f, 6, false);
+    CHECK(rg_fsm_snapshot(&f, &s, &n) == 0);
+    int truncations = 0;
+    for (size_t cut = 0; cut < n; cut++) {
+        truncations += refused_unchanged(&g, s, cut);
+    }
+    CHECK(truncations == (int)n);
+
+    static const uint8_t empty[32] = {0x52, 0x47, 0x53, 0x33};
+    CHECK(rg_fsm_restore(&g, empty, sizeof empty) == 0);
+    CHECK(g.table.count == 0 && g.groups.count == 0 && g.meta.count == 0);
+    free(s);
+    rg_fsm_close(&f);
+    rg_fsm_close(&g);
+    rg_fsm_close(&h);
+}
+
+/* A snapshot row: three blobs. */
+struct row {
+    const uint8_t *a, *b, *c;
+    uint32_t an, bn, cn;
+};
+
+static struct row row_of(const struct bytes *a, const struct bytes *b,
+                         const uint8_t *c, uint32_t cn)
+{
+    struct row r = {a->b, b == NULL ? NULL : b->b, c,
+                    a->n, b == NULL ? 0 : b->n, cn};
+    return r;
+}
+
+static void put_rows(struct rg_wbuf *w, const struct row *rows, int n,
+                     uint64_t count)
+{
+    rg_wbuf_u64(w, count);
+    for (int i = 0; i < n; i++) {
+        rg_wbuf_blob(w, rows[i].a, rows[i].an);
+        rg_wbuf_blob(w, rows[i].b, rows[i].bn);
+        rg_wbuf_blob(w, rows[i].c, rows[i].cn);
+    }
+}
+
+/* A snapshot of one name, the given group and metadata rows under the
+ * given counts, and an empty de-duplication section. */
+static void build_tables(struct rg_wbuf *w, const struct row *groups, int ng,
+                         uint64_t ng_count, const struct row *meta, int nm,
+                         uint64_t nm_count)
+{
+    struct bytes k = make_name("n", 1), p = make_pid("n@h", 1, 1);
+    struct row name = row_of(&k, &p, (const uint8_t *)"m", 1);
+    rg_wbuf_init(w);
+    rg_wbuf_u32(w, MAGIC);
+    put_rows(w, &name, 1, 1);
+    put_rows(w, groups, ng, ng_count);
+    put_rows(w, meta, nm, nm_count);
+    rg_wbuf_u32(w, 0);
+}
+
+/* Restore refuses the group rows (and their counts) unchanged; true if
+ * it did. */
+static bool groups_refused(struct rg_fsm *g, const struct row *rows, int n,
+                           uint64_t count)
+{
+    struct rg_wbuf w;
+    build_tables(&w, rows, n, count, NULL, 0, 0);
+    bool ok = refused_unchanged(g, w.data, w.len);
+    rg_wbuf_free(&w);
+    return ok;
+}
+
+static bool meta_refused(struct rg_fsm *g, const struct row *rows, int n,
+                         uint64_t count)
+{
+    struct rg_wbuf w;
+    build_tables(&w, NULL, 0, 0, rows, n, count);
+    bool ok = refused_unchanged(g, w.data, w.len);
+    rg_wbuf_free(&w);
+    return ok;
+}
+
+/* Group rows and value lists a command could not have produced: refused,
+ * with every table and the set left as they were. */
+static void test_snapshot_bad_groups(void)
+{
+    struct rg_fsm g;
+    struct bytes k = make_name("g", 1), k2 = make_name("g", 2);
+    struct bytes p = make_pid("a@h", 1, 1), p2 = make_pid("a@h", 2, 1);
+    struct bytes bad = make_name("g", 1), empty = {{0}, 0};
+    bad.b[bad.n - 2] = RG_ETF_INTEGER; /* non-canonical */
+    static const uint8_t list[] = {0, 0, 0, 1, 'x', 0, 0, 0, 0};
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+    populate(&g, 3);
+    populate_tables(&g, 3, false);
+
+    struct row good = row_of(&k, &p, list, sizeof list);
+    struct row r;
+    r = row_of(&bad, &p, list, sizeof list);
+    CHECK(groups_refused(&g, &r, 1, 1)); /* a non-canonical name */
+    r = row_of(&empty, &p, list, sizeof list);
+    CHECK(groups_refused(&g, &r, 1, 1)); /* an empty name */
+    r = row_of(&k, &k2, list, sizeof list);
+    CHECK(groups_refused(&g, &r, 1, 1)); /* a name where the pid belongs */
+    r = row_of(&k, &empty, list, sizeof list);
+    CHECK(groups_refused(&g, &r, 1, 1)); /* no pid */
+    r = row_of(&k, &p, list, 0);
+    CHECK(groups_refused(&g, &r, 1, 1)); /* no value at all */
+    for (uint32_t cut = 1; cut < sizeof list; cut++) {
+        r = row_of(&k, &p, list, cut);
+        /* a list cut inside a length or a value (at 5 it is whole) */
+        CHECK(cut == 5 || groups_refused(&g, &r, 1, 1));
+    }
+    struct row twice[2] = {good, good};
+    CHECK(groups_refused(&g, twice, 2, 2)); /* the same (name, pid) twice */
+    CHECK(groups_refused(&g, &good, 1, 2)); /* count one too high */
+    CHECK(groups_refused(&g, twice, 2, 1)); /* one too low: a row left over */
+    CHECK(groups_refused(&g, &good, 1, UINT64_MAX)); /* hostile count */
+
+    /* A value over RG_META_MAX inside the list, and a list over the cap. */
+    struct rg_wbuf big;
+    rg_wbuf_init(&big);
+    rg_wbuf_u32(&big, RG_META_MAX + 1);
+    for (uint32_t i = 0; i <= RG_META_MAX; i++) {
+        rg_wbuf_u8(&big, 'x');
+    }
+    r = row_of(&k, &p, big.data, (uint32_t)big.len);
+    CHECK(groups_refused(&g, &r, 1, 1));
+    rg_wbuf_reset(&big);
+    while (big.len <= RG_GROUP_VALUES_MAX) {
+        rg_wbuf_u32(&big, 0);
+    }
+    r = row_of(&k, &p, big.data, (uint32_t)big.len);
+    CHECK(groups_refused(&g, &r, 1, 1));
+    CHECK(g.groups.count == 4 && g.table.count == 3 && g.meta.count == 3);
+
+    /* Accepted: exactly at the cap, two pids under one name, rows out of
+     * order (they come out sorted). */
+    struct rg_wbuf w;
+    struct row rows[3] = {row_of(&k2, &p, list, sizeof list),
+                          row_of(&k, &p2, big.data, RG_GROUP_VALUES_MAX),
+                          good};
+    build_tables(&w, rows, 3, 3, NULL, 0, 0);
+    CHECK(rg_fsm_restore(&g, w.data, w.len) == 0 && g.groups.count == 3);
+    uint8_t *s = NULL;
+    size_t n = 0;
+    long counts[3] = {-1, -1, -1};
+    CHECK(rg_fsm_snapshot(&g, &s, &n) == 0 && snapshot_tables(s, n, counts) &&
+          counts[T_GROUPS] == 3);
+    const struct rg_entry *e = rg_group_get(&g.groups, k.b, k.n, p2.b, p2.n);
+    CHECK(e != NULL && e->meta_len == RG_GROUP_VALUES_MAX);
+    free(s);
+    rg_wbuf_free(&w);
+    rg_wbuf_free(&big);
+    rg_fsm_close(&g);
+}
+
+/* Metadata rows: a canonical key, an empty pid, a value within
+ * RG_META_MAX, each key once. */
+static void test_snapshot_bad_meta(void)
+{
+    struct rg_fsm g;
+    struct bytes k = make_name("m", 1), k2 = make_name("m", 2);
+    struct bytes p = make_pid("a@h", 1, 1), bad = make_name("m", 1);
+    bad.b[bad.n - 2] = RG_ETF_INTEGER;
+    static uint8_t big[RG_META_MAX + 1];
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+    populate(&g, 3);
+    populate_tables(&g, 3, false);
+
+    struct row good = row_of(&k, NULL, (const uint8_t *)"v", 1);
+    struct row r = row_of(&bad, NULL, (const uint8_t *)"v", 1);
+    CHECK(meta_refused(&g, &r, 1, 1)); /* a non-canonical key */
+    r = row_of(&k, &p, (const uint8_t *)"v", 1);
+    CHECK(meta_refused(&g, &r, 1, 1)); /* a pid */
+    r = row_of(&k, NULL, big, RG_META_MAX + 1);
+    CHECK(meta_refused(&g, &r, 1, 1)); /* a value over the limit */
+    struct row twice[2] = {good, good};
+    CHECK(meta_refused(&g, twice, 2, 2));
+    CHECK(meta_refused(&g, &good, 1, 2));
+    CHECK(meta_refused(&g, twice, 2, 1));
+    CHECK(g.meta.count == 3 && g.groups.count == 4);
+
+    struct rg_wbuf w;
+    struct row rows[2] = {row_of(&k2, NULL, big, RG_META_MAX), good};
+    build_tables(&w, NULL, 0, 0, rows, 2, 2); /* at the limit, unsorted */
+    CHECK(rg_fsm_restore(&g, w.data, w.len) == 0 && g.meta.count == 2 &&
+          g.groups.count == 0 && g.table.count == 1);
+    CHECK(meta_holds(&g, &k, "v"));
     rg_wbuf_free(&w);
     rg_fsm_close(&g);
 }
@@ -1448,7 +2294,7 @@ static void test_bad_ops(void)
 
     batch_begin(&bt);
     struct rg_op op = op_key(RG_OP_UNREGISTER, SELF, 3, &k1);
-    op.kind = RG_OP_SETTLE + 1; /* the first unknown kind */
+    op.kind = RG_OP_META_DEL + 1; /* the first unknown kind */
     batch_add(&bt, &op);
     rg_wbuf_blob(&bt.w, k1.b, k1.n);
     CHECK(batch_apply(&bt, &f) == 0 && f.bad_entries == 1);
@@ -1485,20 +2331,24 @@ static void test_garbage_entries(void)
     CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
     struct batch bt;
     batch_begin(&bt);
-    struct rg_op ops[3] = {op_register(SELF, 1, &k, &a, "meta", NULL),
+    /* Every table gets a row the mutations can damage or reach. */
+    struct rg_op ops[6] = {op_register(SELF, 1, &k, &a, "meta", NULL),
                            op_set_meta(SELF, 2, &k, "x"),
+                           op_pid_meta(RG_OP_GROUP_ADD, SELF, 4, &k, &a, "v"),
+                           op_group_del(SELF, 5, &k, &a, "v", false),
+                           op_meta_put(SELF, 6, &k, "m", false),
                            op_purge(SELF, 3, "a@h", true, 0)};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 6; i++) {
         batch_add(&bt, &ops[i]);
     }
-    rg_wbuf_patch_u32(&bt.w, bt.count_off, 3);
-    uint8_t buf[256];
+    rg_wbuf_patch_u32(&bt.w, bt.count_off, 6);
+    uint8_t buf[512];
     size_t base = bt.w.len;
     memcpy(buf, bt.w.data, base);
     rg_wbuf_free(&bt.w);
     for (int i = 0; i < 20000; i++) {
         size_t n = base;
-        uint8_t m[256];
+        uint8_t m[512];
         memcpy(m, buf, n);
         for (int e = unit_rng_below(4); e >= 0; e--) {
             size_t at = (size_t)unit_rng_below((int)n);
@@ -1542,6 +2392,16 @@ int main(void)
     test_settle();
     test_snapshot_dedup();
     test_snapshot_bad_dedup();
+    test_register_new();
+    test_set_meta_if_owner();
+    test_group_add_del();
+    test_group_full();
+    test_group_purge();
+    test_meta_ops();
+    test_dedup_new_kinds();
+    test_snapshot_all_tables();
+    test_snapshot_bad_groups();
+    test_snapshot_bad_meta();
     test_bad_headers();
     test_partial_entries();
     test_bad_ops();

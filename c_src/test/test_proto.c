@@ -5,7 +5,8 @@
  * string buffer too small); rg_proto_ops_count's bounds; rg_op_decode in
  * port form (with_origin = false) for every op kind, its round trip with
  * rg_op_encode, and its refusals (unknown kinds, non-canonical names and
- * pids, size limits, truncations), including that a failed decode reports a
+ * pids, size limits, truncations, flag bytes other than 0 and 1 for the
+ * Registry ops), including that a failed decode reports a
  * ref only when all 8 bytes of it were read; the daemon -> member builders'
  * byte layout. Then 200k random and mutated frames (fixed seed) through the
  * decode path of node.c's on_frame (header, then START or OPS + ops), each
@@ -21,6 +22,9 @@
 #include "unit.h"
 
 /* ---- helpers ------------------------------------------------------------ */
+
+/* The highest op kind cmd.h defines: every kind above it is unknown. */
+#define LAST_KIND RG_OP_META_DEL
 
 static const uint8_t pid_a[] = {88, 119, 3, 'a', '@', 'h', 0, 0, 0, 1,
                                 0,  0,   0, 0,   0,   0,   0, 1};
@@ -339,6 +343,42 @@ static void test_ops_count(void)
     rg_wbuf_free(&w);
 }
 
+/* The fields of the Registry ops (kinds 8..13) that make_op fills in. */
+static void make_new_op(struct rg_op *op)
+{
+    switch (op->kind) {
+    case RG_OP_REGISTER_NEW:
+        op->pid = pid_b;
+        op->pid_len = sizeof pid_b;
+        op->meta = (const uint8_t *)"new";
+        op->meta_len = 3;
+        op->replace = pid_a;
+        op->replace_len = sizeof pid_a;
+        break;
+    case RG_OP_SET_META_IF_OWNER:
+    case RG_OP_GROUP_ADD:
+        op->pid = pid_a;
+        op->pid_len = sizeof pid_a;
+        op->meta = (const uint8_t *)"value";
+        op->meta_len = 5;
+        break;
+    case RG_OP_GROUP_DEL:
+        op->pid = pid_b;
+        op->pid_len = sizeof pid_b;
+        op->flag = true;
+        op->meta = (const uint8_t *)"v";
+        op->meta_len = 1;
+        break;
+    case RG_OP_META_PUT:
+        op->meta = (const uint8_t *)"registry meta";
+        op->meta_len = 13;
+        op->flag = true;
+        break;
+    default: /* READ, UNREGISTER, META_DEL: the key only */
+        break;
+    }
+}
+
 static struct rg_op make_op(uint8_t kind, uint64_t ref)
 {
     struct rg_op op;
@@ -378,6 +418,7 @@ static struct rg_op make_op(uint8_t kind, uint64_t ref)
         op.below = 0x8877665544332211ULL;
         break;
     default:
+        make_new_op(&op);
         break;
     }
     return op;
@@ -397,7 +438,7 @@ static bool op_eq(const struct rg_op *a, const struct rg_op *b)
            field_eq(a->meta, a->meta_len, b->meta, b->meta_len) &&
            field_eq(a->replace, a->replace_len, b->replace, b->replace_len) &&
            a->any_creation == b->any_creation && a->creation == b->creation &&
-           a->below == b->below;
+           a->below == b->below && a->flag == b->flag;
 }
 
 /* Decodes one port-form op from an exact copy of w; true if it decoded and
@@ -415,7 +456,7 @@ static bool decode_one(const struct rg_wbuf *w, struct rg_op *op, bool *done)
 
 static void test_op_round_trip(void)
 {
-    for (uint8_t kind = RG_OP_REGISTER; kind <= RG_OP_SETTLE; kind++) {
+    for (uint8_t kind = RG_OP_REGISTER; kind <= LAST_KIND; kind++) {
         /* SETTLE always has ref 0 (nothing answers it). */
         struct rg_op op = make_op(kind, kind == RG_OP_SETTLE ? 0 : 1000u + kind),
                      back;
@@ -488,7 +529,7 @@ static void test_op_refused(void)
     struct rg_op op;
 
     for (int kind = 0; kind < 256; kind++) {
-        if (kind < RG_OP_REGISTER || kind > RG_OP_SETTLE) {
+        if (kind < RG_OP_REGISTER || kind > LAST_KIND) {
             op = make_op(RG_OP_READ, 1);
             op.kind = (uint8_t)kind;
             expect_refused(op, __LINE__);
@@ -564,6 +605,90 @@ static void test_op_refused(void)
     rg_wbuf_free(&w);
 }
 
+/* Encodes op, sets the byte `back` bytes before the end to v and decodes:
+ * true if the decoder took it. */
+static bool decodes_with_byte(struct rg_op op, size_t back, uint8_t v)
+{
+    struct rg_wbuf w;
+    struct rg_op out;
+    bool done;
+    rg_wbuf_init(&w);
+    rg_op_encode(&w, &op, false);
+    w.data[w.len - back] = v;
+    bool ok = decode_one(&w, &out, &done) && done && out.flag == (v == 1);
+    rg_wbuf_free(&w);
+    return ok;
+}
+
+/* The Registry ops (kinds 8..13) are held to the same rules: a pid where
+ * the kind has one, canonical names, the metadata limit, and their flag
+ * byte (GROUP_DEL's all, META_PUT's if_absent) 0 or 1. */
+static void test_new_ops_refused(void)
+{
+    static uint8_t big[RG_META_MAX + 1];
+    memset(big, 'x', sizeof big);
+    static const uint8_t pid_kinds[] = {RG_OP_REGISTER_NEW, RG_OP_SET_META_IF_OWNER,
+                                        RG_OP_GROUP_ADD, RG_OP_GROUP_DEL};
+    for (size_t i = 0; i < sizeof pid_kinds; i++) {
+        struct rg_op op = make_op(pid_kinds[i], 1);
+        op.pid_len = 0;
+        expect_refused(op, __LINE__); /* the pid is required */
+        op = make_op(pid_kinds[i], 1);
+        op.pid = name_x;
+        op.pid_len = sizeof name_x;
+        expect_refused(op, __LINE__); /* and must be a pid */
+        op = make_op(pid_kinds[i], 1);
+        op.meta = big;
+        op.meta_len = RG_META_MAX + 1;
+        expect_refused(op, __LINE__); /* metadata (a value) over the limit */
+    }
+    static const uint8_t key_kinds[] = {RG_OP_REGISTER_NEW, RG_OP_SET_META_IF_OWNER,
+                                        RG_OP_GROUP_ADD, RG_OP_GROUP_DEL,
+                                        RG_OP_META_PUT, RG_OP_META_DEL};
+    for (size_t i = 0; i < sizeof key_kinds; i++) {
+        struct rg_op op = make_op(key_kinds[i], 1);
+        op.key = name_bad;
+        op.key_len = sizeof name_bad;
+        expect_refused(op, __LINE__); /* non-canonical name */
+        op.key_len = 0;
+        expect_refused(op, __LINE__); /* empty name */
+    }
+    struct rg_op op = make_op(RG_OP_REGISTER_NEW, 1);
+    op.replace = name_x;
+    op.replace_len = sizeof name_x;
+    expect_refused(op, __LINE__); /* replace is a pid or nothing */
+    op = make_op(RG_OP_META_PUT, 1);
+    op.meta = big;
+    op.meta_len = RG_META_MAX + 1;
+    expect_refused(op, __LINE__);
+
+    /* The flag: GROUP_DEL's precedes the value blob ("v"), META_PUT's ends
+     * the op. */
+    struct rg_op del = make_op(RG_OP_GROUP_DEL, 1);
+    size_t del_flag = 4 + del.meta_len + 1;
+    CHECK(decodes_with_byte(del, del_flag, 0) && decodes_with_byte(del, del_flag, 1));
+    CHECK(!decodes_with_byte(del, del_flag, 2) && !decodes_with_byte(del, del_flag, 0xFF));
+    struct rg_op put = make_op(RG_OP_META_PUT, 1);
+    CHECK(decodes_with_byte(put, 1, 0) && decodes_with_byte(put, 1, 1));
+    CHECK(!decodes_with_byte(put, 1, 2) && !decodes_with_byte(put, 1, 0x80));
+
+    /* A value at exactly the limit is fine, and so is an empty one. */
+    struct rg_wbuf w;
+    struct rg_op back;
+    bool done;
+    op = make_op(RG_OP_GROUP_ADD, 1);
+    op.meta = big;
+    op.meta_len = RG_META_MAX;
+    rg_wbuf_init(&w);
+    rg_op_encode(&w, &op, false);
+    CHECK(decode_one(&w, &back, &done) && done && back.meta_len == RG_META_MAX);
+    rg_wbuf_reset(&w);
+    op.meta_len = 0;
+    rg_op_encode(&w, &op, false);
+    CHECK(decode_one(&w, &back, &done) && done && back.meta_len == 0);
+    rg_wbuf_free(&w);
+}
+
 /* node.c answers a failed op with BAD only if op.ref != 0: the ref must be
  * non-zero exactly when all its bytes were there. */
 static void test_failed_ref(void)
@@ -625,6 +750,14 @@ struct stats {
     long starts, ops, frames_ok, violations;
 };
 
+/* The kinds whose pid field is a required canonical pid. */
+static bool has_pid(uint8_t kind)
+{
+    return kind == RG_OP_REGISTER || kind == RG_OP_UNREGISTER_IF_OWNER ||
+           kind == RG_OP_REGISTER_NEW || kind == RG_OP_SET_META_IF_OWNER ||
+           kind == RG_OP_GROUP_ADD || kind == RG_OP_GROUP_DEL;
+}
+
 /* A decoded op must re-encode to the bytes it came from, and its fields
  * must satisfy the checks the FSM relies on. */
 static bool op_sane(const struct rg_op *op, const uint8_t *from, size_t len)
@@ -638,7 +771,7 @@ static bool op_sane(const struct rg_op *op, const uint8_t *from, size_t len)
     if (op->kind != RG_OP_PURGE_NODE) {
         ok = ok && rg_canon_check(op->key, op->key_len);
     }
-    if (op->kind == RG_OP_REGISTER || op->kind == RG_OP_UNREGISTER_IF_OWNER) {
+    if (has_pid(op->kind)) {
         ok = ok && rg_canon_pid(op->pid, op->pid_len, &v);
     }
     if (op->replace != NULL) {
@@ -709,8 +842,12 @@ static void random_ops_frame(struct rg_wbuf *w)
     uint32_t n = 1 + (uint32_t)unit_rng_below(6);
     ops_header(w, n);
     for (uint32_t i = 0; i < n; i++) {
-        struct rg_op op = make_op((uint8_t)(1 + unit_rng_below(6)), unit_rng());
-        if (op.kind == RG_OP_REGISTER && unit_rng_below(2)) {
+        /* Any kind but SETTLE, whose random ref would be refused. */
+        uint8_t kind = (uint8_t)(1 + unit_rng_below(LAST_KIND - 1));
+        kind = kind >= RG_OP_SETTLE ? kind + 1 : kind;
+        struct rg_op op = make_op(kind, unit_rng());
+        if ((op.kind == RG_OP_REGISTER || op.kind == RG_OP_REGISTER_NEW) &&
+            unit_rng_below(2)) {
             op.replace = NULL;
             op.replace_len = 0;
         }
@@ -780,6 +917,7 @@ int main(void)
     test_ops_count();
     test_op_round_trip();
     test_op_refused();
+    test_new_ops_refused();
     test_failed_ref();
     test_builders();
     test_random_frames();
