@@ -93,7 +93,10 @@ dissolve(Mode, #st{reg = Reg, port = Port, dir = Dir} = S) ->
     is_port(Port) andalso regent_daemon:stop_daemon(Port),
     regent_data_dir:remove_dir(Dir),
     ok = filelib:ensure_path(Dir),
-    Claims = [Row || {_, Pid, _} = Row <- ets:tab2list(Reg),
+    %% Duplicate-key entries never conflict: the new table's DUMP adds back
+    %% those of our live processes (regent_duplicate:reconcile/2).
+    Claims = [Row || maps:get(keys, S#st.opts) =:= unique,
+                     {_, Pid, _} = Row <- ets:tab2list(Reg),
                      node(Pid) =:= node(), is_process_alive(Pid)],
     S1 = regent_outbox:requeue_all(
            regent_outbox:give_up_sent(S#st{port = undefined, daemon_id = 0, members = [],

@@ -75,24 +75,12 @@ get_peers(_Config) ->
         Ps -> [{peers, Ps}]
     end.
 
-paths() ->
-    [P || P <- code:get_path(), string:find(P, code:lib_dir()) =:= nomatch].
-
 peers(N) ->
     peers(N, []).
 
 %% Extra: more emulator flags, e.g. to keep distribution cut once cut.
 peers(N, Extra) ->
-    Nodes = [begin
-                 {ok, Peer, Node} = peer:start_link(
-                                      #{name => peer:random_name(regent),
-                                        args => ["-setcookie", atom_to_list(erlang:get_cookie())
-                                                 | Extra ++ lists:append([["-pa", P] || P <- paths()])]}),
-                 unlink(Peer),
-                 put(peers, [Peer | case get(peers) of undefined -> []; L -> L end]),
-                 {Peer, Node}
-             end || _ <- lists:seq(1, N)],
-    [Node || {_, Node} <- Nodes].
+    regent_test_lib:peers(N, Extra).
 
 stop_remote(Reg) ->
     gen_server:stop(Reg).
@@ -107,15 +95,7 @@ start_on(Nodes, Config, Extra) ->
     ok.
 
 await_cluster(Nodes, Size) ->
-    wait_until(fun() ->
-                       lists:all(fun(N) ->
-                                         St = erpc:call(N, regent, status, [?REG]),
-                                         maps:get(ready, St) andalso
-                                             length(maps:get(members, St)) =:= Size andalso
-                                             maps:get(leader, St) =/= undefined
-                                 end, Nodes)
-                           andalso length(lists:usort([leader(N) || N <- Nodes])) =:= 1
-               end, 20000).
+    regent_test_lib:await_cluster(?REG, Nodes, Size).
 
 leader(N) -> erpc:call(N, regent, get_leader, [?REG]).
 
@@ -153,18 +133,7 @@ os_process_alive(OsPid) ->
     end.
 
 wait_until(Fun, Ms) ->
-    Deadline = erlang:monotonic_time(millisecond) + Ms,
-    wait_until_(Fun, Deadline).
-
-wait_until_(Fun, Deadline) ->
-    case catch Fun() of
-        true -> ok;
-        _ ->
-            case erlang:monotonic_time(millisecond) > Deadline of
-                true -> error(timeout_waiting);
-                false -> timer:sleep(10), wait_until_(Fun, Deadline)
-            end
-    end.
+    regent_test_lib:wait_until(Fun, Ms).
 
 %% Three nodes in one cluster, started with Extra options; and its leader.
 three_nodes(Config, Extra) ->
@@ -779,6 +748,9 @@ daemon_of(Node) ->
     #{os_pid := OsPid, starts := Starts, data_dir := Dir} =
         maps:get(daemon, erpc:call(Node, regent, status, [?REG])),
     {OsPid, Starts, Dir}.
+
+paths() ->
+    [P || P <- code:get_path(), string:find(P, code:lib_dir()) =:= nomatch].
 
 %% A peer BEAM in a PID namespace of its own (with its own /proc), on the
 %% same host, network and files.
