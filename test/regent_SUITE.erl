@@ -13,7 +13,7 @@
          metadata_and_queries/1, send_via/1, hundred_deaths/1,
          dead_holder_is_replaced/1, canonical_names/1, canonical_bytes/1,
          equal_maps_equal_keys/1, names_through_the_daemon/1, bad_input/1,
-         not_running/1, bad_options/1, no_atoms_per_name/1, independent_registries/1,
+         not_running/1, bad_options/1, registry_bad_input/1, no_atoms_per_name/1, independent_registries/1,
          daemon_kill9_recovers/1, unavailable_times_out/1, port_garbage/1,
          port_oversize_frame/1, raft_port_garbage/1, status_and_leader/1,
          member_crash_resumes/1, big_batches_are_split/1,
@@ -35,7 +35,7 @@ groups() ->
                       concurrent_writes_share_entries]},
      {names, [], [canonical_names, canonical_bytes, equal_maps_equal_keys,
                   names_through_the_daemon]},
-     {failures, [], [bad_input, bad_options, not_running, stopping_member_callers,
+     {failures, [], [bad_input, bad_options, registry_bad_input, not_running, stopping_member_callers,
                      memory_given_back,
                      daemon_kill9_recovers,
                      unavailable_times_out, member_crash_resumes,
@@ -380,11 +380,68 @@ bad_options(_Config) ->
            {tls, [{certfile, "c.pem"}, {keyfile, "k.pem"}]}, % verify_peer needs a CA
            {tls, [{certfile, "c.pem"}, {keyfile, "k.pem"}, {verify, maybe}]},
            {tls, [{certfile, "c.pem"}, {keyfile, "k.pem"}, {bogus, 1}]},
-           {tls, [{certfile, 42}, {keyfile, "k.pem"}, {verify, verify_none}]}],
+           {tls, [{certfile, 42}, {keyfile, "k.pem"}, {verify, verify_none}]},
+           %% Registry's options
+           {keys, uniq}, {listeners, [<<"name">>]}, {listeners, not_a_list},
+           {meta, [{"string key", 1}]}, {meta, [not_a_pair]}, {meta, #{a => 1}},
+           {partitions, 0}, {compressed, yes}, {register_timeout, 0},
+           {conflict, {resolve, fun(_, _) -> none end}}, {port_range, {2, 1}}],
     [begin
          {'EXIT', {{badarg, {K, _}}, _}} = catch regent:start_link(bad_opts, [{K, V}])
      end || {K, V} <- Bad],
+    %% An unknown option is named with its value, in either form.
+    {'EXIT', {{badarg, {unknown_option, {bogus, 1}}}, _}} =
+        catch regent:start_link(bad_opts, [{bogus, 1}]),
+    {'EXIT', {{badarg, {unknown_option, {bogus, 1}}}, _}} =
+        catch regent:start_link(bad_opts, #{bogus => 1}),
+    {'EXIT', {{badarg, {not_an_option, nope}}, _}} =
+        catch regent:start_link(bad_opts, [nope]),
+    {'EXIT', {{badarg, {name, missing}}, _}} = catch regent:start_link([{keys, unique}]),
     undefined = whereis(bad_opts),
+    ok.
+
+%% Registry's API refuses bad arguments with the argument named, and
+%% changes nothing: the wrong kind of registry for the call, values over
+%% the limits, match specifications that do not compile.
+registry_bad_input(Config) ->
+    {ok, D} = start_reg(dup_bad, Config, [{keys, duplicate}]),
+    {ok, _} = regent:register(?REG, kept, 1),
+    {ok, _} = regent:register(dup_bad, kept, 1),
+    Big = binary:copy(<<"v">>, 70000),
+    {'EXIT', {{badarg, value_too_large}, _}} = catch regent:register(?REG, k, Big),
+    {'EXIT', {{badarg, value_too_large}, _}} = catch regent:register(dup_bad, k, Big),
+    {'EXIT', {{badarg, value_too_large}, _}} = catch regent:put_meta(?REG, k, Big),
+    {'EXIT', {{badarg, value_too_large}, _}} =
+        catch regent:update_value(?REG, kept, fun(_) -> Big end),
+    {'EXIT', {{badarg, name_too_large}, _}} =
+        catch regent:register(?REG, binary:copy(<<"x">>, 5000), 1),
+    {'EXIT', {{badarg, {meta_key, "str"}}, _}} = catch regent:put_meta(?REG, "str", 1),
+    {'EXIT', {{badarg, {meta_key, 1}}, _}} = catch regent:meta(?REG, 1),
+    {'EXIT', {{badarg, {bad_match_spec, _}}, _}} =
+        catch regent:match(?REG, kept, '$1', [{bogus_guard, '$1'}]),
+    {'EXIT', {{badarg, {guards, not_a_list}}, _}} =
+        catch regent:count_match(?REG, kept, '_', not_a_list),
+    {'EXIT', {{badarg, {bad_match_spec, [bad]}}, _}} = catch regent:select(?REG, [bad]),
+    {'EXIT', {{badarg, {bad_match_spec, _}}, _}} =
+        catch regent:count_select(?REG, [{{'_', '_'}, [], [true]}]),
+    {'EXIT', {{badarg, {not_a_pid, x}}, _}} = catch regent:keys(?REG, x),
+    {'EXIT', {{badarg, {dispatcher, _}}, _}} = catch regent:dispatch(?REG, kept, not_a_fun),
+    %% The wrong kind of registry for the call.
+    {'EXIT', {{badarg, {via_not_supported_for_duplicate_registry, dup_bad}}, _}} =
+        catch regent:whereis_name({dup_bad, kept}),
+    {'EXIT', {{badarg, {not_supported_for_duplicate_registry, register_name}}, _}} =
+        catch regent:register_name({dup_bad, x}, self()),
+    {'EXIT', {{badarg, {not_supported_for_duplicate_registry, update_value}}, _}} =
+        catch regent:update_value(dup_bad, kept, fun(V) -> V end),
+    %% A dispatcher that raises: the caller gets it, as with Registry.
+    {'EXIT', {boom, _}} = catch regent:dispatch(dup_bad, kept, fun(_) -> error(boom) end),
+    %% Calls the member does not know are refused, not crashed on.
+    {error, {unknown_call, _}} = gen_server:call(?REG, {write, bogus, x}),
+    %% Nothing changed.
+    [{_, 1}] = regent:lookup(?REG, kept),
+    [{_, 1}] = regent:lookup(dup_bad, kept),
+    error = regent:meta(?REG, k),
+    gen_server:stop(D),
     ok.
 
 %% A pid of another node, built from the external term format (NEW_PID_EXT).
