@@ -9,7 +9,13 @@
  * and pre-vote) and every log entry is built with the real codec
  * (rg_entry_begin, rg_op_encode with origin, rg_entry_finish): one entry =
  * a batch of ops on 8 hot names held by pids of 4 fake nodes, so conflicts
- * are the common case. Some ops of a batch are copies of an earlier batch's
+ * are the common case. The ops are all of cmd.h's: on the unique names
+ * (REGISTER, REGISTER_NEW, UNREGISTER, UNREGISTER_IF_OWNER, SET_META,
+ * SET_META_IF_OWNER, READ), on the duplicate-key table (GROUP_ADD,
+ * GROUP_DEL of one value or all, keyed by the same 8 names and any pid),
+ * on the registry metadata (META_PUT always or if absent, META_DEL, keyed
+ * by the same names), and PURGE_NODE, which clears names and group
+ * entries. Some ops of a batch are copies of an earlier batch's
  * op (same origin and ref: a member re-sending after a RETRY or a leader
  * change) and some are SETTLEs, so the FSM's de-duplication is exercised:
  * copies commit before, after or without their original, and settled refs
@@ -27,10 +33,12 @@
  *  (a) log agreement: the bytes of the first entry applied at an index are
  *      kept; every later apply at that index, on any server, must be
  *      byte-identical, and no server may step over a command index.
- *  (b) a reference model (the arrays below, not table.c, and bitsets for
- *      the de-duplication set, not dedup.c) applied in log-index order
- *      predicts every reply each FSM emits for the ops it originated, its
- *      table and de-duplication set after every entry and every restore,
+ *  (b) a reference model (the arrays below, not table.c nor group.c, and
+ *      bitsets for the de-duplication set, not dedup.c) applied in
+ *      log-index order predicts every reply each FSM emits for the ops it
+ *      originated, its three tables (names, groups with each value list in
+ *      order, metadata) and de-duplication set after every entry and every
+ *      restore,
  *      the exact bytes of every snapshot taken (at the index libraft labels
  *      it with) and restored, and the change stream the member mirrors into
  *      ETS. A raft_apply acknowledged with status 0 must sit at the index
@@ -92,6 +100,7 @@
 #include "canon.h"
 #include "cmd.h"
 #include "fsm.h"
+#include "group.h"
 #include "limits.h"
 #include "raft_fixes.h"
 
@@ -114,7 +123,7 @@
 #define REF0_PER_MILLE 20
 
 /* Restated from docs/protocol.md, not taken from fsm.c / dedup.c. */
-#define SNAPSHOT_MAGIC 0x52475332u /* "RGS2" */
+#define SNAPSHOT_MAGIC 0x52475333u /* "RGS3" */
 #define MODEL_MAX_REFS (1u << 20)  /* per origin, then ... */
 #define MODEL_DROP (1u << 16)      /* ... its smallest refs go */
 #define MODEL_ORIGINS (MAX_SERVERS + 2) /* ops' origins are 1..n+1 */
@@ -135,6 +144,14 @@ _Static_assert(MODEL_MAX_REFS == RG_DEDUP_MAX_REFS &&
 
 #define EXIT_USAGE 2
 #define EXIT_VIOLATION 3
+
+/* The model keeps at most GROUP_CAP values per (name, pid) (the FSM's cap,
+ * 1 MiB, is out of reach). The generator turns a GROUP_ADD into a
+ * GROUP_DEL once the committed list has GROUP_LONG values, so only adds
+ * in flight grow a list past that; a run that still reaches the cap stops
+ * as a setup error. */
+#define GROUP_CAP 48
+#define GROUP_LONG 6
 
 enum inject { INJECT_NONE, INJECT_SKIP, INJECT_CORRUPT };
 
@@ -205,6 +222,9 @@ struct world {
     struct term pids[N_PIDS];
     char nodes[N_NODES][12];
     int name_order[N_NAMES]; /* names sorted by their bytes (snapshot order) */
+    /* (name, pid) pairs, as name * N_PIDS + pid, sorted by the group
+     * table's key: the name's bytes then the pid's (group.h). */
+    int pair_order[N_NAMES * N_PIDS];
 };
 
 static const char *const metas[N_META] = {"", "m1", "m2"};
@@ -270,6 +290,37 @@ static void sort_names(struct world *w)
     }
 }
 
+/* The group table's key of pair i (name * N_PIDS + pid). */
+static struct term pair_key(const struct world *w, int i)
+{
+    const struct term *name = &w->names[i / N_PIDS], *pid = &w->pids[i % N_PIDS];
+    struct term t;
+    if (name->n + pid->n > sizeof t.b) {
+        fprintf(stderr, "sim_raft: a pair key is too long\n");
+        exit(EXIT_USAGE);
+    }
+    memcpy(t.b, name->b, name->n);
+    memcpy(t.b + name->n, pid->b, pid->n);
+    t.n = name->n + pid->n;
+    return t;
+}
+
+static void sort_pairs(struct world *w)
+{
+    for (int i = 0; i < N_NAMES * N_PIDS; i++) {
+        struct term key = pair_key(w, i);
+        int j = i;
+        for (; j > 0; j--) {
+            struct term prev = pair_key(w, w->pair_order[j - 1]);
+            if (!term_less(&key, &prev)) {
+                break;
+            }
+            w->pair_order[j] = w->pair_order[j - 1];
+        }
+        w->pair_order[j] = i;
+    }
+}
+
 static void term_from(struct term *t, struct rg_wbuf *w)
 {
     if (w->oom || w->len > sizeof t->b) {
@@ -323,6 +374,7 @@ static void world_init(struct world *w)
         }
     }
     sort_names(w);
+    sort_pairs(w);
     rg_wbuf_free(&b);
 }
 
@@ -363,19 +415,28 @@ static int find_meta(const uint8_t *p, size_t n)
 
 /* ---- the reference model ------------------------------------------------- */
 
-/* The whole registry: per name, the holding pid (-1: free) and its meta. */
+/* The whole registry: per name, the holding pid (-1: free) and its meta;
+ * per (name, pid) of the duplicate-key table, its values in order (meta
+ * indexes; no entry when there are none); per name as a metadata key, its
+ * value (a meta index, -1: none). */
 struct mstate {
     int8_t holder[N_NAMES];
     int8_t meta[N_NAMES];
+    uint8_t glen[N_NAMES][N_PIDS];
+    int8_t gval[N_NAMES][N_PIDS][GROUP_CAP];
+    int8_t rmeta[N_NAMES];
 };
 
 /* One op, in model terms (indexes into the world). */
 struct plan_op {
     uint8_t kind;
     uint8_t name;
-    int8_t pid;     /* REGISTER, UNREGISTER_IF_OWNER */
-    int8_t meta;    /* REGISTER, SET_META */
-    int8_t replace; /* REGISTER: -1 or the pid to replace */
+    int8_t pid;     /* REGISTER(_NEW), UNREGISTER_IF_OWNER, SET_META_IF_OWNER,
+                       GROUP_ADD, GROUP_DEL */
+    int8_t meta;    /* REGISTER(_NEW), SET_META(_IF_OWNER), the value of
+                       GROUP_ADD, GROUP_DEL and META_PUT */
+    int8_t replace; /* REGISTER(_NEW): -1 or the pid to replace */
+    bool flag;      /* GROUP_DEL: all values; META_PUT: only if absent */
     uint8_t node;   /* PURGE_NODE */
     bool any;       /* PURGE_NODE: any creation */
     uint32_t creation;
@@ -501,28 +562,48 @@ static void mdedup_free(struct mdedup *d)
 
 static void mstate_init(struct mstate *m)
 {
+    memset(m, 0, sizeof *m);
     memset(m->holder, -1, sizeof m->holder);
-    memset(m->meta, 0, sizeof m->meta);
+    memset(m->rmeta, -1, sizeof m->rmeta);
+}
+
+/* (name, pid)'s value lists are equal in both. */
+static bool mgroup_eq(const struct mstate *a, const struct mstate *b, int i,
+                      int p)
+{
+    return a->glen[i][p] == b->glen[i][p] &&
+           memcmp(a->gval[i][p], b->gval[i][p], a->glen[i][p]) == 0;
 }
 
 static bool mstate_eq(const struct mstate *a, const struct mstate *b)
 {
     for (int i = 0; i < N_NAMES; i++) {
         if (a->holder[i] != b->holder[i] ||
-            (a->holder[i] >= 0 && a->meta[i] != b->meta[i])) {
+            (a->holder[i] >= 0 && a->meta[i] != b->meta[i]) ||
+            a->rmeta[i] != b->rmeta[i]) {
             return false;
+        }
+        for (int p = 0; p < N_PIDS; p++) {
+            if (!mgroup_eq(a, b, i, p)) {
+                return false;
+            }
         }
     }
     return true;
 }
 
 /* Free, or ours already, or held by the pid we replace: yes. Same pid with
- * empty meta keeps the old meta. Otherwise no, with the holder. */
+ * empty meta keeps the old meta. Otherwise no, with the holder. REGISTER_NEW
+ * (Registry's register/3) is no, with the holder, when the pid holds the
+ * name already. */
 static struct expect model_register(struct mstate *m, const struct plan_op *op)
 {
     struct expect e = {RG_RES_OK, -1, false, false, false};
     int h = m->holder[op->name];
-    if (h == op->pid) {
+    if (h == op->pid && op->kind == RG_OP_REGISTER_NEW) {
+        e.result = RG_RES_NO;
+        e.payload = (int8_t)h;
+    } else if (h == op->pid) {
         if (op->meta != 0) {
             m->meta[op->name] = op->meta;
         }
@@ -536,14 +617,76 @@ static struct expect model_register(struct mstate *m, const struct plan_op *op)
     return e;
 }
 
+/* SET_META on a held name; SET_META_IF_OWNER only if op's pid holds it. */
+static uint8_t model_set_meta(struct mstate *m, const struct plan_op *op)
+{
+    int h = m->holder[op->name];
+    if (h < 0 || (op->kind == RG_OP_SET_META_IF_OWNER && h != op->pid)) {
+        return RG_RES_NOT_FOUND;
+    }
+    m->meta[op->name] = op->meta;
+    return RG_RES_OK;
+}
+
+static bool pid_purged(int p, const struct plan_op *op)
+{
+    return pid_node(p) == op->node && (op->any || pid_creation(p) == op->creation);
+}
+
 static void model_purge(struct mstate *m, const struct plan_op *op)
 {
     for (int i = 0; i < N_NAMES; i++) {
         int h = m->holder[i];
-        if (h >= 0 && pid_node(h) == op->node &&
-            (op->any || pid_creation(h) == op->creation)) {
+        if (h >= 0 && pid_purged(h, op)) {
             m->holder[i] = -1;
         }
+        for (int p = 0; p < N_PIDS; p++) {
+            if (pid_purged(p, op)) {
+                m->glen[i][p] = 0;
+            }
+        }
+    }
+}
+
+/* Appends value to (name, pid)'s list; false at the model's cap. */
+static bool mgroup_add(struct mstate *m, int name, int pid, int8_t value)
+{
+    uint8_t *len = &m->glen[name][pid];
+    if (*len == GROUP_CAP) {
+        return false;
+    }
+    m->gval[name][pid][(*len)++] = value;
+    return true;
+}
+
+/* Drops (name, pid)'s values equal to value, or all of them. */
+static void mgroup_del(struct mstate *m, int name, int pid, int8_t value,
+                       bool all)
+{
+    uint8_t *len = &m->glen[name][pid], kept = 0;
+    int8_t *v = m->gval[name][pid];
+    for (uint8_t k = 0; k < *len && !all; k++) {
+        if (v[k] != value) {
+            v[kept++] = v[k];
+        }
+    }
+    *len = kept;
+}
+
+static void model_group_add(struct mstate *m, const struct plan_op *op)
+{
+    if (!mgroup_add(m, op->name, op->pid, op->meta)) {
+        fprintf(stderr, "sim_raft: a value list of the model passed %d values "
+                        "(GROUP_CAP)\n", GROUP_CAP);
+        exit(EXIT_USAGE);
+    }
+}
+
+/* META_PUT; with if_absent (flag) only when the key has no value. */
+static void model_meta_put(struct mstate *m, const struct plan_op *op)
+{
+    if (!op->flag || m->rmeta[op->name] < 0) {
+        m->rmeta[op->name] = op->meta;
     }
 }
 
@@ -555,6 +698,7 @@ static struct expect model_apply_kind(struct mstate *m,
     int8_t *h = &m->holder[op->name];
     switch (op->kind) {
     case RG_OP_REGISTER:
+    case RG_OP_REGISTER_NEW:
         e = model_register(m, op);
         break;
     case RG_OP_UNREGISTER:
@@ -566,11 +710,20 @@ static struct expect model_apply_kind(struct mstate *m,
         }
         break;
     case RG_OP_SET_META:
-        if (*h < 0) {
-            e.result = RG_RES_NOT_FOUND;
-        } else {
-            m->meta[op->name] = op->meta;
-        }
+    case RG_OP_SET_META_IF_OWNER:
+        e.result = model_set_meta(m, op);
+        break;
+    case RG_OP_GROUP_ADD:
+        model_group_add(m, op);
+        break;
+    case RG_OP_GROUP_DEL:
+        mgroup_del(m, op->name, op->pid, op->meta, op->flag);
+        break;
+    case RG_OP_META_PUT:
+        model_meta_put(m, op);
+        break;
+    case RG_OP_META_DEL:
+        m->rmeta[op->name] = -1;
         break;
     case RG_OP_PURGE_NODE:
         model_purge(m, op);
@@ -584,10 +737,14 @@ static struct expect model_apply_kind(struct mstate *m,
     return e;
 }
 
+/* docs/protocol.md: every op but READ, PURGE_NODE and SETTLE is a write. */
 static bool is_write(uint8_t kind)
 {
     return kind == RG_OP_REGISTER || kind == RG_OP_UNREGISTER ||
-           kind == RG_OP_UNREGISTER_IF_OWNER || kind == RG_OP_SET_META;
+           kind == RG_OP_UNREGISTER_IF_OWNER || kind == RG_OP_SET_META ||
+           kind == RG_OP_REGISTER_NEW || kind == RG_OP_SET_META_IF_OWNER ||
+           kind == RG_OP_GROUP_ADD || kind == RG_OP_GROUP_DEL ||
+           kind == RG_OP_META_PUT || kind == RG_OP_META_DEL;
 }
 
 /* A write with a ref applies once per (origin, ref) until SETTLE forgets
@@ -616,9 +773,11 @@ static struct expect model_apply(struct mstate *m, struct mdedup *d,
 
 static const char *kind_name(uint8_t k)
 {
-    static const char *const names[] = {"?", "REGISTER", "UNREGISTER",
-                                        "UNREGISTER_IF_OWNER", "SET_META",
-                                        "PURGE_NODE", "READ", "SETTLE"};
+    static const char *const names[] = {
+        "?",        "REGISTER",          "UNREGISTER", "UNREGISTER_IF_OWNER",
+        "SET_META", "PURGE_NODE",        "READ",       "SETTLE",
+        "REGISTER_NEW", "SET_META_IF_OWNER", "GROUP_ADD", "GROUP_DEL",
+        "META_PUT", "META_DEL"};
     return k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -656,9 +815,10 @@ static void describe_op(char *out, size_t n, const struct plan_op *op)
                  op->below, (uint64_t)op->origin);
         return;
     }
-    snprintf(out, n, "%s hot/%u pid %s meta \"%s\" replace %s origin %" PRIu64
+    snprintf(out, n, "%s hot/%u pid %s meta \"%s\" replace %s%s origin %" PRIu64
              " ref %" PRIu64,
              kind_name(op->kind), op->name, pid, metas[op->meta], rep,
+             op->flag ? (op->kind == RG_OP_GROUP_DEL ? " all" : " if_absent") : "",
              (uint64_t)op->origin, op->ref);
 }
 
@@ -746,6 +906,7 @@ struct net {
 struct stats {
     unsigned long submitted, committed, acked, unacked, replies_no;
     unsigned long resent, copies_skipped, settles, dedup_max;
+    unsigned long group_rows_max, group_values_max, meta_rows_max;
     unsigned long snapshots, restores, faults, elections, quiesces;
     unsigned long commit_regressions, snapshots_refused;
     unsigned long role_changes, config_fixes, installs_dropped, reanchored,
@@ -855,6 +1016,7 @@ static void encode_op(struct rg_wbuf *w, const struct world *wd,
     op.origin = p->origin;
     op.ref = p->ref;
     op.below = p->below;
+    op.flag = p->flag;
     op.key = wd->names[p->name].b;
     op.key_len = wd->names[p->name].n;
     if (p->pid >= 0) {
@@ -966,6 +1128,27 @@ static uint32_t dsec_of_model(struct sim *s, uint32_t prev)
     return (uint32_t)s->n_dsecs++;
 }
 
+static unsigned long max_ul(unsigned long a, unsigned long b)
+{
+    return a > b ? a : b;
+}
+
+/* How far the model's groups and metadata got (the summary shows that the
+ * schedule reaches them). */
+static void note_table_sizes(struct stats *st, const struct mstate *m)
+{
+    unsigned long rows = 0, metas_n = 0;
+    for (int i = 0; i < N_NAMES; i++) {
+        for (int p = 0; p < N_PIDS; p++) {
+            rows += m->glen[i][p] > 0;
+            st->group_values_max = max_ul(st->group_values_max, m->glen[i][p]);
+        }
+        metas_n += m->rmeta[i] >= 0;
+    }
+    st->group_rows_max = max_ul(st->group_rows_max, rows);
+    st->meta_rows_max = max_ul(st->meta_rows_max, metas_n);
+}
+
 /* First apply of idx anywhere: the model applies the batch there. */
 static long model_commit(struct sim *s, const struct server *sv,
                          raft_index idx, const struct raft_buffer *buf)
@@ -993,6 +1176,7 @@ static long model_commit(struct sim *s, const struct server *sv,
     }
     uint64_t total = mdedup_total(&s->mdedup);
     s->st.dedup_max = total > s->st.dedup_max ? total : s->st.dedup_max;
+    note_table_sizes(&s->st, &s->model);
     b->index = idx;
     uint32_t dsec = dsec_of_model(s, rec_at(s, idx - 1)->dsec);
     struct rec *r = rec_at(s, idx);
@@ -1122,31 +1306,96 @@ static void check_replies(struct sim *s, const struct server *sv,
     }
 }
 
+/* A blob that must be one of the world's metas: its index, or -1. */
+static int read_meta_blob(struct rg_rbuf *r)
+{
+    uint32_t len;
+    const uint8_t *p = rg_rbuf_blob(r, RG_META_MAX, &len);
+    return rg_rbuf_ok(r) ? find_meta(p, len) : -1;
+}
+
+static int read_pid_blob(const struct world *w, struct rg_rbuf *r)
+{
+    uint32_t len;
+    const uint8_t *p = rg_rbuf_blob(r, RG_PID_MAX, &len);
+    return p == NULL ? -1 : find_pid(w, p, len);
+}
+
+/* The duplicate-key table's records after the key: GROUP_ADD pid value,
+ * GROUP_DEL pid all value, GROUP_DEL_PURGE pid. */
+static bool replay_group_change(const struct world *w, struct rg_rbuf *r,
+                                uint8_t kind, int name, struct mstate *m)
+{
+    int p = read_pid_blob(w, r);
+    if (p < 0) {
+        return false;
+    }
+    if (kind == RG_CHANGE_GROUP_DEL_PURGE) {
+        m->glen[name][p] = 0;
+        return true;
+    }
+    uint8_t all = kind == RG_CHANGE_GROUP_DEL ? rg_rbuf_u8(r) : 0;
+    int v = read_meta_blob(r);
+    if (v < 0 || all > 1) {
+        return false;
+    }
+    if (kind == RG_CHANGE_GROUP_ADD) {
+        return mgroup_add(m, name, p, (int8_t)v);
+    }
+    mgroup_del(m, name, p, (int8_t)v, all == 1);
+    return true;
+}
+
+/* A names record after the key: PUT pid meta (DEL and DEL_PURGE have
+ * nothing more). */
+static bool replay_name_change(const struct world *w, struct rg_rbuf *r,
+                               uint8_t kind, int name, struct mstate *m)
+{
+    if (kind == RG_CHANGE_DEL || kind == RG_CHANGE_DEL_PURGE) {
+        m->holder[name] = -1;
+        return true;
+    }
+    int p = read_pid_blob(w, r);
+    int mi = read_meta_blob(r);
+    if (p < 0 || mi < 0) {
+        return false;
+    }
+    m->holder[name] = (int8_t)p;
+    m->meta[name] = (int8_t)mi;
+    return true;
+}
+
 /* Replays one change record into the mirror; false if it is malformed. */
 static bool replay_change(const struct world *w, struct rg_rbuf *r,
                           struct mstate *m)
 {
-    uint32_t klen, plen, mlen;
+    uint32_t klen;
     uint8_t kind = rg_rbuf_u8(r);
     const uint8_t *key = rg_rbuf_blob(r, RG_NAME_MAX, &klen);
     int name = key == NULL ? -1 : find_name(w, key, klen);
     if (name < 0) {
         return false;
     }
-    if (kind == RG_CHANGE_DEL || kind == RG_CHANGE_DEL_PURGE) {
-        m->holder[name] = -1;
-        return true;
+    switch (kind) {
+    case RG_CHANGE_PUT:
+    case RG_CHANGE_DEL:
+    case RG_CHANGE_DEL_PURGE:
+        return replay_name_change(w, r, kind, name, m);
+    case RG_CHANGE_GROUP_ADD:
+    case RG_CHANGE_GROUP_DEL:
+    case RG_CHANGE_GROUP_DEL_PURGE:
+        return replay_group_change(w, r, kind, name, m);
+    case RG_CHANGE_META_PUT: {
+        int v = read_meta_blob(r);
+        m->rmeta[name] = (int8_t)v;
+        return v >= 0;
     }
-    const uint8_t *pid = rg_rbuf_blob(r, RG_PID_MAX, &plen);
-    const uint8_t *meta = rg_rbuf_blob(r, RG_META_MAX, &mlen);
-    int p = pid == NULL ? -1 : find_pid(w, pid, plen);
-    int mi = rg_rbuf_ok(r) ? find_meta(meta, mlen) : -1;
-    if (kind != RG_CHANGE_PUT || p < 0 || mi < 0) {
+    case RG_CHANGE_META_DEL:
+        m->rmeta[name] = -1;
+        return true;
+    default:
         return false;
     }
-    m->holder[name] = (int8_t)p;
-    m->meta[name] = (int8_t)mi;
-    return true;
 }
 
 /* The member mirrors the change stream into ETS: replaying it must give
@@ -1169,9 +1418,9 @@ static void replay_changes(struct sim *s, struct server *sv, raft_index idx)
     }
 }
 
-/* Does the FSM's table hold exactly the model's state? Says why not. */
-static bool table_matches(const struct world *w, const struct rg_fsm *f,
-                          const struct mstate *m, char *why, size_t n)
+/* Does the FSM's name table hold exactly the model's names? Says why not. */
+static bool names_match(const struct world *w, const struct rg_fsm *f,
+                        const struct mstate *m, char *why, size_t n)
 {
     size_t count = 0;
     for (int i = 0; i < N_NAMES; i++) {
@@ -1200,6 +1449,100 @@ static bool table_matches(const struct world *w, const struct rg_fsm *f,
         return false;
     }
     return true;
+}
+
+/* (name, pid)'s value list as group.h lays it out: [u32 len][bytes] per
+ * value, restated from docs/protocol.md. */
+static void mvalues_encode(const struct mstate *m, int name, int pid,
+                           struct rg_wbuf *w)
+{
+    for (uint8_t k = 0; k < m->glen[name][pid]; k++) {
+        const char *v = metas[m->gval[name][pid][k]];
+        rg_wbuf_blob(w, v, strlen(v));
+    }
+}
+
+/* Does (name, pid)'s entry of the FSM's group table hold the model's
+ * values (NULL entry: the model has none)? */
+static bool group_entry_matches(const struct rg_entry *e, const struct mstate *m,
+                                int name, int pid)
+{
+    struct rg_wbuf w;
+    if (e == NULL || m->glen[name][pid] == 0) {
+        return e == NULL && m->glen[name][pid] == 0;
+    }
+    rg_wbuf_init(&w);
+    mvalues_encode(m, name, pid, &w);
+    bool ok = !w.oom && same(rg_entry_meta(e), e->meta_len, w.data, w.len);
+    rg_wbuf_free(&w);
+    return ok;
+}
+
+/* Does the FSM's duplicate-key table hold exactly the model's groups? */
+static bool groups_match(const struct world *w, const struct rg_fsm *f,
+                         const struct mstate *m, char *why, size_t n)
+{
+    size_t count = 0;
+    for (int i = 0; i < N_NAMES; i++) {
+        for (int p = 0; p < N_PIDS; p++) {
+            const struct rg_entry *e =
+                rg_group_get(&f->groups, w->names[i].b, w->names[i].n,
+                             w->pids[p].b, w->pids[p].n);
+            if (!group_entry_matches(e, m, i, p)) {
+                snprintf(why, n, "group hot/%d pid p%d: FSM has %s (%u bytes), "
+                                 "model %u values",
+                         i, p, e == NULL ? "no entry" : "values",
+                         e == NULL ? 0u : (unsigned)e->meta_len,
+                         (unsigned)m->glen[i][p]);
+                return false;
+            }
+            count += m->glen[i][p] > 0;
+        }
+    }
+    if (count != f->groups.count) {
+        snprintf(why, n, "FSM group table has %zu entries, model %zu",
+                 f->groups.count, count);
+        return false;
+    }
+    return true;
+}
+
+/* Does the FSM's metadata table hold exactly the model's? */
+static bool meta_match(const struct world *w, const struct rg_fsm *f,
+                       const struct mstate *m, char *why, size_t n)
+{
+    size_t count = 0;
+    for (int i = 0; i < N_NAMES; i++) {
+        const struct rg_entry *e =
+            rg_table_get(&f->meta, w->names[i].b, w->names[i].n);
+        int got = e == NULL ? -1
+                  : e->pid_len != 0 ? -2
+                                    : find_meta(rg_entry_meta(e), e->meta_len);
+        if (e != NULL && got == -1) {
+            got = -2; /* a value the world does not have */
+        }
+        if (got != m->rmeta[i]) {
+            snprintf(why, n, "metadata key hot/%d: FSM has %d, model %d "
+                             "(-1: none, -2: unknown)",
+                     i, got, m->rmeta[i]);
+            return false;
+        }
+        count += m->rmeta[i] >= 0;
+    }
+    if (count != f->meta.count) {
+        snprintf(why, n, "FSM metadata table has %zu entries, model %zu",
+                 f->meta.count, count);
+        return false;
+    }
+    return true;
+}
+
+/* All three tables. */
+static bool table_matches(const struct world *w, const struct rg_fsm *f,
+                          const struct mstate *m, char *why, size_t n)
+{
+    return names_match(w, f, m, why, n) && groups_match(w, f, m, why, n) &&
+           meta_match(w, f, m, why, n);
 }
 
 /* Does the FSM's de-duplication set (read through its public struct) hold
@@ -1246,7 +1589,7 @@ static void check_state(struct sim *s, const struct server *sv,
     const struct rec *rc = rec_at(s, idx);
     const struct mstate *m = &rc->after;
     if (!table_matches(&s->world, &sv->fsm, m, why, sizeof why)) {
-        fail(s, "(b) after %s index %llu, server %u's table is not the "
+        fail(s, "(b) after %s index %llu, server %u's tables are not the "
                 "model's: %s",
              after, (unsigned long long)idx, sv->i, why);
     } else if (!dedup_matches(&sv->fsm.dedup, &s->dsecs[rc->dsec], why,
@@ -1261,8 +1604,54 @@ static void check_state(struct sim *s, const struct server *sv,
     }
 }
 
+/* The snapshot's group table: rows (name, pid, value list) sorted by name
+ * bytes then pid bytes. */
+static void expected_groups(const struct world *wd, const struct mstate *m,
+                            struct rg_wbuf *w)
+{
+    struct rg_wbuf values;
+    uint64_t rows = 0;
+    rg_wbuf_init(&values);
+    for (int j = 0; j < N_NAMES * N_PIDS; j++) {
+        rows += m->glen[j / N_PIDS][j % N_PIDS] > 0;
+    }
+    rg_wbuf_u64(w, rows);
+    for (int j = 0; j < N_NAMES * N_PIDS; j++) {
+        int i = wd->pair_order[j] / N_PIDS, p = wd->pair_order[j] % N_PIDS;
+        if (m->glen[i][p] > 0) {
+            rg_wbuf_reset(&values);
+            mvalues_encode(m, i, p, &values);
+            rg_wbuf_blob(w, wd->names[i].b, wd->names[i].n);
+            rg_wbuf_blob(w, wd->pids[p].b, wd->pids[p].n);
+            rg_wbuf_blob(w, values.data, values.len);
+        }
+    }
+    w->oom = w->oom || values.oom;
+    rg_wbuf_free(&values);
+}
+
+/* The snapshot's metadata table: rows (key, "", value) sorted by key. */
+static void expected_meta(const struct world *wd, const struct mstate *m,
+                          struct rg_wbuf *w)
+{
+    uint64_t rows = 0;
+    for (int i = 0; i < N_NAMES; i++) {
+        rows += m->rmeta[i] >= 0;
+    }
+    rg_wbuf_u64(w, rows);
+    for (int j = 0; j < N_NAMES; j++) {
+        int i = wd->name_order[j], v = m->rmeta[i];
+        if (v >= 0) {
+            rg_wbuf_blob(w, wd->names[i].b, wd->names[i].n);
+            rg_wbuf_blob(w, "", 0);
+            rg_wbuf_blob(w, metas[v], strlen(metas[v]));
+        }
+    }
+}
+
 /* The snapshot docs/protocol.md specifies for the model's state at idx:
- * magic, row count, the rows sorted by name bytes, the set's section. */
+ * magic, the names table (row count, rows sorted by name bytes), the
+ * groups and metadata tables, the set's section. */
 static void expected_snapshot(struct sim *s, raft_index idx,
                               struct rg_wbuf *w)
 {
@@ -1283,6 +1672,8 @@ static void expected_snapshot(struct sim *s, raft_index idx,
             rg_wbuf_blob(w, metas[m->meta[i]], strlen(metas[m->meta[i]]));
         }
     }
+    expected_groups(wd, m, w);
+    expected_meta(wd, m, w);
     rg_wbuf_put(w, s->dsecs[rc->dsec].bytes, s->dsecs[rc->dsec].len);
 }
 
@@ -1457,20 +1848,49 @@ static int sim_fsm_snapshot_finalize(struct raft_fsm *iface,
     return 0;
 }
 
-/* After a restore the node sends its member a full dump: the mirror is
- * rebuilt from the table. */
+/* A value list of the FSM as model values (-1 for a value the world does
+ * not have), at most GROUP_CAP of them: a longer or stranger list makes
+ * the mirror differ from the model, which check_state reports. */
+static void mirror_group(struct mstate *m, int name, int pid,
+                         const struct rg_entry *e)
+{
+    struct rg_rbuf r;
+    m->glen[name][pid] = 0;
+    if (e == NULL) {
+        return;
+    }
+    rg_rbuf_init(&r, rg_entry_meta(e), e->meta_len);
+    while (r.left > 0 && rg_rbuf_ok(&r) && m->glen[name][pid] < GROUP_CAP) {
+        int v = read_meta_blob(&r);
+        mgroup_add(m, name, pid, (int8_t)v);
+    }
+}
+
+/* After a restore the node sends its member a full dump of every table:
+ * the mirror is rebuilt from them. */
 static void mirror_from_table(struct sim *s, struct server *sv)
 {
+    const struct world *w = &s->world;
+    struct mstate *m = &sv->mirror;
     for (int i = 0; i < N_NAMES; i++) {
-        const struct rg_entry *e = rg_table_get(
-            &sv->fsm.table, s->world.names[i].b, s->world.names[i].n);
-        sv->mirror.holder[i] =
-            (int8_t)(e == NULL ? -1
-                               : find_pid(&s->world, rg_entry_pid(e),
-                                          e->pid_len));
-        sv->mirror.meta[i] =
-            (int8_t)(e == NULL ? 0
-                               : find_meta(rg_entry_meta(e), e->meta_len));
+        const struct rg_entry *e =
+            rg_table_get(&sv->fsm.table, w->names[i].b, w->names[i].n);
+        m->holder[i] = (int8_t)(e == NULL ? -1
+                                          : find_pid(w, rg_entry_pid(e),
+                                                     e->pid_len));
+        m->meta[i] = (int8_t)(e == NULL ? 0
+                                        : find_meta(rg_entry_meta(e),
+                                                    e->meta_len));
+        for (int p = 0; p < N_PIDS; p++) {
+            mirror_group(m, i, p,
+                         rg_group_get(&sv->fsm.groups, w->names[i].b,
+                                      w->names[i].n, w->pids[p].b,
+                                      w->pids[p].n));
+        }
+        e = rg_table_get(&sv->fsm.meta, w->names[i].b, w->names[i].n);
+        m->rmeta[i] = (int8_t)(e == NULL ? -1
+                                         : find_meta(rg_entry_meta(e),
+                                                     e->meta_len));
     }
 }
 
@@ -1561,6 +1981,58 @@ static int8_t owner_guess(struct sim *s, unsigned name)
     return h >= 0 && rng_below(&s->rng, 2) ? h : random_pid(s);
 }
 
+/* Half the time a pid with values under the name in the committed state
+ * (if any): both existing and new entries get exercised. */
+static int8_t member_guess(struct sim *s, unsigned name)
+{
+    int8_t members[N_PIDS];
+    unsigned n = 0;
+    for (int p = 0; p < N_PIDS; p++) {
+        if (s->model.glen[name][p] > 0) {
+            members[n++] = (int8_t)p;
+        }
+    }
+    return n > 0 && rng_below(&s->rng, 2) ? members[rng_below(&s->rng, n)]
+                                          : random_pid(s);
+}
+
+/* GROUP_ADD, or GROUP_DEL (one value, sometimes all) once the committed
+ * list is GROUP_LONG values long, so lists stay short. */
+static void plan_group(struct sim *s, struct plan_op *op, bool add)
+{
+    op->pid = add && rng_below(&s->rng, 3) ? random_pid(s)
+                                           : member_guess(s, op->name);
+    op->meta = (int8_t)rng_below(&s->rng, N_META);
+    add = add && s->model.glen[op->name][op->pid] < GROUP_LONG;
+    op->kind = add ? RG_OP_GROUP_ADD : RG_OP_GROUP_DEL;
+    op->flag = !add && rng_below(&s->rng, 4) == 0;
+}
+
+/* An op on the unique names (k < 56 of plan_one's 100). */
+static void plan_name_op(struct sim *s, struct plan_op *op, unsigned k)
+{
+    if (k < 28) {
+        op->kind = k < 22 ? RG_OP_REGISTER : RG_OP_REGISTER_NEW;
+        op->pid = rng_below(&s->rng, 3) ? random_pid(s)
+                                        : owner_guess(s, op->name);
+        op->meta = (int8_t)rng_below(&s->rng, N_META);
+        if (rng_below(&s->rng, 3) == 0) {
+            op->replace = owner_guess(s, op->name);
+        }
+    } else if (k < 33) {
+        op->kind = RG_OP_UNREGISTER;
+    } else if (k < 43) {
+        op->kind = RG_OP_UNREGISTER_IF_OWNER;
+        op->pid = owner_guess(s, op->name);
+    } else {
+        op->kind = k < 50 ? RG_OP_SET_META : RG_OP_SET_META_IF_OWNER;
+        op->meta = (int8_t)rng_below(&s->rng, N_META);
+        if (op->kind == RG_OP_SET_META_IF_OWNER) {
+            op->pid = owner_guess(s, op->name);
+        }
+    }
+}
+
 static struct plan_op plan_one(struct sim *s)
 {
     struct plan_op op;
@@ -1572,23 +2044,15 @@ static struct plan_op plan_one(struct sim *s)
     op.origin = rng_below(&s->rng, s->n + 1) + 1;
     op.pid = -1;
     op.replace = -1;
-    if (k < 36) {
-        op.kind = RG_OP_REGISTER;
-        op.pid = rng_below(&s->rng, 3) ? random_pid(s)
-                                       : owner_guess(s, op.name);
+    if (k < 56) {
+        plan_name_op(s, &op, k);
+    } else if (k < 77) {
+        plan_group(s, &op, k < 68);
+    } else if (k < 87) {
+        op.kind = k < 83 ? RG_OP_META_PUT : RG_OP_META_DEL;
         op.meta = (int8_t)rng_below(&s->rng, N_META);
-        if (rng_below(&s->rng, 3) == 0) {
-            op.replace = owner_guess(s, op.name);
-        }
-    } else if (k < 44) {
-        op.kind = RG_OP_UNREGISTER;
-    } else if (k < 60) {
-        op.kind = RG_OP_UNREGISTER_IF_OWNER;
-        op.pid = owner_guess(s, op.name);
-    } else if (k < 72) {
-        op.kind = RG_OP_SET_META;
-        op.meta = (int8_t)rng_below(&s->rng, N_META);
-    } else if (k < 78) {
+        op.flag = op.kind == RG_OP_META_PUT && rng_below(&s->rng, 3) == 0;
+    } else if (k < 93) {
         op.kind = RG_OP_PURGE_NODE;
         op.node = (uint8_t)rng_below(&s->rng, N_NODES);
         op.any = rng_below(&s->rng, 2);
@@ -2694,6 +3158,9 @@ static void add_stats(struct stats *t, const struct stats *a)
     t->copies_skipped += a->copies_skipped;
     t->settles += a->settles;
     t->dedup_max = a->dedup_max > t->dedup_max ? a->dedup_max : t->dedup_max;
+    t->group_rows_max = max_ul(t->group_rows_max, a->group_rows_max);
+    t->group_values_max = max_ul(t->group_values_max, a->group_values_max);
+    t->meta_rows_max = max_ul(t->meta_rows_max, a->meta_rows_max);
     t->snapshots += a->snapshots;
     t->restores += a->restores;
     t->faults += a->faults;
@@ -2788,7 +3255,8 @@ static void print_summary(const struct options *o, const struct stats *t)
            "simulated: %lu batches committed of %lu submitted (%lu "
            "acknowledged, %lu lost leadership first), %lu NO replies, "
            "%lu ops re-sent, %lu copies skipped, %lu settles (at most %lu "
-           "refs remembered), "
+           "refs remembered), at most %lu group entries (longest value "
+           "list %lu) and %lu metadata keys, "
            "%lu snapshots, %lu restores, %lu elections, %lu role changes, "
            "%lu faults, %lu heal-and-compare; libraft anomalies: %lu commit "
            "index regressions, %lu snapshot attempts refused (commit < "
@@ -2802,7 +3270,8 @@ static void print_summary(const struct options *o, const struct stats *t)
                              : "3 and 5",
            o->seed, (unsigned long long)t->sim_ms / 1000, t->committed,
            t->submitted, t->acked, t->unacked, t->replies_no, t->resent,
-           t->copies_skipped, t->settles, t->dedup_max, t->snapshots,
+           t->copies_skipped, t->settles, t->dedup_max, t->group_rows_max,
+           t->group_values_max, t->meta_rows_max, t->snapshots,
            t->restores, t->elections, t->role_changes, t->faults,
            t->quiesces, t->commit_regressions, t->snapshots_refused,
            t->config_fixes, t->installs_dropped, t->reanchored,
