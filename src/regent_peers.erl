@@ -20,6 +20,7 @@
 -export([send_peer/3, hello_all/1, peer_message/2, cluster_event/2, peer_seen/3,
          node_of/2, member_id/2, is_leader/1, leader_node_known/1, leader_seen/2]).
 
+-include_lib("kernel/include/logger.hrl").
 -include("regent_member.hrl").
 
 %% @private
@@ -40,7 +41,8 @@ info(#st{phase = Phase, daemon_id = Id, leader_id = Leader, members = Ms,
          synced = Synced} = S) ->
     #{phase => Phase, id => Id, leader_id => Leader,
       leader_node => node_of(Leader, S),
-      members => [I || {I, _, _} <- Ms], synced => Synced andalso regent_status:healthy(S)}.
+      members => [I || {I, _, _} <- Ms], synced => Synced andalso regent_status:healthy(S),
+      keys => maps:get(keys, S#st.opts)}.
 
 %% @private
 %% The node whose member runs the daemon with raft id Id.
@@ -117,11 +119,26 @@ peer_message(_Other, S) ->
 %% A member's view: record it, let the leader plan, merge if it is another
 %% cluster, and send ops that were waiting to know where the leader is.
 heard_of(Node, Info, S0) ->
+    kind_check(Node, Info, S0),
     S = regent_merge:maybe_merge(Node, Info, regent_membership:plan(peer_seen(Node, Info, S0))),
     case S#st.outbox of
         [] -> S;
         _ -> regent_outbox:queue_flush(S)
     end.
+
+%% Every node must start a registry with the same `keys': a member of the
+%% other kind ignores this registry's entries. Said once per peer (its
+%% recorded view has the other kind from then on).
+kind_check(Node, #{keys := Theirs}, #st{reg = Reg, opts = #{keys := Ours}, peers = Peers})
+  when Theirs =/= Ours ->
+    case maps:get(Node, Peers, #{}) of
+        #{keys := Theirs} -> ok;
+        _ -> ?LOG_ERROR("regent ~p: the member on ~p runs with {keys, ~p}, this one with "
+                        "{keys, ~p}: each ignores the other's entries; start the registry "
+                        "with the same keys on every node", [Reg, Node, Theirs, Ours])
+    end;
+kind_check(_Node, _Info, _S) ->
+    ok.
 
 %% @private
 -spec peer_seen(node(), map(), #st{}) -> #st{}.
