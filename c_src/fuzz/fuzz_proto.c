@@ -3,9 +3,10 @@
  * rg_proto_ops_count + rg_op_decode in port form for OPS), without the side
  * effects. Besides memory errors (ASan/UBSan) it aborts when a decoded value
  * breaks what the daemon relies on: a START with an empty dir or a reversed
- * port range, an op whose fields are not canonical, a SETTLE with a ref or
- * with below 0, or an op that does not re-encode to exactly the bytes it
- * was decoded from. */
+ * port range, an op whose fields are not canonical (a name, and a pid for
+ * every kind that has one), a SETTLE with a ref or with below 0, or an op
+ * that does not re-encode to exactly the bytes it was decoded from (which
+ * also holds the flag byte of GROUP_DEL and META_PUT to 0 or 1). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,14 @@ static void check_start(struct rg_rbuf *r, size_t len)
     free(strings);
 }
 
+/* The kinds whose pid field is a required canonical pid (cmd.h). */
+static bool has_pid(uint8_t kind)
+{
+    return kind == RG_OP_REGISTER || kind == RG_OP_UNREGISTER_IF_OWNER ||
+           kind == RG_OP_REGISTER_NEW || kind == RG_OP_SET_META_IF_OWNER ||
+           kind == RG_OP_GROUP_ADD || kind == RG_OP_GROUP_DEL;
+}
+
 static void check_op(const struct rg_op *op, const uint8_t *from, size_t len)
 {
     struct rg_pid_view v;
@@ -56,8 +65,7 @@ static void check_op(const struct rg_op *op, const uint8_t *from, size_t len)
     if (op->kind != RG_OP_PURGE_NODE && !rg_canon_check(op->key, op->key_len)) {
         abort();
     }
-    if ((op->kind == RG_OP_REGISTER || op->kind == RG_OP_UNREGISTER_IF_OWNER) &&
-        !rg_canon_pid(op->pid, op->pid_len, &v)) {
+    if (has_pid(op->kind) && !rg_canon_pid(op->pid, op->pid_len, &v)) {
         abort();
     }
     if (op->replace != NULL && !rg_canon_pid(op->replace, op->replace_len, &v)) {

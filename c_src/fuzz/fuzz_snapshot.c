@@ -1,9 +1,10 @@
 /* libFuzzer target: an arbitrary byte string as a snapshot for
- * rg_fsm_restore, into an FSM that already holds one name and one
- * de-duplication entry. A refused snapshot must leave both exactly as they
- * were (and `restored` unset);
- * an accepted one must re-snapshot to bytes that restore into a second FSM
- * and snapshot identically again (sorted, deterministic). Any difference
+ * rg_fsm_restore, into an FSM that already holds a row in each of its
+ * three tables (a name, a group entry, a metadata key) and de-duplication
+ * entries. A refused snapshot must leave all of them exactly as they were
+ * (and `restored` unset); an accepted one must re-snapshot to bytes that
+ * restore into a second FSM with the same row count in each table and
+ * snapshot identically again (sorted, deterministic). Any difference
  * aborts. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,30 +18,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const struct rg_sipkey key_a = {5, 6};
 static const struct rg_sipkey key_b = {7, 8};
 
-/* Registers {x,1} -> a pid with a ref (so the de-duplication set holds
- * (0, 1)), so "unchanged" means something. */
+/* Registers {x,1} -> a pid, adds a value to the group {x,1} for it and
+ * puts the metadata key {x,1}, refs 1..3 (so the de-duplication set holds
+ * origin 0's refs 1..3): every table has a row, so "unchanged" means
+ * something. */
 static void seed_table(struct rg_fsm *f)
 {
     static const uint8_t key[] = {104, 2, 119, 1, 'x', 97, 1};
     static const uint8_t pid[] = {88, 119, 3, 'a', '@', 'h', 0, 0, 0, 1,
                                   0,  0,   0, 0,   0,   0,   0, 1};
-    struct rg_op op;
+    static const uint8_t kinds[] = {RG_OP_REGISTER, RG_OP_GROUP_ADD,
+                                    RG_OP_META_PUT};
     struct rg_wbuf w;
     size_t off;
-    memset(&op, 0, sizeof op);
-    op.kind = RG_OP_REGISTER;
-    op.ref = 1;
-    op.key = key;
-    op.key_len = sizeof key;
-    op.pid = pid;
-    op.pid_len = sizeof pid;
     rg_wbuf_init(&w);
     rg_entry_begin(&w, &off);
-    rg_op_encode(&w, &op, true);
-    rg_wbuf_patch_u32(&w, off, 1);
+    for (uint8_t i = 0; i < sizeof kinds; i++) {
+        struct rg_op op;
+        memset(&op, 0, sizeof op);
+        op.kind = kinds[i];
+        op.ref = 1u + i;
+        op.key = key;
+        op.key_len = sizeof key;
+        op.pid = pid;
+        op.pid_len = sizeof pid;
+        op.meta = (const uint8_t *)"v";
+        op.meta_len = 1;
+        rg_op_encode(&w, &op, true);
+    }
+    rg_wbuf_patch_u32(&w, off, sizeof kinds);
     rg_entry_finish(&w);
     if (rg_fsm_apply(f, w.data, w.len) != 0 || f->table.count != 1 ||
-        f->dedup.n != 1) {
+        f->groups.count != 1 || f->meta.count != 1 || f->dedup.n != 1) {
         abort();
     }
     rg_wbuf_free(&w);
@@ -79,7 +88,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     } else {
         snapshot(&f, &after, &na);
-        if (rg_fsm_restore(&g, after, na) != 0) {
+        if (rg_fsm_restore(&g, after, na) != 0 ||
+            g.table.count != f.table.count || g.groups.count != f.groups.count ||
+            g.meta.count != f.meta.count) {
             abort();
         }
         snapshot(&g, &again, &ng);

@@ -3,10 +3,11 @@
  * formats change. `make -C c_src fuzz-corpus` runs it as
  * `gen_corpus fuzz/corpus`, creating fuzz/corpus/<target>/<seed> files:
  * port frames (START, OPS with each op kind, STOP, STATUS_REQ, ALIVE) for
- * fuzz_proto, padded log entries for fuzz_entry (one per kind, mixes, and
- * re-sent copies with a SETTLE), snapshots of the FSM after those entries
- * (with their de-duplication sections) for fuzz_snapshot, and handshakes
- * for fuzz_handshake. */
+ * fuzz_proto, padded log entries for fuzz_entry (one per kind, mixes of
+ * the name ops and of the Registry ops on groups and metadata, and re-sent
+ * copies with a SETTLE), snapshots of the FSM after those entries (all
+ * three tables, with their de-duplication sections) for fuzz_snapshot, and
+ * handshakes for fuzz_handshake. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,9 @@ static const uint8_t name3[] = {108, 0, 0, 0, 2, 70, 63, 248, 0, 0, 0, 0, 0, 0,
 static const uint8_t name4[] = {104, 2, 77, 0, 0, 0, 2, 3, 1, 64, 90, 0, 1,
                                 119, 1, 'n', 0, 0, 0, 1, 0, 0, 0, 7};
 
+/* The highest op kind of cmd.h: seeds cover 1..LAST_KIND. */
+#define LAST_KIND RG_OP_META_DEL
+
 static struct term names[5];
 static struct term pids[3];
 
@@ -102,9 +106,10 @@ static struct rg_op op_of(uint8_t kind, uint64_t ref, int name, int pid)
     op.key_len = names[name].n;
     op.pid = pids[pid].b;
     op.pid_len = pids[pid].n;
-    if (kind == RG_OP_REGISTER || kind == RG_OP_SET_META) {
+    if (kind == RG_OP_REGISTER || kind == RG_OP_SET_META ||
+        kind >= RG_OP_REGISTER_NEW) { /* every Registry op has a value */
         op.meta = (const uint8_t *)"\x83\x74\0\0\0\0";
-        op.meta_len = 6;
+        op.meta_len = kind == RG_OP_META_DEL ? 0 : 6;
     }
     if (kind == RG_OP_PURGE_NODE) {
         op.key = NULL;
@@ -156,10 +161,13 @@ static void seeds_proto(void)
     rg_wbuf_u8(&w, 0);
     write_seed("fuzz_proto", "start", &w);
 
-    static const char *kinds[] = {"", "register", "unregister", "unreg_owner",
-                                  "set_meta", "purge", "read", "settle"};
-    struct rg_op mix[7];
-    for (uint8_t k = RG_OP_REGISTER; k <= RG_OP_SETTLE; k++) {
+    static const char *kinds[] = {"",         "register",   "unregister",
+                                  "unreg_owner", "set_meta", "purge",
+                                  "read",     "settle",     "register_new",
+                                  "set_meta_owner", "group_add", "group_del",
+                                  "meta_put", "meta_del"};
+    struct rg_op mix[LAST_KIND];
+    for (uint8_t k = RG_OP_REGISTER; k <= LAST_KIND; k++) {
         struct rg_op op = op_of(k, 100 + k, k % 5, k % 3);
         if (k == RG_OP_REGISTER) {
             op.replace = pids[2].b;
@@ -173,8 +181,11 @@ static void seeds_proto(void)
         write_seed("fuzz_proto", name, &w);
     }
     rg_wbuf_reset(&w);
-    ops_frame(&w, mix, 7);
+    ops_frame(&w, mix, RG_OP_SETTLE);
     write_seed("fuzz_proto", "ops_mixed", &w);
+    rg_wbuf_reset(&w);
+    ops_frame(&w, mix + RG_OP_SETTLE, LAST_KIND - RG_OP_SETTLE);
+    write_seed("fuzz_proto", "ops_registry", &w);
 
     static const uint8_t stop[] = {RG_PROTO_VERSION, RG_MSG_STOP};
     static const uint8_t status[] = {RG_PROTO_VERSION, RG_MSG_STATUS_REQ};
@@ -212,6 +223,56 @@ static void snapshot_seed(const struct rg_fsm *f, const char *name)
     }
     write_seed("fuzz_snapshot", name, &w);
     rg_wbuf_free(&w);
+}
+
+/* Applies the entry in w to f, or dies. */
+static void apply_seed(struct rg_fsm *f, const struct rg_wbuf *w)
+{
+    if (rg_fsm_apply(f, w->data, w->len) != 0) {
+        die("apply");
+    }
+}
+
+/* The Registry ops on f (which holds names already): a group entry with a
+ * value twice, one value removed, another entry removed whole, metadata
+ * put always and if absent and removed, REGISTER_NEW on a free and on a
+ * held name, SET_META_IF_OWNER by the holder and by another pid; then
+ * re-sent copies of some of them (skipped) and a PURGE_NODE that clears
+ * group entries. Snapshots after each: every table has rows. */
+static void seeds_registry(struct rg_fsm *f, struct rg_wbuf *w)
+{
+    struct rg_op ops[12] = {
+        op_of(RG_OP_GROUP_ADD, 40, 0, 0),
+        op_of(RG_OP_GROUP_ADD, 41, 0, 0),          /* the same value twice */
+        op_of(RG_OP_GROUP_ADD, 42, 0, 1),
+        op_of(RG_OP_GROUP_ADD, 43, 3, 2),
+        op_of(RG_OP_GROUP_DEL, 44, 0, 1),          /* all of (0, 1)'s */
+        op_of(RG_OP_GROUP_DEL, 45, 3, 2),          /* one value */
+        op_of(RG_OP_META_PUT, 46, 1, 0),
+        op_of(RG_OP_META_PUT, 47, 2, 0),           /* if absent */
+        op_of(RG_OP_META_DEL, 48, 1, 0),
+        op_of(RG_OP_REGISTER_NEW, 49, 3, 1),       /* free by now */
+        op_of(RG_OP_REGISTER_NEW, 50, 3, 1),       /* held by itself: NO */
+        op_of(RG_OP_SET_META_IF_OWNER, 51, 3, 0)}; /* not the holder */
+    ops[4].flag = true;
+    ops[7].flag = true;
+    entry_of(w, ops, 12);
+    write_seed("fuzz_entry", "registry12", w);
+    apply_seed(f, w);
+    snapshot_seed(f, "after_registry");
+
+    struct rg_op again[5] = {
+        op_of(RG_OP_GROUP_ADD, 41, 0, 0),          /* copies: skipped */
+        op_of(RG_OP_META_DEL, 48, 1, 0),
+        op_of(RG_OP_SET_META_IF_OWNER, 52, 3, 1),  /* the holder */
+        op_of(RG_OP_GROUP_ADD, 53, 4, 1),          /* b@h's: stays */
+        op_of(RG_OP_PURGE_NODE, 54, 0, 0)};        /* a@h: pid 0's entries */
+    again[2].meta = (const uint8_t *)"\x83\x6a";
+    again[2].meta_len = 2;
+    entry_of(w, again, 5);
+    write_seed("fuzz_entry", "registry_retry_purge", w);
+    apply_seed(f, w);
+    snapshot_seed(f, "after_registry_purge");
 }
 
 /* Entries for fuzz_entry; applied in order they also give the snapshots. */
@@ -272,8 +333,9 @@ static void seeds_entry_snapshot(void)
         die("apply");
     }
     snapshot_seed(&f, "after_retry_settle");
+    seeds_registry(&f, &w);
 
-    for (uint8_t k = RG_OP_REGISTER; k <= RG_OP_SETTLE; k++) {
+    for (uint8_t k = RG_OP_REGISTER; k <= LAST_KIND; k++) {
         struct rg_op op = op_of(k, 20 + k, k % 5, 2);
         char name[32];
         snprintf(name, sizeof name, "single_kind%u", (unsigned)k);
