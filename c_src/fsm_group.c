@@ -36,7 +36,8 @@ int rg_fsm_group_del(struct rg_fsm *f, const struct rg_op *op)
         rg_wbuf_blob(&f->changes, op->key, op->key_len);
         rg_wbuf_blob(&f->changes, op->pid, op->pid_len);
         rg_wbuf_u8(&f->changes, op->flag ? 1 : 0);
-        rg_wbuf_blob(&f->changes, op->meta, op->meta_len);
+        /* With `all' the value says nothing: the change carries none. */
+        rg_wbuf_blob(&f->changes, op->meta, op->flag ? 0 : op->meta_len);
         f->n_changes++;
     }
     rg_fsm_reply(f, op, RG_RES_OK, NULL, 0);
