@@ -9,12 +9,18 @@ defmodule Regent.MixProject do
       version: "0.1.0",
       elixir: "~> 1.14",
       erlc_paths: ["src"],
+      elixirc_paths: elixirc_paths(Mix.env()),
       erlc_options: [:debug_info, :warnings_as_errors],
       compilers: [:regentd | Mix.compilers()],
       test_paths: ["test/elixir"],
       deps: []
     ]
   end
+
+  # test/elixir/support: code the cluster tests run on their peer nodes,
+  # which load modules from the code path but not the test modules.
+  defp elixirc_paths(:test), do: ["lib", "test/elixir/support"]
+  defp elixirc_paths(_), do: ["lib"]
 
   def application do
     [extra_applications: [:logger, :crypto]]
