@@ -202,9 +202,14 @@ register_meta({Reg, Name} = ViaName, Pid, MetaBin) when is_pid(Pid) ->
     Key = regent_write:key(ViaName),
     unique_only(Reg, register_name),
     connected(Pid),
-    Replace = dead_local_holder(Reg, Name, Pid),
-    regent_write:write(ViaName, register,
-                       {Key, regent_name:encode_pid(Pid), MetaBin, Replace});
+    Write = fun(Replace) ->
+                    regent_write:write(ViaName, register,
+                                       {Key, regent_name:encode_pid(Pid), MetaBin, Replace})
+            end,
+    case unless_dead_remote(Write(dead_local_holder(Reg, Name, Pid)), Write) of
+        {no, _Holder} -> no;
+        Answer -> Answer
+    end;
 register_meta({_, _} = ViaName, Pid, _MetaBin) ->
     regent_write:key(ViaName),
     error({badarg, {not_a_pid, Pid}});
@@ -233,6 +238,25 @@ dead_local_holder(Reg, Name, Pid) ->
             end;
         _ ->
             <<>>
+    end.
+
+%% A holder on another node that has exited keeps its name until its own
+%% member's unregister commits. A registration refused by such a holder is
+%% made again, allowed to replace it: a pid that is dead stays dead, so
+%% taking its name is safe, and `no' then means a live holder, as it does
+%% for local ones. Its node is asked only after a refusal; a node that does
+%% not answer within a second counts its process as alive (no is kept).
+unless_dead_remote({no, Holder} = No, Write) when node(Holder) =/= node() ->
+    case remote_alive(Holder) of
+        true -> No;
+        false -> Write(regent_name:encode_pid(Holder))
+    end;
+unless_dead_remote(Answer, _Write) ->
+    Answer.
+
+remote_alive(Pid) ->
+    try erpc:call(node(Pid), erlang, is_process_alive, [Pid], 1000)
+    catch error:{erpc, _} -> true
     end.
 
 %% @doc Removes `Name', whoever holds it. Once this returns, lookups on this
@@ -275,7 +299,8 @@ send(ViaName, Msg) ->
 %% `Registry.register/3'. In a unique registry: `{ok, Member}' (the
 %% registry's member on this node), or `{error, {already_registered, Pid}}'
 %% when a live process holds the key anywhere in the cluster, the caller
-%% included. In a duplicate registry it always adds an entry; one process
+%% included (a holder that has exited is replaced, even on another node
+%% whose cleanup has not committed yet: its node is asked). In a duplicate registry it always adds an entry; one process
 %% may hold a key many times. The entry goes when the process exits.
 -spec register(registry(), key(), value()) ->
           {ok, pid()} | {error, {already_registered, pid()}}.
@@ -285,8 +310,14 @@ register(Reg, Key, Value) ->
     Self = regent_name:encode_pid(self()),
     case regent_read:kind(Reg) of
         unique ->
-            Replace = dead_local_holder(Reg, Key, self()),
-            regent_write:write({Reg, Key}, register_new, {KeyBin, Self, ValueBin, Replace});
+            Write = fun(Replace) ->
+                            regent_write:write({Reg, Key}, register_new,
+                                               {KeyBin, Self, ValueBin, Replace})
+                    end,
+            case unless_dead_remote(Write(dead_local_holder(Reg, Key, self())), Write) of
+                {no, Holder} -> {error, {already_registered, Holder}};
+                Answer -> Answer
+            end;
         duplicate ->
             case regent_write:write({Reg, Key}, group_add, {KeyBin, Self, ValueBin}) of
                 {error, full} -> error({badarg, {values_over_limit, Key}});

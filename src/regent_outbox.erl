@@ -180,12 +180,14 @@ answer(#op{from = internal, kind = Kind}, Result, _, #st{reg = Reg}) ->
     ?LOG_WARNING("regent ~p: internal ~p answered ~p", [Reg, Kind, Result]);
 answer(#op{from = From}, bad, _, _S) ->
     gen_server:reply(From, {error, bad_request});
-answer(#op{from = From, kind = register}, Result, _, _S) ->
-    gen_server:reply(From, case Result of ok -> yes; no -> no end);
+answer(#op{from = From, kind = register}, ok, _, _S) ->
+    gen_server:reply(From, yes);
+answer(#op{from = From, kind = register}, no, Holder, _S) ->
+    gen_server:reply(From, {no, regent_name:decode(Holder)});
 answer(#op{from = From, kind = register_new}, ok, _, _S) ->
     gen_server:reply(From, {ok, self()}); % the member, as Registry's owner
 answer(#op{from = From, kind = register_new}, no, Holder, _S) ->
-    gen_server:reply(From, {error, {already_registered, regent_name:decode(Holder)}});
+    gen_server:reply(From, {no, regent_name:decode(Holder)});
 answer(#op{from = From, kind = group_add}, no, _, _S) ->
     gen_server:reply(From, {error, full});
 answer(#op{from = From, kind = group_add}, ok, _, _S) ->

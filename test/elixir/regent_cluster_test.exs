@@ -283,18 +283,14 @@ defmodule RegentClusterTest do
   end
 
   # Registry answers {:error, {:already_registered, pid}} only for a live
-  # pid, and lib/regent.ex promises the same cluster-wide ("unless the key
-  # is held by a live process anywhere in the cluster"). regent checks the
-  # holder's liveness only when it is local (regent:register/3 ->
-  # dead_local_holder/3, regent_read:live/1): a holder on another node that
-  # has exited keeps the key until its node's member has committed the
-  # unregister it sends on 'DOWN'. Until then register/3 from B answers
-  # {:error, {:already_registered, DeadPid}} (register_name/2: :no; a
-  # via start: {:error, {:already_started, DeadPid}}). Without suspending anything
-  # it happened in 4 to 6 of 20 tries when A was not the leader; suspending
-  # A's member (as a busy member would be) makes it certain.
-  @tag skip:
-         "regent bug: register/3 answers :already_registered for a holder on another node that has exited"
+  # pid, and so does regent cluster-wide. A holder on another node that has
+  # exited keeps the key in the log until its node's member commits the
+  # unregister it sends on 'DOWN'; a register refused by it asks the
+  # holder's node whether it lives and, since it does not, registers again
+  # replacing it. Suspending A's member (as a busy member would be) keeps
+  # that unregister from ever coming, so only the replacement can make B's
+  # register succeed. (Found by this test: before, 4 to 6 of 20 tries failed
+  # without any suspension when A was not the leader.)
   test "a unique key whose holder on A has exited is free for B at once, as in Registry", ctx do
     %{a: a, b: b, nodes: nodes} = ctx
     reg = :regent_ex_dead_holder
