@@ -618,7 +618,10 @@ port_garbage(Config) ->
         port_range => {0, 0}, secret => <<"s">>, snapshot => {8192, 2048},
         tls => {psk, <<>>, <<>>, <<>>, false}})),
     {started, _, _, false} = recv_frame(Port),
-    {dump, true, []} = recv_until(Port, dump),
+    %% A fresh daemon's DUMP: its three tables, empty.
+    {dump, false, names, []} = recv_until(Port, dump),
+    {dump, false, groups, []} = recv_until(Port, dump),
+    {dump, true, meta, []} = recv_until(Port, dump),
     BadKey = <<107, 0, 2, "ab">>, % STRING_EXT: not canonical
     Op = regent_proto:op_register(7, BadKey, regent_name:encode_pid(self()), <<>>, <<>>),
     true = port_command(Port, regent_proto:ops([Op])),
