@@ -1,11 +1,16 @@
-%% Benchmark adapter: regent.
+%% Benchmark adapter: regent. Names live in a unique registry (bench_reg),
+%% groups in a second registry started with `{keys, duplicate}'
+%% (bench_groups), as a Registry is one kind or the other.
 -module(bench_regent).
 -behaviour(bench_registry).
 -export([label/0, scope/0, start/1, stop/0, register_name/2, unregister_name/1,
          whereis_name/1, count/0, await/1, start_nowait/0]).
+-export([group_start/1, group_stop/0, group_join/2, group_lookup/1, group_dispatch/2,
+         group_count/1, group_await/1, group_registry/0]).
 -export([start_with/1]).  % bench_regent_plain: the same with other options
 
 -define(REG, bench_reg).
+-define(GROUPS, bench_groups).
 
 label() -> "regent".
 scope() -> cluster.
@@ -14,16 +19,23 @@ start(_Nodes) ->
     start_with([]).
 
 start_with(Extra) ->
+    start_registry(?REG, Extra).
+
+%% Not linked: the caller is an erpc process that exits when this returns.
+start_registry(Reg, Extra) ->
     {ok, _} = application:ensure_all_started(crypto),
-    {ok, Pid} = regent:start_link(?REG, [{register_timeout, 30000} | Extra]),
+    {ok, Pid} = regent:start_link(Reg, [{register_timeout, 30000} | Extra]),
     unlink(Pid),
-    ok = regent:await_ready(?REG, 30000).
+    ok = regent:await_ready(Reg, 30000).
 
 %% The cluster has formed when every node sees all of them.
 await(N) ->
-    wait(fun() -> length(regent:get_members(?REG)) =:= N andalso
-                      regent:get_leader(?REG) =/= undefined andalso
-                      regent:ready(?REG) end).
+    await(?REG, N).
+
+await(Reg, N) ->
+    wait(fun() -> length(regent:get_members(Reg)) =:= N andalso
+                      regent:get_leader(Reg) =/= undefined andalso
+                      regent:ready(Reg) end).
 
 %% For the late-join row: start the member and return at once.
 start_nowait() ->
@@ -33,7 +45,10 @@ start_nowait() ->
     ok.
 
 stop() ->
-    case whereis(?REG) of
+    stop_registry(?REG).
+
+stop_registry(Reg) ->
+    case whereis(Reg) of
         undefined -> ok;
         Pid -> gen_server:stop(Pid, normal, 30000)
     end.
@@ -42,6 +57,22 @@ register_name(Name, Pid) -> regent:register_name({?REG, Name}, Pid).
 unregister_name(Name) -> regent:unregister_name({?REG, Name}).
 whereis_name(Name) -> regent:whereis_name({?REG, Name}).
 count() -> regent:count(?REG).
+
+%% ---- groups: duplicate keys --------------------------------------------------
+
+group_start(_Nodes) -> start_registry(?GROUPS, [{keys, duplicate}]).
+group_await(N) -> await(?GROUPS, N).
+group_stop() -> stop_registry(?GROUPS).
+%% For the bench to find the leader (the join row runs on a follower).
+group_registry() -> ?GROUPS.
+
+group_join(Group, Value) ->
+    {ok, _} = regent:register(?GROUPS, Group, Value),
+    ok.
+
+group_lookup(Group) -> regent:lookup(?GROUPS, Group).
+group_dispatch(Group, Fun) -> regent:dispatch(?GROUPS, Group, Fun).
+group_count(Group) -> length(regent:lookup(?GROUPS, Group)).
 
 wait(F) ->
     case catch F() of

@@ -1,8 +1,10 @@
-%% `make bench': regent measured side by side with OTP's global and Elixir's
-%% Registry in one run, on one machine. Each scenario runs every adapter for
-%% ROUNDS rounds (default 3) on fresh nodes (OTP peer, loopback) and reports
-%% the median with min–max. Prints the table, writes bench/results/latest.md,
-%% a data file and, with gnuplot, bench/results/latest.png.
+%% `make bench': regent measured side by side with OTP's global and pg and
+%% Elixir's Registry in one run, on one machine. Each scenario runs every
+%% adapter that implements its contract (names or groups, bench_registry)
+%% for ROUNDS rounds (default 3) on fresh nodes (OTP peer, loopback) and
+%% reports the median with min–max. Prints the table, writes
+%% bench/results/latest.md, a data file and, with gnuplot,
+%% bench/results/latest.png.
 %%
 %% `make bench-smoke' (smoke/0): every scenario at the sizes of smoke_sizes/0
 %% (dozens to hundreds of names), 1 round, every adapter that loads; fails
@@ -17,9 +19,10 @@
 %% Run on peer nodes through erpc.
 -export([idle/0, register_all/2, registrar/3, register_timed/2, watcher/3, count_until/3,
          spawn_idle/1, kill_all/1, race_register/3, rss_kb/0, daemon_os_pid/0,
-         ets_bytes/0]).
+         ets_bytes/0, join_chain/3, join_all/3, group_reads/3]).
 
--define(ADAPTERS, [bench_regent, bench_regent_plain, bench_global, bench_elixir_registry]).
+-define(ADAPTERS, [bench_regent, bench_regent_plain, bench_global, bench_elixir_registry,
+                   bench_pg]).
 %% The smoke run gives up (halt(1)) after this long rather than hang `make test'.
 -define(SMOKE_DEADLINE_MS, 180000).
 
@@ -38,14 +41,19 @@ full_sizes() ->
       memory_regent => 1000000,         % 8: names, regent only
       late_join => 1000000,             % 8: names in the cluster a node joins
       engine_frames => 200,             % 9: OPS frames
-      engine_per_frame => 1000}.        % 9: registrations per frame
+      engine_per_frame => 1000,         % 9: registrations per frame
+      group_join => 10000,              % 10, 11: members joining one group, one at a time
+      group_sizes => [1, 100, 10000],   % 10, 11: members of the groups read
+      group_reads => 100000,            % 10, 11: lookups (and dispatches) per group, at most
+      group_read_entries => 10000000}.  % 10, 11: ... fewer for big groups: entries read in all
 
 %% The same scenarios, just large enough to run every code path.
 smoke_sizes() ->
     #{single_node => [50, 200], lookups => 20000, follower => 50, callers => 10,
       caller_names => 200, caller_names_global => 100, convergence => 10, race => 50,
       cleanup => 100, memory => 200, memory_regent => 1000, late_join => 500,
-      engine_frames => 4, engine_per_frame => 50}.
+      engine_frames => 4, engine_per_frame => 50, group_join => 50,
+      group_sizes => [1, 10, 100], group_reads => 1000, group_read_entries => 10000}.
 
 main() ->
     setup(),
@@ -135,13 +143,20 @@ available(A) ->
     Why =:= true orelse io:format("adapter ~p skipped: ~ts~n", [A, element(2, Why)]),
     Why =:= true.
 
-%% Each scenario in turn; one that crashes is reported and the others still
-%% run, so a long run still writes its table.
+%% Each scenario in turn, with the adapters that implement its contract;
+%% one that crashes is reported and the others still run, so a long run
+%% still writes its table.
 run_scenarios(Adapters, Rounds, Sizes) ->
     Wanted = wanted_scenarios(),
-    Results = [run_scenario(S, Adapters, Rounds, Sizes)
-               || {Id, _} = S <- scenarios(), Wanted =:= all orelse lists:member(Id, Wanted)],
+    Results = [run_scenario({Id, Fun}, [A || A <- Adapters, implements(A, Contract)], Rounds, Sizes)
+               || {Id, Contract, Fun} <- scenarios(),
+                  Wanted =:= all orelse lists:member(Id, Wanted)],
     {lists:append([R || {ok, R} <- Results]), [F || {failed, F} <- Results]}.
+
+%% The two contracts of bench_registry, known by one callback each.
+implements(A, names) -> erlang:function_exported(A, register_name, 2);
+implements(A, groups) -> erlang:function_exported(A, group_join, 2);
+implements(_A, none) -> true.
 
 extra_adapters() ->
     [list_to_atom(A) || A <- string:lexemes(os:getenv("BENCH_ADAPTERS", ""), ",")].
@@ -152,11 +167,13 @@ wanted_scenarios() ->
         S -> [list_to_integer(X) || X <- string:lexemes(S, ",")]
     end.
 
+%% {Id, the contract its adapters implement (none: regentd alone), Fun}.
 scenarios() ->
-    [{1, fun single_node/3}, {2, fun one_caller_on_follower/3},
-     {3, fun hundred_callers/3}, {4, fun convergence/3}, {5, fun race/3},
-     {6, fun cleanup/3}, {7, fun failover/3}, {8, fun memory/3},
-     {9, fun engine_alone/3}].
+    [{1, names, fun single_node/3}, {2, names, fun one_caller_on_follower/3},
+     {3, names, fun hundred_callers/3}, {4, names, fun convergence/3},
+     {5, names, fun race/3}, {6, names, fun cleanup/3}, {7, names, fun failover/3},
+     {8, names, fun memory/3}, {9, none, fun engine_alone/3},
+     {10, groups, fun groups_one_node/3}, {11, groups, fun groups_three_nodes/3}].
 
 run_scenario({Id, Fun}, Adapters, Rounds, Sizes) ->
     io:format("scenario ~p...", [Id]),
@@ -169,7 +186,7 @@ run_scenario({Id, Fun}, Adapters, Rounds, Sizes) ->
         C:E:St ->
             io:format("scenario ~p crashed: ~p:~p~n  ~p~n", [Id, C, E, St]),
             %% What a crash on this node may have left running.
-            [catch A:stop() || A <- Adapters],
+            [catch A:Stop() || A <- Adapters, Stop <- [stop, group_stop]],
             {failed, {Id, {C, E}}}
     end.
 
@@ -591,8 +608,10 @@ engine_round(Frames, PerFrame) ->
 until_dump(Port) ->
     receive
         {Port, {data, F}} ->
+            %% One DUMP frame per table (names, groups, metadata); the
+            %% last one says so.
             case regent_proto:decode(F) of
-                {dump, true, _} -> ok;
+                {dump, true, _Table, _Rows} -> ok;
                 _ -> until_dump(Port)
             end
     after 10000 -> error(no_dump)
@@ -608,6 +627,145 @@ count_replies(Port, N) ->
             end
     after 30000 -> error({replies_missing, N})
     end.
+
+%% ---- 10, 11. groups: duplicate keys ----------------------------------------------------
+
+%% 10: one node. Joins one at a time, then lookup and dispatch on groups of
+%% each size, all on this node. Every adapter with groups (pg too: its
+%% scope works alone).
+groups_one_node(Adapters, Rounds, Sizes) ->
+    Res = measure(Adapters, Rounds, fun(_) -> true end,
+                  fun(A) ->
+                          ok = A:group_start([node()]),
+                          try groups_round(A, [node()], node(), node(), Sizes)
+                          after A:group_stop()
+                          end
+                  end),
+    group_rows("10. groups (duplicate keys), one node", one_node, Res, Sizes).
+
+%% 11: three nodes. Joins on a follower (the last node for registries
+%% without a leader); the groups read have their members spread over the
+%% three nodes and are read on the first.
+groups_three_nodes(Adapters, Rounds, Sizes) ->
+    Res = measure(Adapters, Rounds, fun cluster_only/1,
+                  fun(A) ->
+                          with_groups(A, 3, fun(Nodes) ->
+                              groups_round(A, Nodes, group_follower(A, Nodes), hd(Nodes), Sizes)
+                          end)
+                  end),
+    group_rows("11. groups (duplicate keys), 3 nodes", three_nodes, Res, Sizes).
+
+%% One round on a running registry: the join rate on JoinNode, then each
+%% group of group_sizes loaded over Nodes and read on ReadNode. Every node
+%% must see a group whole before the next step, so that no node is still
+%% applying joins (on the same 2 cores) while the reads are timed. The
+%% members are killed at the end, before the registry stops.
+groups_round(A, Nodes, JoinNode, ReadNode, #{group_join := N, group_sizes := Ss} = Sizes) ->
+    {Rate, Joined} = erpc:call(JoinNode, ?MODULE, join_chain, [A, joined, N], infinity),
+    await_group(A, Nodes, joined, N),
+    Reads = [{S, group_read(A, Nodes, ReadNode, S, Sizes)} || S <- Ss],
+    [kill_all(Ps) || Ps <- [Joined | [Ps || {_, {_, Ps}} <- Reads]]],
+    maps:from_list([{join, Rate} | [{{Op, S}, Ns} || {S, {PerOp, _}} <- Reads,
+                                                     {Op, Ns} <- maps:to_list(PerOp)]]).
+
+%% On the joining node: N members join Group one at a time, each when the
+%% one before it has joined and woken it, the last waking this process.
+%% That is one caller registering in a loop, except that each member joins
+%% itself, as these registries register the caller; the members are
+%% spawned before the clock starts, so the rate is of joins plus one
+%% message hand-off each. {joins/s, members}.
+join_chain(A, Group, N) ->
+    in_fresh(fun() ->
+                     Chain = lists:foldl(fun(I, [Next | _] = Acc) ->
+                                                 [spawn_link(fun() -> chain_member(A, Group, I, Next) end)
+                                                  | Acc]
+                                         end, [self()], lists:seq(N, 1, -1)),
+                     T = usec(fun() -> hd(Chain) ! go, receive go -> ok end end),
+                     {N * 1.0e6 / T, lists:droplast(Chain)}
+             end).
+
+chain_member(A, Group, I, Next) ->
+    receive go -> ok end,
+    ok = A:group_join(Group, I),
+    Next ! go,
+    idle().
+
+%% Members of group {g, S}, spread evenly over Nodes, until every node
+%% sees all of them; then lookup and dispatch on ReadNode.
+%% {#{Op => ns}, members}.
+group_read(A, Nodes, ReadNode, S, Sizes) ->
+    Group = {g, S},
+    Pids = lists:append([erpc:call(Nd, ?MODULE, join_all, [A, Group, C], infinity)
+                         || {Nd, C} <- spread(S, Nodes), C > 0]),
+    await_group(A, Nodes, Group, S),
+    {erpc:call(ReadNode, ?MODULE, group_reads, [A, Group, read_calls(S, Sizes)], infinity), Pids}.
+
+await_group(A, Nodes, Group, S) ->
+    wait(fun() -> lists:all(fun(Nd) -> erpc:call(Nd, A, group_count, [Group]) =:= S end, Nodes) end).
+
+%% S members over Nodes, the first nodes taking one more when it does not
+%% divide.
+spread(S, Nodes) ->
+    K = length(Nodes),
+    lists:zip(Nodes, [S div K + min(1, max(0, S rem K - I + 1)) || I <- lists:seq(1, K)]).
+
+%% Reads per group: group_reads, fewer for big groups so that each row
+%% reads about group_read_entries entries, at least 10 calls.
+read_calls(S, #{group_reads := Calls, group_read_entries := Entries}) ->
+    max(10, min(Calls, Entries div S)).
+
+%% On a node: Count members join Group, 100 at a time (loading, not
+%% measured; bounded so that thousands of writes are not queued at once).
+%% They stay members until killed.
+join_all(A, Group, Count) ->
+    in_fresh(fun() ->
+                     lists:append([join_wave(A, Group, Is) || Is <- chunk(lists:seq(1, Count), 100)])
+             end).
+
+join_wave(A, Group, Is) ->
+    Self = self(),
+    Ps = [spawn_link(fun() -> ok = A:group_join(Group, I), Self ! {joined, self()}, idle() end)
+          || I <- Is],
+    [receive {joined, P} -> ok end || P <- Ps],
+    Ps.
+
+%% On the reading node, in a fresh process so that its heap holds nothing
+%% else: Calls lookups, then Calls dispatches with a fun that only counts
+%% the entries, so that both time the registry's read path. ns per call.
+group_reads(A, Group, Calls) ->
+    in_fresh(fun() ->
+                     Count = fun(Es) -> length(Es) end,
+                     #{lookup => ns_per_call(fun() -> A:group_lookup(Group) end, Calls),
+                       dispatch => ns_per_call(fun() -> A:group_dispatch(Group, Count) end, Calls)}
+             end).
+
+ns_per_call(F, Calls) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    repeat(F, Calls),
+    (erlang:monotonic_time(nanosecond) - T0) / Calls.
+
+repeat(_F, 0) -> ok;
+repeat(F, I) -> _ = F(), repeat(F, I - 1).
+
+%% Rows in a fixed order: the join rate, then lookups, then dispatches by
+%% group size.
+group_rows(Scen, Where, Res, #{group_join := N, group_sizes := Ss}) ->
+    [row(Scen, group_metric(M, Where, N), group_unit(M), group_better(M), V)
+     || M <- [join | [{Op, S} || Op <- [lookup, dispatch], S <- Ss]],
+        {_, V} <- [lists:keyfind(M, 1, Res)]].
+
+group_metric(join, one_node, N) -> fmt("join, ~s members one at a time", [k(N)]);
+group_metric(join, three_nodes, N) -> fmt("join on a follower, ~s members one at a time", [k(N)]);
+group_metric({Op, S}, one_node, _) -> fmt("~s, ~s", [Op, members(S)]);
+group_metric({Op, S}, three_nodes, _) -> fmt("~s on one node, ~s over 3 nodes", [Op, members(S)]).
+
+members(1) -> "1 member";
+members(S) -> k(S) ++ " members".
+
+group_unit(join) -> "ops/s";
+group_unit(_) -> "ns/op".
+group_better(join) -> higher;
+group_better(_) -> lower.
 
 %% ---- nodes ------------------------------------------------------------------------------
 
@@ -639,20 +797,37 @@ start_on(A, Nodes) ->
         [ok = erpc:call(Nd, bench_regent, await, [length(Nodes)], 60000) || Nd <- Nodes],
     ok.
 
-stop_on(_A, [Node]) when Node =:= node() ->
-    ok;
+%% A local registry stops (scenario 8 starts it on this node); peers halt.
+stop_on(A, [Node]) when Node =:= node() ->
+    A:stop();
 stop_on(_A, Nodes) ->
+    halt_nodes(Nodes).
+
+halt_nodes(Nodes) ->
     [catch erpc:call(Nd, erlang, halt, [], 5000) || Nd <- Nodes],
     ok.
 
 with_cluster(A, N, Fun) ->
+    on_cluster(N, fun(Nodes) -> start_on(A, Nodes) end, Fun).
+
+%% with_cluster/3 for the registry of the groups.
+with_groups(A, N, Fun) ->
+    on_cluster(N, fun(Nodes) -> group_start_on(A, Nodes) end, Fun).
+
+on_cluster(N, Start, Fun) ->
     Nodes = mesh(peers(N)),
     try
-        start_on(A, Nodes),
+        Start(Nodes),
         Fun(Nodes)
     after
-        stop_on(A, Nodes)
+        halt_nodes(Nodes)
     end.
+
+group_start_on(A, Nodes) ->
+    [ok = erpc:call(Nd, A, group_start, [Nodes], 60000) || Nd <- Nodes],
+    is_regent(A) andalso
+        [ok = erpc:call(Nd, bench_regent, group_await, [length(Nodes)], 60000) || Nd <- Nodes],
+    ok.
 
 follower(A, Nodes) ->
     case is_regent(A) of
@@ -672,6 +847,16 @@ leader_node(A, Nodes) ->
             hd(Nodes)
     end.
 
+%% A node that is not the group registry's leader (regent), or the last.
+group_follower(A, Nodes) ->
+    case is_regent(A) of
+        true ->
+            {L, _} = erpc:call(hd(Nodes), regent, get_leader, [bench_regent:group_registry()]),
+            hd(Nodes -- [L]);
+        false ->
+            lists:last(Nodes)
+    end.
+
 %% regent's adapters: TLS on (the default) and off.
 is_regent(A) -> A =:= bench_regent orelse A =:= bench_regent_plain.
 
@@ -679,6 +864,19 @@ is_regent(A) -> A =:= bench_regent orelse A =:= bench_regent_plain.
 
 idle() ->
     receive stop -> ok end.
+
+%% F() in a new process, its result returned (its errors raised) here.
+%% Processes it links to outlive it: it exits normally.
+in_fresh(F) ->
+    Self = self(),
+    Tag = make_ref(),
+    {Pid, Mon} = spawn_monitor(fun() -> Self ! {Tag, F()} end),
+    receive
+        {'DOWN', Mon, process, Pid, Why} ->
+            receive {Tag, Result} -> Result
+            after 0 -> error({in_fresh, Why})
+            end
+    end.
 
 spawn_idle(N) ->
     [spawn(fun idle/0) || _ <- lists:seq(1, N)].
@@ -808,7 +1006,7 @@ chart(Dir, Rows, Adapters) ->
     Plot = ["set terminal pngcairo size 1200,720 noenhanced\n",
             "set bmargin 14\nset rmargin 4\n",
             "set output '", Dir, "/latest.png'\n",
-            "set title 'regent vs global vs Elixir Registry: throughput (ops/s, log scale, higher is better)'\n",
+            "set title 'regent and its peers: throughput (ops/s, log scale, higher is better)'\n",
             "set style data histograms\nset style histogram clustered gap 1\n",
             "set style fill solid 0.8\nset logscale y\nset yrange [1:*]\n",
             "set xtics rotate by -30 font ',9'\nset key outside top center horizontal\nset grid ytics\n",
@@ -824,5 +1022,8 @@ chart(Dir, Rows, Adapters) ->
 short(Name) ->
     S = lists:foldl(fun({From, To}, Acc) -> string:replace(Acc, From, To, all) end, Name,
                     [{"one node", "1 node"}, {"concurrent ", ""}, {", one caller", ""},
-                     {"one caller on a follower", "1 caller"}, {" (total)", ""}]),
-    re:replace(S, "pipelined batches of [0-9,]+", "batches", [unicode, {return, list}]).
+                     {"one caller on a follower", "1 caller"}, {" (total)", ""},
+                     {" (duplicate keys)", ""}]),
+    lists:foldl(fun({Re, To}, Acc) -> re:replace(Acc, Re, To, [unicode, {return, list}]) end, S,
+                [{"pipelined batches of [0-9,]+", "batches"},
+                 {", [0-9kM]+ members one at a time", ""}]).
