@@ -49,6 +49,41 @@ static bool decode_node(struct rg_rbuf *r, struct rg_op *op)
     return rg_rbuf_ok(r) && op->pid_len > 0 && any <= 1;
 }
 
+bool rg_many_next(struct rg_rbuf *r, uint8_t kind, struct rg_op *item)
+{
+    if (r->left == 0) {
+        return false;
+    }
+    memset(item, 0, sizeof *item);
+    item->kind = kind == RG_OP_REGISTER_MANY ? RG_OP_REGISTER : RG_OP_UNREGISTER;
+    if (kind == RG_OP_UNREGISTER_MANY) {
+        return decode_key(r, item);
+    }
+    return decode_key(r, item) &&
+           decode_pid(r, &item->pid, &item->pid_len, false) &&
+           decode_meta(r, item) &&
+           decode_pid(r, &item->replace, &item->replace_len, true);
+}
+
+/* [u32 count] and count items, each valid; op->items covers them. */
+static bool decode_many(struct rg_rbuf *r, struct rg_op *op)
+{
+    op->count = rg_rbuf_u32(r);
+    if (!rg_rbuf_ok(r) || op->count == 0 || op->count > RG_MANY_MAX) {
+        return false;
+    }
+    const uint8_t *start = r->p;
+    struct rg_op item;
+    for (uint32_t i = 0; i < op->count; i++) {
+        if (!rg_many_next(r, op->kind, &item)) {
+            return false;
+        }
+    }
+    op->items = start;
+    op->items_len = (uint32_t)(r->p - start);
+    return true;
+}
+
 bool rg_op_decode(struct rg_rbuf *r, bool with_origin, struct rg_op *op)
 {
     memset(op, 0, sizeof *op);
@@ -80,6 +115,17 @@ bool rg_op_decode(struct rg_rbuf *r, bool with_origin, struct rg_op *op)
                decode_flag(r, op) && decode_meta(r, op);
     case RG_OP_META_PUT:
         return decode_key(r, op) && decode_meta(r, op) && decode_flag(r, op);
+    case RG_OP_SET_META_IF_VERSION:
+        if (!decode_key(r, op) || !decode_pid(r, &op->pid, &op->pid_len, false)) {
+            return false;
+        }
+        op->version = rg_rbuf_u64(r);
+        return rg_rbuf_ok(r) && decode_meta(r, op);
+    case RG_OP_READ_ENTRY:
+        return decode_key(r, op);
+    case RG_OP_REGISTER_MANY:
+    case RG_OP_UNREGISTER_MANY:
+        return decode_many(r, op);
     case RG_OP_UNREGISTER_IF_OWNER:
         return decode_key(r, op) &&
                decode_pid(r, &op->pid, &op->pid_len, false);
@@ -131,6 +177,20 @@ void rg_op_encode(struct rg_wbuf *w, const struct rg_op *op, bool with_origin)
         rg_wbuf_blob(w, op->key, op->key_len);
         rg_wbuf_blob(w, op->meta, op->meta_len);
         rg_wbuf_u8(w, op->flag ? 1 : 0);
+        break;
+    case RG_OP_SET_META_IF_VERSION:
+        rg_wbuf_blob(w, op->key, op->key_len);
+        rg_wbuf_blob(w, op->pid, op->pid_len);
+        rg_wbuf_u64(w, op->version);
+        rg_wbuf_blob(w, op->meta, op->meta_len);
+        break;
+    case RG_OP_READ_ENTRY:
+        rg_wbuf_blob(w, op->key, op->key_len);
+        break;
+    case RG_OP_REGISTER_MANY:
+    case RG_OP_UNREGISTER_MANY:
+        rg_wbuf_u32(w, op->count);
+        rg_wbuf_put(w, op->items, op->items_len);
         break;
     case RG_OP_UNREGISTER_IF_OWNER:
         rg_wbuf_blob(w, op->key, op->key_len);

@@ -36,7 +36,15 @@ enum rg_op_kind {
     RG_OP_GROUP_DEL = 11,          /* key pid all meta: (key, pid)'s values equal to meta, or all */
     RG_OP_META_PUT = 12,           /* key meta if_absent: registry metadata */
     RG_OP_META_DEL = 13,           /* key */
+    /* Atomic updates and bulk operations */
+    RG_OP_SET_META_IF_VERSION = 14, /* key pid version meta: compare-and-set */
+    RG_OP_READ_ENTRY = 15,          /* key: pid, version and meta, through the log */
+    RG_OP_REGISTER_MANY = 16,       /* count, count x (key pid meta replace) */
+    RG_OP_UNREGISTER_MANY = 17,     /* count, count x key */
 };
+
+/* The most names one REGISTER_MANY or UNREGISTER_MANY carries. */
+#define RG_MANY_MAX (1u << 20)
 
 struct rg_op {
     uint8_t kind;
@@ -54,7 +62,16 @@ struct rg_op {
     uint32_t creation; /* PURGE_NODE */
     uint64_t below;    /* SETTLE: the origin's ops with smaller refs are answered */
     bool flag;         /* GROUP_DEL: all values; META_PUT: only if absent */
+    uint64_t version;  /* SET_META_IF_VERSION */
+    uint32_t count;    /* *_MANY: items, each checked by the decoder */
+    const uint8_t *items; /* *_MANY: the items' bytes */
+    uint32_t items_len;
 };
+
+/* The next item of a REGISTER_MANY (key, pid, meta, replace) or UNREGISTER_MANY
+ * (key) op, read from r (initialised over op->items), into item; false
+ * when the items are exhausted or malformed. */
+bool rg_many_next(struct rg_rbuf *r, uint8_t kind, struct rg_op *item);
 
 /* Decodes and validates one op; with_origin selects the log form. */
 bool rg_op_decode(struct rg_rbuf *r, bool with_origin, struct rg_op *op);

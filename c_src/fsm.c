@@ -90,6 +90,9 @@ void rg_fsm_reply(struct rg_fsm *f, const struct rg_op *op, uint8_t result,
 #define same_bytes rg_same_bytes
 
 /* Stores (key -> pid, meta) and records the change. */
+/* Every put of a name takes the next value of the FSM's write counter as
+ * its version, so a version is never reused, even by a name registered
+ * again after it went (SET_META_IF_VERSION relies on that). */
 static int put(struct rg_fsm *f, const struct rg_op *op, const uint8_t *meta,
                size_t meta_len)
 {
@@ -97,6 +100,7 @@ static int put(struct rg_fsm *f, const struct rg_op *op, const uint8_t *meta,
                      meta, meta_len) != 0) {
         return -1;
     }
+    rg_table_set_version(&f->table, op->key, op->key_len, ++f->version_seq);
     note_put(f, rg_table_get(&f->table, op->key, op->key_len));
     return 0;
 }
@@ -104,36 +108,43 @@ static int put(struct rg_fsm *f, const struct rg_op *op, const uint8_t *meta,
 /* A name is free, or already ours, or held by the pid the member told us is
  * dead (replace): then it is ours now. Otherwise: NO with the holder.
  * REGISTER_NEW (Registry's register/3) is NO when the name is already ours. */
-static int apply_register(struct rg_fsm *f, const struct rg_op *op)
+int rg_fsm_register_one(struct rg_fsm *f, const struct rg_op *op,
+                        uint8_t holder[RG_PID_MAX], uint32_t *holder_len)
 {
     const struct rg_entry *cur = rg_table_get(&f->table, op->key, op->key_len);
+    *holder_len = 0;
     if (cur == NULL) {
-        int rv = put(f, op, op->meta, op->meta_len);
-        reply(f, op, RG_RES_OK, NULL, 0);
-        return rv;
+        return put(f, op, op->meta, op->meta_len) != 0 ? -1 : RG_RES_OK;
     }
-    const uint8_t *holder = rg_entry_pid(cur);
-    bool same = same_bytes(holder, cur->pid_len, op->pid, op->pid_len);
-    if (same && op->kind == RG_OP_REGISTER_NEW) {
-        reply(f, op, RG_RES_NO, holder, cur->pid_len);
-        return 0;
-    }
+    bool same = same_bytes(rg_entry_pid(cur), cur->pid_len, op->pid, op->pid_len);
     bool replace = op->replace != NULL &&
-                   same_bytes(holder, cur->pid_len, op->replace,
+                   same_bytes(rg_entry_pid(cur), cur->pid_len, op->replace,
                               op->replace_len);
-    if (!same && !replace) {
-        reply(f, op, RG_RES_NO, holder, cur->pid_len);
-        return 0;
+    if ((same && op->kind == RG_OP_REGISTER_NEW) || (!same && !replace)) {
+        memcpy(holder, rg_entry_pid(cur), cur->pid_len);
+        *holder_len = cur->pid_len;
+        return RG_RES_NO;
     }
-    int rv = 0;
     if (same && op->meta_len == 0) {
-        /* Same owner, no new metadata: nothing changes. */
-    } else if (!same || !same_bytes(rg_entry_meta(cur), cur->meta_len,
-                                    op->meta, op->meta_len)) {
-        rv = put(f, op, op->meta, op->meta_len);
+        return RG_RES_OK; /* same owner, no new metadata: nothing changes */
     }
-    reply(f, op, RG_RES_OK, NULL, 0);
-    return rv;
+    if (!same || !same_bytes(rg_entry_meta(cur), cur->meta_len, op->meta,
+                             op->meta_len)) {
+        return put(f, op, op->meta, op->meta_len) != 0 ? -1 : RG_RES_OK;
+    }
+    return RG_RES_OK;
+}
+
+static int apply_register(struct rg_fsm *f, const struct rg_op *op)
+{
+    uint8_t holder[RG_PID_MAX];
+    uint32_t holder_len;
+    int res = rg_fsm_register_one(f, op, holder, &holder_len);
+    if (res < 0) {
+        return -1;
+    }
+    reply(f, op, (uint8_t)res, holder, holder_len);
+    return 0;
 }
 
 /* RG_INJECT_BUG_SKIP_OWNER_CHECK builds the deliberately broken daemon
@@ -143,6 +154,15 @@ static int apply_register(struct rg_fsm *f, const struct rg_op *op)
 #else
 #define OWNER_CHECKED(if_owner) (if_owner)
 #endif
+
+bool rg_fsm_unregister_one(struct rg_fsm *f, const struct rg_op *op)
+{
+    if (!rg_table_del(&f->table, op->key, op->key_len)) {
+        return false;
+    }
+    note_del(f, op->key, op->key_len, RG_CHANGE_DEL);
+    return true;
+}
 
 static void apply_unregister(struct rg_fsm *f, const struct rg_op *op,
                              bool if_owner)
@@ -158,15 +178,42 @@ static void apply_unregister(struct rg_fsm *f, const struct rg_op *op,
     reply(f, op, RG_RES_OK, NULL, 0);
 }
 
+/* An entry as READ_ENTRY and a refused SET_META_IF_VERSION give it:
+ * [blob pid][u64 version][meta bytes]. */
+static void entry_payload(struct rg_wbuf *w, const struct rg_entry *e)
+{
+    rg_wbuf_blob(w, rg_entry_pid(e), e->pid_len);
+    rg_wbuf_u64(w, e->version);
+    rg_wbuf_put(w, rg_entry_meta(e), e->meta_len);
+}
+
+static void reply_entry(struct rg_fsm *f, const struct rg_op *op,
+                        uint8_t result, const struct rg_entry *e)
+{
+    struct rg_wbuf w;
+    rg_wbuf_init(&w);
+    entry_payload(&w, e);
+    reply(f, op, result, w.data, w.len); /* on oom the reply is short: f->replies.oom */
+    f->replies.oom |= w.oom;
+    rg_wbuf_free(&w);
+}
+
 /* SET_META_IF_OWNER (Registry's update_value/3) changes nothing unless the
- * holder is op's pid. */
+ * holder is op's pid; SET_META_IF_VERSION (a compare-and-set) nothing
+ * unless the holder is op's pid at op's version, and then answers NO with
+ * the entry as it is, for the caller's next attempt. */
 static int apply_set_meta(struct rg_fsm *f, struct rg_op *op)
 {
     const struct rg_entry *cur = rg_table_get(&f->table, op->key, op->key_len);
-    if (cur == NULL ||
-        (op->kind == RG_OP_SET_META_IF_OWNER &&
-         !same_bytes(rg_entry_pid(cur), cur->pid_len, op->pid, op->pid_len))) {
+    bool owner = cur != NULL &&
+                 same_bytes(rg_entry_pid(cur), cur->pid_len, op->pid, op->pid_len);
+    if (cur == NULL || (op->kind == RG_OP_SET_META_IF_OWNER && !owner)) {
         reply(f, op, RG_RES_NOT_FOUND, NULL, 0);
+        return 0;
+    }
+    if (op->kind == RG_OP_SET_META_IF_VERSION &&
+        (!owner || cur->version != op->version)) {
+        reply_entry(f, op, RG_RES_NO, cur);
         return 0;
     }
     op->pid = rg_entry_pid(cur);
@@ -216,6 +263,8 @@ static void apply_read(struct rg_fsm *f, const struct rg_op *op)
     const struct rg_entry *cur = rg_table_get(&f->table, op->key, op->key_len);
     if (cur == NULL) {
         reply(f, op, RG_RES_OK, NULL, 0);
+    } else if (op->kind == RG_OP_READ_ENTRY) {
+        reply_entry(f, op, RG_RES_OK, cur);
     } else {
         reply(f, op, RG_RES_OK, rg_entry_pid(cur), cur->pid_len);
     }
@@ -235,7 +284,15 @@ static int apply_kind(struct rg_fsm *f, struct rg_op *op)
         return 0;
     case RG_OP_SET_META:
     case RG_OP_SET_META_IF_OWNER:
+    case RG_OP_SET_META_IF_VERSION:
         return apply_set_meta(f, op);
+    case RG_OP_READ_ENTRY:
+        apply_read(f, op);
+        return 0;
+    case RG_OP_REGISTER_MANY:
+        return rg_fsm_register_many(f, op);
+    case RG_OP_UNREGISTER_MANY:
+        return rg_fsm_unregister_many(f, op);
     case RG_OP_GROUP_ADD:
         return rg_fsm_group_add(f, op);
     case RG_OP_GROUP_DEL:
@@ -259,7 +316,7 @@ static int apply_kind(struct rg_fsm *f, struct rg_op *op)
 static bool is_write(uint8_t kind)
 {
     return kind != RG_OP_PURGE_NODE && kind != RG_OP_READ &&
-           kind != RG_OP_SETTLE;
+           kind != RG_OP_READ_ENTRY && kind != RG_OP_SETTLE;
 }
 
 /* A write whose (origin, ref) was applied before is a re-sent copy: its

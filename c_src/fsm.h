@@ -64,6 +64,7 @@ struct rg_fsm {
     struct rg_wbuf replies;    /* [u64 ref][u8 result][blob payload] */
     uint32_t n_replies;
     uint64_t bad_entries;      /* entries that failed to decode (a bug) */
+    uint64_t version_seq;      /* the last version given to a name's put */
     bool restored;             /* set by restore; the node sends a full dump */
 };
 
@@ -77,10 +78,11 @@ void rg_fsm_effects_reset(struct rg_fsm *f);
  * entry is skipped from the first bad op on, identically on every server. */
 int rg_fsm_apply(struct rg_fsm *f, const uint8_t *entry, size_t len);
 
-/* Snapshot (fsm_snapshot.c): [u32 magic "RGS3"], then three tables, each
- * [u64 count] and rows of three blobs sorted by key: names (key, pid,
- * meta), groups (name, pid, value list), metadata (key, "", value); then
- * the de-duplication set as rg_dedup_write lays it out. Equal states give
+/* Snapshot (fsm_snapshot.c): [u32 magic "RGS4"][u64 version_seq], then
+ * three tables, each [u64 count] and rows of three blobs sorted by key:
+ * names (key, pid, meta, then [u64 version]), groups (name, pid, value
+ * list), metadata (key, "", value); then the de-duplication set as
+ * rg_dedup_write lays it out. Equal states give
  * equal bytes. Output is malloc'd. */
 int rg_fsm_snapshot(const struct rg_fsm *f, uint8_t **out, size_t *len);
 /* Replaces the table and the de-duplication set with a snapshot's content;

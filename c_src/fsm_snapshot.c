@@ -9,14 +9,19 @@
 #include "group.h"
 #include "limits.h"
 
-/* "RGS3": RGS2 had no duplicate-key or metadata tables, RGS1 no
- * de-duplication section. */
-#define SNAPSHOT_MAGIC 0x52475333u
+/* "RGS4": RGS3 had no versions, RGS2 no duplicate-key or metadata
+ * tables, RGS1 no de-duplication section. */
+#define SNAPSHOT_MAGIC 0x52475334u
 
-/* One table, sorted by key: [u64 n] then n rows of three blobs. A group
- * row is (name, pid, values), a metadata row (key, "", value). */
-static int write_table(struct rg_wbuf *w, const struct rg_table *t, bool groups)
+enum table_kind { NAMES, GROUPS, META };
+
+/* One table, sorted by key: [u64 n] then n rows of three blobs, and for a
+ * name its version (u64). A group row is (name, pid, values), a metadata
+ * row (key, "", value). */
+static int write_table(struct rg_wbuf *w, const struct rg_table *t,
+                       enum table_kind kind)
 {
+    bool groups = kind == GROUPS;
     size_t n;
     const struct rg_entry **v = rg_table_sorted(t, &n);
     if (v == NULL && n != 0) {
@@ -34,6 +39,9 @@ static int write_table(struct rg_wbuf *w, const struct rg_table *t, bool groups)
         rg_wbuf_blob(w, g.name, g.name_len);
         rg_wbuf_blob(w, g.pid, g.pid_len);
         rg_wbuf_blob(w, g.values, g.values_len);
+        if (kind == NAMES) {
+            rg_wbuf_u64(w, v[i]->version);
+        }
     }
     free(v);
     return 0;
@@ -44,9 +52,10 @@ int rg_fsm_snapshot(const struct rg_fsm *f, uint8_t **out, size_t *len)
     struct rg_wbuf w;
     rg_wbuf_init(&w);
     rg_wbuf_u32(&w, SNAPSHOT_MAGIC);
-    if (write_table(&w, &f->table, false) != 0 ||
-        write_table(&w, &f->groups, true) != 0 ||
-        write_table(&w, &f->meta, false) != 0) {
+    rg_wbuf_u64(&w, f->version_seq);
+    if (write_table(&w, &f->table, NAMES) != 0 ||
+        write_table(&w, &f->groups, GROUPS) != 0 ||
+        write_table(&w, &f->meta, META) != 0) {
         rg_wbuf_free(&w);
         return -1;
     }
@@ -70,21 +79,25 @@ static bool read_row(struct rg_rbuf *r, struct rg_op *row)
            rg_canon_pid(row->pid, row->pid_len, &v);
 }
 
-/* The names part of a snapshot into t (initialised by the caller). */
-static int read_names(struct rg_rbuf *r, struct rg_table *t)
+/* The names part of a snapshot into t (initialised by the caller); every
+ * version is 1 to the snapshot's last one. */
+static int read_names(struct rg_rbuf *r, struct rg_table *t, uint64_t seq)
 {
     uint64_t n = rg_rbuf_u64(r);
-    if (!rg_rbuf_ok(r) || n > r->left / 12) {
+    if (!rg_rbuf_ok(r) || n > r->left / 20) {
         return -1;
     }
     for (uint64_t i = 0; i < n; i++) {
         struct rg_op row;
-        if (!read_row(r, &row) ||
+        bool ok = read_row(r, &row);
+        uint64_t version = rg_rbuf_u64(r);
+        if (!ok || !rg_rbuf_ok(r) || version == 0 || version > seq ||
             rg_table_get(t, row.key, row.key_len) != NULL ||
             rg_table_put(t, row.key, row.key_len, row.pid, row.pid_len,
                          row.meta, row.meta_len) != 0) {
             return -1;
         }
+        rg_table_set_version(t, row.key, row.key_len, version);
     }
     return 0;
 }
@@ -135,6 +148,7 @@ static int read_meta(struct rg_rbuf *r, struct rg_table *t)
 }
 
 struct fsm_tables {
+    uint64_t version_seq;
     struct rg_table names, groups, meta;
     struct rg_dedup dedup;
 };
@@ -149,8 +163,10 @@ static void tables_free(struct fsm_tables *s)
 
 static int tables_read(struct rg_rbuf *r, struct fsm_tables *s)
 {
-    return rg_rbuf_u32(r) == SNAPSHOT_MAGIC && rg_rbuf_ok(r) &&
-                   read_names(r, &s->names) == 0 &&
+    bool magic = rg_rbuf_u32(r) == SNAPSHOT_MAGIC;
+    s->version_seq = rg_rbuf_u64(r);
+    return magic && rg_rbuf_ok(r) &&
+                   read_names(r, &s->names, s->version_seq) == 0 &&
                    read_groups(r, &s->groups) == 0 &&
                    read_meta(r, &s->meta) == 0 &&
                    rg_dedup_read(&s->dedup, r) == 0 && rg_rbuf_done(r)
@@ -181,6 +197,7 @@ int rg_fsm_restore(struct rg_fsm *f, const uint8_t *p, size_t len)
     f->groups = s.groups;
     f->meta = s.meta;
     f->dedup = s.dedup;
+    f->version_seq = s.version_seq;
     f->restored = true;
     return 0;
 }

@@ -101,6 +101,7 @@ struct rg_node {
     bool overflow;
     struct rg_wbuf held;     /* replies held, in APPLIED's encoding; owned */
     uint32_t held_n;
+    uint64_t applying;        /* log index of the entry being applied */
     size_t dump_bytes;       /* size of the last DUMP sent */
     uint64_t dir_checked_ms;
     struct rg_wbuf frame; /* scratch for building frames */

@@ -11,6 +11,10 @@ static int fsm_apply(struct raft_fsm *iface, const struct raft_buffer *buf,
     struct rg_node *n = iface->data;
     uint64_t bad_before = n->fsm.bad_entries;
     *result = NULL;
+    /* libraft 0.22 sets last_applied to an entry's index once its apply
+     * returns (legacy.c, applyCommand), so this is the entry's index: the
+     * member tells subscribers of each change with it. */
+    n->applying = raft_last_applied(&n->raft) + 1;
     n->unnudged = true;
     if (rg_fsm_apply(&n->fsm, buf->base, buf->len) != 0) {
         rg_node_log("out of memory applying an entry", NULL);

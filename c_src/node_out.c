@@ -115,6 +115,7 @@ static void dump_begin(struct dump_ctx *d)
     rg_wbuf_u8(&d->n->frame, RG_MSG_DUMP);
     rg_wbuf_u8(&d->n->frame, 0); /* last? patched in dump_end */
     rg_wbuf_u8(&d->n->frame, d->table);
+    rg_wbuf_u64(&d->n->frame, raft_last_applied(&d->n->raft));
     d->count_off = d->n->frame.len;
     rg_wbuf_u32(&d->n->frame, 0);
     d->count = 0;
@@ -204,6 +205,7 @@ void rg_node_maybe_resync(struct rg_node *n)
     struct rg_wbuf *w = &n->frame;
     rg_wbuf_u8(w, RG_PROTO_VERSION);
     rg_wbuf_u8(w, RG_MSG_APPLIED);
+    rg_wbuf_u64(w, raft_last_applied(&n->raft));
     rg_wbuf_u32(w, 0);
     rg_wbuf_u32(w, n->held_n);
     rg_wbuf_put(w, n->held.data, n->held.len);
@@ -231,6 +233,7 @@ void rg_node_ship_effects(struct rg_node *n)
     struct rg_wbuf *w = &n->frame;
     rg_wbuf_u8(w, RG_PROTO_VERSION);
     rg_wbuf_u8(w, RG_MSG_APPLIED);
+    rg_wbuf_u64(w, n->applying);
     if (n->synced) {
         rg_wbuf_u32(w, f->n_changes);
         rg_wbuf_put(w, f->changes.data, f->changes.len);

@@ -100,6 +100,7 @@ int rg_table_put(struct rg_table *t, const uint8_t *key, size_t key_len,
         return -1;
     }
     e->hash = h;
+    e->version = 0;
     e->key_len = (uint32_t)key_len;
     e->pid_len = (uint32_t)pid_len;
     e->meta_len = (uint32_t)meta_len;
@@ -122,6 +123,16 @@ int rg_table_put(struct rg_table *t, const uint8_t *key, size_t key_len,
         table_grow(t);
     }
     return 0;
+}
+
+void rg_table_set_version(struct rg_table *t, const uint8_t *key,
+                          size_t key_len, uint64_t version)
+{
+    uint64_t h = rg_siphash(&t->key, key, key_len);
+    struct rg_entry *e = *table_slot(t, h, key, key_len);
+    if (e != NULL) {
+        e->version = version;
+    }
 }
 
 bool rg_table_del(struct rg_table *t, const uint8_t *key, size_t key_len)

@@ -17,6 +17,7 @@
 struct rg_entry {
     struct rg_entry *next; /* chain */
     uint64_t hash;
+    uint64_t version;      /* names: the FSM's write counter when last put */
     uint32_t key_len;
     uint32_t pid_len;
     uint32_t meta_len;
@@ -54,6 +55,9 @@ const struct rg_entry *rg_table_get(const struct rg_table *t,
 int rg_table_put(struct rg_table *t, const uint8_t *key, size_t key_len,
                  const uint8_t *pid, size_t pid_len, const uint8_t *meta,
                  size_t meta_len);
+/* Sets the version of key's entry (a no-op when there is none). */
+void rg_table_set_version(struct rg_table *t, const uint8_t *key,
+                          size_t key_len, uint64_t version);
 /* Returns true if an entry was removed. */
 bool rg_table_del(struct rg_table *t, const uint8_t *key, size_t key_len);
 
