@@ -55,8 +55,11 @@
 -export([whereis_name_consistent/1, get_leader/1, get_epoch/1,
          get_members/1, status/1, ready/1, await_ready/1, await_ready/2,
          recover/1]).
-%% Per-name metadata (regent's own)
--export([set_metadata/2, get_metadata/1]).
+%% Per-name metadata (regent's own), atomic updates, bulk operations
+-export([set_metadata/2, get_metadata/1, update_metadata/2, update_metadata/3,
+         register_many/2, register_many/3, unregister_many/2]).
+%% Events
+-export([subscribe/2, subscribe/3, unsubscribe/2]).
 %% Internal: the options a member runs with (bench/regent_bench.erl builds
 %% its START frame from them).
 -export([options/1]).
@@ -68,6 +71,7 @@
 -type via_name() :: {registry(), name()} | {registry(), name(), value()}.
 -type member_id() :: {node(), registry()}.
 -type dispatcher() :: fun(([{pid(), value()}]) -> term()) | {module(), atom(), [term()]}.
+-type filter() :: all | {key, key()} | {match, ets:match_spec()}.
 -type option() :: {keys, unique | duplicate}
                 | {listeners, [atom()]}
                 | {meta, [{atom() | tuple(), term()}]}
@@ -87,7 +91,7 @@
                 | {daemon, file:filename()}.
 -type options() :: [option()] | #{atom() => term()}.
 -export_type([registry/0, name/0, key/0, value/0, via_name/0, member_id/0,
-              options/0, dispatcher/0]).
+              options/0, dispatcher/0, filter/0]).
 
 %% ---- starting ------------------------------------------------------------
 
@@ -226,19 +230,8 @@ connected(Pid) ->
     node(Pid) =:= node() orelse lists:member(node(Pid), nodes(connected))
         orelse error({badarg, {pid_of_unconnected_node, Pid}}).
 
-%% The FSM only lets a registration replace a holder that the member says is
-%% dead: a local holder that has exited but whose unregister is still on its
-%% way. Then `no' would be wrong, and waiting for the cleanup is not needed.
 dead_local_holder(Reg, Name, Pid) ->
-    case ets:lookup(Reg, Name) of
-        [{_, Holder, _}] when Holder =/= Pid, node(Holder) =:= node() ->
-            case is_process_alive(Holder) of
-                true -> <<>>;
-                false -> regent_name:encode_pid(Holder)
-            end;
-        _ ->
-            <<>>
-    end.
+    regent_read:dead_local_holder(Reg, Name, Pid).
 
 %% A holder on another node that has exited keeps its name until its own
 %% member's unregister commits. A registration refused by such a holder is
@@ -574,6 +567,89 @@ get_metadata({Reg, Name}) ->
     regent_read:get_metadata(Reg, Name);
 get_metadata(Other) ->
     error({badarg, {not_a_via_name, Other}}).
+
+%% @equiv update_metadata(ViaName, Fun, 16)
+-spec update_metadata(via_name(), fun((term()) -> term())) ->
+          {ok, term()} | {error, not_registered | {conflict, pos_integer()}}.
+update_metadata(ViaName, Fun) ->
+    regent_update:update_metadata(ViaName, Fun, 16).
+
+%% @doc Replaces the metadata of `Name' with `Fun(Old)', atomically, from
+%% any process on any node (ProcessHub's `update/3'): a compare-and-set
+%% through the log against the entry's version, tried again with the
+%% entry as it is now when another write came first, at most `Attempts'
+%% times. `{ok, New}', `{error, not_registered}', or `{error, {conflict,
+%% Attempts}}' when every attempt met a concurrent write: an update is
+%% never lost silently. `Fun' may run more than once. Unique registries.
+-spec update_metadata(via_name(), fun((term()) -> term()), pos_integer()) ->
+          {ok, term()} | {error, not_registered | {conflict, pos_integer()}}.
+update_metadata(ViaName, Fun, Attempts) ->
+    regent_update:update_metadata(ViaName, Fun, Attempts).
+
+%% @doc Registers many names in one log entry: `[{Name, Pid, Meta}]' (Meta
+%% `undefined' for none). Answers per name, in order: `yes' or `{no,
+%% Holder}', each as `register_name/3' would. Readers see all of the call's
+%% new names at once or none. At most 4 MiB of names, pids and metadata
+%% (10,000 names take a few milliseconds). Unique registries.
+-spec register_many(registry(), [{name(), pid(), term()}]) -> [yes | {no, pid()}].
+register_many(Reg, Entries) ->
+    regent_bulk:register_many(Reg, Entries).
+
+%% @doc `register_many/2' of `Names' for one pid, without metadata.
+-spec register_many(registry(), pid(), [name()]) -> [yes | {no, pid()}].
+register_many(Reg, Pid, Names) when is_list(Names) ->
+    regent_bulk:register_many(Reg, [{Name, Pid, undefined} || Name <- Names]);
+register_many(_Reg, _Pid, Names) ->
+    error({badarg, {not_a_list, Names}}).
+
+%% @doc Removes many names, whoever holds them, in one log entry.
+-spec unregister_many(registry(), [name()]) -> ok.
+unregister_many(Reg, Names) ->
+    regent_bulk:unregister_many(Reg, Names).
+
+%% ---- events --------------------------------------------------------------
+
+%% @equiv subscribe(Registry, Filter, [])
+-spec subscribe(registry(), filter()) -> {ok, reference()}.
+subscribe(Reg, Filter) ->
+    subscribe(Reg, Filter, []).
+
+%% @doc Subscribes the calling process to the registry's changes, made
+%% anywhere in the cluster, in log order (docs/events.md). `Filter' is
+%% `all', `{key, Key}', or `{match, MatchSpec}' over `{Key, Pid, Value}'.
+%% The caller first gets `{regent_resync, Ref, Index, Entries}' (the
+%% matching entries as of log index `Index'), then `{regent_event, Ref,
+%% Index, Event}' per change, `Event' being `{register | update |
+%% unregister, Key, Pid, Value}'. Whenever it may have missed changes (its
+%% mailbox passed `max_queue' messages, 10,000 by default; the daemon
+%% restarted; the node re-synced after a partition) it gets another
+%% `regent_resync' and carries on from there. Options: `{max_queue, N}'.
+-spec subscribe(registry(), filter(), [{max_queue, pos_integer()}]) -> {ok, reference()}.
+subscribe(Reg, Filter, Opts) when is_list(Opts) ->
+    check_filter(Filter),
+    Max = proplists:get_value(max_queue, Opts, 10000),
+    is_integer(Max) andalso Max > 0 orelse error({badarg, {max_queue, Max}}),
+    [error({badarg, {unknown_option, O}}) || O <- Opts, not is_tuple(O) orelse element(1, O) =/= max_queue],
+    regent_read:kind(Reg),
+    regent_write:call(Reg, {subscribe, self(), Filter, Max}, 5000);
+subscribe(_Reg, _Filter, Opts) ->
+    error({badarg, {options, Opts}}).
+
+check_filter(all) -> ok;
+check_filter({key, _}) -> ok;
+check_filter({match, Spec}) when is_list(Spec) ->
+    try ets:match_spec_compile(Spec) of _ -> ok
+    catch error:badarg -> error({badarg, {bad_match_spec, Spec}})
+    end;
+check_filter(Other) -> error({badarg, {filter, Other}}).
+
+%% @doc Ends a subscription of the calling process; messages already sent
+%% stay in its mailbox.
+-spec unsubscribe(registry(), reference()) -> ok.
+unsubscribe(Reg, Ref) when is_reference(Ref) ->
+    regent_write:call(Reg, {unsubscribe, Ref, self()}, 5000);
+unsubscribe(_Reg, Ref) ->
+    error({badarg, {not_a_reference, Ref}}).
 
 %% @private Opts over the application environment over the defaults,
 %% validated: what regent_member runs with.

@@ -210,20 +210,20 @@ handle_event({members, Members}, S) ->
       regent_discovery:joined(regent_membership:plan(S#st{members = Members})));
 handle_event({changed, Ref, Status}, S) ->
     regent_membership:change_done(Ref, Status, S);
-handle_event({applied, Changes, Replies}, #st{synced = true} = S) ->
-    regent_outbox:replies(Replies, lists:foldl(fun regent_mirror:change/2, S, Changes));
-handle_event({applied, [], Replies}, #st{synced = false} = S) ->
+handle_event({applied, Index, Changes, Replies}, #st{synced = true} = S) ->
+    regent_outbox:replies(Replies, regent_mirror:changes(Changes, S#st{applied_index = Index}));
+handle_event({applied, _Index, [], Replies}, #st{synced = false} = S) ->
     %% Replayed entries while recovering: answer after the dump is in ETS.
     S#st{held = S#st.held ++ Replies};
 handle_event({replies, Replies}, S) ->
     regent_outbox:daemon_replies(Replies, S);
-handle_event({dump, false, Table, Rows}, S) ->
+handle_event({dump, false, Table, _Index, Rows}, S) ->
     S#st{dump = [{Table, Rows} | S#st.dump]};
-handle_event({dump, true, Table, Rows}, S) ->
+handle_event({dump, true, Table, Index, Rows}, S) ->
     Frames = lists:reverse([{Table, Rows} | S#st.dump]),
     Tables = maps:from_list([{T, lists:append([R || {T1, R} <- Frames, T1 =:= T])}
                              || T <- [names, groups, meta]]),
-    regent_mirror:synced(regent_mirror:reconcile(Tables, S));
+    regent_mirror:synced(regent_mirror:reconcile(Tables, S#st{applied_index = Index}));
 handle_event({error, Msg}, #st{reg = Reg} = S) ->
     ?LOG_ERROR("regent ~p: regentd reported: ~ts", [Reg, Msg]),
     S.

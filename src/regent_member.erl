@@ -95,6 +95,11 @@ handle_call({block_raft, Cuts}, _From, S) ->
 %% regent_fault:take_leadership/1 (tests): ask the leader to hand over.
 handle_call(take_leadership, _From, S) ->
     {reply, regent_membership:take_leadership(S), S};
+handle_call({subscribe, Pid, Filter, MaxQueue}, _From, S) ->
+    {Ref, S1} = regent_events:subscribe(Pid, Filter, MaxQueue, S),
+    {reply, {ok, Ref}, S1};
+handle_call({unsubscribe, Ref, Pid}, _From, S) ->
+    {reply, ok, regent_events:unsubscribe(Ref, Pid, S)};
 handle_call(await_ready, From, S) ->
     regent_mirror:await_ready(From, S);
 handle_call(Other, _From, S) ->
@@ -126,7 +131,12 @@ handle_info(alive, S) ->
 handle_info(status_timeout, S) ->
     {noreply, regent_status:timed_out(S)};
 handle_info({'DOWN', MRef, process, Pid, _Why}, S) ->
-    {noreply, regent_mirror:owner_down(MRef, Pid, S)};
+    case regent_events:subscriber_down(MRef, Pid, S) of
+        {true, S1} -> {noreply, S1};
+        false -> {noreply, regent_mirror:owner_down(MRef, Pid, S)}
+    end;
+handle_info(lag_check, S) ->
+    {noreply, regent_events:lag_check(S)};
 handle_info(Msg, S) when element(1, Msg) =:= nodeup; element(1, Msg) =:= nodedown;
                          element(1, Msg) =:= discover; element(1, Msg) =:= join_retry;
                          element(1, Msg) =:= plan; element(1, Msg) =:= down_settled;

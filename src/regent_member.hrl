@@ -28,6 +28,8 @@
 %%     reclaim_on_dump
 %%   owned, watched, waiters     regent_mirror      regent_duplicate
 %%   meta_tab, start_meta_put    regent_meta        -
+%%   subs, lag_timer,            regent_events      regent_daemon
+%%     applied_index
 %%   status, status_waiters      regent_status      regent_daemon, regent_leave
 %%   peers, leader_since         regent_peers       -
 %%   leader_id                   regent_peers       regent_daemon, regent_leave
@@ -49,12 +51,14 @@
 %% The kinds of write a caller may ask of the member (regent_write).
 -define(CALLER_WRITES, [register, unregister, unregister_if_owner, set_meta, read,
                         register_new, set_meta_if_owner, group_add, group_del,
-                        meta_put, meta_del]).
+                        meta_put, meta_del, set_meta_if_version, read_entry,
+                        register_many, unregister_many]).
 
 -record(op, {from :: gen_server:from() | internal | {claim, term(), pid()},
              kind :: register | unregister | unregister_if_owner | set_meta | read
                    | purge_node | register_new | set_meta_if_owner | group_add
-                   | group_del | meta_put | meta_del,
+                   | group_del | meta_put | meta_del | set_meta_if_version
+                   | read_entry | register_many | unregister_many,
              bin :: binary(),
              deadline :: integer() | infinity,
              %% A registration of a pid on a connected node that runs no
@@ -83,6 +87,12 @@
              %% `meta' option's values were put in the cluster yet.
              meta_tab :: ets:tid() | undefined,
              start_meta_put = false :: boolean(),
+             %% Subscriptions (regent_events): by monitor reference.
+             subs = #{} :: #{reference() => map()},
+             lag_timer = false :: boolean(),
+             %% The log index of the entry whose changes are being applied
+             %% (or of the last DUMP).
+             applied_index = 0 :: non_neg_integer(),
              %% Remote owners on nodes with no member of this registry
              %% (nobody else would see them exit), registered through us.
              watched = #{} :: #{pid() => {reference(), #{binary() => true}}},

@@ -21,11 +21,35 @@
 %% other kind of table than its registry's.
 -module(regent_mirror).
 
--export([change/2, owner_down/3, reconcile/2, synced/1, await_ready/2,
+-export([changes/2, change/2, owner_down/3, reconcile/2, synced/1, await_ready/2,
          watch_of/3, watch/3, track/3, untrack/3]).
 
 -include_lib("kernel/include/logger.hrl").
 -include("regent_member.hrl").
+
+%% @private
+-spec changes([regent_proto:change()], #st{}) -> #st{}.
+%% The changes of one APPLIED frame, in order. A run of puts of distinct
+%% names goes into ETS in one insert, so readers see all of a
+%% register_many or none of it (an ets:insert/2 of a list is atomic and
+%% isolated); a run of duplicate-key removals is done key by key in one
+%% pass each (regent_duplicate:del_run/2), not entry by entry.
+changes([], S) ->
+    S;
+changes([{put, _, _, _} | _] = Cs, #st{opts = #{keys := unique}} = S) ->
+    {Run, Rest} = put_run(Cs, #{}, []),
+    changes(Rest, puts(Run, S));
+changes([{group_del, _, _, all} | _] = Cs, #st{opts = #{keys := duplicate}} = S) ->
+    {Run, Rest} = lists:splitwith(fun(C) -> element(1, C) =:= group_del andalso
+                                                element(4, C) =:= all end, Cs),
+    changes(Rest, regent_duplicate:del_run(Run, S));
+changes([C | Rest], S) ->
+    changes(Rest, change(C, S)).
+
+put_run([{put, Key, _, _} = C | Rest], Seen, Acc) when not is_map_key(Key, Seen) ->
+    put_run(Rest, Seen#{Key => true}, [C | Acc]);
+put_run(Rest, _Seen, Acc) ->
+    {lists:reverse(Acc), Rest}.
 
 %% @private
 -spec change(regent_proto:change(), #st{}) -> #st{}.
@@ -42,30 +66,14 @@ table_of(C) when element(1, C) =:= put; element(1, C) =:= del;
 table_of(C) when element(1, C) =:= meta_put; element(1, C) =:= meta_del -> meta;
 table_of(_) -> groups.
 
-name_change({put, Key, PidBin, MetaBin}, #st{reg = Tab} = S) ->
-    Name = regent_name:decode(Key),
-    Pid = regent_name:decode(PidBin),
-    Value = meta(MetaBin),
-    S1 = case ets:lookup(Tab, Name) of
-             [{_, Pid, _}] ->
-                 S;
-             [{_, Old, _}] ->
-                 regent_events:unregistered(Name, Old, S),
-                 regent_events:registered(Name, Pid, Value, S),
-                 untrack(Old, Key, S);
-             [] ->
-                 regent_events:registered(Name, Pid, Value, S),
-                 S
-         end,
-    true = ets:insert(Tab, {Name, Pid, Value}),
-    track(Pid, Key, S1);
+name_change({put, _, _, _} = Put, S) ->
+    puts([Put], S);
 name_change({del, Key}, #st{reg = Tab} = S) ->
     Name = regent_name:decode(Key),
     case ets:lookup(Tab, Name) of
-        [{_, Old, _}] ->
+        [{_, Old, OldValue}] ->
             true = ets:delete(Tab, Name),
-            regent_events:unregistered(Name, Old, S),
-            untrack(Old, Key, S);
+            untrack(Old, Key, regent_events:told({unregister, Name, Old, OldValue}, S));
         [] ->
             S
     end;
@@ -85,6 +93,26 @@ name_change({del_purge, Key}, #st{reg = Tab} = S) ->
         _ ->
             S1
     end.
+
+%% Puts of distinct names: one insert, then each one's monitors and events.
+puts(Run, #st{reg = Tab} = S) ->
+    Rows = [{Key, regent_name:decode(Key), regent_name:decode(P), meta(M)}
+            || {put, Key, P, M} <- Run],
+    Olds = [ets:lookup(Tab, Name) || {_, Name, _, _} <- Rows],
+    true = ets:insert(Tab, [{Name, Pid, Value} || {_, Name, Pid, Value} <- Rows]),
+    lists:foldl(fun put_done/2, S, lists:zip(Rows, Olds)).
+
+put_done({{Key, Name, Pid, Value}, Old}, S) ->
+    S1 = case Old of
+             [{_, Pid, _}] ->
+                 regent_events:told({update, Name, Pid, Value}, S);
+             [{_, OldPid, OldValue}] ->
+                 S0 = regent_events:told({unregister, Name, OldPid, OldValue}, S),
+                 regent_events:told({register, Name, Pid, Value}, untrack(OldPid, Key, S0));
+             [] ->
+                 regent_events:told({register, Name, Pid, Value}, S)
+         end,
+    track(Pid, Key, S1).
 
 meta(<<>>) -> undefined;
 meta(Bin) -> binary_to_term(Bin).
@@ -175,12 +203,14 @@ watch(_Op, _Result, S) ->
 %% re-claim would bring back a name its owner or someone else unregistered
 %% (found by the nemesis test after a kill -9 of a daemon).
 -spec reconcile(#{regent_proto:table() => [regent_proto:row()]}, #st{}) -> #st{}.
-reconcile(#{names := Names, groups := Groups, meta := Meta}, S0) ->
-    S1 = regent_meta:reconcile(Meta, S0),
-    case maps:get(keys, S0#st.opts) of
-        unique -> reconcile_names(Names, S1);
-        duplicate -> regent_duplicate:reconcile(Groups, S1)
-    end.
+reconcile(#{names := Names, groups := Groups, meta := Meta}, #st{subs = Subs} = S0) ->
+    %% Subscribers are not told entry by entry: a resync tells them all.
+    S1 = regent_meta:reconcile(Meta, S0#st{subs = #{}}),
+    S2 = case maps:get(keys, S0#st.opts) of
+             unique -> reconcile_names(Names, S1);
+             duplicate -> regent_duplicate:reconcile(Groups, S1)
+         end,
+    regent_events:resync_all(S2#st{subs = Subs}).
 
 reconcile_names(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclaim} = S0) ->
     [erlang:demonitor(MRef, [flush]) || {MRef, _} <- maps:values(Owned0)],
@@ -188,10 +218,8 @@ reconcile_names(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclai
                             || {K, P, M} <- Rows]),
     Lost = [Row || {Name, _, _} = Row <- ets:tab2list(Tab),
                    not is_map_key(Name, Fresh)],
-    [begin
-         true = ets:delete(Tab, Name),
-         regent_events:unregistered(Name, Pid, S0)
-     end || {Name, Pid, _} <- Lost],
+    [true = ets:delete(Tab, Name) || {Name, _, _} <- Lost],
+    [regent_events:listeners({unregister, Name, Pid, V}, S0) || {Name, Pid, V} <- Lost],
     S1 = lists:foldl(fun({K, P, M}, Acc) -> name_change({put, K, P, M}, Acc) end,
                      S0#st{owned = #{}}, Rows),
     Reclaim = [Row || MayReclaim, {_, Pid, _} = Row <- Lost,

@@ -70,7 +70,15 @@ encode_op(group_del, Ref, {Key, Pid, Which, Value}) ->
 encode_op(meta_put, Ref, {Key, Value, When}) ->
     regent_proto:op_meta_put(Ref, Key, Value, When);
 encode_op(meta_del, Ref, Key) ->
-    regent_proto:op_meta_del(Ref, Key).
+    regent_proto:op_meta_del(Ref, Key);
+encode_op(set_meta_if_version, Ref, {Key, Pid, Version, Meta}) ->
+    regent_proto:op_set_meta_if_version(Ref, Key, Pid, Version, Meta);
+encode_op(read_entry, Ref, Key) ->
+    regent_proto:op_read_entry(Ref, Key);
+encode_op(register_many, Ref, Items) ->
+    regent_proto:op_register_many(Ref, Items);
+encode_op(unregister_many, Ref, Keys) ->
+    regent_proto:op_unregister_many(Ref, Keys).
 
 %% @private
 %% Every unanswered op goes out again (to a new daemon or a new leader),
@@ -188,12 +196,18 @@ answer(#op{from = From, kind = register_new}, ok, _, _S) ->
     gen_server:reply(From, {ok, self()}); % the member, as Registry's owner
 answer(#op{from = From, kind = register_new}, no, Holder, _S) ->
     gen_server:reply(From, {no, regent_name:decode(Holder)});
+answer(#op{from = From, kind = read_entry}, ok, Payload, _S) ->
+    gen_server:reply(From, regent_proto:entry(Payload));
+answer(#op{from = From, kind = set_meta_if_version}, no, Payload, _S) ->
+    gen_server:reply(From, {conflict, regent_proto:entry(Payload)});
+answer(#op{from = From, kind = register_many}, ok, Payload, _S) ->
+    gen_server:reply(From, {many, regent_proto:many_answers(Payload)});
 answer(#op{from = From, kind = group_add}, no, _, _S) ->
     gen_server:reply(From, {error, full});
 answer(#op{from = From, kind = group_add}, ok, _, _S) ->
     gen_server:reply(From, {ok, self()});
 answer(#op{from = From, kind = Kind}, not_found, _, _S)
-  when Kind =:= set_meta; Kind =:= set_meta_if_owner ->
+  when Kind =:= set_meta; Kind =:= set_meta_if_owner; Kind =:= set_meta_if_version ->
     gen_server:reply(From, {error, not_registered});
 answer(#op{from = From, kind = read}, ok, <<>>, _S) ->
     gen_server:reply(From, undefined);
@@ -277,7 +291,7 @@ route_replies(Replies, S) ->
 -spec give_up_sent(#st{}) -> #st{}.
 give_up_sent(#st{pending = Pending, sent_upto = Upto} = S) ->
     Sent = maps:filter(fun(Ref, #op{from = From, kind = K}) ->
-                               Ref =< Upto andalso K =/= read andalso is_caller(From)
+                               Ref =< Upto andalso K =/= read andalso K =/= read_entry andalso is_caller(From)
                        end, Pending),
     [gen_server:reply(From, {error, unavailable}) || #op{from = From} <- maps:values(Sent)],
     S#st{pending = maps:without(maps:keys(Sent), Pending)}.

@@ -12,6 +12,8 @@
          op_set_meta/3, op_purge_node/4, op_read/2, op_settle/1,
          op_register_new/5, op_set_meta_if_owner/4, op_group_add/4,
          op_group_del/5, op_meta_put/4, op_meta_del/2,
+         op_set_meta_if_version/5, op_read_entry/2, op_register_many/2,
+         op_unregister_many/2, entry/1, many_answers/1,
          decode/1]).
 
 -define(V, 1).
@@ -38,14 +40,14 @@
 -type table() :: names | groups | meta.
 -type event() :: {started, Id :: pos_integer(), RaftPort :: inet:port_number(),
                   Resumed :: boolean()}
-               | {applied, [change()], [reply()]}
+               | {applied, Index :: non_neg_integer(), [change()], [reply()]}
                | {replies, [{Origin :: pos_integer(), Ref :: pos_integer(),
                              result(), binary()}]}
                | {members, [{Id :: pos_integer(), Role :: voter | standby | spare,
                              Address :: binary()}]}
                | {changed, Ref :: pos_integer(), Status :: non_neg_integer()}
                | {status, map()}
-               | {dump, Last :: boolean(), table(), [row()]}
+               | {dump, Last :: boolean(), table(), Index :: non_neg_integer(), [row()]}
                | {error, binary()}.
 -export_type([event/0, change/0, reply/0, row/0, table/0]).
 
@@ -183,6 +185,40 @@ op_meta_put(Ref, Key, Value, When) ->
 op_meta_del(Ref, Key) ->
     <<13, Ref:64, (blob(Key))/binary>>.
 
+%% @doc SET_META_IF_VERSION: a compare-and-set of a name's metadata; `no'
+%% with the entry as it is unless `Pid' holds the name at `Version'.
+-spec op_set_meta_if_version(pos_integer(), binary(), binary(), non_neg_integer(),
+                             binary()) -> binary().
+op_set_meta_if_version(Ref, Key, Pid, Version, Meta) ->
+    <<14, Ref:64, (blob(Key))/binary, (blob(Pid))/binary, Version:64, (blob(Meta))/binary>>.
+
+%% @doc READ_ENTRY: a name's holder, version and metadata, through the log.
+-spec op_read_entry(pos_integer(), binary()) -> binary().
+op_read_entry(Ref, Key) ->
+    <<15, Ref:64, (blob(Key))/binary>>.
+
+%% @doc REGISTER_MANY: `[{Key, Pid, Meta, Replace}]' in one op.
+-spec op_register_many(pos_integer(), [{binary(), binary(), binary(), binary()}]) -> binary().
+op_register_many(Ref, Items) ->
+    iolist_to_binary([<<16, Ref:64, (length(Items)):32>>
+                      | [[blob(K), blob(P), blob(M), blob(R)] || {K, P, M, R} <- Items]]).
+
+%% @doc UNREGISTER_MANY: names in one op, removed whoever holds them.
+-spec op_unregister_many(pos_integer(), [binary()]) -> binary().
+op_unregister_many(Ref, Keys) ->
+    iolist_to_binary([<<17, Ref:64, (length(Keys)):32>> | [blob(K) || K <- Keys]]).
+
+%% @doc The payload of READ_ENTRY and of a refused SET_META_IF_VERSION.
+-spec entry(binary()) -> {binary(), non_neg_integer(), binary()} | undefined.
+entry(<<>>) -> undefined;
+entry(<<PL:32, Pid:PL/binary, Version:64, Meta/binary>>) -> {Pid, Version, Meta}.
+
+%% @doc The payload of REGISTER_MANY's reply: per name, `ok' or `{no, Holder}'.
+-spec many_answers(binary()) -> [ok | {no, binary()}].
+many_answers(<<>>) -> [];
+many_answers(<<0, 0:32, Rest/binary>>) -> [ok | many_answers(Rest)];
+many_answers(<<1, L:32, Holder:L/binary, Rest/binary>>) -> [{no, Holder} | many_answers(Rest)].
+
 %% @doc SETTLE: every op of this member with a ref below `Below' has been
 %% answered, so the FSM may forget them (it keeps the (origin, ref) of
 %% applied writes to skip a second copy of a re-sent op). Ref 0: no reply.
@@ -199,10 +235,10 @@ blob(B) -> <<(byte_size(B)):32, B/binary>>.
 -spec decode(binary()) -> event().
 decode(<<?V, 16#81, Id:64, Port:16, Resumed>>) ->
     {started, Id, Port, Resumed =:= 1};
-decode(<<?V, 16#82, NC:32, Rest0/binary>>) ->
+decode(<<?V, 16#82, Index:64, NC:32, Rest0/binary>>) ->
     {Changes, <<NR:32, Rest1/binary>>} = changes(NC, Rest0, []),
     {Replies, <<>>} = replies(NR, Rest1, []),
-    {applied, Changes, Replies};
+    {applied, Index, Changes, Replies};
 decode(<<?V, 16#83, N:32, Rest/binary>>) ->
     {replies, origin_replies(N, Rest, [])};
 decode(<<?V, 16#86, N:32, Rest/binary>>) ->
@@ -215,9 +251,9 @@ decode(<<?V, 16#84, State, Leader:64, Term:64, Applied:64, Commit:64,
                term => Term, applied => Applied, commit => Commit,
                last_index => Last, synced => Synced =:= 1,
                io_error => IoError, rss => Rss}};
-decode(<<?V, 16#85, Last, Table, N:32, Rest/binary>>) ->
+decode(<<?V, 16#85, Last, Table, Index:64, N:32, Rest/binary>>) ->
     {Rows, <<>>} = rows(N, Rest, []),
-    {dump, Last =:= 1, element(Table + 1, {names, groups, meta}), Rows};
+    {dump, Last =:= 1, element(Table + 1, {names, groups, meta}), Index, Rows};
 decode(<<?V, 16#8F, L:32, Msg:L/binary>>) ->
     {error, Msg};
 decode(Frame) ->

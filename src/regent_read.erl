@@ -12,7 +12,7 @@
 
 -export([kind/1, whereis/2, lookup/2, entries/2, match/4, count/1,
          count_match/4, select/2, count_select/2, keys/2, values/3,
-         dispatch/4, meta/2, get_metadata/2]).
+         dispatch/4, meta/2, get_metadata/2, dead_local_holder/3]).
 
 %% @private unique | duplicate, or the exit `{regent_not_running, Reg}'.
 -spec kind(regent:registry()) -> unique | duplicate.
@@ -54,6 +54,23 @@ live([{_, Pid, _}] = Row) when node(Pid) =:= node() ->
     end;
 live(Row) ->
     Row.
+
+%% @private
+%% The state machine lets a registration replace a holder the caller says
+%% is dead: a local holder that has exited but whose unregister is still on
+%% its way. Then `no' would be wrong, and waiting for the cleanup is not
+%% needed. The canonical pid of such a holder, or `<<>>'.
+-spec dead_local_holder(regent:registry(), term(), pid()) -> binary().
+dead_local_holder(Reg, Name, Pid) ->
+    case ets:lookup(Reg, Name) of
+        [{_, Holder, _}] when Holder =/= Pid, node(Holder) =:= node() ->
+            case is_process_alive(Holder) of
+                true -> <<>>;
+                false -> regent_name:encode_pid(Holder)
+            end;
+        _ ->
+            <<>>
+    end.
 
 %% @private
 -spec whereis(regent:registry(), term()) -> pid() | undefined.
