@@ -611,7 +611,7 @@ until_dump(Port) ->
             %% One DUMP frame per table (names, groups, metadata); the
             %% last one says so.
             case regent_proto:decode(F) of
-                {dump, true, _Table, _Rows} -> ok;
+                {dump, true, _Table, _Index, _Rows} -> ok;
                 _ -> until_dump(Port)
             end
     after 10000 -> error(no_dump)
@@ -622,7 +622,7 @@ count_replies(Port, N) ->
     receive
         {Port, {data, F}} ->
             case regent_proto:decode(F) of
-                {applied, _, Rs} -> count_replies(Port, N - length(Rs));
+                {applied, _Index, _, Rs} -> count_replies(Port, N - length(Rs));
                 _ -> count_replies(Port, N)
             end
     after 30000 -> error({replies_missing, N})

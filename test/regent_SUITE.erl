@@ -619,9 +619,9 @@ port_garbage(Config) ->
         tls => {psk, <<>>, <<>>, <<>>, false}})),
     {started, _, _, false} = recv_frame(Port),
     %% A fresh daemon's DUMP: its three tables, empty.
-    {dump, false, names, []} = recv_until(Port, dump),
-    {dump, false, groups, []} = recv_until(Port, dump),
-    {dump, true, meta, []} = recv_until(Port, dump),
+    {dump, false, names, Index, []} = recv_until(Port, dump),
+    {dump, false, groups, Index, []} = recv_until(Port, dump),
+    {dump, true, meta, Index, []} = recv_until(Port, dump),
     BadKey = <<107, 0, 2, "ab">>, % STRING_EXT: not canonical
     Op = regent_proto:op_register(7, BadKey, regent_name:encode_pid(self()), <<>>, <<>>),
     true = port_command(Port, regent_proto:ops([Op])),
