@@ -13,8 +13,21 @@ defmodule Regent.MixProject do
       erlc_options: [:debug_info, :warnings_as_errors],
       compilers: [:regentd | Mix.compilers()],
       test_paths: ["test/elixir"],
-      deps: []
+      deps: deps()
     ]
+  end
+
+  # telemetry is optional (it is not packaged in Debian): regent emits its
+  # events when the application is there (src/regent_telemetry.erl). Mix
+  # cannot even parse a hex dependency without Hex, so it is declared only
+  # where Hex is installed (a user's machine); offline builds, like this
+  # repository's CI, go without it.
+  defp deps do
+    if Code.ensure_loaded?(Hex) do
+      [{:telemetry, "~> 1.0", optional: true}]
+    else
+      []
+    end
   end
 
   # test/elixir/support: code the cluster tests run on their peer nodes,

@@ -210,10 +210,14 @@ register_meta({Reg, Name} = ViaName, Pid, MetaBin) when is_pid(Pid) ->
                     regent_write:write(ViaName, register,
                                        {Key, regent_name:encode_pid(Pid), MetaBin, Replace})
             end,
-    case unless_dead_remote(Write(dead_local_holder(Reg, Name, Pid)), Write) of
-        {no, _Holder} -> no;
-        Answer -> Answer
-    end;
+    regent_telemetry:span([register], #{registry => Reg, name => Name},
+                          fun() ->
+                                  case unless_dead_remote(Write(dead_local_holder(Reg, Name, Pid)),
+                                                          Write) of
+                                      {no, _Holder} -> no;
+                                      Answer -> Answer
+                                  end
+                          end);
 register_meta({_, _} = ViaName, Pid, _MetaBin) ->
     regent_write:key(ViaName),
     error({badarg, {not_a_pid, Pid}});
@@ -257,10 +261,11 @@ remote_alive(Pid) ->
 -spec unregister_name(via_name()) -> ok.
 unregister_name({Reg, Name, _Value}) ->
     unregister_name({Reg, Name});
-unregister_name({Reg, _} = ViaName) ->
+unregister_name({Reg, Name} = ViaName) ->
     Key = regent_write:key(ViaName),
     unique_only(Reg, unregister_name),
-    regent_write:write(ViaName, unregister, Key);
+    regent_telemetry:span([unregister], #{registry => Reg, name => Name},
+                          fun() -> regent_write:write(ViaName, unregister, Key) end);
 unregister_name(Other) ->
     error({badarg, {not_a_via_name, Other}}).
 
@@ -307,10 +312,14 @@ register(Reg, Key, Value) ->
                             regent_write:write({Reg, Key}, register_new,
                                                {KeyBin, Self, ValueBin, Replace})
                     end,
-            case unless_dead_remote(Write(dead_local_holder(Reg, Key, self())), Write) of
-                {no, Holder} -> {error, {already_registered, Holder}};
-                Answer -> Answer
-            end;
+            regent_telemetry:span(
+              [register], #{registry => Reg, name => Key},
+              fun() ->
+                      case unless_dead_remote(Write(dead_local_holder(Reg, Key, self())), Write) of
+                          {no, Holder} -> {error, {already_registered, Holder}};
+                          Answer -> Answer
+                      end
+              end);
         duplicate ->
             case regent_write:write({Reg, Key}, group_add, {KeyBin, Self, ValueBin}) of
                 {error, full} -> error({badarg, {values_over_limit, Key}});
@@ -324,10 +333,13 @@ register(Reg, Key, Value) ->
 unregister(Reg, Key) ->
     KeyBin = regent_write:key({Reg, Key}),
     Self = regent_name:encode_pid(self()),
-    case regent_read:kind(Reg) of
-        unique -> regent_write:write({Reg, Key}, unregister_if_owner, {KeyBin, Self});
-        duplicate -> regent_write:write({Reg, Key}, group_del, {KeyBin, Self, all, <<>>})
-    end.
+    Write = case regent_read:kind(Reg) of
+                unique -> {unregister_if_owner, {KeyBin, Self}};
+                duplicate -> {group_del, {KeyBin, Self, all, <<>>}}
+            end,
+    regent_telemetry:span([unregister], #{registry => Reg, name => Key},
+                          fun() -> regent_write:write({Reg, Key}, element(1, Write),
+                                                      element(2, Write)) end).
 
 %% @equiv unregister_match(Registry, Key, Pattern, [])
 -spec unregister_match(registry(), key(), term()) -> ok.
@@ -489,10 +501,11 @@ delete_meta(_Reg, Key) ->
 -spec whereis_name_consistent(via_name()) -> pid() | undefined.
 whereis_name_consistent({Reg, Name, _Value}) ->
     whereis_name_consistent({Reg, Name});
-whereis_name_consistent({Reg, _} = ViaName) ->
+whereis_name_consistent({Reg, Name} = ViaName) ->
     Key = regent_write:key(ViaName),
     unique_only(Reg, whereis_name_consistent),
-    regent_write:write(ViaName, read, Key);
+    regent_telemetry:span([consistent_read], #{registry => Reg, name => Name},
+                          fun() -> regent_write:write(ViaName, read, Key) end);
 whereis_name_consistent(Other) ->
     error({badarg, {not_a_via_name, Other}}).
 
@@ -568,17 +581,18 @@ get_metadata({Reg, Name}) ->
 get_metadata(Other) ->
     error({badarg, {not_a_via_name, Other}}).
 
-%% @equiv update_metadata(ViaName, Fun, 16)
+%% @equiv update_metadata(ViaName, Fun, 64)
 -spec update_metadata(via_name(), fun((term()) -> term())) ->
           {ok, term()} | {error, not_registered | {conflict, pos_integer()}}.
 update_metadata(ViaName, Fun) ->
-    regent_update:update_metadata(ViaName, Fun, 16).
+    regent_update:update_metadata(ViaName, Fun, 64).
 
 %% @doc Replaces the metadata of `Name' with `Fun(Old)', atomically, from
 %% any process on any node (ProcessHub's `update/3'): a compare-and-set
 %% through the log against the entry's version, tried again with the
-%% entry as it is now when another write came first, at most `Attempts'
-%% times. `{ok, New}', `{error, not_registered}', or `{error, {conflict,
+%% entry as it is now when another write came first (after a random pause
+%% whose range doubles with the conflicts met, up to 128 ms), at most
+%% `Attempts' times. `{ok, New}', `{error, not_registered}', or `{error, {conflict,
 %% Attempts}}' when every attempt met a concurrent write: an update is
 %% never lost silently. `Fun' may run more than once. Unique registries.
 -spec update_metadata(via_name(), fun((term()) -> term()), pos_integer()) ->

@@ -159,6 +159,8 @@ daemon_died(Code, #st{reg = Reg} = S0) ->
     ?LOG_WARNING("regent ~p: regentd exited with status ~p; ~p ops pending; "
                  "restarting it (reads keep being served)",
                  [Reg, Code, map_size(S0#st.pending)]),
+    regent_telemetry:execute([daemon, restart], #{pending => map_size(S0#st.pending)},
+                             #{registry => Reg, exit_status => Code}),
     case length(Recent) >= ?MAX_RESTARTS of
         true ->
             %% The member stops with this reason: its supervisor sees the
@@ -206,6 +208,9 @@ handle_event({started, Id, RaftPort, Resumed}, #st{reg = Reg} = S) ->
 handle_event({status, Status}, S) ->
     regent_peers:leader_seen(maps:get(leader_id, Status), regent_status:received(Status, S));
 handle_event({members, Members}, S) ->
+    Members =:= S#st.members orelse
+        regent_telemetry:execute([membership, change], #{members => length(Members)},
+                                 #{registry => S#st.reg, members => Members}),
     regent_discovery:address_check(
       regent_discovery:joined(regent_membership:plan(S#st{members = Members})));
 handle_event({changed, Ref, Status}, S) ->

@@ -43,7 +43,7 @@ sweep_output(Port, Base, Lines) ->
         {Port, {data, {_, Line}}} ->
             sweep_output(Port, Base, [Line | Lines]);
         {Port, {exit_status, Code}} ->
-            [?LOG_NOTICE("regent: ~ts", [L]) || L <- lists:reverse(Lines)],
+            [?LOG_INFO("regent: ~ts", [L]) || L <- lists:reverse(Lines)],
             Code =:= 0 orelse
                 ?LOG_WARNING("regent: the sweep of stale data dirs in ~ts exited with ~p",
                              [Base, Code]),

@@ -66,6 +66,7 @@ start_link(Reg, Opts) ->
 -spec init({atom(), map()}) -> {ok, #st{}}.
 init({Reg, Opts}) ->
     process_flag(trap_exit, true),
+    regent_telemetry:refresh(),
     %% Rows are {Key, Pid, Value} in both kinds, so Registry's match
     %% specifications run on the table as it is (regent_read).
     Type = case maps:get(keys, Opts) of unique -> set; duplicate -> duplicate_bag end,

@@ -40,6 +40,7 @@ purge_absent_nodes(#st{reg = Tab} = S) ->
 purge_node(Node, S) ->
     ?LOG_NOTICE("regent ~p: node ~p is down; purging its names",
                 [S#st.reg, Node]),
+    regent_telemetry:execute([purge], #{count => 1}, #{registry => S#st.reg, node => Node}),
     regent_outbox:submit(purge_node, atom_to_binary(Node, utf8), internal, infinity, S).
 
 %% @private

@@ -111,6 +111,9 @@ claim_answered(Name, Pid, no, HolderBin, #st{reg = Reg, opts = Opts}) ->
     Holder = regent_name:decode(HolderBin),
     ?LOG_WARNING("regent ~p: conflict on ~p: ~p claims it, ~p holds it",
                  [Reg, Name, Pid, Holder]),
+    regent_telemetry:execute([conflict], #{count => 1},
+                             #{registry => Reg, name => Name, claimant => Pid,
+                               holder => Holder, policy => maps:get(conflict, Opts)}),
     case maps:get(conflict, Opts) of
         kill ->
             exit(Pid, {regent_conflict, Name, Holder});

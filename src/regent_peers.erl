@@ -189,6 +189,9 @@ cluster_event(_, S) ->
 leader_seen(Leader, #st{leader_id = Leader} = S) ->
     S;
 leader_seen(Leader, S0) ->
+    regent_telemetry:execute([leader, change], #{count => 1},
+                             #{registry => S0#st.reg, leader => node_of(Leader, S0),
+                               leader_id => Leader}),
     S = regent_outbox:requeue_all(
           S0#st{leader_id = Leader, leader_since = ?NOW_MS(),
                 leaderless_since = case Leader of 0 -> ?NOW_MS(); _ -> 0 end}),
