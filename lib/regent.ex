@@ -530,6 +530,75 @@ defmodule Regent do
   @spec delete_meta(registry, meta_key) :: :ok
   defdelegate delete_meta(registry, key), to: :regent
 
+  ## Events, atomic updates, bulk operations (regent's own)
+
+  @typedoc "A subscription filter: every change, one key's, or a match spec over `{key, pid, value}`."
+  @type filter :: :all | {:key, key} | {:match, :ets.match_spec()}
+
+  @doc """
+  Subscribes the calling process to the registry's changes, made anywhere
+  in the cluster, in log order (see docs/events.md).
+
+  The caller first gets `{:regent_resync, ref, index, entries}` (the
+  matching `{key, pid, value}` entries as of raft log index `index`), then
+  `{:regent_event, ref, index, event}` per change, with `event` one of
+  `{:register, key, pid, value}`, `{:update, key, pid, value}`,
+  `{:unregister, key, pid, value}`. Whenever it may have missed changes
+  (its mailbox passed `max_queue:` messages, 10,000 by default; the daemon
+  restarted; the node re-synced after a partition) it gets another
+  `:regent_resync` and carries on from there.
+
+      iex> Regent.start_link(keys: :unique, name: Regent.SubscribeTest)
+      iex> {:ok, ref} = Regent.subscribe(Regent.SubscribeTest, {:key, "hello"})
+      iex> receive do: ({:regent_resync, ^ref, _index, entries} -> entries)
+      []
+      iex> {:ok, _} = Regent.register(Regent.SubscribeTest, "hello", :world)
+      iex> receive do: ({:regent_event, ^ref, _index, event} -> event)
+      {:register, "hello", self(), :world}
+
+  """
+  @spec subscribe(registry, filter, keyword) :: {:ok, reference}
+  defdelegate subscribe(registry, filter, opts \\ []), to: :regent
+
+  @doc "Ends a subscription of the calling process."
+  @spec unsubscribe(registry, reference) :: :ok
+  defdelegate unsubscribe(registry, ref), to: :regent
+
+  @doc """
+  Replaces the value of a registered key with `fun.(old)`, atomically, from
+  any process on any node: a compare-and-set through the raft log against
+  the entry's version, tried again after a short random pause when another
+  write came first, at most `attempts` times (64). A conflict that outlives
+  the attempts is `{:error, {:conflict, attempts}}`, never a lost update.
+  `fun` may run more than once. Unique registries.
+
+      iex> Regent.start_link(keys: :unique, name: Regent.UpdateMetadataTest)
+      iex> {:ok, _} = Regent.register(Regent.UpdateMetadataTest, "counter", 0)
+      iex> Regent.update_metadata({Regent.UpdateMetadataTest, "counter"}, &(&1 + 1))
+      {:ok, 1}
+
+  """
+  @spec update_metadata({registry, key}, (value -> value), pos_integer) ::
+          {:ok, value} | {:error, :not_registered | {:conflict, pos_integer}}
+  defdelegate update_metadata(via_name, fun, attempts \\ 64), to: :regent
+
+  @doc """
+  Registers many keys in one raft log entry: `[{key, pid, value}]`
+  (`:undefined` for no value). Answers per key, in order: `:yes` or
+  `{:no, holder}`. Readers see all of the call's new keys at once or none.
+  Unique registries.
+  """
+  @spec register_many(registry, [{key, pid, value}]) :: [:yes | {:no, pid}]
+  defdelegate register_many(registry, entries), to: :regent
+
+  @doc "`register_many/2` of `keys` for one pid, without values."
+  @spec register_many(registry, pid, [key]) :: [:yes | {:no, pid}]
+  defdelegate register_many(registry, pid, keys), to: :regent
+
+  @doc "Removes many keys, whoever holds them, in one raft log entry."
+  @spec unregister_many(registry, [key]) :: :ok
+  defdelegate unregister_many(registry, keys), to: :regent
+
   ## regent's own
 
   @doc """
