@@ -50,6 +50,10 @@ defmodule Mix.Tasks.Compile.Regentd do
 
     case status do
       0 ->
+        # Mix links priv/ into _build before the compilers run; on the first
+        # build priv/ did not exist yet, so link it now, or the first start
+        # after the first `mix compile` would not find priv/regentd.
+        Mix.Project.build_structure()
         {:ok, []}
 
       _ ->

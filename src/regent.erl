@@ -41,6 +41,8 @@
 %% </ul>
 -module(regent).
 
+-include_lib("kernel/include/file.hrl").
+
 %% Starting
 -export([start_link/1, start_link/2, child_spec/1]).
 %% The via contract (global-compatible; `{Registry, Key, Value}' carries a value)
@@ -159,9 +161,27 @@ start_link(Other) ->
 %% </ul>
 -spec start_link(registry(), options()) -> {ok, pid()} | {error, term()}.
 start_link(Reg, Opts) when is_atom(Reg) ->
-    regent_member:start_link(Reg, regent_options:options(Opts));
+    Options = regent_options:options(Opts),
+    case daemon_check(maps:get(daemon, Options)) of
+        ok -> regent_member:start_link(Reg, Options);
+        {error, _} = Error -> Error
+    end;
 start_link(Reg, _Opts) ->
     error({badarg, {not_a_registry_name, Reg}}).
+
+%% A missing or unrunnable regentd says which file it looked for and how to
+%% build it, rather than a bare enoent from open_port.
+daemon_check(Path) ->
+    Hint = "build it with `make` (Erlang) or `mix compile` (Elixir) in regent's "
+           "directory, after `make setup`; or give its path in the `daemon` option",
+    case file:read_file_info(Path) of
+        {ok, #file_info{type = regular, mode = Mode}} when Mode band 8#111 =/= 0 ->
+            ok;
+        {ok, _} ->
+            {error, {regentd_not_executable, Path, Hint}};
+        {error, Why} ->
+            {error, {regentd_not_found, Path, Why, Hint}}
+    end.
 
 %% @doc A child specification for a supervisor: `Registry',
 %% `{Registry, Options}', or options that name it (`[{name, Registry} | _]').

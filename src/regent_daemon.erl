@@ -161,6 +161,10 @@ daemon_died(Code, #st{reg = Reg} = S0) ->
                  [Reg, Code, map_size(S0#st.pending)]),
     regent_telemetry:execute([daemon, restart], #{pending => map_size(S0#st.pending)},
                              #{registry => Reg, exit_status => Code}),
+    Code =:= 127 orelse Code =:= 126 andalso
+        ?LOG_ERROR("regent ~p: ~ts could not run (exit status ~p): is a shared library "
+                   "missing? `ldd` on it says; `make setup` installs libraft and libuv",
+                   [Reg, maps:get(daemon, S0#st.opts), Code]),
     case length(Recent) >= ?MAX_RESTARTS of
         true ->
             %% The member stops with this reason: its supervisor sees the

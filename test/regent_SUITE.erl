@@ -13,7 +13,7 @@
          metadata_and_queries/1, send_via/1, hundred_deaths/1,
          dead_holder_is_replaced/1, canonical_names/1, canonical_bytes/1,
          equal_maps_equal_keys/1, names_through_the_daemon/1, bad_input/1,
-         not_running/1, bad_options/1, registry_bad_input/1, no_atoms_per_name/1, independent_registries/1,
+         not_running/1, bad_options/1, registry_bad_input/1, daemon_missing/1, no_atoms_per_name/1, independent_registries/1,
          daemon_kill9_recovers/1, unavailable_times_out/1, port_garbage/1,
          port_oversize_frame/1, raft_port_garbage/1, status_and_leader/1,
          member_crash_resumes/1, big_batches_are_split/1,
@@ -35,7 +35,7 @@ groups() ->
                       concurrent_writes_share_entries]},
      {names, [], [canonical_names, canonical_bytes, equal_maps_equal_keys,
                   names_through_the_daemon]},
-     {failures, [], [bad_input, bad_options, registry_bad_input, not_running, stopping_member_callers,
+     {failures, [], [bad_input, bad_options, registry_bad_input, daemon_missing, not_running, stopping_member_callers,
                      memory_given_back,
                      daemon_kill9_recovers,
                      unavailable_times_out, member_crash_resumes,
@@ -398,6 +398,20 @@ bad_options(_Config) ->
         catch regent:start_link(bad_opts, [nope]),
     {'EXIT', {{badarg, {name, missing}}, _}} = catch regent:start_link([{keys, unique}]),
     undefined = whereis(bad_opts),
+    ok.
+
+%% A missing or unrunnable regentd: start_link says which file and how to
+%% build it (before: a bare {error, {enoent, ...}}), and nothing starts.
+daemon_missing(Config) ->
+    {error, {regentd_not_found, "/nonexistent/regentd", enoent, Hint}} =
+        regent:start_link(no_daemon, [{daemon, "/nonexistent/regentd"}]),
+    {match, _} = re:run(Hint, "make"),
+    NotExe = filename:join(?config(priv_dir, Config), "regentd"),
+    ok = file:write_file(NotExe, <<"not a program">>),
+    ok = file:change_mode(NotExe, 8#644),
+    {error, {regentd_not_executable, NotExe, _}} =
+        regent:start_link(no_daemon, [{daemon, NotExe}]),
+    undefined = whereis(no_daemon),
     ok.
 
 %% Registry's API refuses bad arguments with the argument named, and
