@@ -17,6 +17,7 @@
 -module(regent_bench).
 -export([main/0, smoke/0]).
 %% Run on peer nodes through erpc.
+-export([bulk_round/1]).
 -export([idle/0, register_all/2, registrar/3, register_timed/2, watcher/3, count_until/3,
          spawn_idle/1, kill_all/1, race_register/3, rss_kb/0, daemon_os_pid/0,
          ets_bytes/0, join_chain/3, join_all/3, group_reads/3]).
@@ -45,7 +46,8 @@ full_sizes() ->
       group_join => 10000,              % 10, 11: members joining one group, one at a time
       group_sizes => [1, 100, 10000],   % 10, 11: members of the groups read
       group_reads => 100000,            % 10, 11: lookups (and dispatches) per group, at most
-      group_read_entries => 10000000}.  % 10, 11: ... fewer for big groups: entries read in all
+      group_read_entries => 10000000,   % 10, 11: ... fewer for big groups: entries read in all
+      bulk => 10000}.                   % 12: names in one register_many
 
 %% The same scenarios, just large enough to run every code path.
 smoke_sizes() ->
@@ -53,7 +55,8 @@ smoke_sizes() ->
       caller_names => 200, caller_names_global => 100, convergence => 10, race => 50,
       cleanup => 100, memory => 200, memory_regent => 1000, late_join => 500,
       engine_frames => 4, engine_per_frame => 50, group_join => 50,
-      group_sizes => [1, 10, 100], group_reads => 1000, group_read_entries => 10000}.
+      group_sizes => [1, 10, 100], group_reads => 1000, group_read_entries => 10000,
+      bulk => 200}.
 
 main() ->
     setup(),
@@ -173,7 +176,8 @@ scenarios() ->
      {3, names, fun hundred_callers/3}, {4, names, fun convergence/3},
      {5, names, fun race/3}, {6, names, fun cleanup/3}, {7, names, fun failover/3},
      {8, names, fun memory/3}, {9, none, fun engine_alone/3},
-     {10, groups, fun groups_one_node/3}, {11, groups, fun groups_three_nodes/3}].
+     {10, groups, fun groups_one_node/3}, {11, groups, fun groups_three_nodes/3},
+     {12, names, fun bulk/3}].
 
 run_scenario({Id, Fun}, Adapters, Rounds, Sizes) ->
     io:format("scenario ~p...", [Id]),
@@ -270,6 +274,36 @@ lookups(_A, _Names, _N, 0) -> ok;
 lookups(A, Names, N, I) ->
     _ = A:whereis_name(element(I rem N + 1, Names)),
     lookups(A, Names, N, I - 1).
+
+%% ---- 12. bulk operations (regent only: the peers have none) ------------------
+
+%% One register_many and one unregister_many of N names: on one node, and
+%% from a follower of three.
+bulk(Adapters, Rounds, #{bulk := N}) ->
+    One = measure(Adapters, Rounds, fun regent_only/1,
+                  fun(A) ->
+                          A:start([node()]),
+                          try bulk_round(N) after A:stop() end
+                  end),
+    Three = measure(Adapters, Rounds, fun regent_only/1,
+                    fun(A) ->
+                            with_cluster(A, 3, fun(Nodes) ->
+                                erpc:call(follower(A, Nodes), ?MODULE, bulk_round, [N], infinity)
+                            end)
+                    end),
+    [row(fmt("12. ~s, ~s names in one call", [Where, k(N)]), What, "ms", lower, V)
+     || {Where, Res} <- [{"one node", One}, {"3 nodes, on a follower", Three}],
+        {M, V} <- Res,
+        What <- [case M of reg -> "register_many"; unreg -> "unregister_many" end]].
+
+%% On the caller's node: ms for one register_many and one unregister_many.
+bulk_round(N) ->
+    Owner = spawn(fun idle/0),
+    Names = [{bulk, I} || I <- lists:seq(1, N)],
+    Treg = usec(fun() -> N = length([yes || yes <- regent:register_many(bench_reg, Owner, Names)]) end),
+    Tun = usec(fun() -> ok = regent:unregister_many(bench_reg, Names) end),
+    exit(Owner, kill),
+    #{reg => Treg / 1000, unreg => Tun / 1000}.
 
 %% ---- 2. three nodes, one caller on a follower ---------------------------------
 
