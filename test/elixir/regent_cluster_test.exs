@@ -11,7 +11,7 @@ defmodule RegentClusterTest do
   # peers and waits for their cluster; the peers live for the whole module.
   use ExUnit.Case, async: false
 
-  alias RegentTest.Remote
+  alias RegentTest.{Peers, Remote}
 
   @moduletag timeout: 120_000
 
@@ -21,66 +21,11 @@ defmodule RegentClusterTest do
   @cluster_ms 20_000
 
   setup_all do
-    start_distribution()
-    cookie = Atom.to_charlist(Node.get_cookie())
-
-    peers =
-      for _ <- 1..3 do
-        {:ok, peer, node} =
-          :peer.start_link(%{
-            name: :peer.random_name(:regent_ex),
-            args: [~c"-setcookie", cookie | code_path_args()]
-          })
-
-        {peer, node}
-      end
-
-    on_exit(fn ->
-      for {peer, _} <- peers do
-        # The peers are linked to the module's process, which may be gone
-        # (and have taken them down) by the time this runs.
-        try do
-          :peer.stop(peer)
-        catch
-          :exit, _ -> :ok
-        end
-      end
-    end)
-
-    nodes = for {_, node} <- peers, do: node
-
-    # Distribution is usually meshed by global already; make sure.
-    for x <- nodes, y <- nodes, x < y, do: true = rpc(x, :net_kernel, :connect_node, [y])
-
-    for node <- nodes do
-      {:ok, _} = rpc(node, :application, :ensure_all_started, [:crypto])
-      {:ok, _} = rpc(node, :application, :ensure_all_started, [:elixir])
-      :ok = rpc(node, :logger, :set_primary_config, [:level, :warning])
-    end
-
-    [a, b, c] = nodes
+    Peers.start_distribution()
+    peers = Peers.start_peers(3)
+    on_exit(fn -> Peers.stop_peers(peers) end)
+    [a, b, c] = nodes = for {_, node} <- peers, do: node
     %{nodes: nodes, a: a, b: b, c: c}
-  end
-
-  ## The cluster
-
-  defp start_distribution do
-    if node() == :nonode@nohost do
-      {_, 0} = System.cmd("epmd", ["-daemon"])
-      {:ok, _} = :net_kernel.start([:"regent_ex_#{System.pid()}", :shortnames])
-    end
-
-    :ok
-  end
-
-  # -pa for every code path entry outside OTP's lib dir: regent (with this
-  # support module), Elixir, ExUnit, Logger...
-  defp code_path_args do
-    lib = :code.lib_dir()
-
-    for path <- :code.get_path(), not List.starts_with?(path, lib), arg <- [~c"-pa", path] do
-      arg
-    end
   end
 
   defp daemon_opts do
@@ -110,59 +55,15 @@ defmodule RegentClusterTest do
     start_registry(reg, for(node <- nodes, do: {node, opts}))
   end
 
-  defp await_cluster(reg, nodes) do
-    await(
-      "registry #{inspect(reg)} to form one cluster of #{length(nodes)}",
-      fn ->
-        statuses = for node <- nodes, do: rpc(node, Regent, :status, [reg])
-        leaders = statuses |> Enum.map(& &1.leader) |> Enum.uniq()
-
-        Enum.all?(statuses, &(&1.ready and length(&1.members) == length(nodes))) and
-          match?([{_, ^reg}], leaders)
-      end,
-      @cluster_ms
-    )
-  end
+  defp await_cluster(reg, nodes), do: Peers.await_cluster(reg, nodes, @cluster_ms)
 
   ## Helpers
 
-  # An MFA call on `node`; what the function raises there is raised here,
-  # as it was raised (an Erlang `{:badarg, _}` error becomes ArgumentError
-  # in assert_raise as it would locally).
-  defp rpc(node, m, f, a) do
-    :erpc.call(node, m, f, a, 15_000)
-  catch
-    :error, {:exception, reason, stack} -> :erlang.raise(:error, reason, stack)
-  end
+  defp rpc(node, m, f, a), do: Peers.rpc(node, m, f, a)
 
   # Polls `fun` until it returns true, at most `ms`; never a bare sleep.
-  defp await(what, fun, ms \\ @visible_ms) do
-    deadline = System.monotonic_time(:millisecond) + ms
-    await_loop(what, fun, deadline, ms)
-  end
+  defp await(what, fun, ms \\ @visible_ms), do: Peers.await(what, fun, ms)
 
-  defp await_loop(what, fun, deadline, ms) do
-    result =
-      try do
-        fun.()
-      catch
-        kind, reason -> {kind, reason}
-      end
-
-    cond do
-      result == true ->
-        :ok
-
-      System.monotonic_time(:millisecond) > deadline ->
-        flunk("waited #{ms} ms for #{what}; last: #{inspect(result)}")
-
-      true ->
-        Process.sleep(10)
-        await_loop(what, fun, deadline, ms)
-    end
-  end
-
-  # Polls until `fun` returns `expected`; fails showing the last answer.
   defp await_equal(what, expected, fun, ms \\ @visible_ms) do
     await(
       "#{what} to be #{inspect(expected)}",
