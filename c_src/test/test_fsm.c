@@ -25,11 +25,27 @@
  * copies kept, one value or all removed, NO at the list cap) and their
  * change records; PURGE_NODE's GROUP_DEL_PURGE per group entry after the
  * names' DEL_PURGEs; META_PUT (always / if absent) and META_DEL; a second
- * copy of each new write kind is skipped. Snapshots (RGS3) hold the names,
+ * copy of each new write kind is skipped. Snapshots (RGS4) hold the names,
  * groups and metadata tables, each sorted: equal states give equal bytes,
  * a restored one re-snapshots identically, and a restore refuses malformed
- * group rows, value lists and metadata rows (and the earlier RGS1/RGS2
- * layouts) with every table unchanged. */
+ * group rows, value lists and metadata rows (and the earlier RGS1, RGS2
+ * and RGS3 layouts) with every table unchanged.
+ * Versions and the atomic and bulk ops: every put of a name, by any op,
+ * takes the FSM's next write count (version_seq) as the name's version and
+ * nothing else moves it, so no version repeats, even for a name that went
+ * and came back; SET_META_IF_VERSION is OK (a put) only for the holder at
+ * its version, NO with [blob pid][u64 version][meta] of the entry
+ * otherwise (stale, future, 0, another pid or incarnation, the old version
+ * of a name registered again), NOT_FOUND for a free name; READ_ENTRY's
+ * payloads; REGISTER_MANY's answer per name (free, same pid, held by
+ * another, a given dead holder replaced, the same name twice) and its PUT
+ * changes in order with consecutive versions; UNREGISTER_MANY's DELs; 2000
+ * names in one op each way; second copies of 14, 16 and 17 skipped, in
+ * later entries and the same one, READ_ENTRY never. Snapshots carry
+ * version_seq and the versions: a restore gives identical bytes and the
+ * same counter (a put after it gets a version above every restored one),
+ * and refuses a version of 0 or above version_seq. The model-based run
+ * covers these ops too, checking each name's version and version_seq. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +59,7 @@
 
 #define SELF 7
 #define OTHER 9
-#define MAGIC 0x52475333u /* "RGS3" */
+#define MAGIC 0x52475334u /* "RGS4" */
 
 static const struct rg_sipkey key_a = {1, 2};
 static const struct rg_sipkey key_b = {0xDEADBEEF, 0xFEEDFACE};
@@ -51,7 +67,7 @@ static const struct rg_sipkey key_b = {0xDEADBEEF, 0xFEEDFACE};
 /* ---- building terms and entries ----------------------------------------- */
 
 struct bytes {
-    uint8_t b[96];
+    uint8_t b[160];
     uint32_t n;
 };
 
@@ -263,7 +279,7 @@ static int read_replies(const struct rg_fsm *f, struct reply *out, int max)
     while (r.left > 0 && n < max) {
         out[n].ref = rg_rbuf_u64(&r);
         out[n].result = rg_rbuf_u8(&r);
-        out[n].payload = rg_rbuf_blob(&r, RG_PID_MAX, &out[n].len);
+        out[n].payload = rg_rbuf_blob(&r, RG_FRAME_MAX, &out[n].len);
         n++;
     }
     return rg_rbuf_done(&r) && (uint32_t)n == f->n_replies ? n : -1;
@@ -696,6 +712,9 @@ struct world {
     struct bytes pids[NPIDS];
     int holder[NKEYS]; /* model: pid index or -1 */
     int meta[NKEYS];
+    uint64_t version[NKEYS]; /* of a held name */
+    uint64_t seq;            /* the last version given */
+    int cas_ok, cas_no, many_no; /* how often the run reached these */
     int mirror_pid[NKEYS]; /* the change stream replayed */
     int mirror_meta[NKEYS];
     int expected_changes;
@@ -731,6 +750,15 @@ static int find_meta(const uint8_t *p, uint32_t n)
     return -1;
 }
 
+/* A put of name k: holder p, meta m, the next version, a PUT change. */
+static void model_put(struct world *w, int k, int p, int m)
+{
+    w->holder[k] = p;
+    w->meta[k] = m;
+    w->version[k] = ++w->seq;
+    w->expected_changes++;
+}
+
 /* Applies op to the model; returns the expected result and holder (for NO
  * and READ). */
 static uint8_t model_register(struct world *w, int k, int p, int m, int rep,
@@ -738,15 +766,12 @@ static uint8_t model_register(struct world *w, int k, int p, int m, int rep,
 {
     int h = w->holder[k];
     if (h == -1 || (h != p && rep == h)) {
-        w->holder[k] = p;
-        w->meta[k] = m;
-        w->expected_changes++;
+        model_put(w, k, p, m);
         return RG_RES_OK;
     }
     if (h == p) {
         if (m != 0 && w->meta[k] != m) {
-            w->meta[k] = m;
-            w->expected_changes++;
+            model_put(w, k, p, m);
         }
         return RG_RES_OK;
     }
@@ -763,52 +788,132 @@ static bool purge_matches(int p, int node, bool any, uint32_t creation)
 struct planned {
     struct rg_op op;
     uint8_t result;
-    int payload; /* pid index or -1 */
+    int payload;       /* pid index or -1 */
+    bool raw;          /* the payload is `want` (an entry, MANY's answers) */
+    struct rg_wbuf want;
+    struct rg_wbuf items; /* the *_MANY op's items, which op points into */
 };
 
-/* Picks a random op, computes its expected outcome on the model. */
-static struct planned plan_op(struct world *w, uint64_t ref)
+/* The entry of held name k as READ_ENTRY and a refused
+ * SET_META_IF_VERSION give it: [blob pid][u64 version][meta bytes]. */
+static void model_entry(const struct world *w, int k, struct rg_wbuf *out)
 {
-    struct planned pl;
+    const char *meta = metas[w->meta[k]];
+    rg_wbuf_blob(out, w->pids[w->holder[k]].b, w->pids[w->holder[k]].n);
+    rg_wbuf_u64(out, w->version[k]);
+    rg_wbuf_put(out, meta, strlen(meta));
+}
+
+/* SET_META_IF_VERSION of k by p at a version near the name's: its own
+ * (a right guess when p holds it), the one before, the next one, or 0. */
+static void plan_cas(struct world *w, struct planned *pl, int k, int p, int m)
+{
+    uint64_t cur = w->holder[k] >= 0 ? w->version[k] : w->seq;
+    static const int64_t delta[4] = {0, 0, -1, 1};
+    uint64_t v = pick(5) == 0 ? 0 : cur + (uint64_t)delta[pick(4)];
+    if (w->holder[k] >= 0 && pick(2)) {
+        p = w->holder[k]; /* the holder, so that it can succeed */
+    }
+    pl->op = op_pid_meta(RG_OP_SET_META_IF_VERSION, pl->op.origin, pl->op.ref,
+                         &w->keys[k], &w->pids[p], metas[m]);
+    pl->op.version = v;
+    if (w->holder[k] == -1) {
+        pl->result = RG_RES_NOT_FOUND;
+    } else if (w->holder[k] != p || w->version[k] != v) {
+        pl->result = RG_RES_NO;
+        pl->raw = true;
+        model_entry(w, k, &pl->want);
+        w->cas_no++;
+    } else {
+        model_put(w, k, p, m);
+        w->cas_ok++;
+    }
+}
+
+/* REGISTER_MANY of 1..4 names (maybe one twice), each as REGISTER; the
+ * answer is [u8 result][blob holder] per name. */
+static void plan_register_many(struct world *w, struct planned *pl)
+{
+    uint32_t n = 1 + (uint32_t)pick(4);
+    pl->raw = true;
+    for (uint32_t i = 0; i < n; i++) {
+        int k = pick(NKEYS), p = pick(NPIDS), m = pick(NMETA);
+        int rep = pick(3) ? -1 : pick(NPIDS), holder = -1;
+        rg_wbuf_blob(&pl->items, w->keys[k].b, w->keys[k].n);
+        rg_wbuf_blob(&pl->items, w->pids[p].b, w->pids[p].n);
+        rg_wbuf_blob(&pl->items, metas[m], strlen(metas[m]));
+        rg_wbuf_blob(&pl->items, rep < 0 ? NULL : w->pids[rep].b,
+                     rep < 0 ? 0 : w->pids[rep].n);
+        uint8_t res = model_register(w, k, p, m, rep, &holder);
+        w->many_no += res == RG_RES_NO;
+        rg_wbuf_u8(&pl->want, res);
+        rg_wbuf_blob(&pl->want, holder < 0 ? NULL : w->pids[holder].b,
+                     holder < 0 ? 0 : w->pids[holder].n);
+    }
+    pl->op.kind = RG_OP_REGISTER_MANY;
+    pl->op.count = n;
+}
+
+/* UNREGISTER_MANY of 1..4 names (maybe one twice). */
+static void plan_unregister_many(struct world *w, struct planned *pl)
+{
+    uint32_t n = 1 + (uint32_t)pick(4);
+    for (uint32_t i = 0; i < n; i++) {
+        int k = pick(NKEYS);
+        rg_wbuf_blob(&pl->items, w->keys[k].b, w->keys[k].n);
+        w->expected_changes += w->holder[k] != -1;
+        w->holder[k] = -1;
+    }
+    pl->op.kind = RG_OP_UNREGISTER_MANY;
+    pl->op.count = n;
+}
+
+/* Picks a random op into pl (whose buffers it resets), computes its
+ * expected outcome on the model. */
+static void plan_op(struct world *w, uint64_t ref, struct planned *pl)
+{
     int k = pick(NKEYS), p = pick(NPIDS), m = pick(NMETA);
     uint64_t origin = pick(3) ? SELF : OTHER;
-    pl.payload = -1;
-    pl.result = RG_RES_OK;
-    switch (pick(9)) {
+    pl->payload = -1;
+    pl->result = RG_RES_OK;
+    pl->raw = false;
+    rg_wbuf_reset(&pl->want);
+    rg_wbuf_reset(&pl->items);
+    pl->op = op_base(RG_OP_READ, origin, ref);
+    switch (pick(14)) {
     case 0:
     case 1:
     case 2: {
         int rep = pick(3) ? -1 : pick(NPIDS);
-        pl.op = op_register(origin, ref, &w->keys[k], &w->pids[p], metas[m],
-                            rep < 0 ? NULL : &w->pids[rep]);
-        pl.result = model_register(w, k, p, m, rep, &pl.payload);
+        pl->op = op_register(origin, ref, &w->keys[k], &w->pids[p], metas[m],
+                             rep < 0 ? NULL : &w->pids[rep]);
+        pl->result = model_register(w, k, p, m, rep, &pl->payload);
         break;
     }
     case 3:
-        pl.op = op_key(RG_OP_UNREGISTER, origin, ref, &w->keys[k]);
+        pl->op = op_key(RG_OP_UNREGISTER, origin, ref, &w->keys[k]);
         w->expected_changes += w->holder[k] != -1;
         w->holder[k] = -1;
         break;
     case 4:
-        pl.op = op_unreg_owner(origin, ref, &w->keys[k], &w->pids[p]);
+        pl->op = op_unreg_owner(origin, ref, &w->keys[k], &w->pids[p]);
         if (w->holder[k] == p) {
             w->holder[k] = -1;
             w->expected_changes++;
         }
         break;
     case 5:
-        pl.op = op_set_meta(origin, ref, &w->keys[k], metas[m]);
+        pl->op = op_set_meta(origin, ref, &w->keys[k], metas[m]);
         if (w->holder[k] == -1) {
-            pl.result = RG_RES_NOT_FOUND;
+            pl->result = RG_RES_NOT_FOUND;
         } else {
-            w->meta[k] = m;
-            w->expected_changes++;
+            model_put(w, k, w->holder[k], m); /* a put even if m is the same */
         }
         break;
     case 6: {
         bool any = pick(2);
         uint32_t cr = pid_creations[pick(NPIDS)];
-        pl.op = op_purge(origin, ref, pid_nodes[p], any, cr);
+        pl->op = op_purge(origin, ref, pid_nodes[p], any, cr);
         for (int i = 0; i < NKEYS; i++) {
             if (w->holder[i] != -1 && purge_matches(w->holder[i], p, any, cr)) {
                 w->holder[i] = -1;
@@ -817,15 +922,33 @@ static struct planned plan_op(struct world *w, uint64_t ref)
         }
         break;
     }
+    case 7:
+    case 8:
+        plan_cas(w, pl, k, p, m);
+        break;
+    case 9:
+        pl->op = op_key(RG_OP_READ_ENTRY, origin, ref, &w->keys[k]);
+        pl->raw = true;
+        if (w->holder[k] >= 0) {
+            model_entry(w, k, &pl->want);
+        }
+        break;
+    case 10:
+        plan_register_many(w, pl);
+        break;
+    case 11:
+        plan_unregister_many(w, pl);
+        break;
     default:
-        pl.op = op_key(RG_OP_READ, origin, ref, &w->keys[k]);
-        pl.payload = w->holder[k];
+        pl->op = op_key(RG_OP_READ, origin, ref, &w->keys[k]);
+        pl->payload = w->holder[k];
         break;
     }
+    pl->op.items = pl->items.data;
+    pl->op.items_len = (uint32_t)pl->items.len;
     if (origin != SELF) {
-        pl.result = 0xFF; /* no reply expected */
+        pl->result = 0xFF; /* no reply expected */
     }
-    return pl;
 }
 
 /* Replays the recorded changes into the mirror; false on a bad record. */
@@ -865,7 +988,14 @@ static bool check_replies(const struct world *w, const struct rg_fsm *f,
         }
         const struct bytes *payload =
             pl[i].payload < 0 ? NULL : &w->pids[pl[i].payload];
-        if (j >= got || !is_reply(&rp[j], pl[i].op.ref, pl[i].result, payload)) {
+        bool ok = j < got &&
+                  (pl[i].raw ? rp[j].ref == pl[i].op.ref &&
+                                   rp[j].result == pl[i].result &&
+                                   bytes_eq(rp[j].payload, rp[j].len,
+                                            pl[i].want.data, pl[i].want.len)
+                             : is_reply(&rp[j], pl[i].op.ref, pl[i].result,
+                                        payload));
+        if (!ok) {
             return false;
         }
         j++;
@@ -880,17 +1010,22 @@ static bool model_matches(const struct world *w, const struct rg_fsm *f)
         int h = w->holder[k];
         const struct bytes *pid = h < 0 ? NULL : &w->pids[h];
         const char *meta = h < 0 ? "" : metas[w->meta[k]];
+        const struct rg_entry *e = rg_table_get(&f->table, w->keys[k].b,
+                                                w->keys[k].n);
         if (!holds(f, &w->keys[k], pid, meta) || w->mirror_pid[k] != h ||
-            (h >= 0 && w->mirror_meta[k] != w->meta[k])) {
+            (h >= 0 && (w->mirror_meta[k] != w->meta[k] ||
+                        e->version != w->version[k]))) {
             return false;
         }
         count += h >= 0;
     }
-    return count == f->table.count;
+    return count == f->table.count && f->version_seq == w->seq;
 }
 
 static void world_init(struct world *w)
 {
+    w->seq = 0;
+    w->cas_ok = w->cas_no = w->many_no = 0;
     for (int i = 0; i < NKEYS; i++) {
         w->keys[i] = make_name(i % 2 ? "odd" : "even", (uint8_t)(i * 11));
         w->holder[i] = w->mirror_pid[i] = -1;
@@ -905,10 +1040,14 @@ static void test_model(void)
 {
     static struct world w;
     struct rg_fsm f, g;
-    struct planned pl[16];
+    static struct planned pl[16];
     uint64_t ref = 1;
     int bad_replies = 0, bad_changes = 0, bad_state = 0;
     world_init(&w);
+    for (int i = 0; i < 16; i++) {
+        rg_wbuf_init(&pl[i].want);
+        rg_wbuf_init(&pl[i].items);
+    }
     CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
     CHECK(rg_fsm_init(&g, OTHER, key_b) == 0); /* another server */
     for (int e = 0; e < 3000; e++) {
@@ -918,7 +1057,7 @@ static void test_model(void)
         batch_begin(&bt);
         batch_begin(&bt2);
         for (int i = 0; i < n; i++) {
-            pl[i] = plan_op(&w, ref++);
+            plan_op(&w, ref++, &pl[i]);
             batch_add(&bt, &pl[i].op);
             batch_add(&bt2, &pl[i].op);
         }
@@ -932,6 +1071,12 @@ static void test_model(void)
     }
     CHECK(bad_replies == 0 && bad_changes == 0 && bad_state == 0);
     CHECK(f.bad_entries == 0 && g.bad_entries == 0);
+    CHECK(w.seq > 1000 && f.version_seq == w.seq && g.version_seq == w.seq);
+    CHECK(w.cas_ok > 100 && w.cas_no > 100 && w.many_no > 100);
+    for (int i = 0; i < 16; i++) {
+        rg_wbuf_free(&pl[i].want);
+        rg_wbuf_free(&pl[i].items);
+    }
     uint8_t *s1 = NULL, *s2 = NULL;
     size_t n1 = 0, n2 = 0;
     CHECK(rg_fsm_snapshot(&f, &s1, &n1) == 0);
@@ -1006,8 +1151,9 @@ enum { T_NAMES = 0, T_GROUPS = 1, T_META = 2 };
 
 /* One table of a snapshot: rows strictly increasing by their table key
  * (for groups the name then the pid, as group.h keys them), metadata rows
- * with an empty pid. Returns the row count or -1. */
-static long table_rows_sorted(struct rg_rbuf *r, int table)
+ * with an empty pid, names rows ending in a version in 1..seq. Returns the
+ * row count or -1. */
+static long table_rows_sorted(struct rg_rbuf *r, int table, uint64_t seq)
 {
     static uint8_t prev[RG_GROUP_KEY_MAX], cur[RG_GROUP_KEY_MAX];
     size_t prev_len = 0;
@@ -1017,7 +1163,9 @@ static long table_rows_sorted(struct rg_rbuf *r, int table)
         const uint8_t *k = rg_rbuf_blob(r, RG_NAME_MAX, &klen);
         const uint8_t *p = rg_rbuf_blob(r, RG_PID_MAX, &plen);
         rg_rbuf_blob(r, RG_GROUP_VALUES_MAX, &vlen);
-        if (!rg_rbuf_ok(r) || (table == T_META && plen != 0)) {
+        uint64_t version = table == T_NAMES ? rg_rbuf_u64(r) : 1;
+        if (!rg_rbuf_ok(r) || (table == T_META && plen != 0) ||
+            version == 0 || version > seq) {
             return -1;
         }
         if (klen == 0 || (table == T_GROUPS && plen == 0)) {
@@ -1038,8 +1186,9 @@ static long table_rows_sorted(struct rg_rbuf *r, int table)
     return rg_rbuf_ok(r) ? (long)count : -1;
 }
 
-/* The three tables each sorted, then a well-formed de-duplication section;
- * fills counts (names, groups, metadata) and returns true. */
+/* The magic and the last version given, the three tables each sorted,
+ * then a well-formed de-duplication section; fills counts (names, groups,
+ * metadata) and returns true. */
 static bool snapshot_tables(const uint8_t *s, size_t n, long counts[3])
 {
     struct rg_rbuf r;
@@ -1047,8 +1196,9 @@ static bool snapshot_tables(const uint8_t *s, size_t n, long counts[3])
     if (rg_rbuf_u32(&r) != MAGIC) {
         return false;
     }
+    uint64_t seq = rg_rbuf_u64(&r);
     for (int t = T_NAMES; t <= T_META; t++) {
-        counts[t] = table_rows_sorted(&r, t);
+        counts[t] = table_rows_sorted(&r, t, seq);
         if (counts[t] < 0) {
             return false;
         }
@@ -1072,11 +1222,9 @@ static void test_snapshot_round_trip(void)
     CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
 
     CHECK(rg_fsm_snapshot(&f, &s, &n) == 0); /* empty table */
-    /* The magic, three empty tables, an empty de-duplication set. */
-    static const uint8_t empty[] = {0x52, 0x47, 0x53, 0x33, 0, 0, 0, 0,
-                                    0,    0,    0,    0,    0, 0, 0, 0,
-                                    0,    0,    0,    0,    0, 0, 0, 0,
-                                    0,    0,    0,    0,    0, 0, 0, 0};
+    /* The magic, version_seq 0, three empty tables, an empty
+     * de-duplication set. */
+    static const uint8_t empty[40] = {0x52, 0x47, 0x53, 0x34};
     CHECK(n == sizeof empty && memcmp(s, empty, n) == 0);
     free(s);
 
@@ -1086,12 +1234,13 @@ static void test_snapshot_round_trip(void)
     CHECK(!g.restored);
     CHECK(rg_fsm_restore(&g, s, n) == 0);
     CHECK(g.restored && g.table.count == 200);
+    CHECK(g.version_seq == 200 && f.version_seq == 200);
     CHECK(snapshot_equals(&g, s, n));
     CHECK(snapshot_equals(&f, s, n)); /* taking it changed nothing */
 
     /* Restoring replaces what was there; an empty snapshot empties it. */
     CHECK(rg_fsm_restore(&g, empty, sizeof empty) == 0);
-    CHECK(g.table.count == 0);
+    CHECK(g.table.count == 0 && g.version_seq == 0);
     free(s);
     rg_fsm_close(&f);
     rg_fsm_close(&g);
@@ -1106,18 +1255,21 @@ static void end_snapshot(struct rg_wbuf *w)
     rg_wbuf_u32(w, 0);
 }
 
-/* A snapshot with rows in the given order (not necessarily sorted), no
- * groups nor metadata, and an empty de-duplication section. */
+/* A snapshot with rows in the given order (not necessarily sorted), row
+ * i at version i + 1 and version_seq n, no groups nor metadata, and an
+ * empty de-duplication section. */
 static void build_snapshot(struct rg_wbuf *w, const struct bytes *keys,
                            const struct bytes *pids, int n, uint64_t count)
 {
     rg_wbuf_init(w);
     rg_wbuf_u32(w, MAGIC);
+    rg_wbuf_u64(w, (uint64_t)n);
     rg_wbuf_u64(w, count);
     for (int i = 0; i < n; i++) {
         rg_wbuf_blob(w, keys[i].b, keys[i].n);
         rg_wbuf_blob(w, pids[i].b, pids[i].n);
         rg_wbuf_blob(w, "m", 1);
+        rg_wbuf_u64(w, (uint64_t)i + 1);
     }
     end_snapshot(w);
 }
@@ -1163,24 +1315,35 @@ static void test_snapshot_truncated(void)
     s[0] ^= 1; /* magic */
     CHECK(refused_unchanged(&g, s, n));
     s[0] ^= 1;
-    s[11] += 1; /* count one too high */
+    s[3] = 0x33; /* RGS3's magic on RGS4's layout */
     CHECK(refused_unchanged(&g, s, n));
-    s[11] -= 2; /* one too low: a row left over */
+    s[3] = 0x34;
+    CHECK(s[11] == 20); /* version_seq: populate's 20 puts */
+    s[11] = 19; /* below the last row's version */
     CHECK(refused_unchanged(&g, s, n));
-    s[11] += 1;
-    memset(s + 4, 0xFF, 8); /* hostile count */
+    s[11] = 0;
+    CHECK(refused_unchanged(&g, s, n));
+    s[11] = 20;
+    s[19] += 1; /* count one too high */
+    CHECK(refused_unchanged(&g, s, n));
+    s[19] -= 2; /* one too low: a row left over */
+    CHECK(refused_unchanged(&g, s, n));
+    s[19] += 1;
+    memset(s + 12, 0xFF, 8); /* hostile count */
     CHECK(refused_unchanged(&g, s, n));
     free(s);
     rg_fsm_close(&f);
     rg_fsm_close(&g);
 }
 
-/* A one-row snapshot whose metadata is meta_len bytes of 'x'. */
+/* A one-row snapshot (version 1 of 1) whose metadata is meta_len bytes
+ * of 'x'. */
 static void build_meta_snapshot(struct rg_wbuf *w, const struct bytes *key,
                                 const struct bytes *pid, uint32_t meta_len)
 {
     rg_wbuf_init(w);
     rg_wbuf_u32(w, MAGIC);
+    rg_wbuf_u64(w, 1);
     rg_wbuf_u64(w, 1);
     rg_wbuf_blob(w, key->b, key->n);
     rg_wbuf_blob(w, pid->b, pid->n);
@@ -1188,6 +1351,7 @@ static void build_meta_snapshot(struct rg_wbuf *w, const struct bytes *key,
     for (uint32_t i = 0; i < meta_len; i++) {
         rg_wbuf_u8(w, 'x');
     }
+    rg_wbuf_u64(w, 1);
     end_snapshot(w);
 }
 
@@ -1467,14 +1631,16 @@ static void build_dedup_snapshot(struct rg_wbuf *w, const uint64_t *words,
 #define U32(v) (0xC000000000ULL | (uint32_t)(v))
 
 /* Snapshots of the earlier layouts, one row each (RGS1: the names table
- * alone; RGS2: then the de-duplication section), are refused under their
- * own magic and under RGS3's. */
+ * alone; RGS2: then the de-duplication section; RGS3: names, groups and
+ * metadata, then the section, without version_seq or versions), are
+ * refused under each earlier magic and under RGS4's. */
 static void refuse_old_layouts(struct rg_fsm *g)
 {
     struct bytes k = make_name("d", 1), p = make_pid("n@h", 1, 1);
-    static const uint32_t magics[] = {0x52475331u, 0x52475332u, MAGIC};
-    for (int layout = 1; layout <= 2; layout++) {
-        for (size_t m = 0; m < 3; m++) {
+    static const uint32_t magics[] = {0x52475331u, 0x52475332u, 0x52475333u,
+                                      MAGIC};
+    for (int layout = 1; layout <= 3; layout++) {
+        for (size_t m = 0; m < 4; m++) {
             struct rg_wbuf w;
             rg_wbuf_init(&w);
             rg_wbuf_u32(&w, magics[m]);
@@ -1482,7 +1648,11 @@ static void refuse_old_layouts(struct rg_fsm *g)
             rg_wbuf_blob(&w, k.b, k.n);
             rg_wbuf_blob(&w, p.b, p.n);
             rg_wbuf_blob(&w, "", 0);
-            if (layout == 2) {
+            if (layout == 3) {
+                rg_wbuf_u64(&w, 0); /* no groups, no metadata */
+                rg_wbuf_u64(&w, 0);
+            }
+            if (layout >= 2) {
                 rg_wbuf_u32(&w, 0);
             }
             CHECK(refused_unchanged(g, w.data, w.len));
@@ -2022,7 +2192,7 @@ static void test_snapshot_all_tables(void)
     }
     CHECK(truncations == (int)n);
 
-    static const uint8_t empty[32] = {0x52, 0x47, 0x53, 0x33};
+    static const uint8_t empty[40] = {0x52, 0x47, 0x53, 0x34};
     CHECK(rg_fsm_restore(&g, empty, sizeof empty) == 0);
     CHECK(g.table.count == 0 && g.groups.count == 0 && g.meta.count == 0);
     free(s);
@@ -2056,8 +2226,8 @@ static void put_rows(struct rg_wbuf *w, const struct row *rows, int n,
     }
 }
 
-/* A snapshot of one name, the given group and metadata rows under the
- * given counts, and an empty de-duplication section. */
+/* A snapshot of one name (version 1 of 1), the given group and metadata
+ * rows under the given counts, and an empty de-duplication section. */
 static void build_tables(struct rg_wbuf *w, const struct row *groups, int ng,
                          uint64_t ng_count, const struct row *meta, int nm,
                          uint64_t nm_count)
@@ -2066,7 +2236,9 @@ static void build_tables(struct rg_wbuf *w, const struct row *groups, int ng,
     struct row name = row_of(&k, &p, (const uint8_t *)"m", 1);
     rg_wbuf_init(w);
     rg_wbuf_u32(w, MAGIC);
+    rg_wbuf_u64(w, 1);
     put_rows(w, &name, 1, 1);
+    rg_wbuf_u64(w, 1);
     put_rows(w, groups, ng, ng_count);
     put_rows(w, meta, nm, nm_count);
     rg_wbuf_u32(w, 0);
@@ -2205,6 +2377,761 @@ static void test_snapshot_bad_meta(void)
     rg_fsm_close(&g);
 }
 
+/* ---- versions, compare-and-set and bulk ops ----------------------------- */
+
+/* The version of key's entry, 0 when there is none. */
+static uint64_t version_of(const struct rg_fsm *f, const struct bytes *key)
+{
+    const struct rg_entry *e = rg_table_get(&f->table, key->b, key->n);
+    return e == NULL ? 0 : e->version;
+}
+
+static struct rg_op op_cas(uint64_t origin, uint64_t ref,
+                           const struct bytes *key, const struct bytes *pid,
+                           uint64_t version, const char *meta)
+{
+    struct rg_op op = op_pid_meta(RG_OP_SET_META_IF_VERSION, origin, ref, key,
+                                  pid, meta);
+    op.version = version;
+    return op;
+}
+
+/* The items of a REGISTER_MANY or UNREGISTER_MANY under construction. */
+struct items {
+    struct rg_wbuf w;
+    uint32_t n;
+};
+
+static void items_init(struct items *it)
+{
+    rg_wbuf_init(&it->w);
+    it->n = 0;
+}
+
+static void item_register(struct items *it, const struct bytes *key,
+                          const struct bytes *pid, const char *meta,
+                          const struct bytes *replace)
+{
+    rg_wbuf_blob(&it->w, key->b, key->n);
+    rg_wbuf_blob(&it->w, pid->b, pid->n);
+    rg_wbuf_blob(&it->w, meta, strlen(meta));
+    rg_wbuf_blob(&it->w, replace == NULL ? NULL : replace->b,
+                 replace == NULL ? 0 : replace->n);
+    it->n++;
+}
+
+static void item_key(struct items *it, const struct bytes *key)
+{
+    rg_wbuf_blob(&it->w, key->b, key->n);
+    it->n++;
+}
+
+/* The op points into it, which must outlive its encoding. */
+static struct rg_op op_many(uint8_t kind, uint64_t origin, uint64_t ref,
+                            const struct items *it)
+{
+    struct rg_op op = op_base(kind, origin, ref);
+    op.count = it->n;
+    op.items = it->w.data;
+    op.items_len = (uint32_t)it->w.len;
+    return op;
+}
+
+/* An entry as READ_ENTRY and a refused SET_META_IF_VERSION give it:
+ * [blob pid][u64 version][meta bytes], restated from cmd.h. */
+static struct bytes entry_bytes(const struct bytes *pid, uint64_t version,
+                                const char *meta)
+{
+    struct rg_wbuf w;
+    struct bytes out;
+    rg_wbuf_init(&w);
+    rg_wbuf_blob(&w, pid->b, pid->n);
+    rg_wbuf_u64(&w, version);
+    rg_wbuf_put(&w, meta, strlen(meta));
+    if (w.oom || w.len > sizeof out.b) {
+        abort();
+    }
+    memcpy(out.b, w.data, w.len);
+    out.n = (uint32_t)w.len;
+    rg_wbuf_free(&w);
+    return out;
+}
+
+/* One REGISTER_MANY answer: [u8 result][blob holder] (NULL: empty). */
+static void answer(struct rg_wbuf *w, uint8_t result, const struct bytes *holder)
+{
+    rg_wbuf_u8(w, result);
+    rg_wbuf_blob(w, holder == NULL ? NULL : holder->b,
+                 holder == NULL ? 0 : holder->n);
+}
+
+static bool is_reply_w(const struct reply *r, uint64_t ref, uint8_t result,
+                       const struct rg_wbuf *payload)
+{
+    return r->ref == ref && r->result == result &&
+           bytes_eq(r->payload, r->len, payload->data, payload->len);
+}
+
+static int count_puts(const struct rg_fsm *f)
+{
+    static struct change ch[4096];
+    int n = read_changes(f, ch, 4096), puts = 0;
+    for (int i = 0; i < n; i++) {
+        puts += ch[i].kind == RG_CHANGE_PUT;
+    }
+    return n < 0 ? -1 : puts;
+}
+
+/* True if no two names of f share a version and none is 0 or above
+ * version_seq. */
+static bool versions_distinct(const struct rg_fsm *f)
+{
+    size_t n;
+    const struct rg_entry **v = rg_table_sorted(&f->table, &n);
+    bool ok = v != NULL || n == 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = v[i]->version != 0 && v[i]->version <= f->version_seq;
+        for (size_t j = 0; ok && j < i; j++) {
+            ok = v[i]->version != v[j]->version;
+        }
+    }
+    free(v);
+    return ok;
+}
+
+/* Every put of a name, whichever op makes it, takes the FSM's next write
+ * count as the name's version, and nothing else moves the counter: so a
+ * version is never given twice, not even to a name that went and was
+ * registered again. */
+static void test_versions(void)
+{
+    struct rg_fsm f;
+    struct bytes k1 = make_name("ver", 1), k2 = make_name("ver", 2);
+    struct bytes k3 = make_name("ver", 3);
+    struct bytes a = make_pid("a@h", 1, 1), b = make_pid("b@h", 2, 1);
+    struct items many, gone;
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    CHECK(f.version_seq == 0);
+    items_init(&many);
+    item_register(&many, &k1, &b, "", NULL);  /* free since the purge */
+    item_register(&many, &k1, &b, "n", NULL); /* the same pid, new meta */
+    item_register(&many, &k2, &a, "", NULL);  /* b's: NO */
+    items_init(&gone);
+    item_key(&gone, &k1);
+    item_key(&gone, &k3);
+    const struct {
+        struct rg_op op;
+        const struct bytes *key; /* the name the op may put */
+        uint64_t puts;
+    } steps[] = {
+        {op_register(SELF, 1, &k1, &a, "m1", NULL), &k1, 1},
+        {op_register(SELF, 2, &k2, &b, "", NULL), &k2, 1},
+        {op_register(SELF, 3, &k1, &a, "", NULL), &k1, 0},   /* no new meta */
+        {op_register(SELF, 4, &k1, &a, "m1", NULL), &k1, 0}, /* the same meta */
+        {op_register(SELF, 5, &k1, &a, "m2", NULL), &k1, 1},
+        {op_register(SELF, 6, &k1, &b, "", NULL), &k1, 0},   /* NO */
+        {op_set_meta(SELF, 7, &k2, "x"), &k2, 1},
+        {op_set_meta(SELF, 8, &k2, "x"), &k2, 1}, /* the same meta: a put */
+        {op_set_meta(SELF, 9, &k3, "x"), &k3, 0}, /* NOT_FOUND */
+        {op_pid_meta(RG_OP_SET_META_IF_OWNER, SELF, 10, &k2, &b, "y"), &k2, 1},
+        {op_pid_meta(RG_OP_SET_META_IF_OWNER, SELF, 11, &k2, &a, "z"), &k2, 0},
+        {op_register(SELF, 12, &k1, &b, "mb", &a), &k1, 1}, /* replaces a */
+        {op_register_new(SELF, 13, &k3, &a, "", NULL), &k3, 1},
+        {op_register_new(SELF, 14, &k3, &a, "m", NULL), &k3, 0},
+        {op_group_add(SELF, 15, &k1, &a, "v"), &k1, 0}, /* other tables */
+        {op_meta_put(SELF, 16, &k1, "v", false), &k1, 0},
+        {op_group_del(SELF, 17, &k1, &a, "v", true), &k1, 0},
+        {op_key(RG_OP_META_DEL, SELF, 18, &k1), &k1, 0},
+        {op_key(RG_OP_READ_ENTRY, SELF, 19, &k1), &k1, 0},
+        {op_key(RG_OP_READ, SELF, 20, &k1), &k1, 0},
+        {op_unreg_owner(SELF, 21, &k1, &a), &k1, 0}, /* not the owner */
+        {op_key(RG_OP_UNREGISTER, SELF, 22, &k1), NULL, 0},
+        {op_register(SELF, 23, &k1, &a, "m1", NULL), &k1, 1}, /* back */
+        {op_cas(SELF, 24, &k2, &b, 0, "c"), &k2, 0}, /* a wrong version */
+        {op_purge(SELF, 25, "a@h", true, 0), NULL, 0}, /* k1 and k3 go */
+        {op_register(SELF, 26, &k3, &a, "", NULL), &k3, 1},
+        {op_many(RG_OP_REGISTER_MANY, SELF, 27, &many), &k1, 2},
+        {op_many(RG_OP_UNREGISTER_MANY, SELF, 28, &gone), NULL, 0},
+        {op_settle(SELF, 10), NULL, 0},
+        {op_register(OTHER, 29, &k3, &b, "o", NULL), &k3, 1}, /* not ours */
+        {op_register(SELF, 0, &k1, &b, "", NULL), &k1, 1},     /* ref 0 */
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        uint64_t before = f.version_seq;
+        uint64_t kv = steps[i].key == NULL ? 0 : version_of(&f, steps[i].key);
+        bool ok = apply1(&f, &steps[i].op) == 0 &&
+                  f.version_seq == before + steps[i].puts &&
+                  count_puts(&f) == (int)steps[i].puts;
+        if (steps[i].key != NULL) {
+            ok = ok && version_of(&f, steps[i].key) ==
+                           (steps[i].puts > 0 ? f.version_seq : kv);
+        }
+        ok = ok && versions_distinct(&f);
+        bad += !ok;
+        if (!ok) {
+            fprintf(stderr, "  test_versions: step %zu\n", i);
+        }
+    }
+    CHECK(bad == 0);
+    CHECK(f.version_seq == 14 && f.table.count == 3);
+    CHECK(version_of(&f, &k1) == 14 && version_of(&f, &k2) == 6 &&
+          version_of(&f, &k3) == 13);
+    /* A compare-and-set at the version read: the next version. */
+    struct rg_op cas = op_cas(SELF, 30, &k2, &b, version_of(&f, &k2), "c");
+    CHECK(apply1(&f, &cas) == 0 && f.version_seq == 15 &&
+          version_of(&f, &k2) == 15 && holds(&f, &k2, &b, "c"));
+    CHECK(versions_distinct(&f));
+    rg_wbuf_free(&many.w);
+    rg_wbuf_free(&gone.w);
+    rg_fsm_close(&f);
+}
+
+/* SET_META_IF_VERSION sets the metadata only when the op's pid holds the
+ * name at the op's version: then OK, a put and a new version. A free name
+ * is NOT_FOUND; any other pid or version is NO with the entry as it is
+ * ([blob pid][u64 version][meta]), and nothing changes. */
+static void test_set_meta_if_version(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct change ch[4];
+    struct bytes k = make_name("cas", 1), k2 = make_name("cas", 2);
+    struct bytes a = make_pid("a@h", 1, 1), b = make_pid("b@h", 2, 1);
+    struct bytes a_next = make_pid("a@h", 1, 2); /* a's id, next incarnation */
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    for (uint64_t v = 0; v < 2; v++) { /* free, at any version */
+        struct rg_op op = op_cas(SELF, 1 + v, &k, &a, v, "x");
+        CHECK(apply1(&f, &op) == 0);
+        CHECK(read_replies(&f, rp, 4) == 1 &&
+              is_reply(&rp[0], 1 + v, RG_RES_NOT_FOUND, NULL));
+        CHECK(f.n_changes == 0 && f.table.count == 0 && f.version_seq == 0);
+    }
+
+    struct rg_op reg = op_register(OTHER, 1, &k2, &b, "", NULL); /* version 1 */
+    struct rg_op reg2 = op_register(OTHER, 2, &k, &a, "m", NULL); /* 2 */
+    CHECK(apply1(&f, &reg) == 0 && apply1(&f, &reg2) == 0);
+    CHECK(version_of(&f, &k) == 2 && version_of(&f, &k2) == 1);
+
+    /* Another name's version, one below, one above, 0, the largest; b and
+     * a's next incarnation at the right version. */
+    const struct {
+        const struct bytes *pid;
+        uint64_t version;
+    } wrong[] = {{&a, 1}, {&a, 3}, {&a, 0}, {&a, UINT64_MAX}, {&b, 2},
+                 {&a_next, 2}};
+    struct bytes now = entry_bytes(&a, 2, "m");
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        struct rg_op op = op_cas(SELF, 10 + i, &k, wrong[i].pid,
+                                 wrong[i].version, "x");
+        CHECK(apply1(&f, &op) == 0);
+        CHECK(read_replies(&f, rp, 4) == 1 &&
+              is_reply(&rp[0], 10 + i, RG_RES_NO, &now));
+        CHECK(f.n_changes == 0 && holds(&f, &k, &a, "m") &&
+              version_of(&f, &k) == 2 && f.version_seq == 2);
+    }
+
+    struct rg_op op = op_cas(SELF, 20, &k, &a, 2, "x"); /* right: OK */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 20, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &a, "x"));
+    CHECK(holds(&f, &k, &a, "x") && version_of(&f, &k) == 3 && f.version_seq == 3);
+
+    op = op_cas(SELF, 21, &k, &a, 2, "y"); /* the version it just had: stale */
+    now = entry_bytes(&a, 3, "x");
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 21, RG_RES_NO, &now));
+    CHECK(f.n_changes == 0 && holds(&f, &k, &a, "x") && f.version_seq == 3);
+
+    op = op_cas(SELF, 22, &k, &a, 3, "x"); /* the same meta: a put all the same */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 22, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 4) == 1 && is_put(&ch[0], &k, &a, "x"));
+    CHECK(version_of(&f, &k) == 4);
+
+    op = op_cas(SELF, 23, &k, &a, 4, ""); /* clearing the metadata */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 23, RG_RES_OK, NULL));
+    CHECK(holds(&f, &k, &a, "") && version_of(&f, &k) == 5);
+    op = op_cas(SELF, 24, &k, &b, 5, "z"); /* NO: the entry ends at its version */
+    now = entry_bytes(&a, 5, "");
+    CHECK(now.n == 4 + a.n + 8);
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 24, RG_RES_NO, &now));
+
+    op = op_cas(OTHER, 25, &k, &a, 5, "o"); /* applied, answered elsewhere */
+    CHECK(apply1(&f, &op) == 0 && f.n_replies == 0 && f.n_changes == 1);
+    CHECK(holds(&f, &k, &a, "o") && version_of(&f, &k) == 6);
+
+    /* The name goes and comes back, same pid, same meta: the version read
+     * before it went does not match the new entry (no ABA). */
+    struct rg_op unreg = op_key(RG_OP_UNREGISTER, OTHER, 3, &k);
+    struct rg_op back = op_register(OTHER, 4, &k, &a, "o", NULL);
+    CHECK(apply1(&f, &unreg) == 0 && apply1(&f, &back) == 0);
+    CHECK(version_of(&f, &k) == 7);
+    op = op_cas(SELF, 26, &k, &a, 6, "late");
+    now = entry_bytes(&a, 7, "o");
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 26, RG_RES_NO, &now));
+    CHECK(f.n_changes == 0 && holds(&f, &k, &a, "o"));
+    CHECK(holds(&f, &k2, &b, "") && version_of(&f, &k2) == 1 && f.table.count == 2);
+
+    static uint8_t big[RG_META_MAX];
+    memset(big, 'x', sizeof big);
+    op = op_cas(SELF, 27, &k, &a, 7, ""); /* metadata at the limit */
+    op.meta = big;
+    op.meta_len = RG_META_MAX;
+    CHECK(apply1(&f, &op) == 0 && read_replies(&f, rp, 4) == 1 &&
+          is_reply(&rp[0], 27, RG_RES_OK, NULL));
+    op = op_cas(SELF, 28, &k, &b, 8, ""); /* and a NO carries all of it */
+    CHECK(apply1(&f, &op) == 0 && read_replies(&f, rp, 4) == 1 &&
+          rp[0].result == RG_RES_NO && rp[0].len == 4 + a.n + 8 + RG_META_MAX &&
+          memcmp(rp[0].payload + 4 + a.n + 8, big, RG_META_MAX) == 0);
+    rg_fsm_close(&f);
+}
+
+/* READ_ENTRY answers OK with [blob pid][u64 version][meta] of the name, or
+ * an empty payload when it is free; it changes nothing. */
+static void test_read_entry(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct bytes k = make_name("re", 1), a = make_pid("a@h", 1, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op op = op_key(RG_OP_READ_ENTRY, SELF, 1, &k);
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 1, RG_RES_OK, NULL));
+    CHECK(f.n_changes == 0);
+
+    struct rg_op reg = op_register(OTHER, 1, &k, &a, "meta", NULL);
+    CHECK(apply1(&f, &reg) == 0);
+    op = op_key(RG_OP_READ_ENTRY, SELF, 2, &k);
+    struct bytes e = entry_bytes(&a, 1, "meta");
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 2, RG_RES_OK, &e));
+    CHECK(f.n_changes == 0 && f.version_seq == 1 && holds(&f, &k, &a, "meta"));
+
+    struct rg_op clear = op_set_meta(OTHER, 2, &k, "");
+    CHECK(apply1(&f, &clear) == 0);
+    op = op_key(RG_OP_READ_ENTRY, SELF, 3, &k);
+    e = entry_bytes(&a, 2, "");
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 3, RG_RES_OK, &e));
+
+    op = op_key(RG_OP_READ, SELF, 4, &k); /* READ still gives the pid alone */
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 4, RG_RES_OK, &a));
+    op = op_key(RG_OP_READ_ENTRY, OTHER, 5, &k); /* not ours to answer */
+    CHECK(apply1(&f, &op) == 0 && f.n_replies == 0 && f.n_changes == 0);
+    op = op_key(RG_OP_READ_ENTRY, SELF, 0, &k); /* ref 0: nobody waits */
+    CHECK(apply1(&f, &op) == 0 && f.n_replies == 0 && f.n_changes == 0);
+
+    /* In one entry, each read sees the ops before it. */
+    struct batch bt;
+    struct rg_op ops[4] = {op_key(RG_OP_READ_ENTRY, SELF, 6, &k),
+                           op_set_meta(SELF, 7, &k, "n"),
+                           op_key(RG_OP_READ_ENTRY, SELF, 8, &k),
+                           op_key(RG_OP_UNREGISTER, SELF, 9, &k)};
+    rg_fsm_effects_reset(&f);
+    batch_begin(&bt);
+    for (int i = 0; i < 4; i++) {
+        batch_add(&bt, &ops[i]);
+    }
+    batch_add(&bt, &ops[0]);
+    CHECK(batch_apply(&bt, &f) == 0);
+    struct bytes e2 = entry_bytes(&a, 2, ""), e3 = entry_bytes(&a, 3, "n");
+    struct reply rp5[6];
+    CHECK(read_replies(&f, rp5, 6) == 5 && is_reply(&rp5[0], 6, RG_RES_OK, &e2) &&
+          is_reply(&rp5[2], 8, RG_RES_OK, &e3) &&
+          is_reply(&rp5[4], 6, RG_RES_OK, NULL)); /* read again: answered */
+    CHECK(f.table.count == 0 && f.n_changes == 2);
+    rg_fsm_close(&f);
+}
+
+/* REGISTER_MANY handles each name as REGISTER would, in order (a name
+ * given twice sees the first), and answers OK with [u8 result][blob
+ * holder] per name; its changes are the singles' PUTs, in order, each
+ * with the next version. */
+static void test_register_many(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct change ch[16];
+    struct bytes k[7];
+    for (uint8_t i = 1; i <= 6; i++) {
+        k[i] = make_name("many", i);
+    }
+    struct bytes a = make_pid("a@h", 1, 1), b = make_pid("b@h", 2, 1);
+    struct bytes c = make_pid("c@h", 3, 1); /* dead, says the member */
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    struct rg_op setup[3] = {op_register(OTHER, 1, &k[1], &b, "", NULL),
+                             op_register(OTHER, 2, &k[2], &a, "m", NULL),
+                             op_register(OTHER, 3, &k[3], &c, "", NULL)};
+    for (int i = 0; i < 3; i++) {
+        CHECK(apply1(&f, &setup[i]) == 0);
+    }
+    CHECK(f.version_seq == 3);
+
+    struct items it;
+    struct rg_wbuf want;
+    items_init(&it);
+    rg_wbuf_init(&want);
+    item_register(&it, &k[4], &a, "m4", NULL); /* free */
+    answer(&want, RG_RES_OK, NULL);
+    item_register(&it, &k[2], &a, "", NULL); /* its own, no meta: nothing */
+    answer(&want, RG_RES_OK, NULL);
+    item_register(&it, &k[2], &a, "m", NULL); /* its own, same meta: nothing */
+    answer(&want, RG_RES_OK, NULL);
+    item_register(&it, &k[1], &a, "x", NULL); /* b's */
+    answer(&want, RG_RES_NO, &b);
+    item_register(&it, &k[1], &a, "x", &c); /* b's; c is not the holder */
+    answer(&want, RG_RES_NO, &b);
+    item_register(&it, &k[3], &a, "m3", &c); /* c's, replaced */
+    answer(&want, RG_RES_OK, NULL);
+    item_register(&it, &k[5], &a, "", NULL); /* free ... */
+    answer(&want, RG_RES_OK, NULL);
+    item_register(&it, &k[5], &b, "", NULL); /* ... and a's by now */
+    answer(&want, RG_RES_NO, &a);
+    item_register(&it, &k[2], &a, "m2", NULL); /* its own, new meta */
+    answer(&want, RG_RES_OK, NULL);
+    item_register(&it, &k[6], &b, "", &a); /* free: replace is moot */
+    answer(&want, RG_RES_OK, NULL);
+    struct rg_op op = op_many(RG_OP_REGISTER_MANY, SELF, 10, &it);
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply_w(&rp[0], 10, RG_RES_OK, &want));
+    CHECK(read_changes(&f, ch, 16) == 5);
+    CHECK(is_put(&ch[0], &k[4], &a, "m4") && is_put(&ch[1], &k[3], &a, "m3") &&
+          is_put(&ch[2], &k[5], &a, "") && is_put(&ch[3], &k[2], &a, "m2") &&
+          is_put(&ch[4], &k[6], &b, ""));
+    CHECK(f.version_seq == 8 && version_of(&f, &k[4]) == 4 &&
+          version_of(&f, &k[3]) == 5 && version_of(&f, &k[5]) == 6 &&
+          version_of(&f, &k[2]) == 7 && version_of(&f, &k[6]) == 8 &&
+          version_of(&f, &k[1]) == 1);
+    CHECK(holds(&f, &k[1], &b, "") && holds(&f, &k[2], &a, "m2") &&
+          holds(&f, &k[3], &a, "m3") && holds(&f, &k[4], &a, "m4") &&
+          holds(&f, &k[5], &a, "") && holds(&f, &k[6], &b, "") &&
+          f.table.count == 6);
+
+    /* Another origin's: applied the same way, answered by its daemon. */
+    rg_wbuf_reset(&it.w);
+    it.n = 0;
+    item_register(&it, &k[1], &c, "", &b);
+    item_register(&it, &k[4], &b, "", NULL);
+    op = op_many(RG_OP_REGISTER_MANY, OTHER, 11, &it);
+    CHECK(apply1(&f, &op) == 0 && f.n_replies == 0);
+    CHECK(read_changes(&f, ch, 16) == 1 && is_put(&ch[0], &k[1], &c, ""));
+    CHECK(version_of(&f, &k[1]) == 9 && holds(&f, &k[4], &a, "m4"));
+
+    /* One name: the answer of REGISTER, inside the list. */
+    rg_wbuf_reset(&it.w);
+    rg_wbuf_reset(&want);
+    it.n = 0;
+    item_register(&it, &k[1], &c, "", NULL);
+    answer(&want, RG_RES_OK, NULL);
+    op = op_many(RG_OP_REGISTER_MANY, SELF, 12, &it);
+    CHECK(apply1(&f, &op) == 0 && f.n_changes == 0 && want.len == 5);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply_w(&rp[0], 12, RG_RES_OK, &want));
+    rg_wbuf_free(&it.w);
+    rg_wbuf_free(&want);
+    rg_fsm_close(&f);
+}
+
+/* The name {Tag, I, J}: many distinct names. */
+static struct bytes make_name3(const char *tag, uint8_t i, uint8_t j)
+{
+    struct bytes out = make_name(tag, i);
+    out.b[1] = 3;
+    out.b[out.n++] = RG_ETF_SMALL_INTEGER;
+    out.b[out.n++] = j;
+    return out;
+}
+
+/* UNREGISTER_MANY removes each name whoever holds it (a DEL change per
+ * name that was there, in order; a name given twice goes once) and answers
+ * OK with nothing; the groups and metadata tables are not its business.
+ * Both bulk ops carry thousands of names in one op. */
+static void test_unregister_many(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct change ch[8];
+    struct bytes k1 = make_name("um", 1), k2 = make_name("um", 2);
+    struct bytes k3 = make_name("um", 3);
+    struct bytes a = make_pid("a@h", 1, 1), b = make_pid("b@h", 2, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    struct rg_op setup[4] = {op_register(OTHER, 1, &k1, &a, "", NULL),
+                             op_register(OTHER, 2, &k2, &b, "m", NULL),
+                             op_group_add(OTHER, 3, &k1, &a, "v"),
+                             op_meta_put(OTHER, 4, &k1, "v", false)};
+    for (int i = 0; i < 4; i++) {
+        CHECK(apply1(&f, &setup[i]) == 0);
+    }
+    struct items it;
+    items_init(&it);
+    item_key(&it, &k1);
+    item_key(&it, &k3); /* free */
+    item_key(&it, &k2);
+    item_key(&it, &k1); /* gone already */
+    struct rg_op op = op_many(RG_OP_UNREGISTER_MANY, SELF, 10, &it);
+    CHECK(apply1(&f, &op) == 0);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 10, RG_RES_OK, NULL));
+    CHECK(read_changes(&f, ch, 8) == 2 && is_del(&ch[0], &k1) && is_del(&ch[1], &k2));
+    CHECK(f.table.count == 0 && f.groups.count == 1 && f.meta.count == 1);
+    CHECK(f.version_seq == 2);
+    op = op_many(RG_OP_UNREGISTER_MANY, OTHER, 11, &it); /* nothing left */
+    CHECK(apply1(&f, &op) == 0 && f.n_replies == 0 && f.n_changes == 0);
+
+    /* 2000 names registered, then removed, one op each. */
+    struct items reg, unreg;
+    struct rg_wbuf want;
+    items_init(&reg);
+    items_init(&unreg);
+    rg_wbuf_init(&want);
+    for (int i = 0; i < 2000; i++) {
+        struct bytes k = make_name3("bulk", (uint8_t)(i / 256), (uint8_t)i);
+        item_register(&reg, &k, i % 2 ? &a : &b, i % 3 ? "m" : "", NULL);
+        item_key(&unreg, &k);
+        answer(&want, RG_RES_OK, NULL);
+    }
+    op = op_many(RG_OP_REGISTER_MANY, SELF, 12, &reg);
+    CHECK(apply1(&f, &op) == 0 && f.table.count == 2000 && f.n_changes == 2000);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply_w(&rp[0], 12, RG_RES_OK, &want));
+    int in_order = 0;
+    for (int i = 0; i < 2000; i++) {
+        struct bytes k = make_name3("bulk", (uint8_t)(i / 256), (uint8_t)i);
+        in_order += version_of(&f, &k) == 3 + (uint64_t)i;
+    }
+    CHECK(in_order == 2000 && f.version_seq == 2002);
+    op = op_many(RG_OP_UNREGISTER_MANY, SELF, 13, &unreg);
+    CHECK(apply1(&f, &op) == 0 && f.table.count == 0 && f.n_changes == 2000);
+    CHECK(read_replies(&f, rp, 4) == 1 && is_reply(&rp[0], 13, RG_RES_OK, NULL));
+    CHECK(f.version_seq == 2002);
+    rg_wbuf_free(&it.w);
+    rg_wbuf_free(&reg.w);
+    rg_wbuf_free(&unreg.w);
+    rg_wbuf_free(&want);
+    rg_fsm_close(&f);
+}
+
+/* SET_META_IF_VERSION, REGISTER_MANY and UNREGISTER_MANY are writes: a
+ * second copy, in a later entry or the same one, is skipped with no
+ * reply, no change, no version. READ_ENTRY is not: every copy is answered
+ * and none is remembered. */
+static void test_dedup_bulk_kinds(void)
+{
+    struct rg_fsm f;
+    struct reply rp[4];
+    struct bytes k = make_name("dd", 1), k2 = make_name("dd", 2);
+    struct bytes a = make_pid("a@h", 1, 1), b = make_pid("b@h", 2, 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op reg = op_register(SELF, 1, &k, &a, "m", NULL); /* version 1 */
+    struct rg_op cas = op_cas(SELF, 2, &k, &a, 1, "c");        /* 2 */
+    struct rg_op set = op_set_meta(SELF, 3, &k, "d");           /* 3 */
+    CHECK(apply1(&f, &reg) == 0 && apply1(&f, &cas) == 0 && apply1(&f, &set) == 0);
+    CHECK(copy_skipped(&f, &cas) && holds(&f, &k, &a, "d") && f.version_seq == 3);
+    /* A copy of a CAS answered NO, once the version has come to match,
+     * must not put either. */
+    struct rg_op cas_no = op_cas(SELF, 4, &k, &a, 4, "e");
+    CHECK(apply1(&f, &cas_no) == 0 && read_replies(&f, rp, 4) == 1 &&
+          rp[0].result == RG_RES_NO);
+    struct rg_op set2 = op_set_meta(SELF, 5, &k, "f"); /* version 4 */
+    CHECK(apply1(&f, &set2) == 0);
+    CHECK(copy_skipped(&f, &cas_no) && holds(&f, &k, &a, "f") &&
+          version_of(&f, &k) == 4 && f.version_seq == 4);
+
+    struct items one, gone;
+    items_init(&one);
+    item_register(&one, &k2, &a, "", NULL);
+    items_init(&gone);
+    item_key(&gone, &k);
+    struct rg_op many = op_many(RG_OP_REGISTER_MANY, SELF, 6, &one);
+    struct rg_op unreg = op_key(RG_OP_UNREGISTER, SELF, 7, &k2);
+    CHECK(apply1(&f, &many) == 0 && apply1(&f, &unreg) == 0);
+    CHECK(copy_skipped(&f, &many) && holds(&f, &k2, NULL, "") &&
+          f.version_seq == 5);
+    struct rg_op umany = op_many(RG_OP_UNREGISTER_MANY, SELF, 8, &gone);
+    struct rg_op reg_b = op_register(SELF, 9, &k, &b, "", NULL);
+    CHECK(apply1(&f, &umany) == 0 && apply1(&f, &reg_b) == 0);
+    CHECK(copy_skipped(&f, &umany) && holds(&f, &k, &b, ""));
+    CHECK(rg_dedup_count(&f.dedup, SELF) == 9);
+
+    struct bytes e = entry_bytes(&b, 6, "");
+    struct rg_op read = op_key(RG_OP_READ_ENTRY, SELF, 10, &k);
+    for (int i = 0; i < 2; i++) { /* never skipped, never remembered */
+        CHECK(apply1(&f, &read) == 0 && read_replies(&f, rp, 4) == 1 &&
+              is_reply(&rp[0], 10, RG_RES_OK, &e));
+    }
+    read.ref = 2; /* even under a write's remembered ref */
+    CHECK(apply1(&f, &read) == 0 && read_replies(&f, rp, 4) == 1 &&
+          is_reply(&rp[0], 2, RG_RES_OK, &e));
+    CHECK(rg_dedup_count(&f.dedup, SELF) == 9);
+
+    /* Copies inside one entry. */
+    struct batch bt;
+    struct rg_op many2 = op_many(RG_OP_REGISTER_MANY, SELF, 11, &one);
+    struct rg_op unreg2 = op_key(RG_OP_UNREGISTER, SELF, 12, &k2);
+    struct rg_op cas2 = op_cas(SELF, 13, &k, &b, 6, "g");
+    struct rg_op set3 = op_set_meta(SELF, 14, &k, "h");
+    rg_fsm_effects_reset(&f);
+    batch_begin(&bt);
+    batch_add(&bt, &many2);
+    batch_add(&bt, &unreg2);
+    batch_add(&bt, &many2);
+    batch_add(&bt, &cas2);
+    batch_add(&bt, &set3);
+    batch_add(&bt, &cas2);
+    CHECK(batch_apply(&bt, &f) == 0);
+    CHECK(f.n_replies == 4 && f.n_changes == 4);
+    CHECK(holds(&f, &k2, NULL, "") && holds(&f, &k, &b, "h") && f.version_seq == 9);
+
+    /* The same ref from another origin is another op. */
+    struct rg_op theirs = op_many(RG_OP_REGISTER_MANY, OTHER, 6, &one);
+    CHECK(apply1(&f, &theirs) == 0 && f.n_changes == 1 && holds(&f, &k2, &a, ""));
+    rg_wbuf_free(&one.w);
+    rg_wbuf_free(&gone.w);
+    rg_fsm_close(&f);
+}
+
+/* Puts, removals and bulk ops on populate's names, so the versions are
+ * scattered and the last ones given belong to names now gone. */
+static void shuffle_versions(struct rg_fsm *f)
+{
+    struct bytes a = make_pid("a@h", 77, 1);
+    struct items it;
+    items_init(&it);
+    for (uint8_t i = 0; i < 30; i += 3) {
+        struct bytes k = make_name(i % 3 ? "abc" : "z", i);
+        struct rg_op op = op_set_meta(OTHER, 5000 + i, &k, "again");
+        CHECK(apply1(f, &op) == 0);
+        item_key(&it, &k);
+    }
+    struct rg_op many = op_many(RG_OP_UNREGISTER_MANY, OTHER, 6000, &it);
+    struct bytes k5 = make_name("abc", 5);
+    struct rg_op cas = op_cas(OTHER, 6001, &k5, &a, 0, "no");
+    CHECK(apply1(f, &many) == 0 && apply1(f, &cas) == 0 && f->bad_entries == 0);
+    rg_wbuf_free(&it.w);
+}
+
+/* A snapshot holds the last version given and each name's version: a
+ * restore gives identical bytes and the same counter, so the next put
+ * gets a version above every restored one, as on the server it came
+ * from. */
+static void test_snapshot_versions(void)
+{
+    struct rg_fsm f, g, h;
+    uint8_t *s = NULL;
+    size_t n = 0;
+    long counts[3];
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+    CHECK(rg_fsm_init(&h, 3, key_b) == 0);
+    populate(&f, 30);
+    shuffle_versions(&f);
+    populate(&h, 100); /* a larger counter, which the restore replaces */
+    CHECK(f.version_seq == 40 && f.table.count == 20 && h.version_seq == 100);
+
+    CHECK(rg_fsm_snapshot(&f, &s, &n) == 0 && snapshot_tables(s, n, counts));
+    CHECK(counts[T_NAMES] == 20);
+    uint64_t seq = 0;
+    for (int i = 4; i < 12; i++) {
+        seq = seq << 8 | s[i];
+    }
+    CHECK(seq == 40);
+    CHECK(rg_fsm_restore(&g, s, n) == 0 && snapshot_equals(&g, s, n));
+    CHECK(rg_fsm_restore(&h, s, n) == 0 && snapshot_equals(&h, s, n));
+    CHECK(g.version_seq == 40 && h.version_seq == 40 && versions_distinct(&g));
+    uint64_t max = 0;
+    int same_versions = 0;
+    for (uint8_t i = 0; i < 30; i++) {
+        struct bytes k = make_name(i % 3 ? "abc" : "z", i);
+        same_versions += version_of(&g, &k) == version_of(&f, &k) &&
+                         version_of(&h, &k) == version_of(&f, &k);
+        max = version_of(&g, &k) > max ? version_of(&g, &k) : max;
+    }
+    CHECK(same_versions == 30 && max == 30);
+
+    struct bytes k = make_name("fresh", 1), p = make_pid("a@h", 1, 1);
+    struct rg_op put = op_register(SELF, 7000, &k, &p, "", NULL);
+    CHECK(apply1(&f, &put) == 0 && apply1(&g, &put) == 0 && apply1(&h, &put) == 0);
+    CHECK(version_of(&g, &k) == 41 && version_of(&h, &k) == 41 &&
+          version_of(&f, &k) == 41);
+    free(s);
+    CHECK(rg_fsm_snapshot(&f, &s, &n) == 0 && snapshot_equals(&g, s, n) &&
+          snapshot_equals(&h, s, n));
+    free(s);
+    rg_fsm_close(&f);
+    rg_fsm_close(&g);
+    rg_fsm_close(&h);
+}
+
+/* A snapshot of names rows (key i, its version) under version_seq, with
+ * empty groups, metadata and de-duplication set. */
+static void build_version_snapshot(struct rg_wbuf *w, uint64_t seq,
+                                   const uint64_t *versions, int n)
+{
+    struct bytes p = make_pid("n@h", 1, 1);
+    rg_wbuf_init(w);
+    rg_wbuf_u32(w, MAGIC);
+    rg_wbuf_u64(w, seq);
+    rg_wbuf_u64(w, (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        struct bytes k = make_name("v", (uint8_t)i);
+        rg_wbuf_blob(w, k.b, k.n);
+        rg_wbuf_blob(w, p.b, p.n);
+        rg_wbuf_blob(w, "", 0);
+        rg_wbuf_u64(w, versions[i]);
+    }
+    end_snapshot(w);
+}
+
+/* Versions a put could not have given: 0, or above the snapshot's
+ * version_seq. Refused with everything unchanged; the edges are taken. */
+static void test_snapshot_bad_versions(void)
+{
+    struct rg_fsm g;
+    struct rg_wbuf w;
+    CHECK(rg_fsm_init(&g, OTHER, key_b) == 0);
+    populate(&g, 3);
+    const struct {
+        uint64_t seq;
+        uint64_t v[2];
+        int n;
+    } bad[] = {
+        {5, {0, 0}, 1},          {5, {6, 0}, 1}, {5, {UINT64_MAX, 0}, 1},
+        {0, {1, 0}, 1},          {5, {2, 0}, 2}, /* the second row's 0 */
+        {5, {2, 6}, 2},          {5, {6, 2}, 2},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        build_version_snapshot(&w, bad[i].seq, bad[i].v, bad[i].n);
+        bool ok = refused_unchanged(&g, w.data, w.len);
+        CHECK(ok);
+        if (!ok) {
+            fprintf(stderr, "  bad version snapshot %zu was accepted\n", i);
+        }
+        rg_wbuf_free(&w);
+    }
+    CHECK(g.version_seq == 3 && g.table.count == 3);
+
+    static const uint64_t edges[2] = {5, 1};
+    build_version_snapshot(&w, 5, edges, 2); /* at version_seq, and 1 */
+    CHECK(rg_fsm_restore(&g, w.data, w.len) == 0 && g.table.count == 2 &&
+          g.version_seq == 5);
+    struct bytes k0 = make_name("v", 0), k1 = make_name("v", 1);
+    CHECK(version_of(&g, &k0) == 5 && version_of(&g, &k1) == 1);
+    rg_wbuf_free(&w);
+    build_version_snapshot(&w, 7, NULL, 0); /* a counter and no names */
+    CHECK(rg_fsm_restore(&g, w.data, w.len) == 0 && g.table.count == 0 &&
+          g.version_seq == 7);
+    struct bytes p = make_pid("a@h", 1, 1);
+    struct rg_op put = op_register(SELF, 1, &k0, &p, "", NULL);
+    CHECK(apply1(&g, &put) == 0 && version_of(&g, &k0) == 8);
+    rg_wbuf_free(&w);
+    rg_fsm_close(&g);
+}
+
 /* ---- malformed entries -------------------------------------------------- */
 
 static int apply_raw(struct rg_fsm *f, const uint8_t *p, size_t n)
@@ -2294,7 +3221,7 @@ static void test_bad_ops(void)
 
     batch_begin(&bt);
     struct rg_op op = op_key(RG_OP_UNREGISTER, SELF, 3, &k1);
-    op.kind = RG_OP_META_DEL + 1; /* the first unknown kind */
+    op.kind = RG_OP_UNREGISTER_MANY + 1; /* the first unknown kind */
     batch_add(&bt, &op);
     rg_wbuf_blob(&bt.w, k1.b, k1.n);
     CHECK(batch_apply(&bt, &f) == 0 && f.bad_entries == 1);
@@ -2402,6 +3329,14 @@ int main(void)
     test_snapshot_all_tables();
     test_snapshot_bad_groups();
     test_snapshot_bad_meta();
+    test_versions();
+    test_set_meta_if_version();
+    test_read_entry();
+    test_register_many();
+    test_unregister_many();
+    test_dedup_bulk_kinds();
+    test_snapshot_versions();
+    test_snapshot_bad_versions();
     test_bad_headers();
     test_partial_entries();
     test_bad_ops();

@@ -7,7 +7,12 @@
  * rg_op_encode, and its refusals (unknown kinds, non-canonical names and
  * pids, size limits, truncations, flag bytes other than 0 and 1 for the
  * Registry ops), including that a failed decode reports a
- * ref only when all 8 bytes of it were read; the daemon -> member builders'
+ * ref only when all 8 bytes of it were read; the atomic and bulk ops
+ * (SET_META_IF_VERSION, READ_ENTRY, REGISTER_MANY, UNREGISTER_MANY): their
+ * round trips, and the refusal of a count of 0, over RG_MANY_MAX or over
+ * the items present, a bad item (first or last), an item with bytes after
+ * its term; a count below the items leaves bytes that the OPS frame
+ * refuses; kind 18 and above are unknown; the daemon -> member builders'
  * byte layout. Then 200k random and mutated frames (fixed seed) through the
  * decode path of node.c's on_frame (header, then START or OPS + ops), each
  * from an exact-size heap copy, checking invariants of whatever decodes. */
@@ -24,7 +29,7 @@
 /* ---- helpers ------------------------------------------------------------ */
 
 /* The highest op kind cmd.h defines: every kind above it is unknown. */
-#define LAST_KIND RG_OP_META_DEL
+#define LAST_KIND RG_OP_UNREGISTER_MANY
 
 static const uint8_t pid_a[] = {88, 119, 3, 'a', '@', 'h', 0, 0, 0, 1,
                                 0,  0,   0, 0,   0,   0,   0, 1};
@@ -32,6 +37,34 @@ static const uint8_t pid_b[] = {88, 119, 3, 'b', '@', 'h', 0, 0, 0, 2,
                                 0,  0,   0, 0,   0,   0,   0, 2};
 static const uint8_t name_x[] = {104, 2, 119, 1, 'x', 97, 1}; /* {x,1} */
 static const uint8_t name_bad[] = {98, 0, 0, 0, 1};          /* 1, not canon */
+static const uint8_t name_y[] = {119, 1, 'y'};               /* y */
+
+/* The items make_op gives REGISTER_MANY ({x,1} for pid_a with metadata
+ * and replacing pid_b, then y for pid_b) and UNREGISTER_MANY ({x,1}, y,
+ * {x,1}); built by build_items. */
+static struct rg_wbuf reg_items, unreg_items;
+
+static void item_reg(struct rg_wbuf *w, const uint8_t *key, size_t key_len,
+                     const uint8_t *pid, size_t pid_len, const char *meta,
+                     const uint8_t *replace, size_t replace_len)
+{
+    rg_wbuf_blob(w, key, key_len);
+    rg_wbuf_blob(w, pid, pid_len);
+    rg_wbuf_blob(w, meta, strlen(meta));
+    rg_wbuf_blob(w, replace, replace_len);
+}
+
+static void build_items(void)
+{
+    rg_wbuf_init(&reg_items);
+    rg_wbuf_init(&unreg_items);
+    item_reg(&reg_items, name_x, sizeof name_x, pid_a, sizeof pid_a, "m1", pid_b,
+             sizeof pid_b);
+    item_reg(&reg_items, name_y, sizeof name_y, pid_b, sizeof pid_b, "", NULL, 0);
+    rg_wbuf_blob(&unreg_items, name_x, sizeof name_x);
+    rg_wbuf_blob(&unreg_items, name_y, sizeof name_y);
+    rg_wbuf_blob(&unreg_items, name_x, sizeof name_x);
+}
 
 /* START's TLS tail: mode, certificate, key and CA files, verify. */
 static void start_tls(struct rg_wbuf *w, uint8_t mode, const char *cert,
@@ -343,7 +376,8 @@ static void test_ops_count(void)
     rg_wbuf_free(&w);
 }
 
-/* The fields of the Registry ops (kinds 8..13) that make_op fills in. */
+/* The fields of the Registry ops (kinds 8..13) and of the atomic and bulk
+ * ops (14..17) that make_op fills in. */
 static void make_new_op(struct rg_op *op)
 {
     switch (op->kind) {
@@ -374,7 +408,25 @@ static void make_new_op(struct rg_op *op)
         op->meta_len = 13;
         op->flag = true;
         break;
-    default: /* READ, UNREGISTER, META_DEL: the key only */
+    case RG_OP_SET_META_IF_VERSION:
+        op->pid = pid_a;
+        op->pid_len = sizeof pid_a;
+        op->version = 0x0102030405060708ULL;
+        op->meta = (const uint8_t *)"cas";
+        op->meta_len = 3;
+        break;
+    case RG_OP_REGISTER_MANY:
+    case RG_OP_UNREGISTER_MANY: {
+        const struct rg_wbuf *it =
+            op->kind == RG_OP_REGISTER_MANY ? &reg_items : &unreg_items;
+        op->key = NULL;
+        op->key_len = 0;
+        op->count = op->kind == RG_OP_REGISTER_MANY ? 2 : 3;
+        op->items = it->data;
+        op->items_len = (uint32_t)it->len;
+        break;
+    }
+    default: /* READ, UNREGISTER, META_DEL, READ_ENTRY: the key only */
         break;
     }
 }
@@ -438,7 +490,9 @@ static bool op_eq(const struct rg_op *a, const struct rg_op *b)
            field_eq(a->meta, a->meta_len, b->meta, b->meta_len) &&
            field_eq(a->replace, a->replace_len, b->replace, b->replace_len) &&
            a->any_creation == b->any_creation && a->creation == b->creation &&
-           a->below == b->below && a->flag == b->flag;
+           a->below == b->below && a->flag == b->flag &&
+           a->version == b->version && a->count == b->count &&
+           field_eq(a->items, a->items_len, b->items, b->items_len);
 }
 
 /* Decodes one port-form op from an exact copy of w; true if it decoded and
@@ -755,7 +809,41 @@ static bool has_pid(uint8_t kind)
 {
     return kind == RG_OP_REGISTER || kind == RG_OP_UNREGISTER_IF_OWNER ||
            kind == RG_OP_REGISTER_NEW || kind == RG_OP_SET_META_IF_OWNER ||
-           kind == RG_OP_GROUP_ADD || kind == RG_OP_GROUP_DEL;
+           kind == RG_OP_GROUP_ADD || kind == RG_OP_GROUP_DEL ||
+           kind == RG_OP_SET_META_IF_VERSION;
+}
+
+static bool is_many(uint8_t kind)
+{
+    return kind == RG_OP_REGISTER_MANY || kind == RG_OP_UNREGISTER_MANY;
+}
+
+/* A *_MANY op's items: exactly `count` of them over items_len bytes, each
+ * with a canonical name, and for REGISTER_MANY a canonical pid, a pid or
+ * nothing to replace and metadata within the limit. */
+static bool items_sane(const struct rg_op *op)
+{
+    struct rg_rbuf r;
+    struct rg_op item;
+    struct rg_pid_view v;
+    uint32_t n = 0;
+    bool ok = op->count >= 1 && op->count <= RG_MANY_MAX;
+    rg_rbuf_init(&r, op->items, op->items_len);
+    while (ok && rg_many_next(&r, op->kind, &item)) {
+        n++;
+        ok = rg_canon_check(item.key, item.key_len) && item.ref == 0 &&
+             item.origin == 0;
+        if (op->kind == RG_OP_REGISTER_MANY) {
+            ok = ok && item.kind == RG_OP_REGISTER &&
+                 rg_canon_pid(item.pid, item.pid_len, &v) &&
+                 item.meta_len <= RG_META_MAX &&
+                 (item.replace == NULL ||
+                  rg_canon_pid(item.replace, item.replace_len, &v));
+        } else {
+            ok = ok && item.kind == RG_OP_UNREGISTER;
+        }
+    }
+    return ok && rg_rbuf_done(&r) && n == op->count;
 }
 
 /* A decoded op must re-encode to the bytes it came from, and its fields
@@ -768,7 +856,9 @@ static bool op_sane(const struct rg_op *op, const uint8_t *from, size_t len)
     rg_op_encode(&w, op, false);
     bool ok = w.len == len && memcmp(w.data, from, len) == 0;
     rg_wbuf_free(&w);
-    if (op->kind != RG_OP_PURGE_NODE) {
+    if (is_many(op->kind)) {
+        ok = ok && items_sane(op);
+    } else if (op->kind != RG_OP_PURGE_NODE) {
         ok = ok && rg_canon_check(op->key, op->key_len);
     }
     if (has_pid(op->kind)) {
@@ -908,9 +998,248 @@ static void test_random_frames(void)
     CHECK(st.starts > 1000 && st.ops > 10000 && st.frames_ok > 1000);
 }
 
+/* SET_META_IF_VERSION: key, a pid, any u64 version, metadata within the
+ * limit; READ_ENTRY: a key. */
+static void test_cas_read_entry_refused(void)
+{
+    static uint8_t big[RG_META_MAX + 1];
+    memset(big, 'x', sizeof big);
+    struct rg_op op = make_op(RG_OP_SET_META_IF_VERSION, 1);
+    op.pid_len = 0;
+    expect_refused(op, __LINE__); /* the pid is required */
+    op = make_op(RG_OP_SET_META_IF_VERSION, 1);
+    op.pid = name_x;
+    op.pid_len = sizeof name_x;
+    expect_refused(op, __LINE__); /* and must be a pid */
+    op = make_op(RG_OP_SET_META_IF_VERSION, 1);
+    op.meta = big;
+    op.meta_len = RG_META_MAX + 1;
+    expect_refused(op, __LINE__);
+    static const uint8_t kinds[] = {RG_OP_SET_META_IF_VERSION, RG_OP_READ_ENTRY};
+    for (size_t i = 0; i < sizeof kinds; i++) {
+        op = make_op(kinds[i], 1);
+        op.key = name_bad;
+        op.key_len = sizeof name_bad;
+        expect_refused(op, __LINE__); /* non-canonical name */
+        op.key_len = 0;
+        expect_refused(op, __LINE__); /* empty name */
+        op = make_op(kinds[i], 1);
+        op.key = big;
+        op.key_len = RG_NAME_MAX + 1;
+        expect_refused(op, __LINE__); /* name blob over the limit */
+    }
+
+    /* Any version (0 too), and metadata empty or at the limit, is fine. */
+    static const uint64_t versions[] = {0, 1, UINT64_MAX};
+    struct rg_wbuf w;
+    struct rg_op back;
+    bool done;
+    rg_wbuf_init(&w);
+    for (size_t i = 0; i < 3; i++) {
+        op = make_op(RG_OP_SET_META_IF_VERSION, 1);
+        op.version = versions[i];
+        op.meta = big;
+        op.meta_len = i == 0 ? 0 : RG_META_MAX;
+        rg_wbuf_reset(&w);
+        rg_op_encode(&w, &op, false);
+        CHECK(decode_one(&w, &back, &done) && done && back.version == versions[i] &&
+              back.meta_len == op.meta_len && back.kind == op.kind);
+    }
+    /* The layout: key, pid, version, metadata. */
+    op = make_op(RG_OP_SET_META_IF_VERSION, 0x77);
+    rg_wbuf_reset(&w);
+    rg_op_encode(&w, &op, false);
+    size_t at = 1 + 8 + 4 + sizeof name_x + 4 + sizeof pid_a;
+    static const uint8_t tail[] = {1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 3, 'c', 'a', 's'};
+    CHECK(w.len == at + sizeof tail && memcmp(w.data + at, tail, sizeof tail) == 0);
+    rg_wbuf_free(&w);
+}
+
+/* Port form of a *_MANY op: kind, ref 1, the count given, raw items. */
+static void many_op(struct rg_wbuf *w, uint8_t kind, uint32_t count,
+                    const uint8_t *items, size_t len)
+{
+    rg_wbuf_u8(w, kind);
+    rg_wbuf_u64(w, 1);
+    rg_wbuf_u32(w, count);
+    rg_wbuf_put(w, items, len);
+}
+
+/* Decodes a *_MANY op built by many_op: 1 decoded and consumed all, 0
+ * decoded with bytes left over (an OPS frame then has trailing bytes),
+ * -1 refused. */
+static int many_decodes(uint8_t kind, uint32_t count, const struct rg_wbuf *items)
+{
+    struct rg_wbuf w;
+    struct rg_op back;
+    bool done;
+    rg_wbuf_init(&w);
+    many_op(&w, kind, count, items->data, items->len);
+    bool ok = decode_one(&w, &back, &done);
+    rg_wbuf_free(&w);
+    return !ok ? -1 : done ? 1 : 0;
+}
+
+/* An OPS frame of one *_MANY op: does node.c's path (count, op, then
+ * nothing left) take it? */
+static bool many_frame_ok(uint8_t kind, uint32_t count,
+                          const struct rg_wbuf *items)
+{
+    struct rg_wbuf w;
+    struct stats st = {0, 0, 0, 0};
+    rg_wbuf_init(&w);
+    ops_header(&w, 1);
+    many_op(&w, kind, count, items->data, items->len);
+    feed_frame(w.data, w.len, &st);
+    rg_wbuf_free(&w);
+    return st.frames_ok == 1 && st.violations == 0;
+}
+
+/* A count of 0 or over the items, a bad item first or last, bytes after
+ * an item's term: refused. A count below the items decodes the first
+ * ones and leaves the rest, which the OPS frame refuses. */
+static void test_many_refused(void)
+{
+    static uint8_t big[RG_META_MAX + 1];
+    memset(big, 'x', sizeof big);
+    struct rg_wbuf good, bad;
+    rg_wbuf_init(&good);
+    rg_wbuf_init(&bad);
+
+    /* UNREGISTER_MANY: three names. */
+    CHECK(many_decodes(RG_OP_UNREGISTER_MANY, 3, &unreg_items) == 1);
+    CHECK(many_frame_ok(RG_OP_UNREGISTER_MANY, 3, &unreg_items));
+    CHECK(many_decodes(RG_OP_UNREGISTER_MANY, 0, &unreg_items) == -1);
+    struct rg_wbuf none;
+    rg_wbuf_init(&none);
+    CHECK(many_decodes(RG_OP_UNREGISTER_MANY, 0, &none) == -1);
+    CHECK(many_decodes(RG_OP_REGISTER_MANY, 0, &none) == -1);
+    CHECK(many_decodes(RG_OP_UNREGISTER_MANY, 1, &none) == -1);
+    CHECK(many_decodes(RG_OP_UNREGISTER_MANY, 4, &unreg_items) == -1);
+    CHECK(many_decodes(RG_OP_UNREGISTER_MANY, UINT32_MAX, &unreg_items) == -1);
+    CHECK(many_decodes(RG_OP_UNREGISTER_MANY, RG_MANY_MAX + 1, &unreg_items) == -1);
+    CHECK(many_decodes(RG_OP_UNREGISTER_MANY, 2, &unreg_items) == 0);
+    CHECK(!many_frame_ok(RG_OP_UNREGISTER_MANY, 2, &unreg_items));
+    static const uint8_t x_plus[] = {104, 2, 119, 1, 'x', 97, 1, 0}; /* {x,1} and a byte */
+    const struct {
+        const uint8_t *key;
+        size_t len;
+    } bad_keys[] = {{name_bad, sizeof name_bad}, {name_x, 0}, {x_plus, sizeof x_plus},
+                    {name_x, sizeof name_x - 1}, {big, RG_NAME_MAX + 1}, {pid_a, 0}};
+    for (size_t i = 0; i < sizeof bad_keys / sizeof bad_keys[0]; i++) {
+        for (int last = 0; last < 2; last++) { /* the bad name first, or last */
+            rg_wbuf_reset(&bad);
+            if (last) {
+                rg_wbuf_put(&bad, unreg_items.data, unreg_items.len);
+            }
+            rg_wbuf_blob(&bad, bad_keys[i].key, bad_keys[i].len);
+            if (!last) {
+                rg_wbuf_put(&bad, unreg_items.data, unreg_items.len);
+            }
+            bool ok = many_decodes(RG_OP_UNREGISTER_MANY, 4, &bad) == -1;
+            CHECK(ok);
+            if (!ok) {
+                fprintf(stderr, "  bad name %zu (last %d) was taken\n", i, last);
+            }
+        }
+    }
+
+    /* REGISTER_MANY: two items. */
+    CHECK(many_decodes(RG_OP_REGISTER_MANY, 2, &reg_items) == 1);
+    CHECK(many_frame_ok(RG_OP_REGISTER_MANY, 2, &reg_items));
+    CHECK(many_decodes(RG_OP_REGISTER_MANY, 3, &reg_items) == -1);
+    CHECK(many_decodes(RG_OP_REGISTER_MANY, 1, &reg_items) == 0);
+    CHECK(!many_frame_ok(RG_OP_REGISTER_MANY, 1, &reg_items));
+    /* As UNREGISTER_MANY the items read as names: {x,1}, then pid_a (a
+     * pid is a name too), then "m1", which is not. */
+    CHECK(many_decodes(RG_OP_UNREGISTER_MANY, 2, &reg_items) == 0);
+    CHECK(many_decodes(RG_OP_UNREGISTER_MANY, 3, &reg_items) == -1);
+    CHECK(many_decodes(RG_OP_REGISTER_MANY, 3, &unreg_items) == -1);
+    static const uint8_t pid_plus[] = {88, 119, 3, 'a', '@', 'h', 0, 0, 0, 1,
+                                       0,  0,   0, 0,   0,   0,   0, 1, 0};
+    const struct {
+        const uint8_t *key, *pid, *replace;
+        size_t key_len, pid_len, replace_len, meta_len;
+    } items[] = {
+        {name_bad, pid_a, NULL, sizeof name_bad, sizeof pid_a, 0, 0},
+        {x_plus, pid_a, NULL, sizeof x_plus, sizeof pid_a, 0, 0},
+        {name_x, pid_a, NULL, 0, sizeof pid_a, 0, 0},          /* empty name */
+        {name_x, pid_a, NULL, sizeof name_x, 0, 0, 0},         /* no pid */
+        {name_x, name_x, NULL, sizeof name_x, sizeof name_x, 0, 0},
+        {name_x, pid_plus, NULL, sizeof name_x, sizeof pid_plus, 0, 0},
+        {name_x, pid_a, name_x, sizeof name_x, sizeof pid_a, sizeof name_x, 0},
+        {name_x, pid_a, pid_plus, sizeof name_x, sizeof pid_a, sizeof pid_plus, 0},
+        {name_x, pid_a, NULL, sizeof name_x, sizeof pid_a, 0, RG_META_MAX + 1},
+    };
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+        for (int last = 0; last < 2; last++) {
+            rg_wbuf_reset(&bad);
+            if (last) {
+                rg_wbuf_put(&bad, reg_items.data, reg_items.len);
+            }
+            rg_wbuf_blob(&bad, items[i].key, items[i].key_len);
+            rg_wbuf_blob(&bad, items[i].pid, items[i].pid_len);
+            rg_wbuf_blob(&bad, big, items[i].meta_len);
+            rg_wbuf_blob(&bad, items[i].replace, items[i].replace_len);
+            if (!last) {
+                rg_wbuf_put(&bad, reg_items.data, reg_items.len);
+            }
+            bool ok = many_decodes(RG_OP_REGISTER_MANY, 3, &bad) == -1;
+            CHECK(ok);
+            if (!ok) {
+                fprintf(stderr, "  bad item %zu (last %d) was taken\n", i, last);
+            }
+        }
+    }
+    /* Metadata at the limit and an empty replace are fine. */
+    rg_wbuf_reset(&good);
+    item_reg(&good, name_x, sizeof name_x, pid_a, sizeof pid_a, "", NULL, 0);
+    good.len -= 8;
+    rg_wbuf_blob(&good, big, RG_META_MAX);
+    rg_wbuf_blob(&good, NULL, 0);
+    CHECK(many_decodes(RG_OP_REGISTER_MANY, 1, &good) == 1);
+    /* Every truncation of the items is refused. */
+    int refused = 0;
+    for (size_t k = 0; k < reg_items.len; k++) {
+        rg_wbuf_reset(&bad);
+        rg_wbuf_put(&bad, reg_items.data, k);
+        refused += many_decodes(RG_OP_REGISTER_MANY, 2, &bad) == -1;
+    }
+    CHECK(refused == (int)reg_items.len);
+    rg_wbuf_free(&none);
+    rg_wbuf_free(&good);
+    rg_wbuf_free(&bad);
+}
+
+/* RG_MANY_MAX names in one op are taken, one more is not (the bytes are
+ * all there: the count is what is refused). */
+static void test_many_limit(void)
+{
+    struct rg_wbuf items;
+    struct rg_wbuf w;
+    struct rg_op back;
+    bool done;
+    rg_wbuf_init(&items);
+    for (uint32_t i = 0; i <= RG_MANY_MAX; i++) {
+        rg_wbuf_blob(&items, name_y, sizeof name_y);
+    }
+    CHECK(!items.oom);
+    size_t one = 4 + sizeof name_y;
+    rg_wbuf_init(&w);
+    many_op(&w, RG_OP_UNREGISTER_MANY, RG_MANY_MAX, items.data, items.len - one);
+    CHECK(decode_one(&w, &back, &done) && done && back.count == RG_MANY_MAX &&
+          back.items_len == items.len - one);
+    rg_wbuf_reset(&w);
+    many_op(&w, RG_OP_UNREGISTER_MANY, RG_MANY_MAX + 1, items.data, items.len);
+    CHECK(!decode_one(&w, &back, &done) && back.ref == 1);
+    rg_wbuf_free(&w);
+    rg_wbuf_free(&items);
+}
+
 int main(void)
 {
     unit_seed(0xC0FFEE1234567ULL);
+    build_items();
     test_header();
     test_start_valid();
     test_start_malformed();
@@ -918,8 +1247,13 @@ int main(void)
     test_op_round_trip();
     test_op_refused();
     test_new_ops_refused();
+    test_cas_read_entry_refused();
+    test_many_refused();
+    test_many_limit();
     test_failed_ref();
     test_builders();
     test_random_frames();
+    rg_wbuf_free(&reg_items);
+    rg_wbuf_free(&unreg_items);
     UNIT_DONE("test_proto");
 }

@@ -6,7 +6,8 @@
  * half of them deleted again; rg_table_visit deleting a subset while visiting
  * every entry exactly once; rg_table_sorted returning entries in key order
  * (memcmp, shorter prefix first) and NULL for an empty table; clear and
- * reuse. The table does not check canonical form itself, so plain strings
+ * reuse; rg_table_set_version (a put starts an entry at version 0, also
+ * when it replaces one; setting an absent key's version is a no-op). The table does not check canonical form itself, so plain strings
  * serve as keys here. */
 #include <stdint.h>
 #include <stdio.h>
@@ -253,6 +254,28 @@ static void test_sorted(void)
     rg_table_free(&t);
 }
 
+/* The version is the FSM's business: the table starts every entry it
+ * stores, a replacement too, at 0 and keeps what it is given. */
+static void test_version(void)
+{
+    struct rg_table t;
+    CHECK(rg_table_init(&t, test_key) == 0);
+    CHECK(put_s(&t, "k", "p", "m") == 0 && get_s(&t, "k")->version == 0);
+    rg_table_set_version(&t, (const uint8_t *)"k", 1, 41);
+    CHECK(get_s(&t, "k")->version == 41 && entry_is(get_s(&t, "k"), "k", "p", "m"));
+    CHECK(put_s(&t, "k2", "p", "") == 0 && get_s(&t, "k")->version == 41 &&
+          get_s(&t, "k2")->version == 0);
+    rg_table_set_version(&t, (const uint8_t *)"kk", 2, 7); /* absent: no-op */
+    CHECK(t.count == 2 && get_s(&t, "kk") == NULL && get_s(&t, "k2")->version == 0);
+    CHECK(put_s(&t, "k", "q", "") == 0 && get_s(&t, "k")->version == 0); /* replaced */
+    rg_table_set_version(&t, (const uint8_t *)"k", 1, UINT64_MAX);
+    CHECK(get_s(&t, "k")->version == UINT64_MAX && t.count == 2);
+    CHECK(rg_table_del(&t, (const uint8_t *)"k", 1));
+    rg_table_set_version(&t, (const uint8_t *)"k", 1, 3);
+    CHECK(get_s(&t, "k") == NULL && t.count == 1);
+    rg_table_free(&t);
+}
+
 int main(void)
 {
     test_siphash_vectors();
@@ -260,5 +283,6 @@ int main(void)
     test_growth();
     test_visit();
     test_sorted();
+    test_version();
     UNIT_DONE("test_table");
 }
