@@ -11,7 +11,10 @@
  * a batch of ops on 8 hot names held by pids of 4 fake nodes, so conflicts
  * are the common case. The ops are all of cmd.h's: on the unique names
  * (REGISTER, REGISTER_NEW, UNREGISTER, UNREGISTER_IF_OWNER, SET_META,
- * SET_META_IF_OWNER, READ), on the duplicate-key table (GROUP_ADD,
+ * SET_META_IF_OWNER, READ; SET_META_IF_VERSION at a version the committed
+ * state suggests, right or stale, READ_ENTRY, and REGISTER_MANY and
+ * UNREGISTER_MANY of 1..4 names, a name sometimes twice), on the
+ * duplicate-key table (GROUP_ADD,
  * GROUP_DEL of one value or all, keyed by the same 8 names and any pid),
  * on the registry metadata (META_PUT always or if absent, META_DEL, keyed
  * by the same names), and PURGE_NODE, which clears names and group
@@ -36,9 +39,11 @@
  *  (b) a reference model (the arrays below, not table.c nor group.c, and
  *      bitsets for the de-duplication set, not dedup.c) applied in
  *      log-index order predicts every reply each FSM emits for the ops it
- *      originated, its three tables (names, groups with each value list in
- *      order, metadata) and de-duplication set after every entry and every
- *      restore,
+ *      originated (byte for byte: READ_ENTRY's and a refused
+ *      SET_META_IF_VERSION's entry, REGISTER_MANY's answer per name), its
+ *      three tables (names with each name's version and the FSM's last
+ *      version given, groups with each value list in order, metadata) and
+ *      de-duplication set after every entry and every restore,
  *      the exact bytes of every snapshot taken (at the index libraft labels
  *      it with) and restored, and the change stream the member mirrors into
  *      ETS. A raft_apply acknowledged with status 0 must sit at the index
@@ -111,6 +116,7 @@
 #define N_PIDS (N_NODES * PIDS_PER_NODE)
 #define N_META 3
 #define MAX_OPS 6
+#define MANY_ITEMS 4 /* names per REGISTER_MANY / UNREGISTER_MANY */
 #define REF_STRIDE 16 /* fresh op ref = (batch id + 1) * REF_STRIDE + op number */
 
 /* Ops after the first of a batch: per mille re-sent copies of an op of the
@@ -123,7 +129,7 @@
 #define REF0_PER_MILLE 20
 
 /* Restated from docs/protocol.md, not taken from fsm.c / dedup.c. */
-#define SNAPSHOT_MAGIC 0x52475333u /* "RGS3" */
+#define SNAPSHOT_MAGIC 0x52475334u /* "RGS4" */
 #define MODEL_MAX_REFS (1u << 20)  /* per origin, then ... */
 #define MODEL_DROP (1u << 16)      /* ... its smallest refs go */
 #define MODEL_ORIGINS (MAX_SERVERS + 2) /* ops' origins are 1..n+1 */
@@ -415,16 +421,27 @@ static int find_meta(const uint8_t *p, size_t n)
 
 /* ---- the reference model ------------------------------------------------- */
 
-/* The whole registry: per name, the holding pid (-1: free) and its meta;
- * per (name, pid) of the duplicate-key table, its values in order (meta
- * indexes; no entry when there are none); per name as a metadata key, its
- * value (a meta index, -1: none). */
+/* The whole registry: per name, the holding pid (-1: free), its meta and
+ * its version (the FSM's write count when it was last put, fsm.h) with
+ * the last version given, seq; per (name, pid) of the duplicate-key
+ * table, its values in order (meta indexes; no entry when there are none);
+ * per name as a metadata key, its value (a meta index, -1: none). */
 struct mstate {
     int8_t holder[N_NAMES];
     int8_t meta[N_NAMES];
+    uint64_t version[N_NAMES];
+    uint64_t seq;
     uint8_t glen[N_NAMES][N_PIDS];
     int8_t gval[N_NAMES][N_PIDS][GROUP_CAP];
     int8_t rmeta[N_NAMES];
+};
+
+/* One name of a REGISTER_MANY (pid, meta, replace) or UNREGISTER_MANY. */
+struct many_item {
+    uint8_t name;
+    int8_t pid;
+    int8_t meta;
+    int8_t replace;
 };
 
 /* One op, in model terms (indexes into the world). */
@@ -443,15 +460,30 @@ struct plan_op {
     raft_id origin; /* the daemon that must answer */
     uint64_t ref;   /* 0: nobody waits (SETTLE always) */
     uint64_t below; /* SETTLE */
+    uint64_t version; /* SET_META_IF_VERSION */
+    uint8_t n_items;  /* *_MANY */
+    struct many_item items[MANY_ITEMS];
 };
 
-/* What the model says an op returns; payload: a pid index or -1. */
+/* The payload of a reply: a pid (or nothing), an entry ([blob pid][u64
+ * version][meta]: READ_ENTRY, SET_META_IF_VERSION's NO), or REGISTER_MANY's
+ * answers ([u8 result][blob holder] per name). */
+enum shape { SHAPE_PID = 0, SHAPE_ENTRY, SHAPE_ANSWERS };
+
+/* What the model says an op returns; payload: a pid index or -1 (for an
+ * entry, its holder, with version and meta). */
 struct expect {
     uint8_t result;
     int8_t payload;
     bool answered; /* the origin's FSM replies */
     bool skipped;  /* a copy of an applied write: no effect */
-    bool changed;  /* the op changed the registry */
+    bool changed;  /* the op changed the registry (a version counts) */
+    uint8_t shape;
+    int8_t meta;       /* SHAPE_ENTRY */
+    uint64_t version;  /* SHAPE_ENTRY */
+    uint8_t n_items;   /* SHAPE_ANSWERS */
+    uint8_t item_result[MANY_ITEMS];
+    int8_t item_holder[MANY_ITEMS];
 };
 
 /* The de-duplication set, one bitset per origin (origins are small): bit r
@@ -592,24 +624,32 @@ static bool mstate_eq(const struct mstate *a, const struct mstate *b)
     return true;
 }
 
+/* A put of a name: its holder and meta, and the next version (every put
+ * takes one, so none is ever given twice). */
+static void mput(struct mstate *m, int name, int pid, int meta)
+{
+    m->holder[name] = (int8_t)pid;
+    m->meta[name] = (int8_t)meta;
+    m->version[name] = ++m->seq;
+}
+
 /* Free, or ours already, or held by the pid we replace: yes. Same pid with
- * empty meta keeps the old meta. Otherwise no, with the holder. REGISTER_NEW
- * (Registry's register/3) is no, with the holder, when the pid holds the
- * name already. */
+ * empty meta keeps the old meta, and the same meta is no put either.
+ * Otherwise no, with the holder. REGISTER_NEW (Registry's register/3) is
+ * no, with the holder, when the pid holds the name already. */
 static struct expect model_register(struct mstate *m, const struct plan_op *op)
 {
-    struct expect e = {RG_RES_OK, -1, false, false, false};
+    struct expect e = {.result = RG_RES_OK, .payload = -1};
     int h = m->holder[op->name];
     if (h == op->pid && op->kind == RG_OP_REGISTER_NEW) {
         e.result = RG_RES_NO;
         e.payload = (int8_t)h;
     } else if (h == op->pid) {
-        if (op->meta != 0) {
-            m->meta[op->name] = op->meta;
+        if (op->meta != 0 && op->meta != m->meta[op->name]) {
+            mput(m, op->name, op->pid, op->meta);
         }
     } else if (h < 0 || h == op->replace) {
-        m->holder[op->name] = op->pid;
-        m->meta[op->name] = op->meta;
+        mput(m, op->name, op->pid, op->meta);
     } else {
         e.result = RG_RES_NO;
         e.payload = (int8_t)h;
@@ -617,15 +657,52 @@ static struct expect model_register(struct mstate *m, const struct plan_op *op)
     return e;
 }
 
-/* SET_META on a held name; SET_META_IF_OWNER only if op's pid holds it. */
-static uint8_t model_set_meta(struct mstate *m, const struct plan_op *op)
+/* The entry of a held name, as READ_ENTRY and a refused
+ * SET_META_IF_VERSION give it. */
+static void expect_entry(struct expect *e, const struct mstate *m, int name)
+{
+    e->shape = SHAPE_ENTRY;
+    e->payload = m->holder[name];
+    e->meta = m->meta[name];
+    e->version = m->version[name];
+}
+
+/* SET_META on a held name (a put even with the same meta);
+ * SET_META_IF_OWNER only if op's pid holds it; SET_META_IF_VERSION only if
+ * op's pid holds it at op's version, else NO with the entry. */
+static void model_set_meta(struct mstate *m, const struct plan_op *op,
+                           struct expect *e)
 {
     int h = m->holder[op->name];
     if (h < 0 || (op->kind == RG_OP_SET_META_IF_OWNER && h != op->pid)) {
-        return RG_RES_NOT_FOUND;
+        e->result = RG_RES_NOT_FOUND;
+        return;
     }
-    m->meta[op->name] = op->meta;
-    return RG_RES_OK;
+    if (op->kind == RG_OP_SET_META_IF_VERSION &&
+        (h != op->pid || m->version[op->name] != op->version)) {
+        e->result = RG_RES_NO;
+        expect_entry(e, m, op->name);
+        return;
+    }
+    mput(m, op->name, h, op->meta);
+}
+
+/* REGISTER_MANY: each name as a REGISTER, in order; OK with the answers. */
+static void model_register_many(struct mstate *m, const struct plan_op *op,
+                                struct expect *e)
+{
+    e->shape = SHAPE_ANSWERS;
+    e->n_items = op->n_items;
+    for (uint8_t i = 0; i < op->n_items; i++) {
+        struct plan_op one = {.kind = RG_OP_REGISTER,
+                              .name = op->items[i].name,
+                              .pid = op->items[i].pid,
+                              .meta = op->items[i].meta,
+                              .replace = op->items[i].replace};
+        struct expect r = model_register(m, &one);
+        e->item_result[i] = r.result;
+        e->item_holder[i] = r.payload;
+    }
 }
 
 static bool pid_purged(int p, const struct plan_op *op)
@@ -694,7 +771,7 @@ static struct expect model_apply_kind(struct mstate *m,
                                       const struct plan_op *op)
 {
     struct mstate before = *m;
-    struct expect e = {RG_RES_OK, -1, false, false, false};
+    struct expect e = {.result = RG_RES_OK, .payload = -1};
     int8_t *h = &m->holder[op->name];
     switch (op->kind) {
     case RG_OP_REGISTER:
@@ -711,7 +788,21 @@ static struct expect model_apply_kind(struct mstate *m,
         break;
     case RG_OP_SET_META:
     case RG_OP_SET_META_IF_OWNER:
-        e.result = model_set_meta(m, op);
+    case RG_OP_SET_META_IF_VERSION:
+        model_set_meta(m, op, &e);
+        break;
+    case RG_OP_READ_ENTRY:
+        if (*h >= 0) {
+            expect_entry(&e, m, op->name);
+        }
+        break;
+    case RG_OP_REGISTER_MANY:
+        model_register_many(m, op, &e);
+        break;
+    case RG_OP_UNREGISTER_MANY:
+        for (uint8_t i = 0; i < op->n_items; i++) {
+            m->holder[op->items[i].name] = -1;
+        }
         break;
     case RG_OP_GROUP_ADD:
         model_group_add(m, op);
@@ -732,19 +823,22 @@ static struct expect model_apply_kind(struct mstate *m,
         e.payload = *h;
         break;
     }
-    e.changed = !mstate_eq(&before, m);
+    e.changed = !mstate_eq(&before, m) || before.seq != m->seq;
     e.answered = op->ref != 0;
     return e;
 }
 
-/* docs/protocol.md: every op but READ, PURGE_NODE and SETTLE is a write. */
+/* docs/protocol.md: every op but READ, READ_ENTRY, PURGE_NODE and SETTLE
+ * is a write. */
 static bool is_write(uint8_t kind)
 {
     return kind == RG_OP_REGISTER || kind == RG_OP_UNREGISTER ||
            kind == RG_OP_UNREGISTER_IF_OWNER || kind == RG_OP_SET_META ||
            kind == RG_OP_REGISTER_NEW || kind == RG_OP_SET_META_IF_OWNER ||
            kind == RG_OP_GROUP_ADD || kind == RG_OP_GROUP_DEL ||
-           kind == RG_OP_META_PUT || kind == RG_OP_META_DEL;
+           kind == RG_OP_META_PUT || kind == RG_OP_META_DEL ||
+           kind == RG_OP_SET_META_IF_VERSION || kind == RG_OP_REGISTER_MANY ||
+           kind == RG_OP_UNREGISTER_MANY;
 }
 
 /* A write with a ref applies once per (origin, ref) until SETTLE forgets
@@ -752,7 +846,7 @@ static bool is_write(uint8_t kind)
 static struct expect model_apply(struct mstate *m, struct mdedup *d,
                                  const struct plan_op *op)
 {
-    struct expect e = {RG_RES_OK, -1, false, false, false};
+    struct expect e = {.result = RG_RES_OK, .payload = -1};
     bool tracked = is_write(op->kind) && op->ref != 0;
     if (op->kind == RG_OP_SETTLE) {
         mdedup_settle(d, op->origin, op->below);
@@ -777,7 +871,8 @@ static const char *kind_name(uint8_t k)
         "?",        "REGISTER",          "UNREGISTER", "UNREGISTER_IF_OWNER",
         "SET_META", "PURGE_NODE",        "READ",       "SETTLE",
         "REGISTER_NEW", "SET_META_IF_OWNER", "GROUP_ADD", "GROUP_DEL",
-        "META_PUT", "META_DEL"};
+        "META_PUT", "META_DEL", "SET_META_IF_VERSION", "READ_ENTRY",
+        "REGISTER_MANY", "UNREGISTER_MANY"};
     return k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -815,11 +910,28 @@ static void describe_op(char *out, size_t n, const struct plan_op *op)
                  op->below, (uint64_t)op->origin);
         return;
     }
-    snprintf(out, n, "%s hot/%u pid %s meta \"%s\" replace %s%s origin %" PRIu64
-             " ref %" PRIu64,
+    if (op->kind == RG_OP_REGISTER_MANY || op->kind == RG_OP_UNREGISTER_MANY) {
+        size_t at = (size_t)snprintf(out, n, "%s origin %" PRIu64 " ref %" PRIu64
+                                             " of",
+                                     kind_name(op->kind), (uint64_t)op->origin,
+                                     op->ref);
+        for (uint8_t i = 0; i < op->n_items && at < n; i++) {
+            const struct many_item *it = &op->items[i];
+            describe_pid(pid, sizeof pid, it->pid);
+            describe_pid(rep, sizeof rep, it->replace);
+            at += (size_t)(op->kind == RG_OP_UNREGISTER_MANY
+                               ? snprintf(out + at, n - at, " hot/%u", it->name)
+                               : snprintf(out + at, n - at,
+                                          " (hot/%u pid %s meta \"%s\" replace %s)",
+                                          it->name, pid, metas[it->meta], rep));
+        }
+        return;
+    }
+    snprintf(out, n, "%s hot/%u pid %s meta \"%s\" replace %s%s version %" PRIu64
+             " origin %" PRIu64 " ref %" PRIu64,
              kind_name(op->kind), op->name, pid, metas[op->meta], rep,
              op->flag ? (op->kind == RG_OP_GROUP_DEL ? " all" : " if_absent") : "",
-             (uint64_t)op->origin, op->ref);
+             op->version, (uint64_t)op->origin, op->ref);
 }
 
 /* ---- batches and per-index records --------------------------------------- */
@@ -909,6 +1021,7 @@ struct stats {
     unsigned long group_rows_max, group_values_max, meta_rows_max;
     unsigned long snapshots, restores, faults, elections, quiesces;
     unsigned long commit_regressions, snapshots_refused;
+    unsigned long cas_ok, cas_no, many_ops, versions_max;
     unsigned long role_changes, config_fixes, installs_dropped, reanchored,
         terms_fixed;
     raft_time sim_ms;
@@ -930,6 +1043,8 @@ struct sim {
     size_t cap_recs;
     raft_index model_index; /* highest index the model has accounted for */
     struct mstate model;    /* state at model_index */
+    struct mstate guess;    /* the names as the model, then the batches
+                               planned since it last moved (plan_cas) */
     struct mdedup mdedup;   /* de-duplication set at model_index */
     struct dsec *dsecs;     /* every encoded set a record refers to */
     size_t n_dsecs, cap_dsecs;
@@ -1035,7 +1150,31 @@ static void encode_op(struct rg_wbuf *w, const struct world *wd,
         op.any_creation = p->any;
         op.creation = p->creation;
     }
+    op.version = p->version;
+    struct rg_wbuf items;
+    rg_wbuf_init(&items);
+    if (p->kind == RG_OP_REGISTER_MANY || p->kind == RG_OP_UNREGISTER_MANY) {
+        op.key = NULL;
+        op.key_len = 0;
+        for (uint8_t i = 0; i < p->n_items; i++) {
+            const struct many_item *it = &p->items[i];
+            const struct term *name = &wd->names[it->name];
+            rg_wbuf_blob(&items, name->b, name->n);
+            if (p->kind == RG_OP_REGISTER_MANY) {
+                const struct term *rep = it->replace < 0 ? NULL : &wd->pids[it->replace];
+                rg_wbuf_blob(&items, wd->pids[it->pid].b, wd->pids[it->pid].n);
+                rg_wbuf_blob(&items, metas[it->meta], strlen(metas[it->meta]));
+                rg_wbuf_blob(&items, rep == NULL ? NULL : rep->b,
+                             rep == NULL ? 0 : rep->n);
+            }
+        }
+        op.count = p->n_items;
+        op.items = items.data;
+        op.items_len = (uint32_t)items.len;
+        w->oom = w->oom || items.oom;
+    }
     rg_op_encode(w, &op, true);
+    rg_wbuf_free(&items);
 }
 
 /* A fresh op's ref: (batch id + 1) * REF_STRIDE + k. The first op of a
@@ -1173,7 +1312,15 @@ static long model_commit(struct sim *s, const struct server *sv,
         s->st.replies_no += b->exp[k].result == RG_RES_NO;
         s->st.copies_skipped += b->exp[k].skipped;
         s->st.settles += b->ops[k].kind == RG_OP_SETTLE;
+        if (b->ops[k].kind == RG_OP_SET_META_IF_VERSION && !b->exp[k].skipped) {
+            s->st.cas_ok += b->exp[k].result == RG_RES_OK;
+            s->st.cas_no += b->exp[k].result == RG_RES_NO;
+        }
+        s->st.many_ops += (b->ops[k].kind == RG_OP_REGISTER_MANY ||
+                           b->ops[k].kind == RG_OP_UNREGISTER_MANY) &&
+                          !b->exp[k].skipped;
     }
+    s->st.versions_max = max_ul(s->st.versions_max, (unsigned long)s->model.seq);
     uint64_t total = mdedup_total(&s->mdedup);
     s->st.dedup_max = total > s->st.dedup_max ? total : s->st.dedup_max;
     note_table_sizes(&s->st, &s->model);
@@ -1184,6 +1331,7 @@ static long model_commit(struct sim *s, const struct server *sv,
     r->batch = (uint32_t)id;
     r->dsec = dsec;
     r->after = s->model;
+    s->guess = s->model;
     s->model_index = idx;
     s->st.committed++;
     return id;
@@ -1257,28 +1405,63 @@ static long admit_entry(struct sim *s, const struct server *sv, raft_index idx,
 
 /* ---- check (b): the FSM against the model -------------------------------- */
 
+/* The payload the model expects, restated from cmd.h: a pid (or nothing),
+ * an entry [blob pid][u64 version][meta bytes], or REGISTER_MANY's [u8
+ * result][blob holder] per name. */
+static void expected_payload(const struct world *wd, const struct expect *e,
+                             struct rg_wbuf *w)
+{
+    if (e->shape == SHAPE_ANSWERS) {
+        for (uint8_t i = 0; i < e->n_items; i++) {
+            int h = e->item_holder[i];
+            rg_wbuf_u8(w, e->item_result[i]);
+            rg_wbuf_blob(w, h < 0 ? NULL : wd->pids[h].b, h < 0 ? 0 : wd->pids[h].n);
+        }
+    } else if (e->shape == SHAPE_ENTRY) {
+        rg_wbuf_blob(w, wd->pids[e->payload].b, wd->pids[e->payload].n);
+        rg_wbuf_u64(w, e->version);
+        rg_wbuf_put(w, metas[e->meta], strlen(metas[e->meta]));
+    } else if (e->payload >= 0) {
+        rg_wbuf_put(w, wd->pids[e->payload].b, wd->pids[e->payload].n);
+    }
+}
+
 static void check_reply(struct sim *s, const struct server *sv,
                         raft_index idx, const struct batch *b, uint32_t k,
                         struct rg_rbuf *r)
 {
-    char op[160], got_pid[32], want_pid[32];
+    char op[400], got_pid[32], want_pid[32];
     const struct expect *e = &b->exp[k];
     uint64_t ref = rg_rbuf_u64(r);
     uint8_t result = rg_rbuf_u8(r);
     uint32_t plen = 0;
-    const uint8_t *payload = rg_rbuf_blob(r, RG_PID_MAX, &plen);
-    int got = plen == 0 ? -1 : find_pid(&s->world, payload, plen);
-    if (plen > 0 && got < 0) {
-        got = -2;
+    const uint8_t *payload = rg_rbuf_blob(r, RG_FRAME_MAX, &plen);
+    struct rg_wbuf want;
+    rg_wbuf_init(&want);
+    expected_payload(&s->world, e, &want);
+    if (want.oom) {
+        fprintf(stderr, "sim_raft: out of memory\n");
+        exit(EXIT_USAGE);
     }
     uint64_t want_ref = b->ops[k].ref;
-    if (rg_rbuf_ok(r) && ref == want_ref && result == e->result &&
-        got == e->payload) {
+    bool ok = rg_rbuf_ok(r) && ref == want_ref && result == e->result &&
+              same(payload, plen, want.data, want.len);
+    size_t diff = first_difference(payload, plen, want.data, want.len);
+    size_t want_len = want.len;
+    rg_wbuf_free(&want);
+    if (ok) {
         return;
     }
     describe_op(op, sizeof op, &b->ops[k]);
-    describe_pid(got_pid, sizeof got_pid, got);
-    describe_pid(want_pid, sizeof want_pid, e->payload);
+    if (e->shape == SHAPE_PID) {
+        int got = plen == 0 ? -1 : find_pid(&s->world, payload, plen);
+        describe_pid(got_pid, sizeof got_pid, plen > 0 && got < 0 ? -2 : got);
+        describe_pid(want_pid, sizeof want_pid, e->payload);
+    } else {
+        snprintf(got_pid, sizeof got_pid, "%" PRIu32 " bytes", plen);
+        snprintf(want_pid, sizeof want_pid, "%zu bytes, from byte %zu", want_len,
+                 diff);
+    }
     fail(s, "(b) index %llu, server %u, op %u [%s]: FSM replied ref %" PRIu64
             " %s %s, model expects ref %" PRIu64 " %s %s",
          (unsigned long long)idx, sv->i, k, op, ref, result_name(result),
@@ -1418,11 +1601,18 @@ static void replay_changes(struct sim *s, struct server *sv, raft_index idx)
     }
 }
 
-/* Does the FSM's name table hold exactly the model's names? Says why not. */
+/* Does the FSM's name table hold exactly the model's names, each at the
+ * model's version, and has it given the same last version? Says why not. */
 static bool names_match(const struct world *w, const struct rg_fsm *f,
                         const struct mstate *m, char *why, size_t n)
 {
     size_t count = 0;
+    if (f->version_seq != m->seq) {
+        snprintf(why, n, "the FSM's last version given is %" PRIu64 ", the "
+                         "model's %" PRIu64,
+                 f->version_seq, m->seq);
+        return false;
+    }
     for (int i = 0; i < N_NAMES; i++) {
         const struct rg_entry *e =
             rg_table_get(&f->table, w->names[i].b, w->names[i].n);
@@ -1439,6 +1629,12 @@ static bool names_match(const struct world *w, const struct rg_fsm *f,
             snprintf(why, n, "name hot/%d: FSM holds %s meta %d, model %s "
                              "meta %d",
                      i, a, meta, b, h >= 0 ? m->meta[i] : 0);
+            return false;
+        }
+        if (h >= 0 && e->version != m->version[i]) {
+            snprintf(why, n, "name hot/%d: FSM's version %" PRIu64 ", the "
+                             "model's %" PRIu64,
+                     i, e->version, m->version[i]);
             return false;
         }
         count += h >= 0;
@@ -1650,8 +1846,9 @@ static void expected_meta(const struct world *wd, const struct mstate *m,
 }
 
 /* The snapshot docs/protocol.md specifies for the model's state at idx:
- * magic, the names table (row count, rows sorted by name bytes), the
- * groups and metadata tables, the set's section. */
+ * magic, the last version given, the names table (row count, rows sorted
+ * by name bytes, each ending in its version), the groups and metadata
+ * tables, the set's section. */
 static void expected_snapshot(struct sim *s, raft_index idx,
                               struct rg_wbuf *w)
 {
@@ -1663,6 +1860,7 @@ static void expected_snapshot(struct sim *s, raft_index idx,
         rows += m->holder[i] >= 0;
     }
     rg_wbuf_u32(w, SNAPSHOT_MAGIC);
+    rg_wbuf_u64(w, m->seq);
     rg_wbuf_u64(w, rows);
     for (int j = 0; j < N_NAMES; j++) {
         int i = wd->name_order[j], h = m->holder[i];
@@ -1670,6 +1868,7 @@ static void expected_snapshot(struct sim *s, raft_index idx,
             rg_wbuf_blob(w, wd->names[i].b, wd->names[i].n);
             rg_wbuf_blob(w, wd->pids[h].b, wd->pids[h].n);
             rg_wbuf_blob(w, metas[m->meta[i]], strlen(metas[m->meta[i]]));
+            rg_wbuf_u64(w, m->version[i]);
         }
     }
     expected_groups(wd, m, w);
@@ -2008,6 +2207,49 @@ static void plan_group(struct sim *s, struct plan_op *op, bool add)
     op->flag = !add && rng_below(&s->rng, 4) == 0;
 }
 
+/* SET_META_IF_VERSION at the version s->guess gives the name (the
+ * committed state and the batches planned since: most often; it may have
+ * moved on by the time the op commits), one before or after it, 0, or any
+ * up to the last given; by the holder three times in four. */
+static void plan_cas(struct sim *s, struct plan_op *op)
+{
+    const struct mstate *m = &s->guess;
+    int8_t h = m->holder[op->name];
+    uint64_t v = h >= 0 ? m->version[op->name] : m->seq;
+    unsigned roll = rng_below(&s->rng, 20);
+    op->kind = RG_OP_SET_META_IF_VERSION;
+    op->pid = h >= 0 && rng_below(&s->rng, 4) ? h : random_pid(s);
+    op->meta = (int8_t)rng_below(&s->rng, N_META);
+    op->version = roll < 12 ? v
+                  : roll < 15 ? v - (v > 0)
+                  : roll < 17 ? v + 1
+                  : roll < 18 ? 0
+                              : rng_next(&s->rng) % (m->seq + 2);
+}
+
+/* REGISTER_MANY or UNREGISTER_MANY of 1..MANY_ITEMS names (a name may
+ * come twice), each registration as plan_name_op draws a REGISTER's. */
+static void plan_many(struct sim *s, struct plan_op *op, bool reg)
+{
+    op->kind = reg ? RG_OP_REGISTER_MANY : RG_OP_UNREGISTER_MANY;
+    op->n_items = (uint8_t)(1 + rng_below(&s->rng, MANY_ITEMS));
+    for (uint8_t i = 0; i < op->n_items; i++) {
+        struct many_item *it = &op->items[i];
+        it->name = (uint8_t)rng_below(&s->rng, N_NAMES);
+        it->pid = -1;
+        it->replace = -1;
+        it->meta = 0;
+        if (reg) {
+            it->pid = rng_below(&s->rng, 3) ? random_pid(s)
+                                            : owner_guess(s, it->name);
+            it->meta = (int8_t)rng_below(&s->rng, N_META);
+            if (rng_below(&s->rng, 3) == 0) {
+                it->replace = owner_guess(s, it->name);
+            }
+        }
+    }
+}
+
 /* An op on the unique names (k < 56 of plan_one's 100). */
 static void plan_name_op(struct sim *s, struct plan_op *op, unsigned k)
 {
@@ -2036,7 +2278,7 @@ static void plan_name_op(struct sim *s, struct plan_op *op, unsigned k)
 static struct plan_op plan_one(struct sim *s)
 {
     struct plan_op op;
-    unsigned k = rng_below(&s->rng, 100);
+    unsigned k = rng_below(&s->rng, 122);
     memset(&op, 0, sizeof op);
     op.name = (uint8_t)rng_below(&s->rng, N_NAMES);
     /* Mostly a server of the cluster (its FSM answers), sometimes an id no
@@ -2057,8 +2299,14 @@ static struct plan_op plan_one(struct sim *s)
         op.node = (uint8_t)rng_below(&s->rng, N_NODES);
         op.any = rng_below(&s->rng, 2);
         op.creation = 1 + rng_below(&s->rng, 2);
-    } else {
+    } else if (k < 100) {
         op.kind = RG_OP_READ;
+    } else if (k < 110) {
+        plan_cas(s, &op);
+    } else if (k < 114) {
+        op.kind = RG_OP_READ_ENTRY;
+    } else {
+        plan_many(s, &op, k < 119);
     }
     return op;
 }
@@ -2128,6 +2376,12 @@ static size_t new_batch(struct sim *s)
     b->n = 1 + rng_below(&s->rng, MAX_OPS);
     for (uint32_t k = 0; k < b->n; k++) {
         b->ops[k] = plan_op_at(s, id, k);
+        /* The guess as if this batch committed next, as a member's client
+         * would see it after its answer. Value lists are not its business
+         * (GROUP_ADD could pass the model's cap there). */
+        if (b->ops[k].kind != RG_OP_GROUP_ADD && b->ops[k].kind != RG_OP_SETTLE) {
+            model_apply_kind(&s->guess, &b->ops[k]);
+        }
     }
     rg_wbuf_init(&w);
     encode_batch(&w, &s->world, b, -1);
@@ -2954,6 +3208,7 @@ static void sim_init(struct sim *s, const struct options *o, uint64_t seed,
     s->snap_trailing = 1 + rng_below(&s->rng, 8);
     world_init(&s->world);
     mstate_init(&s->model);
+    s->guess = s->model;
     rec_at(s, 0)->after = s->model;
     rec_at(s, 0)->dsec = dsec_of_model(s, 0); /* the empty set */
     if ((rv = raft_fixture_init(&s->fx)) != 0) {
@@ -3168,6 +3423,10 @@ static void add_stats(struct stats *t, const struct stats *a)
     t->quiesces += a->quiesces;
     t->commit_regressions += a->commit_regressions;
     t->snapshots_refused += a->snapshots_refused;
+    t->cas_ok += a->cas_ok;
+    t->cas_no += a->cas_no;
+    t->many_ops += a->many_ops;
+    t->versions_max = max_ul(t->versions_max, a->versions_max);
     t->role_changes += a->role_changes;
     t->config_fixes += a->config_fixes;
     t->installs_dropped += a->installs_dropped;
@@ -3255,7 +3514,9 @@ static void print_summary(const struct options *o, const struct stats *t)
            "simulated: %lu batches committed of %lu submitted (%lu "
            "acknowledged, %lu lost leadership first), %lu NO replies, "
            "%lu ops re-sent, %lu copies skipped, %lu settles (at most %lu "
-           "refs remembered), at most %lu group entries (longest value "
+           "refs remembered), %lu compare-and-sets applied and %lu refused "
+           "(NO), %lu bulk ops, up to %lu versions given, "
+           "at most %lu group entries (longest value "
            "list %lu) and %lu metadata keys, "
            "%lu snapshots, %lu restores, %lu elections, %lu role changes, "
            "%lu faults, %lu heal-and-compare; libraft anomalies: %lu commit "
@@ -3270,7 +3531,8 @@ static void print_summary(const struct options *o, const struct stats *t)
                              : "3 and 5",
            o->seed, (unsigned long long)t->sim_ms / 1000, t->committed,
            t->submitted, t->acked, t->unacked, t->replies_no, t->resent,
-           t->copies_skipped, t->settles, t->dedup_max, t->group_rows_max,
+           t->copies_skipped, t->settles, t->dedup_max, t->cas_ok, t->cas_no,
+           t->many_ops, t->versions_max, t->group_rows_max,
            t->group_values_max, t->meta_rows_max, t->snapshots,
            t->restores, t->elections, t->role_changes, t->faults,
            t->quiesces, t->commit_regressions, t->snapshots_refused,
