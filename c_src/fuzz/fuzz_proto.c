@@ -4,9 +4,11 @@
  * effects. Besides memory errors (ASan/UBSan) it aborts when a decoded value
  * breaks what the daemon relies on: a START with an empty dir or a reversed
  * port range, an op whose fields are not canonical (a name, and a pid for
- * every kind that has one), a SETTLE with a ref or with below 0, or an op
- * that does not re-encode to exactly the bytes it was decoded from (which
- * also holds the flag byte of GROUP_DEL and META_PUT to 0 or 1). */
+ * every kind that has one), a SETTLE with a ref or with below 0, a
+ * REGISTER_MANY or UNREGISTER_MANY whose items are not exactly `count`
+ * (1..RG_MANY_MAX) canonical ones over its bytes, or an op that does not
+ * re-encode to exactly the bytes it was decoded from (which also holds the
+ * flag byte of GROUP_DEL and META_PUT to 0 or 1). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +45,37 @@ static bool has_pid(uint8_t kind)
 {
     return kind == RG_OP_REGISTER || kind == RG_OP_UNREGISTER_IF_OWNER ||
            kind == RG_OP_REGISTER_NEW || kind == RG_OP_SET_META_IF_OWNER ||
-           kind == RG_OP_GROUP_ADD || kind == RG_OP_GROUP_DEL;
+           kind == RG_OP_GROUP_ADD || kind == RG_OP_GROUP_DEL ||
+           kind == RG_OP_SET_META_IF_VERSION;
+}
+
+/* The items of a *_MANY op, as fsm_bulk.c will walk them. */
+static void check_items(const struct rg_op *op)
+{
+    struct rg_rbuf r;
+    struct rg_op item;
+    struct rg_pid_view v;
+    uint32_t n = 0;
+    if (op->count == 0 || op->count > RG_MANY_MAX) {
+        abort();
+    }
+    rg_rbuf_init(&r, op->items, op->items_len);
+    while (rg_many_next(&r, op->kind, &item)) {
+        n++;
+        if (!rg_canon_check(item.key, item.key_len) || item.ref != 0) {
+            abort();
+        }
+        if (op->kind == RG_OP_REGISTER_MANY &&
+            (item.kind != RG_OP_REGISTER || !rg_canon_pid(item.pid, item.pid_len, &v) ||
+             item.meta_len > RG_META_MAX ||
+             (item.replace != NULL &&
+              !rg_canon_pid(item.replace, item.replace_len, &v)))) {
+            abort();
+        }
+    }
+    if (!rg_rbuf_done(&r) || n != op->count) {
+        abort();
+    }
 }
 
 static void check_op(const struct rg_op *op, const uint8_t *from, size_t len)
@@ -60,6 +92,10 @@ static void check_op(const struct rg_op *op, const uint8_t *from, size_t len)
         if (op->ref != 0 || op->below == 0) {
             abort();
         }
+        return;
+    }
+    if (op->kind == RG_OP_REGISTER_MANY || op->kind == RG_OP_UNREGISTER_MANY) {
+        check_items(op);
         return;
     }
     if (op->kind != RG_OP_PURGE_NODE && !rg_canon_check(op->key, op->key_len)) {

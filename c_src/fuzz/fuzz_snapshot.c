@@ -2,16 +2,19 @@
  * rg_fsm_restore, into an FSM that already holds a row in each of its
  * three tables (a name, a group entry, a metadata key) and de-duplication
  * entries. A refused snapshot must leave all of them exactly as they were
- * (and `restored` unset); an accepted one must re-snapshot to bytes that
- * restore into a second FSM with the same row count in each table and
- * snapshot identically again (sorted, deterministic). Any difference
- * aborts. */
+ * (the version counter too, and `restored` unset); an accepted one must
+ * hold names of versions 1..version_seq only, re-snapshot to bytes that
+ * restore into a second FSM with the same row count in each table and the
+ * same version_seq, and snapshot identically again (sorted,
+ * deterministic); a put after it gets the version after version_seq. Any
+ * difference aborts. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
 #include "fsm.h"
+#include "limits.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -55,6 +58,54 @@ static void seed_table(struct rg_fsm *f)
     rg_wbuf_free(&w);
 }
 
+/* Every name's version is 1..version_seq. */
+static bool versions_in_range(void *arg, const struct rg_entry *e)
+{
+    const struct rg_fsm *f = arg;
+    if (e->version == 0 || e->version > f->version_seq) {
+        abort();
+    }
+    return false;
+}
+
+/* REGISTER of {y,2} after a restore: if it puts (the snapshot may hold
+ * the name: then it may answer NO or change nothing), the version is the
+ * one after the snapshot's version_seq (unless that is the largest u64,
+ * which no FSM reaches). */
+static void put_after(struct rg_fsm *f)
+{
+    static const uint8_t key[] = {104, 2, 119, 1, 'y', 97, 2};
+    static const uint8_t pid[] = {88, 119, 3, 'b', '@', 'h', 0, 0, 0, 2,
+                                  0,  0,   0, 0,   0,   0,   0, 1};
+    struct rg_wbuf w;
+    struct rg_op op;
+    size_t off;
+    memset(&op, 0, sizeof op);
+    op.kind = RG_OP_REGISTER;
+    op.key = key;
+    op.key_len = sizeof key;
+    op.pid = pid;
+    op.pid_len = sizeof pid;
+    op.meta = (const uint8_t *)"after";
+    op.meta_len = 5;
+    uint64_t seq = f->version_seq;
+    rg_wbuf_init(&w);
+    rg_entry_begin(&w, &off);
+    rg_op_encode(&w, &op, true);
+    rg_wbuf_patch_u32(&w, off, 1);
+    rg_entry_finish(&w);
+    rg_fsm_effects_reset(f);
+    if (rg_fsm_apply(f, w.data, w.len) != 0 || f->bad_entries != 0) {
+        abort();
+    }
+    const struct rg_entry *e = rg_table_get(&f->table, key, sizeof key);
+    if (f->n_changes == 1 && seq != UINT64_MAX &&
+        (f->version_seq != seq + 1 || e == NULL || e->version != seq + 1)) {
+        abort();
+    }
+    rg_wbuf_free(&w);
+}
+
 static void snapshot(const struct rg_fsm *f, uint8_t **s, size_t *n)
 {
     if (rg_fsm_snapshot(f, s, n) != 0) {
@@ -87,15 +138,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     } else {
+        rg_table_visit(&f.table, versions_in_range, &f);
         snapshot(&f, &after, &na);
         if (rg_fsm_restore(&g, after, na) != 0 ||
             g.table.count != f.table.count || g.groups.count != f.groups.count ||
-            g.meta.count != f.meta.count) {
+            g.meta.count != f.meta.count || g.version_seq != f.version_seq) {
             abort();
         }
         snapshot(&g, &again, &ng);
         same_or_abort(after, na, again, ng);
         free(again);
+        put_after(&g);
     }
     free(before);
     free(after);

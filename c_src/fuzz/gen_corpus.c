@@ -4,10 +4,13 @@
  * `gen_corpus fuzz/corpus`, creating fuzz/corpus/<target>/<seed> files:
  * port frames (START, OPS with each op kind, STOP, STATUS_REQ, ALIVE) for
  * fuzz_proto, padded log entries for fuzz_entry (one per kind, mixes of
- * the name ops and of the Registry ops on groups and metadata, and re-sent
- * copies with a SETTLE), snapshots of the FSM after those entries (all
- * three tables, with their de-duplication sections) for fuzz_snapshot, and
- * handshakes for fuzz_handshake. */
+ * the name ops and of the Registry ops on groups and metadata, re-sent
+ * copies with a SETTLE, and the atomic and bulk ops: compare-and-sets at
+ * the right and a stale version, READ_ENTRY, REGISTER_MANY with every kind
+ * of answer, UNREGISTER_MANY), snapshots of the FSM after those entries
+ * (RGS4: all three tables with the names' versions, and the
+ * de-duplication sections) for fuzz_snapshot, and handshakes for
+ * fuzz_handshake. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,10 +93,37 @@ static const uint8_t name4[] = {104, 2, 77, 0, 0, 0, 2, 3, 1, 64, 90, 0, 1,
                                 119, 1, 'n', 0, 0, 0, 1, 0, 0, 0, 7};
 
 /* The highest op kind of cmd.h: seeds cover 1..LAST_KIND. */
-#define LAST_KIND RG_OP_META_DEL
+#define LAST_KIND RG_OP_UNREGISTER_MANY
 
 static struct term names[5];
 static struct term pids[3];
+
+/* The items op_of gives REGISTER_MANY (name 0 for pid 0; name 1 for pid
+ * 1 replacing pid 0; name 0 again for pid 1, which it holds by then:
+ * NO) and UNREGISTER_MANY (names 0, 2 and 0 again); see build_items. */
+static struct rg_wbuf reg_items, unreg_items;
+
+static void item_reg(struct rg_wbuf *w, int name, int pid, int replace,
+                     const char *meta)
+{
+    rg_wbuf_blob(w, names[name].b, names[name].n);
+    rg_wbuf_blob(w, pids[pid].b, pids[pid].n);
+    rg_wbuf_blob(w, meta, strlen(meta));
+    rg_wbuf_blob(w, replace < 0 ? NULL : pids[replace].b,
+                 replace < 0 ? 0 : pids[replace].n);
+}
+
+static void build_items(void)
+{
+    rg_wbuf_init(&reg_items);
+    rg_wbuf_init(&unreg_items);
+    item_reg(&reg_items, 0, 0, -1, "\x83\x6a");
+    item_reg(&reg_items, 1, 1, 0, "");
+    item_reg(&reg_items, 0, 1, -1, "");
+    rg_wbuf_blob(&unreg_items, names[0].b, names[0].n);
+    rg_wbuf_blob(&unreg_items, names[2].b, names[2].n);
+    rg_wbuf_blob(&unreg_items, names[0].b, names[0].n);
+}
 
 static struct rg_op op_of(uint8_t kind, uint64_t ref, int name, int pid)
 {
@@ -117,6 +147,20 @@ static struct rg_op op_of(uint8_t kind, uint64_t ref, int name, int pid)
         op.pid = (const uint8_t *)"a@h";
         op.pid_len = 3;
         op.creation = 1;
+    }
+    if (kind == RG_OP_SET_META_IF_VERSION) {
+        op.version = 1;
+    }
+    if (kind == RG_OP_REGISTER_MANY || kind == RG_OP_UNREGISTER_MANY) {
+        const struct rg_wbuf *it = kind == RG_OP_REGISTER_MANY ? &reg_items
+                                                               : &unreg_items;
+        op.key = NULL;
+        op.key_len = 0;
+        op.pid = NULL;
+        op.pid_len = 0;
+        op.count = 3;
+        op.items = it->data;
+        op.items_len = (uint32_t)it->len;
     }
     if (kind == RG_OP_SETTLE) { /* ref 0; the ref given is `below` */
         memset(&op, 0, sizeof op);
@@ -165,7 +209,9 @@ static void seeds_proto(void)
                                   "unreg_owner", "set_meta", "purge",
                                   "read",     "settle",     "register_new",
                                   "set_meta_owner", "group_add", "group_del",
-                                  "meta_put", "meta_del"};
+                                  "meta_put", "meta_del", "set_meta_version",
+                                  "read_entry", "register_many",
+                                  "unregister_many"};
     struct rg_op mix[LAST_KIND];
     for (uint8_t k = RG_OP_REGISTER; k <= LAST_KIND; k++) {
         struct rg_op op = op_of(k, 100 + k, k % 5, k % 3);
@@ -184,8 +230,11 @@ static void seeds_proto(void)
     ops_frame(&w, mix, RG_OP_SETTLE);
     write_seed("fuzz_proto", "ops_mixed", &w);
     rg_wbuf_reset(&w);
-    ops_frame(&w, mix + RG_OP_SETTLE, LAST_KIND - RG_OP_SETTLE);
+    ops_frame(&w, mix + RG_OP_SETTLE, RG_OP_META_DEL - RG_OP_SETTLE);
     write_seed("fuzz_proto", "ops_registry", &w);
+    rg_wbuf_reset(&w);
+    ops_frame(&w, mix + RG_OP_META_DEL, LAST_KIND - RG_OP_META_DEL);
+    write_seed("fuzz_proto", "ops_atomic_bulk", &w);
 
     static const uint8_t stop[] = {RG_PROTO_VERSION, RG_MSG_STOP};
     static const uint8_t status[] = {RG_PROTO_VERSION, RG_MSG_STATUS_REQ};
@@ -275,6 +324,85 @@ static void seeds_registry(struct rg_fsm *f, struct rg_wbuf *w)
     snapshot_seed(f, "after_registry_purge");
 }
 
+/* A *_MANY op of the items in it (count of them). */
+static struct rg_op many_of(uint8_t kind, uint64_t ref, const struct rg_wbuf *it,
+                            uint32_t count)
+{
+    struct rg_op op = op_of(kind, ref, 0, 0);
+    op.count = count;
+    op.items = it->data;
+    op.items_len = (uint32_t)it->len;
+    return op;
+}
+
+/* The atomic and bulk ops on f, from a known state: UNREGISTER_MANY of
+ * every name (one twice); REGISTER_MANY answering OK for free names, OK for
+ * the same pid, NO with the holder for a name given earlier in the op to
+ * another pid, OK replacing a pid; READ_ENTRY of a held and a free name;
+ * SET_META_IF_VERSION at the name's version (OK), at that version again
+ * (stale: NO with the entry), by another pid (NO) and on a free name
+ * (NOT_FOUND). Then copies of the writes (skipped), the name removed and
+ * registered again (a new version) and a compare-and-set at its old
+ * version (NO). Snapshots after each entry. */
+static void seeds_bulk(struct rg_fsm *f, struct rg_wbuf *w)
+{
+    struct rg_wbuf all, reg, reg2;
+    rg_wbuf_init(&all);
+    rg_wbuf_init(&reg);
+    rg_wbuf_init(&reg2);
+    for (int i = 0; i <= 5; i++) {
+        rg_wbuf_blob(&all, names[i % 5].b, names[i % 5].n);
+    }
+    item_reg(&reg, 0, 0, -1, "\x83\x6a"); /* free: OK */
+    item_reg(&reg, 1, 1, -1, "");         /* free: OK */
+    item_reg(&reg, 1, 0, -1, "");         /* pid 1's: NO */
+    item_reg(&reg, 0, 0, -1, "");         /* its own: OK, nothing */
+    item_reg(&reg, 2, 2, 1, "");          /* free, replace moot: OK */
+    item_reg(&reg2, 1, 0, 1, "\x83\x6a"); /* replacing pid 1: OK */
+    item_reg(&reg2, 3, 1, -1, "");        /* free: OK */
+
+    uint64_t seq = f->version_seq; /* name 0 gets seq + 1, name 1 seq + 4 */
+    struct rg_op ops[10] = {
+        many_of(RG_OP_UNREGISTER_MANY, 60, &all, 6),
+        many_of(RG_OP_REGISTER_MANY, 61, &reg, 5),
+        many_of(RG_OP_REGISTER_MANY, 62, &reg2, 2),
+        op_of(RG_OP_READ_ENTRY, 63, 0, 0),
+        op_of(RG_OP_READ_ENTRY, 64, 4, 0),
+        op_of(RG_OP_SET_META_IF_VERSION, 65, 0, 0), /* right version: OK */
+        op_of(RG_OP_SET_META_IF_VERSION, 66, 0, 0), /* stale now: NO */
+        op_of(RG_OP_SET_META_IF_VERSION, 67, 1, 1), /* not the holder: NO */
+        op_of(RG_OP_SET_META_IF_VERSION, 68, 4, 0), /* free: NOT_FOUND */
+        op_of(RG_OP_READ_ENTRY, 69, 0, 0)};
+    ops[5].version = seq + 1;
+    ops[6].version = seq + 1;
+    ops[7].version = seq + 4;
+    entry_of(w, ops, 10);
+    write_seed("fuzz_entry", "atomic_bulk10", w);
+    apply_seed(f, w);
+    if (f->version_seq != seq + 6 || f->table.count != 4) {
+        die("seeds_bulk: not the state expected");
+    }
+    snapshot_seed(f, "after_atomic_bulk");
+
+    struct rg_op again[7] = {
+        ops[5], ops[1], ops[0],                     /* copies: skipped */
+        op_of(RG_OP_UNREGISTER, 70, 0, 0),
+        op_of(RG_OP_REGISTER, 71, 0, 0),            /* back: a new version */
+        op_of(RG_OP_SET_META_IF_VERSION, 72, 0, 0), /* its last one: NO */
+        op_of(RG_OP_READ_ENTRY, 63, 0, 0)};         /* never skipped */
+    again[5].version = seq + 6;
+    entry_of(w, again, 7);
+    write_seed("fuzz_entry", "atomic_bulk_retry", w);
+    apply_seed(f, w);
+    if (f->version_seq != seq + 7 || f->table.count != 4) {
+        die("seeds_bulk: not the state expected after the copies");
+    }
+    snapshot_seed(f, "after_atomic_bulk_retry");
+    rg_wbuf_free(&all);
+    rg_wbuf_free(&reg);
+    rg_wbuf_free(&reg2);
+}
+
 /* Entries for fuzz_entry; applied in order they also give the snapshots. */
 static void seeds_entry_snapshot(void)
 {
@@ -334,6 +462,7 @@ static void seeds_entry_snapshot(void)
     }
     snapshot_seed(&f, "after_retry_settle");
     seeds_registry(&f, &w);
+    seeds_bulk(&f, &w);
 
     for (uint8_t k = RG_OP_REGISTER; k <= LAST_KIND; k++) {
         struct rg_op op = op_of(k, 20 + k, k % 5, 2);
@@ -391,8 +520,11 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    build_items();
     seeds_proto();
     seeds_entry_snapshot();
     seeds_handshake();
+    rg_wbuf_free(&reg_items);
+    rg_wbuf_free(&unreg_items);
     return 0;
 }
