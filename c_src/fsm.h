@@ -7,9 +7,13 @@
  * the port after each entry; simulations just reset them.
  *
  * Results: OK (yes/ok), NO (taken; payload = holder pid; for GROUP_ADD, the
- * (key, pid) value list is full), NOT_FOUND (SET_META and SET_META_IF_OWNER
- * when the name is not held, or not by the op's pid), and for READ, OK with
- * the holder pid or an empty payload. RETRY and BAD are never
+ * (key, pid) value list is full; for SET_META_IF_VERSION, the name is not
+ * held by the op's pid at the op's version: payload = the entry as
+ * [blob pid][u64 version][meta]), NOT_FOUND (SET_META, SET_META_IF_OWNER
+ * and SET_META_IF_VERSION when the name is not held, or not by the op's
+ * pid), and for READ, OK with the holder pid or an empty payload; for
+ * READ_ENTRY, OK with the entry or an empty payload; for REGISTER_MANY, OK
+ * with [u8 result][blob holder] per name. RETRY and BAD are never
  * produced here; the node layer uses them for ops that did not commit or did
  * not decode. Ops with ref 0 (SETTLE always) get no reply.
  *
