@@ -15,10 +15,16 @@
 %% - one_way: one node set drops every raft message from another while the
 %%   reverse direction and distribution still work;
 %% - heal: every cut undone, halted nodes replaced.
+%% Each node (fresh ones too) runs a subscriber (regent:subscribe/2, filter
+%% `all') that forwards every message it gets to a recorder here; the
+%% random workload also increments a counter (update_metadata/2) whose
+%% owner lives on this node, which the nemesis never touches.
 %% See docs/testing.md for what is covered and how to run long schedules.
 -module(regent_nemesis).
 
 -export([run/1]).
+%% Called on the peers.
+-export([start_subscriber/2, incr/1]).
 
 -define(REG, nemesis_reg).
 -define(NODES, 5).
@@ -27,9 +33,12 @@
 -define(CALL_TIMEOUT, 10000).
 %% Partitions twice as likely as the other faults.
 -define(FAULT_KINDS, [kill_daemon, halt, partition, partition, one_way]).
+%% The name update_metadata/2 increments (random workload).
+-define(COUNTER, counter).
 
 %% @doc Runs one schedule and checks it. Options (all optional):
 %% seed, duration (ms of faults and load), clients, names (hot names),
+%% incrementers (clients calling update_metadata/2 on the counter),
 %% daemon (path of regentd), workload (random | owner_check_scenario),
 %% snapshots (small, the default: every 128 entries, keeping 32 | default:
 %% regent's own thresholds), fault_kinds
@@ -38,15 +47,21 @@
 -spec run(map()) -> map().
 run(Opts0) ->
     Opts = maps:merge(#{seed => 1, duration => 30000, clients => 8, names => 5,
+                        incrementers => 2,
                         daemon => default_daemon(), workload => random,
                         snapshots => small, fault_kinds => ?FAULT_KINDS}, Opts0),
-    Tabs = #{log => ets:new(nemesis_log, [public, bag, {write_concurrency, true}]),
-             nodes => ets:new(nemesis_nodes, [public, set])},
+    Tables = #{log => ets:new(nemesis_log, [public, bag, {write_concurrency, true}]),
+               nodes => ets:new(nemesis_nodes, [public, set]),
+               %% {{SubscriberNode, Seq}, Msg}, and {Node, SubscriberPid}
+               subs => ets:new(nemesis_subs, [public, ordered_set]),
+               subscribers => ets:new(nemesis_subscribers, [public, set])},
+    Tabs = Tables#{recorder => spawn_recorder(maps:get(subs, Tables))},
     try
         run_(Opts, Tabs)
     after
         [stop_peer(P) || {_, P} <- ets:tab2list(maps:get(nodes, Tabs))],
-        [ets:delete(T) || T <- maps:values(Tabs)]
+        exit(maps:get(recorder, Tabs), kill),
+        [ets:delete(T) || T <- maps:values(Tables)]
     end.
 
 run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
@@ -54,6 +69,7 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
     Nodes = [start_node(Tabs) || _ <- lists:seq(1, ?NODES)],
     regent_test_lib:mesh(Nodes),
     [ok = erpc:call(N, regent_test_lib, start_remote, [?REG, member_opts(Opts)]) || N <- Nodes],
+    [subscribe_on(Tabs, N) || N <- Nodes],
     ok = await_cluster(Tabs, 30000),
     S0 = #{opts => Opts, tabs => Tabs, risks => [], faults => [], open => []},
     S = heal(case Workload of
@@ -65,7 +81,11 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
                 _ -> await_quiet(Tabs, 60000)
             end,
     Final = final_state(Tabs),
+    %% Drained after the final tables were taken: their logs are complete.
+    Quiet =:= ok andalso flush_subscribers(Tabs, 10000),
+    [exit(P, kill) || P <- maps:get(owners, S, [])],
     Ops = [Op || {op, Op} <- ets:tab2list(maps:get(log, Tabs))],
+    Subs = subscriber_logs(Tabs),
     Risks = close_risks(S),
     %% Not quiet: each node's view, taken when it was found out.
     Views = case S of
@@ -73,10 +93,13 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
                 _ when Quiet =:= ok -> none;
                 _ -> views(Tabs)
             end,
+    T0 = now_ms(),
+    Violations = regent_history:check(Ops, Risks, Final, Subs),
     #{seed => Seed, ops => length(Ops), quiet => Quiet, views => Views,
       faults => lists:reverse(maps:get(faults, S)),
-      violations => regent_history:check(Ops, Risks, Final),
-      history => #{ops => Ops, risks => Risks, final => Final,
+      violations => Violations, check_ms => now_ms() - T0,
+      subscriptions => sub_summary(Subs), increments => incr_summary(Ops, Final),
+      history => #{ops => Ops, risks => Risks, final => Final, subs => Subs,
                    faults => lists:sort([{T, F} || {fault, T, F} <- ets:tab2list(maps:get(log, Tabs))])}}.
 
 default_daemon() ->
@@ -97,16 +120,52 @@ member_opts(#{daemon := Daemon, snapshots := Snapshots}) ->
 
 %% ---- the random workload -------------------------------------------------
 
-random_run(#{opts := #{seed := Seed, clients := K, duration := Ms} = Opts,
+random_run(#{opts := #{seed := Seed, clients := K, incrementers := J, duration := Ms} = Opts,
              tabs := Tabs} = S0) ->
+    Owner = counter_owner(Tabs),
     Clients = [spawn_monitor(fun() -> client(Seed, I, Opts, Tabs) end)
-               || I <- lists:seq(1, K)],
+               || I <- lists:seq(1, K)]
+        ++ [spawn_monitor(fun() -> incrementer(Seed, I, Tabs) end)
+            || I <- lists:seq(K + 1, K + J)],
     Deadline = now_ms() + Ms,
-    S = nemesis(S0, Deadline),
+    S = nemesis(S0#{owners => [Owner]}, Deadline),
     [C ! stop || {C, _} <- Clients],
     [receive {'DOWN', M, process, C, Why} -> normal = Why end
      || {C, M} <- Clients],
     S.
+
+%% The counter's owner: a process on this node, which no fault reaches
+%% (the nemesis halts and cuts only the cluster's nodes, and this node
+%% stays connected to all of them), so no purge can remove its name. It
+%% ends with the run's process.
+counter_owner(Tabs) ->
+    Run = self(),
+    Owner = spawn(fun() -> M = monitor(process, Run), receive {'DOWN', M, _, _, _} -> ok end end),
+    Node = hd(live_nodes(Tabs)),
+    yes = call(Tabs, register, Node, ?COUNTER, Owner, regent, register_name,
+               [{?REG, ?COUNTER}, Owner, 0]),
+    Owner.
+
+%% Increments the counter on random live nodes: each call's answer is
+%% recorded (an exception, e.g. regent_unavailable or a timeout, is
+%% indeterminate).
+incrementer(Seed, I, Tabs) ->
+    rand:seed(exsss, {Seed, I, 103}),
+    incrementer_loop(Tabs).
+
+incrementer_loop(Tabs) ->
+    receive
+        stop -> ok
+    after rand:uniform(40) ->
+            Node = pick(live_nodes(Tabs)),
+            call(Tabs, incr, Node, ?COUNTER, undefined, regent, update_metadata,
+                 [{?REG, ?COUNTER}, fun ?MODULE:incr/1]),
+            incrementer_loop(Tabs)
+    end.
+
+%% @private The update, run on the peer that update_metadata/2 is called on.
+-spec incr(integer()) -> integer().
+incr(V) -> V + 1.
 
 client(Seed, I, #{names := Names} = Opts, Tabs) ->
     rand:seed(exsss, {Seed, I, 101}),
@@ -159,6 +218,99 @@ kill(#{log := Log}, P) ->
     exit(P, kill),
     ets:insert(Log, {op, #{f => kill, pid => P, invoke => T, complete => T,
                            result => ok}}).
+
+%% ---- subscribers ----------------------------------------------------------
+
+%% Stores what the subscribers forward, in the order each one sent it.
+spawn_recorder(Tab) ->
+    spawn(fun() -> recorder(Tab, 0) end).
+
+recorder(Tab, N) ->
+    receive
+        {sub, Id, Msg} ->
+            ets:insert(Tab, {{Id, N}, Msg}),
+            recorder(Tab, N + 1)
+    end.
+
+%% A subscriber on Node (filter all), named by its node.
+subscribe_on(#{recorder := Rec, subscribers := T}, Node) ->
+    Pid = erpc:call(Node, ?MODULE, start_subscriber, [Rec, Node]),
+    ets:insert(T, {Node, Pid}).
+
+%% @private On a peer: starts a subscriber and returns once it has
+%% subscribed (or failed to).
+-spec start_subscriber(pid(), node()) -> pid().
+start_subscriber(Rec, Id) ->
+    Self = self(),
+    Pid = spawn(fun() -> subscriber(Rec, Id, Self) end),
+    receive {subscribed, Pid} -> Pid after 10000 -> error(no_subscription) end.
+
+%% Forwards each resync and event; its log ends when the member goes (a
+%% restarted member would not know the subscription) or when drained.
+subscriber(Rec, Id, Parent) ->
+    MRef = monitor(process, ?REG),
+    case catch regent:subscribe(?REG, all) of
+        {ok, Ref} ->
+            Parent ! {subscribed, self()},
+            subscriber_loop(Rec, Id, Ref, MRef);
+        Other ->
+            Rec ! {sub, Id, {subscribe_failed, Other}},
+            Parent ! {subscribed, self()}
+    end.
+
+subscriber_loop(Rec, Id, Ref, MRef) ->
+    receive
+        {regent_resync, Ref, I, Es} ->
+            Rec ! {sub, Id, {resync, I, Es}},
+            subscriber_loop(Rec, Id, Ref, MRef);
+        {regent_event, Ref, I, E} ->
+            Rec ! {sub, Id, {event, I, E}},
+            subscriber_loop(Rec, Id, Ref, MRef);
+        {'DOWN', MRef, process, _, Why} ->
+            Rec ! {sub, Id, {member_down, Why}};
+        {flush, Applied} ->
+            %% The member had told us of the entries up to Applied before
+            %% its status said so: they are in the mailbox ahead of this.
+            Rec ! {sub, Id, {flushed, Applied}}
+    end.
+
+%% Drains the subscribers of the live nodes, each with the index its
+%% member had applied when asked (so its log must hold every event up to
+%% there), and waits for the recorder to have stored their last message.
+flush_subscribers(#{subscribers := T, subs := Subs} = Tabs, Ms) ->
+    Live = [{N, P} || {N, P} <- ets:tab2list(T), lists:member(N, live_nodes(Tabs))],
+    [P ! {flush, maps:get(applied_index, erpc:call(N, regent, status, [?REG]))}
+     || {N, P} <- Live],
+    wait_until(fun() ->
+                       lists:all(fun({N, _}) -> ets:match(Subs, {{N, '_'}, {flushed, '_'}}) =/= [] end,
+                                 Live)
+               end, Ms).
+
+%% One log per subscriber: what it forwarded, in order.
+subscriber_logs(#{subs := Subs}) ->
+    ByNode = lists:foldl(fun({{N, _}, Msg}, Acc) ->
+                                 maps:update_with(N, fun(L) -> [Msg | L] end, [Msg], Acc)
+                         end, #{}, lists:reverse(ets:tab2list(Subs))),
+    [#{sub => N, node => N, log => Log} || {N, Log} <- lists:sort(maps:to_list(ByNode))].
+
+sub_summary(Subs) ->
+    Msgs = lists:append([L || #{log := L} <- Subs]),
+    #{subscribers => length(Subs), events => length([e || {event, _, _} <- Msgs]),
+      resyncs => length([r || {resync, _, _} <- Msgs]),
+      drained => length([f || #{log := L} <- Subs, element(1, lists:last([{none} | L])) =:= flushed])}.
+
+incr_summary(Ops, #{counters := Counters}) ->
+    case [R || #{f := incr, result := R} <- Ops] of
+        [] -> none;
+        Rs -> incr_counts(Rs, maps:get(?COUNTER, Counters, #{}))
+    end.
+
+incr_counts(Rs, Final) ->
+    #{ok => length([x || {ok, _} <- Rs]),
+      conflict => length([x || {error, {conflict, _}} <- Rs]),
+      not_registered => length([x || {error, not_registered} <- Rs]),
+      indeterminate => length([x || {error, {C, _}} <- Rs, C =/= conflict]),
+      final => Final}.
 
 %% ---- the nemesis -----------------------------------------------------------
 
@@ -216,6 +368,7 @@ heal(#{tabs := Tabs, opts := Opts} = S) ->
     Fresh = [start_node(Tabs) || _ <- lists:seq(1, ?NODES - length(Live))],
     regent_test_lib:mesh(Live ++ Fresh),
     [ok = erpc:call(N, regent_test_lib, start_remote, [?REG, member_opts(Opts)]) || N <- Fresh],
+    [subscribe_on(Tabs, N) || N <- Fresh],
     Now = now_us(),
     ets:insert(maps:get(log, Tabs), {fault, Now, {heal, Fresh}}),
     S#{open => [], risks => [R#{to => Now} || R <- maps:get(open, S)] ++ maps:get(risks, S),
@@ -350,7 +503,14 @@ final_state(Tabs) ->
                              || N <- Live]),
     Pids = lists:usort([P || Rows <- maps:values(Tables), {_, P} <- Rows]),
     #{tables => Tables, dead => [P || P <- Pids, not alive(Tabs, P)],
-      membership => #{members => leader_members(Live), live => Live, voters => ?VOTERS}}.
+      membership => #{members => leader_members(Live), live => Live, voters => ?VOTERS},
+      counters => #{?COUNTER => maps:from_list([{N, counter_value(N)} || N <- Live])}}.
+
+counter_value(N) ->
+    case erpc:call(N, regent, get_metadata, [{?REG, ?COUNTER}]) of
+        {ok, V} -> V;
+        {error, not_registered} -> undefined
+    end.
 
 %% The configuration as the leader's member knows it ([] without a leader,
 %% which the membership rule reports as every live member missing).
@@ -361,6 +521,8 @@ leader_members(Live) ->
     catch _:_ -> []
     end.
 
+alive(_Tabs, P) when node(P) =:= node() ->
+    is_process_alive(P); % the counter's owner
 alive(Tabs, P) ->
     lists:member(node(P), live_nodes(Tabs)) andalso
         erpc:call(node(P), erlang, is_process_alive, [P]).

@@ -1,6 +1,7 @@
 %% The nemesis test (regent_nemesis) and its checker (regent_history):
 %% - the checker catches violations planted in small synthetic histories and
-%%   passes clean ones;
+%%   passes clean ones (registrations; subscriptions' logs and a counter's
+%%   increments);
 %% - with regentd built with a known bug (unregister-if-owner skips the owner
 %%   check), a scripted schedule produces a history the checker rejects,
 %%   and the same schedule passes with the real regentd;
@@ -15,14 +16,14 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
--export([checker_synthetic/1, checker_catches_injected_bug/1,
+-export([checker_synthetic/1, checker_synthetic_events/1, checker_catches_injected_bug/1,
          scripted_schedule_passes/1, random_schedules/1]).
 
 suite() -> [{timetrap, {minutes, 30}}].
 
 all() ->
-    [checker_synthetic, checker_catches_injected_bug, scripted_schedule_passes,
-     random_schedules].
+    [checker_synthetic, checker_synthetic_events, checker_catches_injected_bug,
+     scripted_schedule_passes, random_schedules].
 
 init_per_suite(Config) ->
     ok = regent_test_lib:start_distribution(),
@@ -93,6 +94,109 @@ checker_synthetic(_Config) ->
     [P ! stop || P <- [P1, P2]],
     ok.
 
+%% Subscriptions' logs and a counter's increments: clean histories pass,
+%% each planted violation is caught under its own name.
+checker_synthetic_events(_Config) ->
+    [Pa, Pb, Pc, Owner] = Pids = [spawn(fun() -> receive stop -> ok end end) || _ <- [1, 2, 3, 4]],
+    Kinds = fun(Ops, F, Subs) ->
+                    lists:usort([K || {K, _, _} <- regent_history:check(Ops, [], F, Subs)])
+            end,
+    %% The log: the counter registered with 0 before index 9; a and b
+    %% registered in one entry (10), the counter incremented (12), a
+    %% unregistered (13), the counter incremented and c registered in one
+    %% entry (15), the counter incremented again (17).
+    Log = [{10, {register, a, Pa, undefined}}, {10, {register, b, Pb, undefined}},
+           {12, {update, counter, Owner, 1}},
+           {13, {unregister, a, Pa, undefined}},
+           {15, {update, counter, Owner, 2}}, {15, {register, c, Pc, undefined}},
+           {17, {update, counter, Owner, 3}}],
+    Ev = fun(Es) -> [{event, I, E} || {I, E} <- Es] end,
+    Between = fun(Lo, Hi) -> [X || {I, _} = X <- Log, I > Lo, I =< Hi] end,
+    At9 = [{counter, Owner, 0}],
+    At12 = [{counter, Owner, 1}, {a, Pa, undefined}, {b, Pb, undefined}],
+    At15 = [{counter, Owner, 2}, {b, Pb, undefined}, {c, Pc, undefined}],
+    End = [{b, Pb}, {c, Pc}, {counter, Owner}],
+    Sub = fun(N, Msgs) -> #{sub => N, node => N, log => Msgs} end,
+    %% From the start to the end, drained when its member had applied 18.
+    Whole = Sub(n1, [{resync, 9, At9} | Ev(Log)] ++ [{flushed, 18}]),
+    %% A gap (say its mailbox overflowed, or its daemon restarted) and a
+    %% resync, drained.
+    Gap = Sub(n2, [{resync, 9, At9} | Ev(Between(9, 13))] ++ [{resync, 15, At15}]
+                  ++ Ev(Between(15, 17)) ++ [{flushed, 17}]),
+    %% Joined late; its member went down at the end.
+    Late = Sub(n3, [{resync, 12, At12} | Ev(Between(12, 17))] ++ [{member_down, killed}]),
+    %% Its node halted in the middle of entry 10: only a prefix of 10.
+    Cut = Sub(n4, [{resync, 9, At9}, {event, 10, {register, a, Pa, undefined}}]),
+    %% A subscriber that could not subscribe.
+    Failed = Sub(n5, [{subscribe_failed, {'EXIT', noproc}}]),
+    Tables = fun(Rows) -> #{tables => #{n1 => Rows, n2 => Rows}, dead => []} end,
+    Clean = [Whole, Gap, Late, Cut, Failed],
+    [] = Kinds([], Tables(End), Clean),
+    %% A lost event: another subscriber without a resync since missed the
+    %% counter's update at 15 (the later update still applies); its table
+    %% at 15 then also differs from n2's resync there.
+    Lost = Sub(n6, [{resync, 9, At9} | Ev(Log -- [{15, {update, counter, Owner, 2}}])]),
+    [lost_event, resync_mismatch] = Kinds([], Tables(End), Clean ++ [Lost]),
+    %% The last entry's event missed by a subscriber drained after its
+    %% member applied it: nothing else differs.
+    LostLast = Sub(n6, [{resync, 9, At9} | Ev(Between(9, 15))] ++ [{flushed, 17}]),
+    [lost_event] = Kinds([], Tables(End), Clean ++ [LostLast]),
+    %% ... but drained before, it may not have been told yet.
+    [] = Kinds([], Tables(End), Clean ++ [LostLast#{log := [{resync, 9, At9} | Ev(Between(9, 15))]
+                                                             ++ [{flushed, 16}]}]),
+    %% A reordered pair within one entry, and across two entries.
+    Swap = fun(X, Y) -> fun(L) -> [case E of X -> Y; Y -> X; _ -> E end || E <- L] end end,
+    SwapIn10 = Swap({10, {register, a, Pa, undefined}}, {10, {register, b, Pb, undefined}}),
+    [reordered_event] = Kinds([], Tables(End), Clean ++ [Sub(n6, [{resync, 9, At9} | Ev(SwapIn10(Log))])]),
+    Swap12And13 = Swap({12, {update, counter, Owner, 1}}, {13, {unregister, a, Pa, undefined}}),
+    [reordered_event] = Kinds([], Tables(End), Clean ++ [Sub(n6, [{resync, 9, At9} | Ev(Swap12And13(Log))])]),
+    %% A duplicated event.
+    [duplicate_event] = Kinds([], Tables(End),
+                              Clean ++ [Sub(n6, [{resync, 9, At9} | Ev(Log ++ [{17, {update, counter, Owner, 3}}])])]),
+    %% An event before any resync.
+    [missing_resync] = Kinds([], Tables(End), Clean ++ [Sub(n6, Ev(Between(12, 17)))]),
+    %% An event that does not apply to the resync's entries (a register of
+    %% a name held), alone so that nothing else sees index 10.
+    [event_mismatch] = Kinds([], Tables(End),
+                             [Sub(n6, [{resync, 9, [{a, Pb, undefined}]} | Ev(Between(9, 10))])]),
+    %% A resync whose entries are not the table as of its index (the
+    %% counter's value at 12 was 1).
+    BadResync = Sub(n6, [{resync, 12, [{counter, Owner, 0}, {a, Pa, undefined}, {b, Pb, undefined}]}
+                         | Ev(Between(12, 17))]),
+    [resync_mismatch] = Kinds([], Tables(End), Clean ++ [BadResync]),
+    %% A drained subscriber's table differs from its node's final table.
+    [final_mismatch] = Kinds([], #{tables => #{n1 => End -- [{c, Pc}]}, dead => []}, [Whole]),
+    %% The counter: registered with 0, incremented by update_metadata/2.
+    Reg = #{f => register, name => counter, pid => Owner, invoke => 0, complete => 1, result => yes},
+    Inc = fun(I, R) -> #{f => incr, name => counter, node => n1, invoke => I, complete => I + 5,
+                         result => R} end,
+    Incs = [Inc(10, {ok, 1}), Inc(20, {ok, 2}), Inc(21, {error, {conflict, 64}}),
+            Inc(30, {error, {exit, {timeout, x}}}), Inc(40, {ok, 3})],
+    Counter = fun(Vs) -> #{tables => #{n1 => [{counter, Owner}]}, dead => [],
+                           counters => #{counter => Vs}} end,
+    %% Three acknowledged, one indeterminate: 3 or 4, on every node.
+    [] = Kinds([Reg | Incs], Counter(#{n1 => 3, n2 => 4}), []),
+    [lost_increment] = Kinds([Reg | Incs], Counter(#{n1 => 3, n2 => 2}), []),
+    [extra_increment] = Kinds([Reg | Incs], Counter(#{n1 => 5}), []),
+    %% A conflict is no effect: without the indeterminate call, 4 is one too many.
+    [extra_increment] = Kinds([Reg | Incs -- [Inc(30, {error, {exit, {timeout, x}}})]],
+                              Counter(#{n1 => 4}), []),
+    %% The counter gone at the end.
+    [lost, lost_increment] = Kinds([Reg | Incs], #{tables => #{n1 => []}, dead => [],
+                                                    counters => #{counter => #{n1 => undefined}}}, []),
+    [duplicate_increment] = Kinds([Reg, Inc(10, {ok, 1}), Inc(11, {ok, 1}), Inc(20, {ok, 2})],
+                                  Counter(#{n1 => 3}), []),
+    %% An acknowledged value above the final one (within the bounds: two
+    %% indeterminate calls may have counted before it): a later write
+    %% went back.
+    Two = [Inc(10, {error, {exit, {timeout, x}}}), Inc(11, {error, {exit, {timeout, y}}})],
+    [lost_increment] = Kinds([Reg, Inc(20, {ok, 3}) | Two], Counter(#{n1 => 2}), []),
+    [] = Kinds([Reg, Inc(20, {ok, 3}) | Two], Counter(#{n1 => 3}), []),
+    %% not_registered while the owner held the name throughout.
+    [stale_read] = Kinds([Reg, Inc(10, {error, not_registered})], Counter(#{n1 => 0}), []),
+    [P ! stop || P <- Pids],
+    ok.
+
 %% ---- the injected bug ----------------------------------------------------
 
 checker_catches_injected_bug(Config) ->
@@ -139,8 +243,10 @@ fault_kind("partition") -> partition;
 fault_kind("one_way") -> one_way.
 
 report(#{seed := Seed, ops := Ops, faults := Faults, violations := V, quiet := Quiet} = R, Config) ->
-    ct:pal("seed ~p: ~p ops, ~p faults, quiet: ~p, ~p violations~nfaults: ~p",
-           [Seed, Ops, length(Faults), Quiet, length(V), [F || {F, _} <- Faults]]),
+    ct:pal("seed ~p: ~p ops, ~p faults, quiet: ~p, ~p violations (checked in ~p ms)~n"
+           "subscriptions: ~p~nincrements: ~p~nfaults: ~p",
+           [Seed, Ops, length(Faults), Quiet, length(V), maps:get(check_ms, R),
+            maps:get(subscriptions, R), maps:get(increments, R), [F || {F, _} <- Faults]]),
     Quiet =/= ok andalso
         ct:pal("NOT QUIET (~p: no single cluster 30 s after a heal, or no single "
                "table 60 s after the last); views: ~p", [Quiet, maps:get(views, R)]),
