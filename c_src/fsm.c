@@ -227,10 +227,6 @@ static int apply_set_meta(struct rg_fsm *f, struct rg_op *op)
     return rv;
 }
 
-struct purge_ctx {
-    struct rg_fsm *f;
-    const struct rg_op *op;
-};
 
 bool rg_fsm_pid_on_node(const uint8_t *p, size_t len, const struct rg_op *op)
 {
@@ -240,22 +236,33 @@ bool rg_fsm_pid_on_node(const uint8_t *p, size_t len, const struct rg_op *op)
            (op->any_creation || v.creation == op->creation);
 }
 
-static bool purge_visit(void *arg, const struct rg_entry *e)
+static bool purged(void *arg, const struct rg_entry *e)
 {
-    struct purge_ctx *c = arg;
-    if (!rg_fsm_pid_on_node(rg_entry_pid(e), e->pid_len, c->op)) {
-        return false;
-    }
-    note_del(c->f, rg_entry_key(e), e->key_len, RG_CHANGE_DEL_PURGE);
-    return true;
+    return rg_fsm_pid_on_node(rg_entry_pid(e), e->pid_len, arg);
 }
 
-static void apply_purge(struct rg_fsm *f, const struct rg_op *op)
+/* The node's names go in key order, the same on every server, so that
+ * every member reports them (and every subscriber hears of them) in the
+ * same order: the hash table's order differs between daemons (found by the
+ * nemesis' subscription rule). */
+static int apply_purge(struct rg_fsm *f, const struct rg_op *op)
 {
-    struct purge_ctx c = {f, op};
-    rg_table_visit(&f->table, purge_visit, &c);
-    rg_fsm_group_purge(f, op);
+    size_t n;
+    const struct rg_entry **v = rg_table_select_sorted(&f->table, purged,
+                                                       (void *)op, &n);
+    if (v == NULL && n != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        note_del(f, rg_entry_key(v[i]), v[i]->key_len, RG_CHANGE_DEL_PURGE);
+        rg_table_del(&f->table, rg_entry_key(v[i]), v[i]->key_len);
+    }
+    free(v);
+    if (rg_fsm_group_purge(f, op) != 0) {
+        return -1;
+    }
     reply(f, op, RG_RES_OK, NULL, 0);
+    return 0;
 }
 
 static void apply_read(struct rg_fsm *f, const struct rg_op *op)
@@ -303,8 +310,7 @@ static int apply_kind(struct rg_fsm *f, struct rg_op *op)
         rg_fsm_meta_del(f, op);
         return 0;
     case RG_OP_PURGE_NODE:
-        apply_purge(f, op);
-        return 0;
+        return apply_purge(f, op);
     case RG_OP_READ:
         apply_read(f, op);
         return 0;

@@ -2,6 +2,8 @@
  * metadata table; see fsm.h for the effects they record. */
 #include "fsm_int.h"
 
+#include <stdlib.h>
+
 #include "group.h"
 
 int rg_fsm_group_add(struct rg_fsm *f, const struct rg_op *op)
@@ -44,28 +46,30 @@ int rg_fsm_group_del(struct rg_fsm *f, const struct rg_op *op)
     return 0;
 }
 
-struct purge_ctx {
-    struct rg_fsm *f;
-    const struct rg_op *op;
-};
-
-static bool purge_visit(void *arg, const struct rg_entry *e)
+static bool purged(void *arg, const struct rg_entry *e)
 {
-    struct purge_ctx *c = arg;
     struct rg_group_view v;
-    if (!rg_group_view(e, &v) ||
-        !rg_fsm_pid_on_node(v.pid, v.pid_len, c->op)) {
-        return false;
-    }
-    rg_fsm_note(c->f, RG_CHANGE_GROUP_DEL_PURGE, v.name, v.name_len, v.pid,
-                v.pid_len);
-    return true;
+    return rg_group_view(e, &v) && rg_fsm_pid_on_node(v.pid, v.pid_len, arg);
 }
 
-void rg_fsm_group_purge(struct rg_fsm *f, const struct rg_op *op)
+/* In key (name, pid) order, the same on every server: see apply_purge. */
+int rg_fsm_group_purge(struct rg_fsm *f, const struct rg_op *op)
 {
-    struct purge_ctx c = {f, op};
-    rg_table_visit(&f->groups, purge_visit, &c);
+    size_t n;
+    const struct rg_entry **v = rg_table_select_sorted(&f->groups, purged,
+                                                       (void *)op, &n);
+    if (v == NULL && n != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct rg_group_view g;
+        rg_group_view(v[i], &g); /* holds: purged() checked it */
+        rg_fsm_note(f, RG_CHANGE_GROUP_DEL_PURGE, g.name, g.name_len, g.pid,
+                    g.pid_len);
+        rg_table_del(&f->groups, rg_entry_key(v[i]), v[i]->key_len);
+    }
+    free(v);
+    return 0;
 }
 
 int rg_fsm_meta_put(struct rg_fsm *f, const struct rg_op *op)

@@ -41,7 +41,7 @@ int rg_fsm_unregister_many(struct rg_fsm *f, const struct rg_op *op);
 /* fsm_group.c: duplicate keys and registry metadata. */
 int rg_fsm_group_add(struct rg_fsm *f, const struct rg_op *op);
 int rg_fsm_group_del(struct rg_fsm *f, const struct rg_op *op);
-void rg_fsm_group_purge(struct rg_fsm *f, const struct rg_op *op);
+int rg_fsm_group_purge(struct rg_fsm *f, const struct rg_op *op);
 int rg_fsm_meta_put(struct rg_fsm *f, const struct rg_op *op);
 void rg_fsm_meta_del(struct rg_fsm *f, const struct rg_op *op);
 

@@ -178,6 +178,36 @@ static int entry_cmp(const void *a, const void *b)
     return (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
+const struct rg_entry **rg_table_select_sorted(const struct rg_table *t,
+                                               rg_table_pred_fn pred, void *arg,
+                                               size_t *n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i <= t->mask; i++) {
+        for (const struct rg_entry *e = t->buckets[i]; e != NULL; e = e->next) {
+            k += pred(arg, e) ? 1 : 0;
+        }
+    }
+    *n = k;
+    if (k == 0) {
+        return NULL;
+    }
+    const struct rg_entry **v = malloc(k * sizeof *v);
+    if (v == NULL) {
+        return NULL;
+    }
+    k = 0;
+    for (size_t i = 0; i <= t->mask; i++) {
+        for (const struct rg_entry *e = t->buckets[i]; e != NULL; e = e->next) {
+            if (pred(arg, e)) {
+                v[k++] = e;
+            }
+        }
+    }
+    qsort(v, k, sizeof *v, entry_cmp);
+    return v;
+}
+
 const struct rg_entry **rg_table_sorted(const struct rg_table *t, size_t *n)
 {
     *n = t->count;

@@ -66,6 +66,16 @@ bool rg_table_del(struct rg_table *t, const uint8_t *key, size_t key_len);
 typedef bool (*rg_table_visit_fn)(void *arg, const struct rg_entry *e);
 void rg_table_visit(struct rg_table *t, rg_table_visit_fn fn, void *arg);
 
+/* The entries for which pred(arg, e) holds, sorted by key bytes: a purge
+ * removes them in this order, the same on every server (the hash order
+ * depends on each daemon's SipHash key). The array is malloc'd (caller
+ * frees it); the entries stay owned by the table. NULL with *n = 0 when
+ * none holds; NULL with *n != 0 on out of memory. */
+typedef bool (*rg_table_pred_fn)(void *arg, const struct rg_entry *e);
+const struct rg_entry **rg_table_select_sorted(const struct rg_table *t,
+                                               rg_table_pred_fn pred, void *arg,
+                                               size_t *n);
+
 /* Entries sorted by key bytes, for deterministic snapshots. The array is
  * malloc'd (caller frees it); the entries stay owned by the table. NULL with
  * *n = 0 for an empty table; NULL with *n != 0 on out of memory. */
