@@ -28,17 +28,15 @@ defmodule RegentDoctestClusterTest do
     :ok
   end
 
-  # Every registry an example starts, with its kind, read from the docs.
-  defp doctest_registries do
-    source = File.read!(Path.expand("../../lib/regent.ex", __DIR__))
+  defp doctest_registries,
+    do: [{:unique, RegentDoctestClusterTest.Joined} | Peers.doctest_registries()]
 
-    for [_, keys, name] <-
-          Regex.scan(
-            ~r/Regent\.start_link\(keys: :(unique|duplicate), name: (Regent\.\w+)/,
-            source
-          ),
-        uniq: true,
-        do: {String.to_atom(keys), Module.concat([name])}
+  # An example's registry on this node stops when its example ends, in the
+  # background: the next example of that name (here or in
+  # regent_doctest_test.exs) waits until it is gone.
+  setup do
+    for {_, reg} <- doctest_registries(), do: Peers.await_stopped(reg)
+    :ok
   end
 
   defp daemon_opts do
@@ -51,9 +49,10 @@ defmodule RegentDoctestClusterTest do
   doctest Regent
 
   test "the examples' registries on this node join the peers' clusters" do
-    {:ok, pid} = Regent.start_link(keys: :unique, name: Regent.UniqueLookupTest)
-    {:ok, _} = Regent.register(Regent.UniqueLookupTest, "joined", :yes)
-    assert length(Regent.get_members(Regent.UniqueLookupTest)) == 3
+    # A registry of its own: an example's registry may still be stopping.
+    {:ok, pid} = Regent.start_link(keys: :unique, name: RegentDoctestClusterTest.Joined)
+    {:ok, _} = Regent.register(RegentDoctestClusterTest.Joined, "joined", :yes)
+    assert length(Regent.get_members(RegentDoctestClusterTest.Joined)) == 3
     GenServer.stop(pid)
   end
 end

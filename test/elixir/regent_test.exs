@@ -40,7 +40,9 @@ defmodule RegentTest do
 
     pids =
       for i <- 1..20 do
-        {:ok, pid} = DynamicSupervisor.start_child(sup, {Counter, name: via({:worker, i}), start: i})
+        {:ok, pid} =
+          DynamicSupervisor.start_child(sup, {Counter, name: via({:worker, i}), start: i})
+
         pid
       end
 
@@ -50,6 +52,7 @@ defmodule RegentTest do
     # A child that dies is restarted by the supervisor and registers again.
     victim = Enum.at(pids, 2)
     Process.exit(victim, :kill)
+
     assert_eventually(fn ->
       case Regent.whereis_name({@reg, {:worker, 3}}) do
         :undefined -> false
@@ -78,9 +81,11 @@ defmodule RegentTest do
 
   test "bad arguments raise and change nothing" do
     assert_raise ArgumentError, ~r/not_a_pid/, fn -> Regent.register_name({@reg, :x}, :nope) end
+
     assert_raise ArgumentError, ~r/name_too_large/, fn ->
       Regent.register_name({@reg, String.duplicate("x", 5000)}, self())
     end
+
     assert catch_exit(Regent.whereis_name({NotStarted, :x})) == {:regent_not_running, NotStarted}
     assert Regent.count(@reg) == 0
   end
@@ -96,9 +101,13 @@ defmodule RegentTest do
 
     Stream.repeatedly(fn -> fun.() end)
     |> Enum.reduce_while(nil, fn
-      true, _ -> {:halt, :ok}
+      true, _ ->
+        {:halt, :ok}
+
       false, _ ->
-        if System.monotonic_time(:millisecond) > deadline, do: flunk("condition not met in #{ms} ms")
+        if System.monotonic_time(:millisecond) > deadline,
+          do: flunk("condition not met in #{ms} ms")
+
         Process.sleep(5)
         {:cont, nil}
     end)

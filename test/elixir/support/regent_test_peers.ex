@@ -103,6 +103,24 @@ defmodule RegentTest.Peers do
     end
   end
 
+  @doc "Every registry the doctests of lib/regent.ex start, with its kind."
+  def doctest_registries do
+    source = File.read!(Path.expand("../../../lib/regent.ex", __DIR__))
+
+    for [_, keys, name] <-
+          Regex.scan(
+            ~r/Regent\.start_link\(keys: :(unique|duplicate), name: (Regent\.\w+)/,
+            source
+          ),
+        uniq: true,
+        do: {String.to_atom(keys), Module.concat([name])}
+  end
+
+  @doc "Waits until no process on this node is registered as `reg`."
+  def await_stopped(reg) do
+    await("#{inspect(reg)} to stop", fn -> Process.whereis(reg) == nil end, 10_000)
+  end
+
   @doc "Waits until `reg` on `nodes` is one ready cluster with one leader."
   def await_cluster(reg, nodes, ms) do
     await(
