@@ -214,12 +214,12 @@ change_done(Ref, Status, #st{reg = Reg} = S0) ->
                              [Reg, Why, Status]),
             case Why of
                 {join, From, Id} ->
-                    From ! {regent, case Status of
-                                        0 -> {joined, Id};
-                                        _ -> join_retry
-                                    end};
+                    regent_peers:send_pid(From, case Status of
+                                                    0 -> {joined, Id};
+                                                    _ -> join_retry
+                                                end);
                 {leave, From} ->
-                    From ! {regent, {left, Status}};
+                    regent_peers:send_pid(From, {left, Status});
                 {transfer, _} ->
                     ok;
                 {plan, _, _, _} ->
@@ -239,12 +239,12 @@ request({join, From, Node, Id, Address}, S) ->
     S1 = regent_peers:peer_seen(Node, #{id => Id, phase => joining}, S),
     case regent_peers:is_leader(S1) andalso not S1#st.change_busy of
         true -> change(add, Id, spare, Address, {join, From, Id}, S1);
-        false -> From ! {regent, join_retry}, S1
+        false -> regent_peers:send_pid(From, join_retry), S1
     end;
 request({leave, From, Id}, S) ->
     case regent_peers:is_leader(S) andalso not S#st.change_busy of
         true -> change(remove, Id, spare, <<>>, {leave, From}, S);
-        false -> From ! {regent, {left, busy_or_not_leader}}, S
+        false -> regent_peers:send_pid(From, {left, busy_or_not_leader}), S
     end;
 request({transfer_to, Id}, S) ->
     case regent_peers:is_leader(S) andalso not S#st.change_busy of

@@ -131,8 +131,18 @@ flush(#st{port = Port, outbox = Outbox, pending = Pending, leader_id = Leader,
                 undefined ->
                     S; % once the leader's member has said hello
                 Node ->
-                    [regent_peers:send_peer(Node, {fwd, self(), Me, C}, S) || C <- chunks(Ops)],
-                    Sent
+                    Results = [regent_peers:send_peer(Node, {fwd, self(), Me, C}, S)
+                               || C <- chunks(Ops)],
+                    case lists:all(fun(R) -> R =:= ok end, Results) of
+                        true ->
+                            Sent;
+                        false ->
+                            %% The leader's node is unreachable for now: the
+                            %% ops stay in the outbox and go again shortly
+                            %% (a copy that did go is skipped by the FSM).
+                            erlang:send_after(?RETRY_MS, self(), flush),
+                            S#st{sent_upto = Sent#st.sent_upto}
+                    end
             end
     end.
 
@@ -251,7 +261,7 @@ forwarded(From, Origin, Ops, S) ->
     Taken = regent_peers:is_leader(S) andalso
         regent_daemon:command(S#st.port, regent_proto:fwd_ops(Origin, Ops)),
     Taken orelse
-        (From ! {regent, {replies, [{regent_proto:op_ref(Op), retry, <<>>} || Op <- Ops]}}),
+        regent_peers:send_pid(From, {replies, [{regent_proto:op_ref(Op), retry, <<>>} || Op <- Ops]}),
     S.
 
 %% @private

@@ -17,7 +17,7 @@
 %% (is_leader/1), or to send to a peer.
 -module(regent_peers).
 
--export([send_peer/3, hello_all/1, peer_message/2, cluster_event/2, peer_seen/3,
+-export([send_peer/3, send_pid/2, hello_all/1, peer_message/2, cluster_event/2, peer_seen/3,
          node_of/2, member_id/2, is_leader/1, leader_node_known/1, leader_seen/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -25,11 +25,28 @@
 
 %% @private
 %% Messages between members of one registry travel as {regent, Msg} to the
-%% locally registered name of the member on the other node.
--spec send_peer(node(), term(), #st{}) -> ok.
-send_peer(Node, Msg, #st{reg = Reg}) ->
-    erlang:send({Reg, Node}, {regent, Msg}, [noconnect]),
-    ok.
+%% locally registered name of the member on the other node. A send never
+%% suspends the member: to a node whose connection is busy (a BEAM that is
+%% stopped, say, fills it and keeps it busy until its nodedown, about a
+%% minute later) it is dropped and `busy' returned. Before, the member hung
+%% in such a send, and every write of the node with it (found by
+%% follower_beam_stopped_bounded under ASan: a 66 s stall that ended at the
+%% stopped node's nodedown, when its daemon had been elected leader).
+-spec send_peer(node(), term(), #st{}) -> ok | busy.
+send_peer(Node, Msg, #st{reg = Reg}) when is_atom(Node) ->
+    to_peer({Reg, Node}, Msg).
+
+%% @private send_peer/3 to a member's pid (the sender of a request).
+-spec send_pid(pid(), term()) -> ok | busy.
+send_pid(Pid, Msg) ->
+    to_peer(Pid, Msg).
+
+to_peer(Dest, Msg) ->
+    case erlang:send(Dest, {regent, Msg}, [noconnect, nosuspend]) of
+        ok -> ok;
+        _NotSent -> busy
+    end.
+
 
 %% @private
 -spec hello_all(#st{}) -> ok.
@@ -90,7 +107,7 @@ leader_node_known(#st{peers = Peers} = S) ->
 %% @private
 -spec peer_message(term(), #st{}) -> #st{}.
 peer_message({hello, Pid, Node, Info}, S) ->
-    Pid ! {regent, {hello_ack, node(), info(S)}},
+    send_pid(Pid, {hello_ack, node(), info(S)}),
     heard_of(Node, Info, S);
 peer_message({hello_ack, Node, Info}, S) ->
     heard_of(Node, Info, S);
