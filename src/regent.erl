@@ -41,8 +41,6 @@
 %% </ul>
 -module(regent).
 
--include_lib("kernel/include/file.hrl").
-
 %% Starting
 -export([start_link/1, start_link/2, child_spec/1]).
 %% The via contract (global-compatible; `{Registry, Key, Value}' carries a value)
@@ -162,26 +160,12 @@ start_link(Other) ->
 -spec start_link(registry(), options()) -> {ok, pid()} | {error, term()}.
 start_link(Reg, Opts) when is_atom(Reg) ->
     Options = regent_options:options(Opts),
-    case daemon_check(maps:get(daemon, Options)) of
+    case regent_options:daemon_check(maps:get(daemon, Options)) of
         ok -> regent_member:start_link(Reg, Options);
         {error, _} = Error -> Error
     end;
 start_link(Reg, _Opts) ->
     error({badarg, {not_a_registry_name, Reg}}).
-
-%% A missing or unrunnable regentd says which file it looked for and how to
-%% build it, rather than a bare enoent from open_port.
-daemon_check(Path) ->
-    Hint = "build it with `make` (Erlang) or `mix compile` (Elixir) in regent's "
-           "directory, after `make setup`; or give its path in the `daemon` option",
-    case file:read_file_info(Path) of
-        {ok, #file_info{type = regular, mode = Mode}} when Mode band 8#111 =/= 0 ->
-            ok;
-        {ok, _} ->
-            {error, {regentd_not_executable, Path, Hint}};
-        {error, Why} ->
-            {error, {regentd_not_found, Path, Why, Hint}}
-    end.
 
 %% @doc A child specification for a supervisor: `Registry',
 %% `{Registry, Options}', or options that name it (`[{name, Registry} | _]').
@@ -213,81 +197,20 @@ child_spec(Opts) when is_list(Opts) ->
 register_name({Reg, Name, Value}, Pid) ->
     register_name({Reg, Name}, Pid, Value);
 register_name(ViaName, Pid) ->
-    register_meta(ViaName, Pid, <<>>).
+    regent_register:register_name(ViaName, Pid, <<>>).
 
 %% @doc Registers `Pid' under `Name' with metadata `Meta' (any term, at most
 %% 65536 bytes in external format), replacing the metadata if `Pid' already
 %% holds the name.
 -spec register_name(via_name(), pid(), term()) -> yes | no.
 register_name(ViaName, Pid, Meta) ->
-    register_meta(ViaName, Pid, regent_write:value_bytes(metadata, Meta)).
-
-register_meta({Reg, Name} = ViaName, Pid, MetaBin) when is_pid(Pid) ->
-    Key = regent_write:key(ViaName),
-    unique_only(Reg, register_name),
-    connected(Pid),
-    Write = fun(Replace) ->
-                    regent_write:write(ViaName, register,
-                                       {Key, regent_name:encode_pid(Pid), MetaBin, Replace})
-            end,
-    regent_telemetry:span([register], #{registry => Reg, name => Name},
-                          fun() ->
-                                  case unless_dead_remote(Write(dead_local_holder(Reg, Name, Pid)),
-                                                          Write) of
-                                      {no, _Holder} -> no;
-                                      Answer -> Answer
-                                  end
-                          end);
-register_meta({_, _} = ViaName, Pid, _MetaBin) ->
-    regent_write:key(ViaName),
-    error({badarg, {not_a_pid, Pid}});
-register_meta(Other, _Pid, _MetaBin) ->
-    error({badarg, {not_a_via_name, Other}}).
-
-unique_only(Reg, Function) ->
-    regent_read:kind(Reg) =:= unique
-        orelse error({badarg, {not_supported_for_duplicate_registry, Function}}).
-
-%% A pid of a node we are not connected to could never be monitored, and
-%% would hold its name until a leader change purged it.
-connected(Pid) ->
-    node(Pid) =:= node() orelse lists:member(node(Pid), nodes(connected))
-        orelse error({badarg, {pid_of_unconnected_node, Pid}}).
-
-dead_local_holder(Reg, Name, Pid) ->
-    regent_read:dead_local_holder(Reg, Name, Pid).
-
-%% A holder on another node that has exited keeps its name until its own
-%% member's unregister commits. A registration refused by such a holder is
-%% made again, allowed to replace it: a pid that is dead stays dead, so
-%% taking its name is safe, and `no' then means a live holder, as it does
-%% for local ones. Its node is asked only after a refusal; a node that does
-%% not answer within a second counts its process as alive (no is kept).
-unless_dead_remote({no, Holder} = No, Write) when node(Holder) =/= node() ->
-    case remote_alive(Holder) of
-        true -> No;
-        false -> Write(regent_name:encode_pid(Holder))
-    end;
-unless_dead_remote(Answer, _Write) ->
-    Answer.
-
-remote_alive(Pid) ->
-    try erpc:call(node(Pid), erlang, is_process_alive, [Pid], 1000)
-    catch error:{erpc, _} -> true
-    end.
+    regent_register:register_name(ViaName, Pid, regent_write:value_bytes(metadata, Meta)).
 
 %% @doc Removes `Name', whoever holds it. Once this returns, lookups on this
 %% node return `undefined'.
 -spec unregister_name(via_name()) -> ok.
-unregister_name({Reg, Name, _Value}) ->
-    unregister_name({Reg, Name});
-unregister_name({Reg, Name} = ViaName) ->
-    Key = regent_write:key(ViaName),
-    unique_only(Reg, unregister_name),
-    regent_telemetry:span([unregister], #{registry => Reg, name => Name},
-                          fun() -> regent_write:write(ViaName, unregister, Key) end);
-unregister_name(Other) ->
-    error({badarg, {not_a_via_name, Other}}).
+unregister_name(ViaName) ->
+    regent_register:unregister_name(ViaName).
 
 %% @doc The pid registered under `Name', or `undefined'. A local ETS read:
 %% it never blocks and never leaves the caller's process. A local owner that
@@ -318,48 +241,19 @@ send(ViaName, Msg) ->
 %% registry's member on this node), or `{error, {already_registered, Pid}}'
 %% when a live process holds the key anywhere in the cluster, the caller
 %% included (a holder that has exited is replaced, even on another node
-%% whose cleanup has not committed yet: its node is asked). In a duplicate registry it always adds an entry; one process
-%% may hold a key many times. The entry goes when the process exits.
+%% whose cleanup has not committed yet: its node is asked). In a duplicate
+%% registry it always adds an entry; one process may hold a key many
+%% times. The entry goes when the process exits.
 -spec register(registry(), key(), value()) ->
           {ok, pid()} | {error, {already_registered, pid()}}.
 register(Reg, Key, Value) ->
-    KeyBin = regent_write:key({Reg, Key}),
-    ValueBin = regent_write:value_bytes(value, Value),
-    Self = regent_name:encode_pid(self()),
-    case regent_read:kind(Reg) of
-        unique ->
-            Write = fun(Replace) ->
-                            regent_write:write({Reg, Key}, register_new,
-                                               {KeyBin, Self, ValueBin, Replace})
-                    end,
-            regent_telemetry:span(
-              [register], #{registry => Reg, name => Key},
-              fun() ->
-                      case unless_dead_remote(Write(dead_local_holder(Reg, Key, self())), Write) of
-                          {no, Holder} -> {error, {already_registered, Holder}};
-                          Answer -> Answer
-                      end
-              end);
-        duplicate ->
-            case regent_write:write({Reg, Key}, group_add, {KeyBin, Self, ValueBin}) of
-                {error, full} -> error({badarg, {values_over_limit, Key}});
-                Answer -> Answer
-            end
-    end.
+    regent_register:register(Reg, Key, Value).
 
 %% @doc Removes every entry of the calling process under `Key', as
 %% `Registry.unregister/2'; other processes' entries stay. Always `ok'.
 -spec unregister(registry(), key()) -> ok.
 unregister(Reg, Key) ->
-    KeyBin = regent_write:key({Reg, Key}),
-    Self = regent_name:encode_pid(self()),
-    Write = case regent_read:kind(Reg) of
-                unique -> {unregister_if_owner, {KeyBin, Self}};
-                duplicate -> {group_del, {KeyBin, Self, all, <<>>}}
-            end,
-    regent_telemetry:span([unregister], #{registry => Reg, name => Key},
-                          fun() -> regent_write:write({Reg, Key}, element(1, Write),
-                                                      element(2, Write)) end).
+    regent_register:unregister(Reg, Key).
 
 %% @equiv unregister_match(Registry, Key, Pattern, [])
 -spec unregister_match(registry(), key(), term()) -> ok.
@@ -370,21 +264,7 @@ unregister_match(Reg, Key, Pattern) ->
 %% matches `Pattern' and `Guards', as `Registry.unregister_match/4'.
 -spec unregister_match(registry(), key(), term(), list()) -> ok.
 unregister_match(Reg, Key, Pattern, Guards) ->
-    KeyBin = regent_write:key({Reg, Key}),
-    Self = self(),
-    Mine = [V || {P, V} <- regent_read:match(Reg, Key, Pattern, Guards), P =:= Self],
-    SelfBin = regent_name:encode_pid(Self),
-    case {regent_read:kind(Reg), Mine} of
-        {_, []} ->
-            ok;
-        {unique, _} ->
-            regent_write:write({Reg, Key}, unregister_if_owner, {KeyBin, SelfBin});
-        {duplicate, _} ->
-            [regent_write:write({Reg, Key}, group_del,
-                                {KeyBin, SelfBin, one, regent_write:value_bytes(value, V)})
-             || V <- lists:usort(Mine)],
-            ok
-    end.
+    regent_register:unregister_match(Reg, Key, Pattern, Guards).
 
 %% @doc `[{Pid, Value}]' under `Key', from the whole cluster, as
 %% `Registry.lookup/2': `[]' or one entry in a unique registry, any number
@@ -453,23 +333,8 @@ values(Reg, Key, Pid) ->
 %% entry. Unique registries only.
 -spec update_value(registry(), key(), fun((value()) -> value())) ->
           {value(), value()} | error.
-update_value(Reg, Key, Fun) when is_function(Fun, 1) ->
-    KeyBin = regent_write:key({Reg, Key}),
-    unique_only(Reg, update_value),
-    Self = self(),
-    case regent_read:lookup(Reg, Key) of
-        [{Self, Old}] ->
-            New = Fun(Old),
-            Args = {KeyBin, regent_name:encode_pid(Self), regent_write:value_bytes(value, New)},
-            case regent_write:write({Reg, Key}, set_meta_if_owner, Args) of
-                ok -> {New, Old};
-                {error, not_registered} -> error
-            end;
-        _ ->
-            error
-    end;
-update_value(_Reg, _Key, Fun) ->
-    error({badarg, {not_a_fun1, Fun}}).
+update_value(Reg, Key, Fun) ->
+    regent_update:update_value(Reg, Key, Fun).
 
 %% @equiv dispatch(Registry, Key, Dispatcher, [])
 -spec dispatch(registry(), key(), dispatcher()) -> ok.
@@ -523,7 +388,7 @@ whereis_name_consistent({Reg, Name, _Value}) ->
     whereis_name_consistent({Reg, Name});
 whereis_name_consistent({Reg, Name} = ViaName) ->
     Key = regent_write:key(ViaName),
-    unique_only(Reg, whereis_name_consistent),
+    regent_read:unique_only(Reg, whereis_name_consistent),
     regent_telemetry:span([consistent_read], #{registry => Reg, name => Name},
                           fun() -> regent_write:write(ViaName, read, Key) end);
 whereis_name_consistent(Other) ->
@@ -588,7 +453,7 @@ recover(Reg) ->
 -spec set_metadata(via_name(), term()) -> ok | {error, not_registered}.
 set_metadata({Reg, _} = ViaName, Meta) ->
     Key = regent_write:key(ViaName),
-    unique_only(Reg, set_metadata),
+    regent_read:unique_only(Reg, set_metadata),
     regent_write:write(ViaName, set_meta, {Key, regent_write:value_bytes(metadata, Meta)});
 set_metadata(Other, _Meta) ->
     error({badarg, {not_a_via_name, Other}}).
@@ -660,7 +525,7 @@ subscribe(Reg, Filter) ->
 %% `regent_resync' and carries on from there. Options: `{max_queue, N}'.
 -spec subscribe(registry(), filter(), [{max_queue, pos_integer()}]) -> {ok, reference()}.
 subscribe(Reg, Filter, Opts) when is_list(Opts) ->
-    check_filter(Filter),
+    regent_events:check_filter(Filter),
     Max = proplists:get_value(max_queue, Opts, 10000),
     is_integer(Max) andalso Max > 0 orelse error({badarg, {max_queue, Max}}),
     [error({badarg, {unknown_option, O}}) || O <- Opts, not is_tuple(O) orelse element(1, O) =/= max_queue],
@@ -668,14 +533,6 @@ subscribe(Reg, Filter, Opts) when is_list(Opts) ->
     regent_write:call(Reg, {subscribe, self(), Filter, Max}, 5000);
 subscribe(_Reg, _Filter, Opts) ->
     error({badarg, {options, Opts}}).
-
-check_filter(all) -> ok;
-check_filter({key, _}) -> ok;
-check_filter({match, Spec}) when is_list(Spec) ->
-    try ets:match_spec_compile(Spec) of _ -> ok
-    catch error:badarg -> error({badarg, {bad_match_spec, Spec}})
-    end;
-check_filter(Other) -> error({badarg, {filter, Other}}).
 
 %% @doc Ends a subscription of the calling process; messages already sent
 %% stay in its mailbox.

@@ -20,7 +20,7 @@
 register_many(_Reg, []) ->
     [];
 register_many(Reg, Entries) when is_list(Entries) ->
-    unique_only(Reg, register_many),
+    regent_read:unique_only(Reg, register_many),
     Items = [item(Reg, E) || E <- Entries],
     size_ok(Items, [K || {K, _, _, _} <- Items]),
     {many, Answers} = regent_write:write({Reg, register_many}, register_many, Items),
@@ -30,8 +30,7 @@ register_many(_Reg, Entries) ->
 
 item(Reg, {Name, Pid, Meta}) when is_pid(Pid) ->
     Key = regent_write:key({Reg, Name}),
-    node(Pid) =:= node() orelse lists:member(node(Pid), nodes(connected))
-        orelse error({badarg, {pid_of_unconnected_node, Pid}}),
+    regent_register:connected(Pid),
     MetaBin = case Meta of
                   undefined -> <<>>;
                   _ -> regent_write:value_bytes(metadata, Meta)
@@ -45,16 +44,12 @@ item(_Reg, Other) ->
 unregister_many(_Reg, []) ->
     ok;
 unregister_many(Reg, Names) when is_list(Names) ->
-    unique_only(Reg, unregister_many),
+    regent_read:unique_only(Reg, unregister_many),
     Keys = [regent_write:key({Reg, N}) || N <- Names],
     size_ok(Keys, Keys),
     regent_write:write({Reg, unregister_many}, unregister_many, Keys);
 unregister_many(_Reg, Names) ->
     error({badarg, {not_a_list, Names}}).
-
-unique_only(Reg, Function) ->
-    regent_read:kind(Reg) =:= unique
-        orelse error({badarg, {not_supported_for_duplicate_registry, Function}}).
 
 size_ok(Items, Keys) ->
     Bytes = erlang:external_size(Items),

@@ -29,7 +29,7 @@
 -module(regent_events).
 
 -export([told/2, listeners/2, changed/2, subscribe/4, unsubscribe/3,
-         subscriber_down/3, resync_all/1, lag_check/1]).
+         subscriber_down/3, resync_all/1, lag_check/1, check_filter/1]).
 
 -include("regent_member.hrl").
 
@@ -106,6 +106,17 @@ subscribe(Pid, Filter, MaxQueue, S) ->
             lagging => false},
     resync(Ref, Sub, S),
     {Ref, S#st{subs = maps:put(Ref, Sub, S#st.subs)}}.
+
+%% @private In the subscriber, before the call: a filter the member could
+%% not compile raises there, naming it.
+-spec check_filter(term()) -> ok.
+check_filter(all) -> ok;
+check_filter({key, _}) -> ok;
+check_filter({match, Spec}) when is_list(Spec) ->
+    try ets:match_spec_compile(Spec) of _ -> ok
+    catch error:badarg -> error({badarg, {bad_match_spec, Spec}})
+    end;
+check_filter(Other) -> error({badarg, {filter, Other}}).
 
 compile(all) -> all;
 compile({key, _} = F) -> F;

@@ -10,7 +10,9 @@
 %% Registry checks them.
 -module(regent_options).
 
--export([options/1]).
+-export([options/1, daemon_check/1]).
+
+-include_lib("kernel/include/file.hrl").
 
 -define(META_MAX, 65536).
 
@@ -71,6 +73,21 @@ check(listeners, V) when is_list(V) ->
     V;
 check(meta, V) -> meta(V);
 check(K, V) -> error({badarg, {K, V}}).
+
+%% @private A missing or unrunnable regentd says which file it looked for
+%% and how to build it, rather than a bare enoent from open_port.
+-spec daemon_check(file:filename()) -> ok | {error, tuple()}.
+daemon_check(Path) ->
+    Hint = "build it with `make` (Erlang) or `mix compile` (Elixir) in regent's "
+           "directory, after `make setup`; or give its path in the `daemon` option",
+    case file:read_file_info(Path) of
+        {ok, #file_info{type = regular, mode = Mode}} when Mode band 8#111 =/= 0 ->
+            ok;
+        {ok, _} ->
+            {error, {regentd_not_executable, Path, Hint}};
+        {error, Why} ->
+            {error, {regentd_not_found, Path, Why, Hint}}
+    end.
 
 in_range(Key, V, Min, Max) ->
     is_integer(V) andalso V >= Min andalso V =< Max

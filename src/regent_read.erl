@@ -12,12 +12,19 @@
 
 -export([kind/1, whereis/2, lookup/2, entries/2, match/4, count/1,
          count_match/4, select/2, count_select/2, keys/2, values/3,
-         dispatch/4, meta/2, get_metadata/2, dead_local_holder/3]).
+         dispatch/4, meta/2, get_metadata/2, dead_local_holder/3, unique_only/2]).
 
 %% @private unique | duplicate, or the exit `{regent_not_running, Reg}'.
 -spec kind(regent:registry()) -> unique | duplicate.
 kind(Reg) ->
     element(1, info(Reg)).
+
+%% @private `{badarg, {not_supported_for_duplicate_registry, Function}}'
+%% unless Reg has unique keys.
+-spec unique_only(regent:registry(), atom()) -> true.
+unique_only(Reg, Function) ->
+    kind(Reg) =:= unique
+        orelse error({badarg, {not_supported_for_duplicate_registry, Function}}).
 
 info(Reg) when is_atom(Reg) ->
     case persistent_term:get({regent, Reg}, undefined) of

@@ -13,7 +13,7 @@
 %% once; what it raises reaches the caller, and nothing is written then.
 -module(regent_update).
 
--export([update_metadata/3]).
+-export([update_metadata/3, update_value/3]).
 
 %% @private
 -spec update_metadata(regent:via_name(), fun((term()) -> term()), pos_integer()) ->
@@ -21,8 +21,7 @@
 update_metadata({Reg, _} = ViaName, Fun, Attempts) when is_function(Fun, 1),
                                                         is_integer(Attempts), Attempts > 0 ->
     Key = regent_write:key(ViaName),
-    regent_read:kind(Reg) =:= unique
-        orelse error({badarg, {not_supported_for_duplicate_registry, update_metadata}}),
+    regent_read:unique_only(Reg, update_metadata),
     attempt(ViaName, Key, regent_write:write(ViaName, read_entry, Key), Fun, Attempts, Attempts);
 update_metadata({_, _}, Fun, _Attempts) when not is_function(Fun, 1) ->
     error({badarg, {not_a_fun1, Fun}});
@@ -51,6 +50,29 @@ attempt(ViaName, Key, {Pid, Version, MetaBin}, Fun, Left, Attempts) ->
 %% again in step (60 writers on one name all got through in tests).
 backoff(Conflicts) ->
     timer:sleep(rand:uniform(1 bsl min(Conflicts, 7)) - 1).
+
+%% @private Registry's update_value/3: the caller's own key; the state
+%% machine checks the owner (SET_META_IF_OWNER), so the value never lands
+%% on an entry someone else holds by then.
+-spec update_value(regent:registry(), term(), fun((term()) -> term())) ->
+          {term(), term()} | error.
+update_value(Reg, Key, Fun) when is_function(Fun, 1) ->
+    KeyBin = regent_write:key({Reg, Key}),
+    regent_read:unique_only(Reg, update_value),
+    Self = self(),
+    case regent_read:lookup(Reg, Key) of
+        [{Self, Old}] ->
+            New = Fun(Old),
+            Args = {KeyBin, regent_name:encode_pid(Self), regent_write:value_bytes(value, New)},
+            case regent_write:write({Reg, Key}, set_meta_if_owner, Args) of
+                ok -> {New, Old};
+                {error, not_registered} -> error
+            end;
+        _ ->
+            error
+    end;
+update_value(_Reg, _Key, Fun) ->
+    error({badarg, {not_a_fun1, Fun}}).
 
 meta(<<>>) -> undefined;
 meta(Bin) -> binary_to_term(Bin).
