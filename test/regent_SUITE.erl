@@ -45,10 +45,7 @@ groups() ->
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(crypto),
-    Daemon = case os:getenv("REGENT_TEST_DAEMON") of
-                 false -> filename:join(code:priv_dir(regent), "regentd");
-                 Path -> Path
-             end,
+    Daemon = regent_test_lib:daemon(),
     true = filelib:is_regular(Daemon),
     [{daemon, Daemon} | Config].
 

@@ -22,10 +22,7 @@ all() ->
 
 init_per_suite(Config) ->
     ok = regent_test_lib:start_distribution(),
-    Daemon = case os:getenv("REGENT_TEST_DAEMON") of
-                 false -> filename:join(code:priv_dir(regent), "regentd");
-                 D -> D
-             end,
+    Daemon = regent_test_lib:daemon(),
     [{daemon, Daemon} | Config].
 
 end_per_suite(_Config) ->

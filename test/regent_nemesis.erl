@@ -103,10 +103,7 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
                    faults => lists:sort([{T, F} || {fault, T, F} <- ets:tab2list(maps:get(log, Tabs))])}}.
 
 default_daemon() ->
-    case os:getenv("REGENT_TEST_DAEMON") of
-        false -> filename:join(code:priv_dir(regent), "regentd");
-        Path -> Path
-    end.
+    regent_test_lib:daemon().
 
 %% `small' snapshots far more often than the default (8192 entries, which a
 %% 60 s run never reaches), so daemons take, send and install snapshots

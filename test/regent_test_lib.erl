@@ -1,8 +1,16 @@
 %% What the cluster and nemesis suites share to run regent on peer nodes.
 -module(regent_test_lib).
 
--export([start_distribution/0, start_remote/2, mesh/1, peers/2, stop_peers/0,
+-export([daemon/0, start_distribution/0, start_remote/2, mesh/1, peers/2, stop_peers/0,
          wait_until/2, await_cluster/3]).
+
+%% The regentd the suites run: REGENT_TEST_DAEMON (make test-san's ASan
+%% build), or priv/regentd.
+daemon() ->
+    case os:getenv("REGENT_TEST_DAEMON") of
+        false -> filename:join(code:priv_dir(regent), "regentd");
+        Path -> Path
+    end.
 
 %% Makes the test node a distributed node (Common Test may start without).
 start_distribution() ->

@@ -28,12 +28,7 @@ defmodule RegentClusterTest do
     %{nodes: nodes, a: a, b: b, c: c}
   end
 
-  defp daemon_opts do
-    case System.get_env("REGENT_TEST_DAEMON") do
-      nil -> []
-      path -> [daemon: path]
-    end
-  end
+  defp daemon_opts, do: Peers.daemon_opts()
 
   # Starts a registry on every node of `node_opts` ([{node, options}]) at
   # once, then waits until they form one cluster: on every node ready, 3

@@ -39,12 +39,7 @@ defmodule RegentDoctestClusterTest do
     :ok
   end
 
-  defp daemon_opts do
-    case System.get_env("REGENT_TEST_DAEMON") do
-      nil -> []
-      path -> [daemon: path]
-    end
-  end
+  defp daemon_opts, do: Peers.daemon_opts()
 
   doctest Regent
 

@@ -18,9 +18,7 @@ defmodule RegentTest do
   @reg RegentTest.Registry
 
   setup do
-    daemon = System.get_env("REGENT_TEST_DAEMON")
-    opts = if daemon, do: [daemon: daemon], else: []
-    start_supervised!({Regent, [name: @reg] ++ opts})
+    start_supervised!({Regent, [name: @reg] ++ RegentTest.Peers.daemon_opts()})
     :ok = Regent.await_ready(@reg)
     :ok
   end

@@ -3,6 +3,14 @@ defmodule RegentTest.Peers do
   # What the Elixir cluster tests share: a distributed test node, peer nodes
   # with its code path, MFA calls that re-raise, and polls with deadlines.
 
+  @doc "`[daemon: path]` when REGENT_TEST_DAEMON names another regentd, else `[]`."
+  def daemon_opts do
+    case System.get_env("REGENT_TEST_DAEMON") do
+      nil -> []
+      path -> [daemon: path]
+    end
+  end
+
   @doc "Makes the test node distributed (epmd, a short name of its own)."
   def start_distribution do
     if node() == :nonode@nohost do
