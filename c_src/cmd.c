@@ -40,6 +40,20 @@ static bool decode_flag(struct rg_rbuf *r, struct rg_op *op)
     return rg_rbuf_ok(r) && b <= 1;
 }
 
+/* META_CAS: [u8 mode][blob expect][blob value]; a blob the mode does not
+ * use must be empty, so that one op has one encoding. */
+static bool decode_cas(struct rg_rbuf *r, struct rg_op *op)
+{
+    op->cas_mode = rg_rbuf_u8(r);
+    op->expect = rg_rbuf_blob(r, RG_META_MAX, &op->expect_len);
+    if (!rg_rbuf_ok(r) || op->cas_mode > (RG_CAS_EXPECT | RG_CAS_VALUE) ||
+        (!(op->cas_mode & RG_CAS_EXPECT) && op->expect_len != 0)) {
+        return false;
+    }
+    return decode_meta(r, op) &&
+           ((op->cas_mode & RG_CAS_VALUE) || op->meta_len == 0);
+}
+
 static bool decode_node(struct rg_rbuf *r, struct rg_op *op)
 {
     op->pid = rg_rbuf_blob(r, RG_NODE_MAX, &op->pid_len);
@@ -115,6 +129,8 @@ bool rg_op_decode(struct rg_rbuf *r, bool with_origin, struct rg_op *op)
                decode_flag(r, op) && decode_meta(r, op);
     case RG_OP_META_PUT:
         return decode_key(r, op) && decode_meta(r, op) && decode_flag(r, op);
+    case RG_OP_META_CAS:
+        return decode_key(r, op) && decode_cas(r, op);
     case RG_OP_SET_META_IF_VERSION:
         if (!decode_key(r, op) || !decode_pid(r, &op->pid, &op->pid_len, false)) {
             return false;
@@ -177,6 +193,12 @@ void rg_op_encode(struct rg_wbuf *w, const struct rg_op *op, bool with_origin)
         rg_wbuf_blob(w, op->key, op->key_len);
         rg_wbuf_blob(w, op->meta, op->meta_len);
         rg_wbuf_u8(w, op->flag ? 1 : 0);
+        break;
+    case RG_OP_META_CAS:
+        rg_wbuf_blob(w, op->key, op->key_len);
+        rg_wbuf_u8(w, op->cas_mode);
+        rg_wbuf_blob(w, op->expect, op->expect_len);
+        rg_wbuf_blob(w, op->meta, op->meta_len);
         break;
     case RG_OP_SET_META_IF_VERSION:
         rg_wbuf_blob(w, op->key, op->key_len);

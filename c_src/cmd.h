@@ -41,7 +41,14 @@ enum rg_op_kind {
     RG_OP_READ_ENTRY = 15,          /* key: pid, version and meta, through the log */
     RG_OP_REGISTER_MANY = 16,       /* count, count x (key pid meta replace) */
     RG_OP_UNREGISTER_MANY = 17,     /* count, count x key */
+    /* Distributed supervision (docs/supervision.md) */
+    RG_OP_META_CAS = 18,            /* key mode expect value: compare-and-set of metadata */
 };
+
+/* META_CAS mode bits: without EXPECT the key must have no value; without
+ * VALUE a match deletes the key. */
+#define RG_CAS_EXPECT 1u
+#define RG_CAS_VALUE 2u
 
 /* The most names one REGISTER_MANY or UNREGISTER_MANY carries. */
 #define RG_MANY_MAX (1u << 20)
@@ -62,6 +69,9 @@ struct rg_op {
     uint32_t creation; /* PURGE_NODE */
     uint64_t below;    /* SETTLE: the origin's ops with smaller refs are answered */
     bool flag;         /* GROUP_DEL: all values; META_PUT: only if absent */
+    uint8_t cas_mode;  /* META_CAS: RG_CAS_* bits */
+    const uint8_t *expect; /* META_CAS: the value the key must hold */
+    uint32_t expect_len;
     uint64_t version;  /* SET_META_IF_VERSION */
     uint32_t count;    /* *_MANY: items, each checked by the decoder */
     const uint8_t *items; /* *_MANY: the items' bytes */

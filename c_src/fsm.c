@@ -309,6 +309,8 @@ static int apply_kind(struct rg_fsm *f, struct rg_op *op)
     case RG_OP_META_DEL:
         rg_fsm_meta_del(f, op);
         return 0;
+    case RG_OP_META_CAS:
+        return rg_fsm_meta_cas(f, op);
     case RG_OP_PURGE_NODE:
         return apply_purge(f, op);
     case RG_OP_READ:

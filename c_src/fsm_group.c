@@ -97,3 +97,35 @@ void rg_fsm_meta_del(struct rg_fsm *f, const struct rg_op *op)
     }
     rg_fsm_reply(f, op, RG_RES_OK, NULL, 0);
 }
+
+/* META_CAS: the value changes (or goes) only if it is as the op expects;
+ * otherwise NO with the value as it is, or NOT_FOUND when there is none,
+ * for the caller's next attempt. */
+int rg_fsm_meta_cas(struct rg_fsm *f, const struct rg_op *op)
+{
+    const struct rg_entry *cur = rg_table_get(&f->meta, op->key, op->key_len);
+    bool expect = (op->cas_mode & RG_CAS_EXPECT) != 0;
+    bool match = expect ? cur != NULL && rg_same_bytes(rg_entry_meta(cur), cur->meta_len,
+                                                       op->expect, op->expect_len)
+                        : cur == NULL;
+    if (!match) {
+        if (cur == NULL) {
+            rg_fsm_reply(f, op, RG_RES_NOT_FOUND, NULL, 0);
+        } else {
+            rg_fsm_reply(f, op, RG_RES_NO, rg_entry_meta(cur), cur->meta_len);
+        }
+        return 0;
+    }
+    if (op->cas_mode & RG_CAS_VALUE) {
+        if (rg_table_put(&f->meta, op->key, op->key_len, op->key, 0, op->meta,
+                         op->meta_len) != 0) {
+            return -1;
+        }
+        rg_fsm_note(f, RG_CHANGE_META_PUT, op->key, op->key_len, op->meta,
+                    op->meta_len);
+    } else if (rg_table_del(&f->meta, op->key, op->key_len)) {
+        rg_fsm_note(f, RG_CHANGE_META_DEL, op->key, op->key_len, NULL, 0);
+    }
+    rg_fsm_reply(f, op, RG_RES_OK, NULL, 0);
+    return 0;
+}

@@ -44,5 +44,7 @@ int rg_fsm_group_del(struct rg_fsm *f, const struct rg_op *op);
 int rg_fsm_group_purge(struct rg_fsm *f, const struct rg_op *op);
 int rg_fsm_meta_put(struct rg_fsm *f, const struct rg_op *op);
 void rg_fsm_meta_del(struct rg_fsm *f, const struct rg_op *op);
+/* META_CAS: compare-and-set of one metadata key (supervision's records). */
+int rg_fsm_meta_cas(struct rg_fsm *f, const struct rg_op *op);
 
 #endif

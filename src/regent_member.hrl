@@ -52,13 +52,13 @@
 -define(CALLER_WRITES, [register, unregister, unregister_if_owner, set_meta, read,
                         register_new, set_meta_if_owner, group_add, group_del,
                         meta_put, meta_del, set_meta_if_version, read_entry,
-                        register_many, unregister_many]).
+                        register_many, unregister_many, meta_cas]).
 
 -record(op, {from :: gen_server:from() | internal | {claim, term(), pid()},
              kind :: register | unregister | unregister_if_owner | set_meta | read
                    | purge_node | register_new | set_meta_if_owner | group_add
                    | group_del | meta_put | meta_del | set_meta_if_version
-                   | read_entry | register_many | unregister_many,
+                   | read_entry | register_many | unregister_many | meta_cas,
              bin :: binary(),
              deadline :: integer() | infinity,
              %% A registration of a pid on a connected node that runs no

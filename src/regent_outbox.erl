@@ -73,6 +73,8 @@ encode_op(meta_del, Ref, Key) ->
     regent_proto:op_meta_del(Ref, Key);
 encode_op(set_meta_if_version, Ref, {Key, Pid, Version, Meta}) ->
     regent_proto:op_set_meta_if_version(Ref, Key, Pid, Version, Meta);
+encode_op(meta_cas, Ref, {Key, Expect, New}) ->
+    regent_proto:op_meta_cas(Ref, Key, Expect, New);
 encode_op(read_entry, Ref, Key) ->
     regent_proto:op_read_entry(Ref, Key);
 encode_op(register_many, Ref, Items) ->
@@ -210,6 +212,10 @@ answer(#op{from = From, kind = read_entry}, ok, Payload, _S) ->
     gen_server:reply(From, regent_proto:entry(Payload));
 answer(#op{from = From, kind = set_meta_if_version}, no, Payload, _S) ->
     gen_server:reply(From, {conflict, regent_proto:entry(Payload)});
+answer(#op{from = From, kind = meta_cas}, no, Value, _S) ->
+    gen_server:reply(From, {conflict, binary_to_term(Value)});
+answer(#op{from = From, kind = meta_cas}, not_found, _, _S) ->
+    gen_server:reply(From, {conflict, absent});
 answer(#op{from = From, kind = register_many}, ok, Payload, _S) ->
     gen_server:reply(From, {many, regent_proto:many_answers(Payload)});
 answer(#op{from = From, kind = group_add}, no, _, _S) ->

@@ -12,7 +12,7 @@
          op_set_meta/3, op_purge_node/4, op_read/2, op_settle/1,
          op_register_new/5, op_set_meta_if_owner/4, op_group_add/4,
          op_group_del/5, op_meta_put/4, op_meta_del/2,
-         op_set_meta_if_version/5, op_read_entry/2, op_register_many/2,
+         op_set_meta_if_version/5, op_read_entry/2, op_meta_cas/4, op_register_many/2,
          op_unregister_many/2, entry/1, many_answers/1,
          decode/1]).
 
@@ -191,6 +191,15 @@ op_meta_del(Ref, Key) ->
                              binary()) -> binary().
 op_set_meta_if_version(Ref, Key, Pid, Version, Meta) ->
     <<14, Ref:64, (blob(Key))/binary, (blob(Pid))/binary, Version:64, (blob(Meta))/binary>>.
+
+%% @doc META_CAS: registry metadata `Key' becomes `New' (`delete': goes)
+%% only if it holds `Expect' now (`absent': has no value); otherwise `no'
+%% with the value it holds, or `not_found'.
+-spec op_meta_cas(pos_integer(), binary(), absent | binary(), delete | binary()) -> binary().
+op_meta_cas(Ref, Key, Expect, New) ->
+    {E, EBin} = case Expect of absent -> {0, <<>>}; _ -> {1, Expect} end,
+    {V, VBin} = case New of delete -> {0, <<>>}; _ -> {2, New} end,
+    <<18, Ref:64, (blob(Key))/binary, (E bor V), (blob(EBin))/binary, (blob(VBin))/binary>>.
 
 %% @doc READ_ENTRY: a name's holder, version and metadata, through the log.
 -spec op_read_entry(pos_integer(), binary()) -> binary().

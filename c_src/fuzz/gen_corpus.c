@@ -93,7 +93,7 @@ static const uint8_t name4[] = {104, 2, 77, 0, 0, 0, 2, 3, 1, 64, 90, 0, 1,
                                 119, 1, 'n', 0, 0, 0, 1, 0, 0, 0, 7};
 
 /* The highest op kind of cmd.h: seeds cover 1..LAST_KIND. */
-#define LAST_KIND RG_OP_UNREGISTER_MANY
+#define LAST_KIND RG_OP_META_CAS
 
 static struct term names[5];
 static struct term pids[3];
@@ -150,6 +150,11 @@ static struct rg_op op_of(uint8_t kind, uint64_t ref, int name, int pid)
     }
     if (kind == RG_OP_SET_META_IF_VERSION) {
         op.version = 1;
+    }
+    if (kind == RG_OP_META_CAS) { /* put if absent */
+        op.pid = NULL;
+        op.pid_len = 0;
+        op.cas_mode = RG_CAS_VALUE;
     }
     if (kind == RG_OP_REGISTER_MANY || kind == RG_OP_UNREGISTER_MANY) {
         const struct rg_wbuf *it = kind == RG_OP_REGISTER_MANY ? &reg_items

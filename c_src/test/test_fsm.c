@@ -2094,6 +2094,58 @@ static void test_meta_ops(void)
     rg_fsm_close(&f);
 }
 
+static bool copy_skipped(struct rg_fsm *f, const struct rg_op *op);
+
+static struct rg_op op_meta_cas(uint64_t ref, const struct bytes *key,
+                                const char *expect, const char *value)
+{
+    struct rg_op op = op_meta_put(SELF, ref, key, value == NULL ? "" : value, false);
+    op.kind = RG_OP_META_CAS;
+    op.flag = false;
+    op.cas_mode = (uint8_t)((expect != NULL ? RG_CAS_EXPECT : 0) |
+                            (value != NULL ? RG_CAS_VALUE : 0));
+    op.expect = (const uint8_t *)(expect == NULL ? "" : expect);
+    op.expect_len = (uint32_t)(expect == NULL ? 0 : strlen(expect));
+    return op;
+}
+
+/* META_CAS puts (or deletes) only when the key is as expected: absent, or
+ * holding the expected bytes. A mismatch changes nothing and answers NO
+ * with the value as it is, or NOT_FOUND when there is none. */
+static void test_meta_cas(void)
+{
+    struct rg_fsm f;
+    struct change ch[2];
+    struct bytes k = make_name("cas", 1);
+    CHECK(rg_fsm_init(&f, SELF, key_a) == 0);
+
+    struct rg_op op = op_meta_cas(1, &k, NULL, "v1"); /* create */
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_META_PUT, &k, NULL, "v1"));
+    struct reply rp[2];
+    struct bytes v1 = {{'v', '1'}, 2};
+    op = op_meta_cas(2, &k, NULL, "v9"); /* create again: it exists */
+    CHECK(apply1(&f, &op) == 0 && f.n_changes == 0);
+    CHECK(read_replies(&f, rp, 2) == 1 && is_reply(&rp[0], 2, RG_RES_NO, &v1));
+    op = op_meta_cas(3, &k, "v0", "v2"); /* a stale expectation */
+    CHECK(apply1(&f, &op) == 0 && f.n_changes == 0);
+    CHECK(read_replies(&f, rp, 2) == 1 && is_reply(&rp[0], 3, RG_RES_NO, &v1));
+    CHECK(meta_holds(&f, &k, "v1"));
+    op = op_meta_cas(4, &k, "v1", "v2");
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_META_PUT, &k, NULL, "v2"));
+    op = op_meta_cas(5, &k, "v2", NULL); /* delete */
+    CHECK(applies_ok(&f, &op, ch, 2) && f.n_changes == 1);
+    CHECK(is_change(&ch[0], RG_CHANGE_META_DEL, &k, NULL, NULL));
+    CHECK(meta_holds(&f, &k, NULL));
+    op = op_meta_cas(6, &k, "v2", "v3"); /* expects a value: there is none */
+    CHECK(apply1(&f, &op) == 0 && f.n_changes == 0);
+    CHECK(read_replies(&f, rp, 2) == 1 && is_reply(&rp[0], 6, RG_RES_NOT_FOUND, NULL));
+    op = op_meta_cas(4, &k, "v1", "v2"); /* a re-sent copy of ref 4: skipped */
+    CHECK(copy_skipped(&f, &op) && meta_holds(&f, &k, NULL));
+    rg_fsm_close(&f);
+}
+
 /* ---- de-duplication of the new writes ----------------------------------- */
 
 /* Applies a second copy of op (a re-sent op), expecting nothing at all. */
@@ -3264,7 +3316,7 @@ static void test_bad_ops(void)
 
     batch_begin(&bt);
     struct rg_op op = op_key(RG_OP_UNREGISTER, SELF, 3, &k1);
-    op.kind = RG_OP_UNREGISTER_MANY + 1; /* the first unknown kind */
+    op.kind = RG_OP_META_CAS + 1; /* the first unknown kind */
     batch_add(&bt, &op);
     rg_wbuf_blob(&bt.w, k1.b, k1.n);
     CHECK(batch_apply(&bt, &f) == 0 && f.bad_entries == 1);
@@ -3369,6 +3421,7 @@ int main(void)
     test_group_purge();
     test_purge_order();
     test_meta_ops();
+    test_meta_cas();
     test_dedup_new_kinds();
     test_snapshot_all_tables();
     test_snapshot_bad_groups();

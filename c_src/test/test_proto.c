@@ -29,7 +29,7 @@
 /* ---- helpers ------------------------------------------------------------ */
 
 /* The highest op kind cmd.h defines: every kind above it is unknown. */
-#define LAST_KIND RG_OP_UNREGISTER_MANY
+#define LAST_KIND RG_OP_META_CAS
 
 static const uint8_t pid_a[] = {88, 119, 3, 'a', '@', 'h', 0, 0, 0, 1,
                                 0,  0,   0, 0,   0,   0,   0, 1};
@@ -413,6 +413,13 @@ static void make_new_op(struct rg_op *op)
         op->pid_len = sizeof pid_a;
         op->version = 0x0102030405060708ULL;
         op->meta = (const uint8_t *)"cas";
+        op->meta_len = 3;
+        break;
+    case RG_OP_META_CAS:
+        op->cas_mode = RG_CAS_EXPECT | RG_CAS_VALUE;
+        op->expect = (const uint8_t *)"old";
+        op->expect_len = 3;
+        op->meta = (const uint8_t *)"new";
         op->meta_len = 3;
         break;
     case RG_OP_REGISTER_MANY:
