@@ -31,10 +31,21 @@ terminate(#st{reg = Reg}) ->
 %% @private
 -spec change(regent_proto:change(), #st{}) -> #st{}.
 change({meta_put, Key, Value}, #st{meta_tab = Tab} = S) ->
-    true = ets:insert(Tab, {regent_name:decode(Key), binary_to_term(Value)}),
-    S;
+    K = regent_name:decode(Key),
+    true = ets:insert(Tab, {K, binary_to_term(Value)}),
+    supervision(K, S);
 change({meta_del, Key}, #st{meta_tab = Tab} = S) ->
-    true = ets:delete(Tab, regent_name:decode(Key)),
+    K = regent_name:decode(Key),
+    true = ets:delete(Tab, K),
+    supervision(K, S).
+
+%% A distributed supervisor's record (regent_sup_store) changed: its server
+%% on this node hears of it at once.
+supervision(K, S) ->
+    case regent_sup_store:decode_key(K) of
+        {Sup, Kind, X} -> regent_sup_server:notify(Sup, Kind, X);
+        other -> ok
+    end,
     S.
 
 %% @private

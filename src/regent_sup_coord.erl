@@ -1,0 +1,128 @@
+%% @doc The coordinator of a distributed supervisor: revokes the lease of
+%% a node that stopped renewing it and moves that node's children to live
+%% nodes. Every node runs this check; the one that acts is the live node
+%% with the smallest name that this node sees (itself included). Two
+%% coordinators at once (around a partition) are harmless: every decision
+%% is a compare-and-set on the record it decides on.
+%%
+%% Timing (docs/supervision.md): the coordinator notes the monotonic time
+%% at which it first saw a node's lease record at a value. That is after
+%% the renewal that wrote it was sent, so the node's own lease ends before
+%% that time + lease (clock rates assumed equal within the margin). It
+%% revokes only when the value has not changed for lease + margin, by a
+%% compare-and-set on that very value.
+-module(regent_sup_coord).
+
+-export([tick/1, revoked/3, moved/2]).
+
+-include("regent_sup.hrl").
+-include_lib("kernel/include/logger.hrl").
+
+-define(WRITERS, 16).
+
+%% @private One check; the server calls it every lease/10 ms.
+-spec tick(#s{}) -> #s{}.
+tick(#s{reg = Reg, sup = Sup} = S) ->
+    Leases = regent_sup_store:leases(Reg, Sup),
+    case coordinator(Leases, S) of
+        false -> S#s{seen = #{}};
+        true -> orphans(Leases, expire(Leases, S))
+    end.
+
+coordinator(Leases, S) ->
+    Seen = [node() | nodes()],
+    Live = [N || {N, {E, _}} <- Leases, is_integer(E), lists:member(N, Seen)],
+    regent_sup_lease:valid(S) andalso lists:min([node() | Live]) =:= node().
+
+expire(Leases, #s{seen = Seen0, opts = #{lease := L, lease_margin := M}} = S) ->
+    Now = regent_sup_lease:now_ms(),
+    Seen = maps:from_list(
+             [{N, case maps:find(N, Seen0) of
+                      {ok, {V, T}} -> {V, T};
+                      _ -> {V, Now}
+                  end} || {N, {E, _} = V} <- Leases, is_integer(E), N =/= node()]),
+    Expired = [{N, V} || {N, {V, T}} <- maps:to_list(Seen), Now - T > L + M,
+                         not is_map_key(N, S#s.revoking)],
+    lists:foldl(fun revoke/2, S#s{seen = Seen}, Expired).
+
+revoke({N, {E, _} = V}, #s{reg = Reg, sup = Sup} = S) ->
+    ?LOG_WARNING("regent_sup ~p: ~p has not renewed its lease: revoking it", [Sup, N]),
+    Server = self(),
+    Key = regent_sup_store:lease_key(Sup, N),
+    _ = proc_lib:spawn_link(
+          fun() ->
+                  Res = try regent_sup_store:cas(Reg, Key, V, {revoked, E})
+                        catch exit:{regent_unavailable, _} -> unavailable
+                        end,
+                  Server ! {revoked, N, Res}
+          end),
+    S#s{revoking = (S#s.revoking)#{N => true}}.
+
+%% @private The answer of a revocation: the node's children move at once.
+-spec revoked(node(), term(), #s{}) -> #s{}.
+revoked(N, _Res, #s{reg = Reg, sup = Sup} = S) ->
+    S1 = S#s{revoking = maps:remove(N, S#s.revoking), seen = maps:remove(N, S#s.seen)},
+    orphans(regent_sup_store:leases(Reg, Sup), S1).
+
+%% Children whose node has no live lease go to live nodes: the targets
+%% are chosen here, counting each choice, so that a thousand children do
+%% not all go to the node that was least loaded before the first.
+orphans(Leases, #s{nodes = Nodes, moving = Moving, reg = Reg, sup = Sup} = S) ->
+    Held = maps:from_list([{N, E} || {N, {E, _}} <- Leases, is_integer(E)]),
+    Ids = [Id || {Id, N} <- maps:to_list(Nodes), not is_map_key(N, Held),
+                 not is_map_key(Id, Moving)],
+    case Ids of
+        [] -> S;
+        _ ->
+            Live = regent_sup_place:live_nodes(Reg, Sup),
+            {Plan, _} = lists:mapfoldl(fun(Id, Loads) -> plan(Id, Live, Loads, S) end,
+                                       maps:from_list(ets:tab2list(S#s.load_tab)), Ids),
+            Planned = [P || P <- Plan, P =/= skip],
+            spawn_writers(Planned, S),
+            S#s{moving = maps:merge(Moving, maps:from_list([{Id, true} || {Id, _, _} <- Planned]))}
+    end.
+
+plan(Id, Live, Loads, #s{reg = Reg, sup = Sup} = S) ->
+    case regent_sup_store:child(Reg, Sup, Id) of
+        #{spec := #{restart := temporary}} = Rec -> {{Id, Rec, delete}, Loads};
+        #{placement := Rule} = Rec ->
+            case regent_sup_place:choose(regent_sup_run:rule(Rule, S), Id, maps:keys(Live),
+                                         [], Loads) of
+                {ok, N} ->
+                    New = Rec#{node := N, epoch := maps:get(N, Live),
+                               inc := maps:get(inc, Rec) + 1, why := auto, tried := []},
+                    {{Id, Rec, New}, maps:update_with(N, fun(C) -> C + 1 end, 1, Loads)};
+                {error, _} -> {skip, Loads}
+            end;
+        undefined -> {skip, Loads}
+    end.
+
+spawn_writers([], _S) ->
+    ok;
+spawn_writers(Plan, #s{reg = Reg, sup = Sup}) ->
+    Server = self(),
+    Chunks = chunks(Plan, ?WRITERS),
+    [proc_lib:spawn_link(
+       fun() ->
+               [try regent_sup_store:cas(Reg, regent_sup_store:child_key(Sup, Id), Rec, New)
+                catch exit:{regent_unavailable, _} -> unavailable
+                end || {Id, Rec, New} <- Chunk],
+               Server ! {moved, [Id || {Id, _, _} <- Chunk]}
+       end) || Chunk <- Chunks],
+    ok.
+
+chunks(L, N) ->
+    Size = max(1, (length(L) + N - 1) div N),
+    chunk(L, Size).
+
+chunk([], _) -> [];
+chunk(L, Size) when length(L) =< Size -> [L];
+chunk(L, Size) ->
+    {H, T} = lists:split(Size, L),
+    [H | chunk(T, Size)].
+
+%% @private Writers are done with these children; a failed move is tried
+%% again on the next tick, from the record as it then is.
+-spec moved([term()], #s{}) -> #s{}.
+moved(Ids, #s{moving = Moving} = S) ->
+    S#s{moving = maps:without(Ids, Moving)}.
