@@ -23,7 +23,7 @@
 -module(regent_sup).
 -behaviour(supervisor).
 
--export([start_link/1, child_spec/1, start_child/2, start_child/3, find_or_start/2,
+-export([start_link/1, child_spec/1, stop/1, start_child/2, start_child/3, find_or_start/2,
          find_or_start/3, terminate_child/2, delete_child/2, restart_child/2,
          which_children/1, count_children/1, children/1, local_children/1, get_pid/2,
          token/2]).
@@ -55,6 +55,16 @@ start_link(Opts0) ->
     #{name := Name, registry := Reg} = Opts = regent_sup_spec:sup_options(Opts0),
     regent_read:unique_only(Reg, regent_sup),
     supervisor:start_link(?MODULE, {top, Opts#{name := Name}}).
+
+%% @doc Stops the supervisor on this node, as a clean stop by its own
+%% supervisor would: its children here stop first, then it gives its lease
+%% back, so that they start on other nodes at once.
+-spec stop(sup()) -> ok.
+stop(Sup) ->
+    _ = info(Sup),
+    {dictionary, D} = process_info(whereis(Sup), dictionary),
+    [Top | _] = proplists:get_value('$ancestors', D),
+    proc_lib:stop(Top, shutdown, infinity).
 
 %% @doc A child spec for starting the supervisor under yours.
 -spec child_spec([option()] | map()) -> supervisor:child_spec().

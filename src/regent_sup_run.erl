@@ -10,7 +10,7 @@
 -module(regent_sup_run).
 
 -export([consider/2, rescan/1, started/4, start_timeout/3, down/4, written/3,
-         kill_all/1, await/4, await_stop/3]).
+         kill_all/1, await/4, await_stop/3, rule/2]).
 
 -include("regent_sup.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -107,6 +107,8 @@ do_start(LSup, Reg, Id, I, #{start := {M, _, _}} = Spec, Tags) ->
 
 %% The instance takes the child's id as its name in the registry, with the
 %% tags as its value; a live holder that is not ours keeps it.
+registered({ok, undefined}, _, _, _, _, _) ->
+    ignore; % how supervisor reports a start that returned ignore
 registered({ok, Pid, _Info}, LSup, Reg, Id, I, Tags) ->
     registered({ok, Pid}, LSup, Reg, Id, I, Tags);
 registered({ok, Pid}, LSup, Reg, Id, I, Tags) ->
@@ -120,6 +122,8 @@ registered({ok, Pid}, LSup, Reg, Id, I, Tags) ->
             _ = supervisor:terminate_child(LSup, {Id, I}),
             {error, Why}
     end;
+registered({error, {Reason, Child}}, _, _, _, _, _) when element(1, Child) =:= child ->
+    {error, Reason}; % supervisor's {Reason, #child{}}: the caller gets Reason, as from DynamicSupervisor
 registered({error, _} = Error, _, _, _, _, _) ->
     Error;
 registered(ignore, _, _, _, _, _) ->
