@@ -17,6 +17,15 @@ defmodule RegentTest.Remote do
     :ok
   end
 
+  @doc """
+  Starts a `Regent.Supervisor` on this node, unlinked from the caller.
+  """
+  def start_supervisor(options) do
+    {:ok, pid} = Regent.Supervisor.start_link(options)
+    Process.unlink(pid)
+    :ok
+  end
+
   @doc "Stops a registry started by `start_registry/1`."
   def stop_registry(reg) do
     case Process.whereis(reg) do

@@ -1,0 +1,170 @@
+defmodule Regent.Supervisor do
+  @moduledoc """
+  A distributed dynamic supervisor on a `Regent` registry: each child runs
+  at most once in the cluster, on a node chosen by a placement rule, and
+  starts again on another node when its node dies or is cut off (the
+  Elixir face of `:regent_sup`).
+
+  Where `Horde.DynamicSupervisor` and ProcessHub are eventually
+  consistent, and run duplicates around partitions, regent decides every
+  start, restart and move through the same raft log as the names. A node
+  runs children only while it holds a lease renewed through that log: a
+  node cut off from the leader kills its children within `:lease`
+  milliseconds, and they start elsewhere only after `:lease` +
+  `:lease_margin`. See docs/supervision.md for the timing argument and its
+  assumptions.
+
+  ## Starting
+
+  Start it after its registry, on every node that may run children, with
+  the same options:
+
+      children = [
+        {Regent, keys: :unique, name: MyApp.Registry},
+        {Regent.Supervisor, name: MyApp.Sup, registry: MyApp.Registry}
+      ]
+
+      Supervisor.start_link(children, strategy: :rest_for_one)
+
+  Options: `:name` and `:registry` (required); `:lease` (ms, default 3000)
+  and `:lease_margin` (ms, default 500); `:placement` (default
+  `:least_loaded`, see `start_child/3`); `:max_restarts` (default 3) and
+  `:max_seconds` (default 5), each child's defaults; `:start_timeout` (ms,
+  default 15000). An unknown option or a bad value raises `ArgumentError`.
+
+  ## Children
+
+  `start_child/3` takes what `DynamicSupervisor.start_child/2` takes: a
+  child spec map, or `{module, arg}`, or `module`. The spec is stored in
+  the log, so it must be plain data: a pid, fun, port or reference in it
+  raises `ArgumentError`. The child is registered in the registry under its
+  id, so `{:via, Regent, {MyApp.Registry, id}}` reaches it from any node.
+
+  ## A singleton
+
+  As in Horde's singleton guide, every node may ask for the same child; one
+  instance runs, and every caller gets its pid:
+
+      {:ok, pid} = Regent.Supervisor.find_or_start(MyApp.Sup, {MyApp.Scheduler, []})
+  """
+
+  @type sup :: atom
+  @type child_id :: term
+  @type placement ::
+          :least_loaded | :hash | :local | {:node, node} | {module, atom}
+          | (child_id, [node] -> node)
+  @type on_start :: {:ok, pid} | :ignore | {:error, term}
+
+  @doc """
+  Starts the supervisor on this node, registered locally under `:name`.
+  """
+  @spec start_link(keyword) :: {:ok, pid} | {:error, term}
+  def start_link(options) when is_list(options), do: :regent_sup.start_link(options)
+
+  @doc """
+  A child specification: `{Regent.Supervisor, name: MyApp.Sup, registry: MyApp.Registry}`.
+  """
+  @spec child_spec(keyword) :: Supervisor.child_spec()
+  def child_spec(options) when is_list(options), do: :regent_sup.child_spec(options)
+
+  @doc """
+  Stops the supervisor on this node: its children here stop first, then
+  it gives its lease back, so that they start on other nodes at once.
+  """
+  @spec stop(sup) :: :ok
+  def stop(sup), do: :regent_sup.stop(sup)
+
+  @doc """
+  Starts a child somewhere in the cluster and returns once it runs.
+
+  Returns `{:ok, pid}`; `{:error, {:already_started, pid}}` if a child with
+  its id runs; `{:error, :already_present}` if its id is a terminated
+  child; `:ignore` or `{:error, reason}` as its start function returned,
+  and then nothing of it stays in the log. When the chosen node lacks the
+  child's module, another node is tried, at most three in all, then
+  `{:error, {:module_missing, module, tried}}`.
+
+  Options:
+
+    * `:placement` - `:least_loaded` (the supervisor's default),
+      `:hash` (rendezvous hashing on the id: the fewest moves when nodes
+      come and go), `:local`, `{:node, node}`, or `{module, function}`
+      called with the id and the live nodes (a fun is only a supervisor
+      option: a child's options are stored in the log);
+    * `:tags` - any plain term, the child's value in the registry (so
+      `Regent.match/3` and `Regent.select/2` query it) and in `children/1`;
+    * `:max_restarts`, `:max_seconds` - as OTP's, for this child.
+  """
+  @spec start_child(sup, Supervisor.child_spec() | {module, term} | module, keyword) :: on_start
+  def start_child(sup, child_spec, options \\ []), do: :regent_sup.start_child(sup, child_spec, options)
+
+  @doc """
+  The singleton: `{:ok, pid}` of the one instance of the child, started
+  if it did not run. Every node may call it at once with the same spec.
+  """
+  @spec find_or_start(sup, Supervisor.child_spec() | {module, term} | module, keyword) :: on_start
+  def find_or_start(sup, child_spec, options \\ []),
+    do: :regent_sup.find_or_start(sup, child_spec, options)
+
+  @doc """
+  Terminates a child, by id or pid, and keeps its spec (a `:temporary`
+  child's goes), as `Supervisor.terminate_child/2`; returns once it has
+  stopped.
+  """
+  @spec terminate_child(sup, child_id | pid) :: :ok | {:error, :not_found}
+  def terminate_child(sup, id_or_pid), do: :regent_sup.terminate_child(sup, id_or_pid)
+
+  @doc "Deletes a terminated child's spec, as `Supervisor.delete_child/2`."
+  @spec delete_child(sup, child_id) :: :ok | {:error, :running | :not_found}
+  def delete_child(sup, id), do: :regent_sup.delete_child(sup, id)
+
+  @doc "Starts a terminated child again, as `Supervisor.restart_child/2`."
+  @spec restart_child(sup, child_id) :: on_start | {:error, :running | :not_found}
+  def restart_child(sup, id), do: :regent_sup.restart_child(sup, id)
+
+  @doc """
+  Every child in the cluster, as `Supervisor.which_children/1`:
+  `{id, pid | :restarting | :undefined, type, modules}`, read on this node.
+  """
+  @spec which_children(sup) :: [{child_id, pid | :restarting | :undefined, :worker | :supervisor, [module] | :dynamic}]
+  def which_children(sup), do: :regent_sup.which_children(sup)
+
+  @doc "The counts of `Supervisor.count_children/1`, cluster-wide."
+  @spec count_children(sup) :: %{specs: non_neg_integer, active: non_neg_integer,
+                                 supervisors: non_neg_integer, workers: non_neg_integer}
+  def count_children(sup), do: Map.new(:regent_sup.count_children(sup))
+
+  @doc """
+  Every child with its `:spec`, `:node`, `:pid`, `:status` (`:run` or
+  `:stopped`), `:tags` and fencing token (`:epoch`, `:inc`).
+  """
+  @spec children(sup) :: [map]
+  def children(sup), do: :regent_sup.children(sup)
+
+  @doc "The children running on this node: `[{id, pid}]`."
+  @spec local_children(sup) :: [{child_id, pid}]
+  def local_children(sup), do: :regent_sup.local_children(sup)
+
+  @doc "The pid of child `id`, wherever it runs, or `nil`."
+  @spec get_pid(sup, child_id) :: pid | nil
+  def get_pid(sup, id) do
+    case :regent_sup.get_pid(sup, id) do
+      :undefined -> nil
+      pid -> pid
+    end
+  end
+
+  @doc """
+  The fencing token of child `id`'s current instance, `{epoch, inc}`, or
+  `nil`: `inc` grows with every start of the child on any node and is in
+  the log before that instance starts. A child passes it to external
+  systems so that they can refuse a stale instance (docs/supervision.md).
+  """
+  @spec token(sup, child_id) :: {pos_integer, pos_integer} | nil
+  def token(sup, id) do
+    case :regent_sup.token(sup, id) do
+      :undefined -> nil
+      token -> token
+    end
+  end
+end
