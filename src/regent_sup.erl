@@ -129,16 +129,27 @@ find_or_start(Sup, Spec, Opts) ->
     end.
 
 create(Sup, Spec0, Opts0) ->
-    #{registry := Reg, start_timeout := T} = SupOpts = info(Sup),
+    #{registry := Reg, start_timeout := T} = info(Sup),
+    Spec = regent_sup_spec:child_spec(Spec0),
+    Id = maps:get(id, Spec),
+    create(Sup, Spec0, Opts0, #{sup => Sup, reg => Reg, id => Id, deadline => now_ms() + T + 1000}).
+
+create(Sup, Spec0, Opts0, #{reg := Reg, id := Id} = Ctx) ->
+    SupOpts = info(Sup),
     Spec = regent_sup_spec:child_spec(Spec0),
     #{tags := Tags, placement := Rule} = COpts = regent_sup_spec:child_options(Opts0, SupOpts),
-    Id = maps:get(id, Spec),
-    Ctx = #{sup => Sup, reg => Reg, id => Id, deadline => now_ms() + T + 1000},
     case regent_sup_store:child(Reg, Sup, Id) of
         undefined ->
             Live = regent_sup_place:live_nodes(Reg, Sup),
             case regent_sup_place:choose(rule(Rule, SupOpts), Id, maps:keys(Live), [],
                                          loads(SupOpts)) of
+                {error, no_node_available} = Error ->
+                    %% No supervisor holds a lease yet (they are starting,
+                    %% or the cluster has no quorum): wait, as a start would.
+                    case now_ms() < maps:get(deadline, Ctx) - 1000 of
+                        true -> timer:sleep(50), create(Sup, Spec0, Opts0, Ctx);
+                        false -> Error
+                    end;
                 {error, _} = Error -> Error;
                 {ok, N} ->
                     Rec = #{spec => Spec, node => N, epoch => maps:get(N, Live), inc => 1,
@@ -148,7 +159,7 @@ create(Sup, Spec0, Opts0) ->
                             max_seconds => maps:get(max_seconds, COpts)},
                     case regent_sup_store:cas(Reg, key(Sup, Id), absent, Rec) of
                         ok -> await(Ctx, N, 1);
-                        {conflict, absent} -> create(Sup, Spec0, Opts0);
+                        {conflict, absent} -> create(Sup, Spec0, Opts0, Ctx);
                         {conflict, Now} -> {existing, Now, Ctx}
                     end
             end;
