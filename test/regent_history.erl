@@ -73,6 +73,9 @@
 %%   up to I);
 %% - final_mismatch: a drained subscriber's table at the end (names and
 %%   pids) differs from its node's final table.
+%%
+%% Supervised children (`children' in the final state): two_instances and
+%% lost_child, in regent_history_sup.
 -module(regent_history).
 
 -export([check/3, check/4, describe/1]).
@@ -112,7 +115,12 @@ check(Ops, Risks, Final, Subs) ->
     lists:append([check_name(Name, NameOps, Kills, Risks, Final)
                   || {Name, NameOps} <- maps:to_list(ByName)])
         ++ check_final(Final)
-        ++ subscriptions(Subs, Final).
+        ++ subscriptions(Subs, Final)
+        ++ children(Final).
+
+%% Supervised children (regent_history_sup), when the run had them.
+children(#{children := #{events := Events} = C}) -> regent_history_sup:check(Events, C);
+children(_) -> [].
 
 %% @doc One line per violation, for logs.
 -spec describe(violation()) -> iolist().

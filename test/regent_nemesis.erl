@@ -18,7 +18,10 @@
 %% Each node (fresh ones too) runs a subscriber (regent:subscribe/2, filter
 %% `all') that forwards every message it gets to a recorder here; the
 %% random workload also increments a counter (update_metadata/2) whose
-%% owner lives on this node, which the nemesis never touches.
+%% owner lives on this node, which the nemesis never touches. Every node
+%% runs a distributed supervisor with six children (regent_nemesis_sup),
+%% whose instances an observer here records for the two_instances and
+%% lost_child rules.
 %% See docs/testing.md for what is covered and how to run long schedules.
 -module(regent_nemesis).
 
@@ -35,6 +38,8 @@
 -define(FAULT_KINDS, [kill_daemon, halt, partition, partition, one_way]).
 %% The name update_metadata/2 increments (random workload).
 -define(COUNTER, counter).
+%% The supervised children (regent_nemesis_sup).
+-define(CHILDREN, [{child, I} || I <- lists:seq(1, 6)]).
 
 %% @doc Runs one schedule and checks it. Options (all optional):
 %% seed, duration (ms of faults and load), clients, names (hot names),
@@ -55,12 +60,14 @@ run(Opts0) ->
                %% {{SubscriberNode, Seq}, Msg}, and {Node, SubscriberPid}
                subs => ets:new(nemesis_subs, [public, ordered_set]),
                subscribers => ets:new(nemesis_subscribers, [public, set])},
-    Tabs = Tables#{recorder => spawn_recorder(maps:get(subs, Tables))},
+    Tabs = Tables#{recorder => spawn_recorder(maps:get(subs, Tables)),
+                   observer => regent_nemesis_sup:start_observer(maps:get(log, Tables))},
     try
         run_(Opts, Tabs)
     after
         [stop_peer(P) || {_, P} <- ets:tab2list(maps:get(nodes, Tabs))],
         exit(maps:get(recorder, Tabs), kill),
+        exit(maps:get(observer, Tabs), kill),
         [ets:delete(T) || T <- maps:values(Tables)]
     end.
 
@@ -71,16 +78,24 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
     [ok = erpc:call(N, regent_test_lib, start_remote, [?REG, member_opts(Opts)]) || N <- Nodes],
     [subscribe_on(Tabs, N) || N <- Nodes],
     ok = await_cluster(Tabs, 30000),
+    %% Supervised children (regent_nemesis_sup), observed from here.
+    ok = regent_nemesis_sup:start_on(?REG, Nodes),
+    ok = regent_nemesis_sup:start_children(Nodes, length(?CHILDREN), ?CHILDREN),
     S0 = #{opts => Opts, tabs => Tabs, risks => [], faults => [], open => []},
     S = heal(case Workload of
                  random -> random_run(S0);
                  owner_check_scenario -> owner_check_scenario(S0)
              end),
+    [{heal, _, HealT} | _] = maps:get(faults, S),
+    Children = regent_nemesis_sup:await_children(live_nodes(Tabs), ?CHILDREN, HealT),
     Quiet = case S of
                 #{stuck := _} -> stuck;
                 _ -> await_quiet(Tabs, 60000)
             end,
-    Final = final_state(Tabs),
+    Halts = [{N, T} || {fault, T, {halt, N}} <- ets:tab2list(maps:get(log, Tabs))],
+    Final = (final_state(Tabs))#{children =>
+                                     (regent_nemesis_sup:final(?CHILDREN, HealT, Halts))#{
+                                       events => [E || {child, E} <- ets:tab2list(maps:get(log, Tabs))]}},
     %% Drained after the final tables were taken: their logs are complete.
     Quiet =:= ok andalso flush_subscribers(Tabs, 10000),
     [exit(P, kill) || P <- maps:get(owners, S, [])],
@@ -97,7 +112,7 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
     Violations = regent_history:check(Ops, Risks, Final, Subs),
     #{seed => Seed, ops => length(Ops), quiet => Quiet, views => Views,
       faults => lists:reverse(maps:get(faults, S)),
-      violations => Violations, check_ms => now_ms() - T0,
+      violations => Violations, check_ms => now_ms() - T0, children => Children,
       subscriptions => sub_summary(Subs), increments => incr_summary(Ops, Final),
       history => #{ops => Ops, risks => Risks, final => Final, subs => Subs,
                    faults => lists:sort([{T, F} || {fault, T, F} <- ets:tab2list(maps:get(log, Tabs))])}}.
@@ -366,6 +381,7 @@ heal(#{tabs := Tabs, opts := Opts} = S) ->
     regent_test_lib:mesh(Live ++ Fresh),
     [ok = erpc:call(N, regent_test_lib, start_remote, [?REG, member_opts(Opts)]) || N <- Fresh],
     [subscribe_on(Tabs, N) || N <- Fresh],
+    ok = regent_nemesis_sup:start_on(?REG, Fresh),
     Now = now_us(),
     ets:insert(maps:get(log, Tabs), {fault, Now, {heal, Fresh}}),
     S#{open => [], risks => [R#{to => Now} || R <- maps:get(open, S)] ++ maps:get(risks, S),

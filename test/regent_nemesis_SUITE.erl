@@ -17,12 +17,13 @@
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
 -export([checker_synthetic/1, checker_synthetic_events/1, checker_catches_injected_bug/1,
-         scripted_schedule_passes/1, random_schedules/1]).
+         scripted_schedule_passes/1, random_schedules/1, checker_synthetic_children/1]).
 
 suite() -> [{timetrap, {minutes, 30}}].
 
 all() ->
-    [checker_synthetic, checker_synthetic_events, checker_catches_injected_bug,
+    [checker_synthetic, checker_synthetic_events, checker_synthetic_children,
+     checker_catches_injected_bug,
      scripted_schedule_passes, random_schedules].
 
 init_per_suite(Config) ->
@@ -195,6 +196,36 @@ checker_synthetic_events(_Config) ->
     %% not_registered while the owner held the name throughout.
     [stale_read] = Kinds([Reg, Inc(10, {error, not_registered})], Counter(#{n1 => 0}), []),
     [P ! stop || P <- Pids],
+    ok.
+
+%% ---- the supervision rules on synthetic histories -------------------------
+
+%% A clean history passes; a planted overlap is two_instances (also when
+%% the first instance's node was halted only after the second started); a
+%% child without a live instance at the end, or only one started after
+%% the bound, is lost_child.
+checker_synthetic_children(_Config) ->
+    [P1, P2, P3] = [list_to_pid("<0." ++ integer_to_list(N) ++ ".0>") || N <- [101, 102, 103]],
+    Up = fun(Id, P, N, T) -> #{f => child_up, name => Id, pid => P, node => N, time => T} end,
+    Down = fun(P, T) -> #{f => child_down, pid => P, time => T} end,
+    Final = fun(Ids, Halts) -> #{ids => Ids, heal => 1000, bound => 500, halts => Halts} end,
+    Check = fun(Events, F) -> lists:usort([K || {K, _, _} <- regent_history_sup:check(Events, F)]) end,
+    %% Clean: c1 moves from a to b after a's halt; c2 runs on b throughout.
+    Clean = [Up(c1, P1, a, 10), Up(c1, P2, b, 600), Up(c2, P3, b, 20)],
+    [] = Check(Clean, Final([c1, c2], [{a, 500}])),
+    [] = Check([Up(c, P1, a, 10), Down(P1, 100), Up(c, P2, b, 101)], Final([c], [])),
+    %% two_instances: P1 ends after P2 started.
+    [two_instances] = Check([Up(c, P1, a, 10), Up(c, P2, b, 100), Down(P1, 150)], Final([c], [])),
+    %% ... and a node halted only after the successor started.
+    [two_instances] = Check([Up(c, P1, a, 10), Up(c, P2, b, 100)], Final([c], [{a, 200}])),
+    %% lost_child: no live instance at the end; or the only one too late.
+    [lost_child] = Check([Up(c, P1, a, 10), Down(P1, 100)], Final([c], [])),
+    [lost_child] = Check([Up(c, P1, a, 10), Down(P1, 100), Up(c, P2, b, 1600)], Final([c], [])),
+    [lost_child] = Check([], Final([never_started], [])),
+    %% Through regent_history:check/4, as the nemesis calls it.
+    Planted = #{tables => #{}, dead => [],
+                children => (Final([c], []))#{events => [Up(c, P1, a, 10), Up(c, P2, b, 20)]}},
+    [two_instances] = lists:usort([K || {K, _, _} <- regent_history:check([], [], Planted)]),
     ok.
 
 %% ---- the injected bug ----------------------------------------------------
