@@ -278,6 +278,11 @@ report(#{seed := Seed, ops := Ops, faults := Faults, violations := V, quiet := Q
            "subscriptions: ~p~nincrements: ~p~nfaults: ~p",
            [Seed, Ops, length(Faults), Quiet, length(V), maps:get(check_ms, R),
             maps:get(subscriptions, R), maps:get(increments, R), [F || {F, _} <- Faults]]),
+    Ups = [E || #{f := child_up} = E <- maps:get(events, maps:get(children, maps:get(final, maps:get(history, R))))],
+    ct:pal("supervised children: ~p instances started, ~p on another node than the "
+           "child's first; all running again after the heal: ~p",
+           [length(Ups), length(lists:usort([{Id, N} || #{name := Id, node := N} <- Ups]))
+            - length(lists:usort([Id || #{name := Id} <- Ups])), maps:get(children, R)]),
     Quiet =/= ok andalso
         ct:pal("NOT QUIET (~p: no single cluster 30 s after a heal, or no single "
                "table 60 s after the last); views: ~p", [Quiet, maps:get(views, R)]),
