@@ -7,7 +7,8 @@
          whereis_name/1, count/0, await/1, start_nowait/0]).
 -export([group_start/1, group_stop/0, group_join/2, group_lookup/1, group_dispatch/2,
          group_count/1, group_await/1, group_registry/0]).
--export([start_with/1]).  % bench_regent_plain: the same with other options
+-export([start_with/1]).
+-export([sup_start/1, sup_start_child/1, sup_running/1, start_idle/0]).  % bench_regent_plain: the same with other options
 
 -define(REG, bench_reg).
 -define(GROUPS, bench_groups).
@@ -79,3 +80,22 @@ wait(F) ->
         true -> ok;
         _ -> timer:sleep(10), wait(F)
     end.
+
+%% ---- supervision: regent_sup on the names' registry, default lease ----
+
+sup_start(Nodes) ->
+    ok = start_registry(?REG, []),
+    ok = await(length(Nodes)),
+    {ok, Pid} = regent_sup:start_link(#{name => bench_sup, registry => ?REG}),
+    unlink(Pid),
+    %% Every supervisor holds its lease, as this node sees.
+    wait(fun() -> map_size(regent_sup_place:live_nodes(?REG, bench_sup)) =:= length(Nodes) end).
+
+sup_start_child(Id) ->
+    {ok, _} = regent_sup:start_child(bench_sup, #{id => Id, start => {?MODULE, start_idle, []}}).
+
+start_idle() ->
+    {ok, spawn_link(fun regent_bench:idle/0)}.
+
+sup_running(Excluded) ->
+    length([P || #{pid := P} <- regent_sup:children(bench_sup), is_pid(P), node(P) =/= Excluded]).

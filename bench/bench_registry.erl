@@ -4,7 +4,9 @@
 %%
 %% - names (scenarios 1-8): the via contract, a name with one owner;
 %% - groups (scenarios 10-11): duplicate keys, a key with any number of
-%%   members, as Elixir's Registry with `keys: :duplicate' or OTP's pg.
+%%   members, as Elixir's Registry with `keys: :duplicate' or OTP's pg;
+%% - supervision (scenario 13): children started once in the cluster and
+%%   started again elsewhere when their node halts.
 %%
 %% Both sets are optional callbacks, so that a registry with only one of
 %% them (global has no groups, pg has no names) is simply left out of the
@@ -51,6 +53,17 @@
 %% Members of Group in this node's view, to wait for convergence.
 -callback group_count(Group :: term()) -> non_neg_integer().
 
+%% ---- supervision (scenario 13) ----
+%% A distributed supervisor whose children run once in the cluster
+%% (regent_sup, Horde.DynamicSupervisor). Called on every node of the run
+%% at once; returns when the cluster's supervisors are ready.
+-callback sup_start(Nodes :: [node()]) -> ok.
+%% Starts child Id (an idle process) from the calling node; returns once it
+%% runs somewhere.
+-callback sup_start_child(Id :: term()) -> {ok, pid()}.
+%% Children running, as this node sees them, on nodes other than Excluded.
+-callback sup_running(Excluded :: node()) -> non_neg_integer().
+
 %% Optional: true, or {false, Why} when the registry's code is not on this
 %% node (the run then leaves the adapter out and prints Why).
 -callback available() -> true | {false, iodata()}.
@@ -61,4 +74,5 @@
                      whereis_name/1, count/0,
                      group_start/1, group_stop/0, group_join/2, group_lookup/1,
                      group_dispatch/2, group_count/1,
+                     sup_start/1, sup_start_child/1, sup_running/1,
                      available/0, max_names/0]).

@@ -18,6 +18,8 @@
 -export([main/0, smoke/0]).
 %% Run on peer nodes through erpc.
 -export([bulk_round/1]).
+%% For regent_bench_sup (scenario 13).
+-export([measure/4, row/5, on_cluster/3, usec/1, wait/2, k/1, fmt/2, rss_kb/0]).
 -export([idle/0, register_all/2, registrar/3, register_timed/2, watcher/3, count_until/3,
          spawn_idle/1, kill_all/1, race_register/3, rss_kb/0, daemon_os_pid/0,
          ets_bytes/0, join_chain/3, join_all/3, group_reads/3]).
@@ -47,7 +49,9 @@ full_sizes() ->
       group_sizes => [1, 100, 10000],   % 10, 11: members of the groups read
       group_reads => 100000,            % 10, 11: lookups (and dispatches) per group, at most
       group_read_entries => 10000000,   % 10, 11: ... fewer for big groups: entries read in all
-      bulk => 10000}.                   % 12: names in one register_many
+      bulk => 10000,                    % 12: names in one register_many
+      sup_children => 10000,            % 13: children started, 3 nodes
+      sup_halt => 1000}.                % 13: children on the node that halts
 
 %% The same scenarios, just large enough to run every code path.
 smoke_sizes() ->
@@ -56,7 +60,7 @@ smoke_sizes() ->
       cleanup => 100, memory => 200, memory_regent => 1000, late_join => 500,
       engine_frames => 4, engine_per_frame => 50, group_join => 50,
       group_sizes => [1, 10, 100], group_reads => 1000, group_read_entries => 10000,
-      bulk => 200}.
+      bulk => 200, sup_children => 100, sup_halt => 30}.
 
 main() ->
     setup(),
@@ -159,6 +163,7 @@ run_scenarios(Adapters, Rounds, Sizes) ->
 %% The two contracts of bench_registry, known by one callback each.
 implements(A, names) -> erlang:function_exported(A, register_name, 2);
 implements(A, groups) -> erlang:function_exported(A, group_join, 2);
+implements(A, supervision) -> erlang:function_exported(A, sup_start_child, 1);
 implements(_A, none) -> true.
 
 extra_adapters() ->
@@ -177,7 +182,7 @@ scenarios() ->
      {5, names, fun race/3}, {6, names, fun cleanup/3}, {7, names, fun failover/3},
      {8, names, fun memory/3}, {9, none, fun engine_alone/3},
      {10, groups, fun groups_one_node/3}, {11, groups, fun groups_three_nodes/3},
-     {12, names, fun bulk/3}].
+     {12, names, fun bulk/3}, {13, supervision, fun regent_bench_sup:scenario/3}].
 
 run_scenario({Id, Fun}, Adapters, Rounds, Sizes) ->
     io:format("scenario ~p...", [Id]),

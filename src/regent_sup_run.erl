@@ -204,6 +204,7 @@ move(Id, #{tried := Tried, placement := Rule} = Rec, M, #s{reg = Reg, sup = Sup}
     end.
 
 %% @private The rule a placement stands for (`default': the supervisor's).
+-spec rule(term(), #s{}) -> term().
 rule(default, #s{opts = #{placement := P}}) -> P;
 rule(P, _) -> P.
 
