@@ -76,8 +76,11 @@ child_spec(Opts) ->
 %% @private
 -spec init({top, map()} | local) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init({top, #{name := Name} = Opts}) ->
-    Tab = ets:new(regent_sup_load, [public, {read_concurrency, true}]), % written by the server only
-    Full = Opts#{load_tab => Tab},
+    %% Both written by the server only; public so that the server can be
+    %% restarted without losing them, and read in callers.
+    Tab = ets:new(regent_sup_load, [public, {read_concurrency, true}]),
+    Tok = ets:new(regent_sup_tokens, [public, {read_concurrency, true}]),
+    Full = Opts#{load_tab => Tab, token_tab => Tok},
     persistent_term:put({regent_sup, Name}, Full),
     {ok, {#{strategy => one_for_all, intensity => 3, period => 5},
           [#{id => local, start => {supervisor, start_link, [?MODULE, local]},
@@ -324,12 +327,16 @@ get_pid(Sup, Id) ->
 %% Inc}': Inc grows with every start of the child anywhere, and is in the
 %% log before that instance starts. Pass it to external systems that must
 %% refuse a stale instance (docs/supervision.md).
+%% On a node that runs (or starts) an instance of Id, the token is that
+%% instance's, even when the log has moved on: a stale instance never reads
+%% its successor's token.
 -spec token(sup(), child_id()) -> {pos_integer(), pos_integer()} | undefined.
 token(Sup, Id) ->
-    #{registry := Reg} = info(Sup),
-    case regent_sup_store:child(Reg, Sup, Id) of
-        #{epoch := E, inc := I} -> {E, I};
-        undefined -> undefined
+    #{registry := Reg, token_tab := Tok} = info(Sup),
+    case {ets:lookup(Tok, Id), regent_sup_store:child(Reg, Sup, Id)} of
+        {[{_, Token}], _} -> Token;
+        {[], #{epoch := E, inc := I}} -> {E, I};
+        {[], undefined} -> undefined
     end.
 
 info(Sup) when is_atom(Sup) ->

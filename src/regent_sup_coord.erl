@@ -1,16 +1,19 @@
 %% @doc The coordinator of a distributed supervisor: revokes the lease of
 %% a node that stopped renewing it and moves that node's children to live
-%% nodes. Every node runs this check; the one that acts is the live node
-%% with the smallest name that this node sees (itself included). Two
-%% coordinators at once (around a partition) are harmless: every decision
-%% is a compare-and-set on the record it decides on.
+%% nodes. Every node runs this check; the one that acts is the node with
+%% the smallest name among itself and the nodes it sees whose lease record
+%% changed within their lease (a node cut off from raft but still
+%% connected stops counting once its renewals stop). Two coordinators at
+%% once (around a partition) are harmless: every decision is a
+%% compare-and-set on the record it decides on.
 %%
-%% Timing (docs/supervision.md): the coordinator notes the monotonic time
-%% at which it first saw a node's lease record at a value. That is after
-%% the renewal that wrote it was sent, so the node's own lease ends before
-%% that time + lease (clock rates assumed equal within the margin). It
-%% revokes only when the value has not changed for lease + margin, by a
-%% compare-and-set on that very value.
+%% Timing (docs/supervision.md): every node notes the monotonic time at
+%% which it first saw each lease record at its value. That is after the
+%% renewal that wrote it was sent, so the holder's own lease ends before
+%% that time + Lease (clock rates assumed equal within the margin). A
+%% coordinator revokes only when the value has not changed for Lease +
+%% margin, by a compare-and-set on that very value; Lease is the holder's,
+%% from its record.
 -module(regent_sup_coord).
 
 -export([tick/1, revoked/3, moved/2]).
@@ -22,30 +25,38 @@
 
 %% @private One check; the server calls it every lease/10 ms.
 -spec tick(#s{}) -> #s{}.
-tick(#s{reg = Reg, sup = Sup} = S) ->
+tick(#s{reg = Reg, sup = Sup} = S0) ->
     Leases = regent_sup_store:leases(Reg, Sup),
-    case coordinator(Leases, S) of
-        false -> S#s{seen = #{}};
-        true -> orphans(Leases, expire(Leases, S))
+    S = observe(Leases, S0),
+    case coordinator(S) of
+        false -> S;
+        true -> orphans(Leases, expire(S))
     end.
 
-coordinator(Leases, S) ->
-    Seen = [node() | nodes()],
-    Live = [N || {N, {E, _}} <- Leases, is_integer(E), lists:member(N, Seen)],
-    regent_sup_lease:valid(S) andalso lists:min([node() | Live]) =:= node().
-
-expire(Leases, #s{seen = Seen0, opts = #{lease := L, lease_margin := M}} = S) ->
+%% The first time each live value was seen here.
+observe(Leases, #s{seen = Seen0} = S) ->
     Now = regent_sup_lease:now_ms(),
     Seen = maps:from_list(
              [{N, case maps:find(N, Seen0) of
                       {ok, {V, T}} -> {V, T};
                       _ -> {V, Now}
-                  end} || {N, {E, _} = V} <- Leases, is_integer(E), N =/= node()]),
-    Expired = [{N, V} || {N, {V, T}} <- maps:to_list(Seen), Now - T > L + M,
-                         not is_map_key(N, S#s.revoking)],
-    lists:foldl(fun revoke/2, S#s{seen = Seen}, Expired).
+                  end} || {N, {E, _, _} = V} <- Leases, is_integer(E), N =/= node()]),
+    S#s{seen = Seen}.
 
-revoke({N, {E, _} = V}, #s{reg = Reg, sup = Sup} = S) ->
+coordinator(#s{seen = Seen} = S) ->
+    Now = regent_sup_lease:now_ms(),
+    Connected = nodes(),
+    Fresh = [N || {N, {{_, _, L}, T}} <- maps:to_list(Seen), Now - T =< L,
+                  lists:member(N, Connected)],
+    regent_sup_lease:valid(S) andalso lists:min([node() | Fresh]) =:= node().
+
+expire(#s{seen = Seen, opts = #{lease_margin := M}} = S) ->
+    Now = regent_sup_lease:now_ms(),
+    Expired = [{N, V} || {N, {{_, _, L} = V, T}} <- maps:to_list(Seen), Now - T > L + M,
+                         not is_map_key(N, S#s.revoking)],
+    lists:foldl(fun revoke/2, S, Expired).
+
+revoke({N, {E, _, _} = V}, #s{reg = Reg, sup = Sup} = S) ->
     ?LOG_WARNING("regent_sup ~p: ~p has not renewed its lease: revoking it", [Sup, N]),
     Server = self(),
     Key = regent_sup_store:lease_key(Sup, N),
@@ -68,7 +79,7 @@ revoked(N, _Res, #s{reg = Reg, sup = Sup} = S) ->
 %% are chosen here, counting each choice, so that a thousand children do
 %% not all go to the node that was least loaded before the first.
 orphans(Leases, #s{nodes = Nodes, moving = Moving, reg = Reg, sup = Sup} = S) ->
-    Held = maps:from_list([{N, E} || {N, {E, _}} <- Leases, is_integer(E)]),
+    Held = maps:from_list([{N, E} || {N, {E, _, _}} <- Leases, is_integer(E)]),
     Ids = [Id || {Id, N} <- maps:to_list(Nodes), not is_map_key(N, Held),
                  not is_map_key(Id, Moving)],
     case Ids of

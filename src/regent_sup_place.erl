@@ -17,7 +17,7 @@
 -spec live_nodes(regent:registry(), atom()) -> #{node() => pos_integer()}.
 live_nodes(Reg, Sup) ->
     Seen = [node() | nodes()],
-    maps:from_list([{N, E} || {N, {E, _}} <- regent_sup_store:leases(Reg, Sup),
+    maps:from_list([{N, E} || {N, {E, _, _}} <- regent_sup_store:leases(Reg, Sup),
                               is_integer(E), lists:member(N, Seen)]).
 
 %% @private A node for child Id: `{ok, Node}' or `{error, Why}'. Exclude:

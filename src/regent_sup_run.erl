@@ -10,7 +10,7 @@
 -module(regent_sup_run).
 
 -export([consider/2, rescan/1, started/4, start_timeout/3, down/4, written/3,
-         kill_all/1, await/4, await_stop/3, rule/2]).
+         kill_all/1, await/4, await_stop/3, rule/2, instance/4]).
 
 -include("regent_sup.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -89,51 +89,82 @@ track(Id, Rec, #s{nodes = Nodes, load_tab = Tab} = S) ->
                         end}
     end.
 
-start(Id, #{inc := I, spec := Spec, tags := Tags}, #s{local_sup = LSup, reg = Reg,
-                                                        opts = #{start_timeout := T}} = S) ->
+start(Id, #{inc := I, epoch := E, spec := Spec, tags := Tags},
+      #s{local_sup = LSup, reg = Reg, sup = Sup, opts = #{start_timeout := T, token_tab := Tok}} = S) ->
     Server = self(),
-    _ = proc_lib:spawn_link(fun() -> Server ! {started, Id, I, do_start(LSup, Reg, Id, I, Spec, Tags)} end),
+    true = ets:insert(Tok, {Id, {E, I}}), % token/2 in the instance: its own incarnation
+    Ctx = #{server => Server, local_sup => LSup, reg => Reg, sup => Sup, id => Id, inc => I,
+            tags => Tags},
+    _ = proc_lib:spawn_link(fun() -> Server ! {started, Id, I, do_start(Ctx, Spec)} end),
     TRef = erlang:send_after(T, self(), {start_timeout, Id, I}),
-    S#s{starting = (S#s.starting)#{Id => {I, TRef}}, started = (S#s.started)#{Id => I}}.
+    S#s{starting = (S#s.starting)#{Id => {I, TRef, undefined}}, started = (S#s.started)#{Id => I}}.
 
-do_start(LSup, Reg, Id, I, #{start := {M, _, _}} = Spec, Tags) ->
+do_start(#{local_sup := LSup, id := Id, inc := I} = Ctx, #{start := {M, _, _}} = Spec) ->
     case code:ensure_loaded(M) of
         {module, M} ->
             Local = maps:remove(significant, Spec#{id := {Id, I}, restart := temporary}),
-            registered(supervisor:start_child(LSup, Local), LSup, Reg, Id, I, Tags);
+            registered(supervisor:start_child(LSup, Local), Ctx);
         {error, _} ->
             {module_missing, M}
     end.
 
 %% The instance takes the child's id as its name in the registry, with the
 %% tags as its value; a live holder that is not ours keeps it.
-registered({ok, undefined}, _, _, _, _, _) ->
+registered({ok, undefined}, _Ctx) ->
     ignore; % how supervisor reports a start that returned ignore
-registered({ok, Pid, _Info}, LSup, Reg, Id, I, Tags) ->
-    registered({ok, Pid}, LSup, Reg, Id, I, Tags);
-registered({ok, Pid}, LSup, Reg, Id, I, Tags) ->
+registered({ok, Pid, _Info}, Ctx) ->
+    registered({ok, Pid}, Ctx);
+registered({ok, Pid}, #{server := Server, local_sup := LSup, id := Id, inc := I,
+                        tags := Tags} = Ctx) ->
+    Server ! {instance, Id, I, Pid}, % a fence from now on kills it
     Value = regent_write:value_bytes(value, Tags),
-    try regent_register:register_name({Reg, Id}, Pid, Value) of
+    try claim(Ctx, Pid, Value) of
         yes -> {ok, Pid};
-        no ->
+        {no, Holder} ->
             _ = supervisor:terminate_child(LSup, {Id, I}),
-            {error, {already_registered, regent:whereis_name({Reg, Id})}}
+            {error, {already_registered, Holder}}
     catch exit:{regent_unavailable, _} = Why ->
             _ = supervisor:terminate_child(LSup, {Id, I}),
             {error, Why}
     end;
-registered({error, {Reason, Child}}, _, _, _, _, _) when element(1, Child) =:= child ->
+registered({error, {Reason, Child}}, _Ctx) when element(1, Child) =:= child ->
     {error, Reason}; % supervisor's {Reason, #child{}}: the caller gets Reason, as from DynamicSupervisor
-registered({error, _} = Error, _, _, _, _, _) ->
+registered({error, _} = Error, _Ctx) ->
     Error;
-registered(ignore, _, _, _, _, _) ->
+registered(ignore, _Ctx) ->
     ignore.
+
+%% The child's id as its name. A holder on a node whose lease was revoked
+%% (or never held) is an instance that node has fenced, even if no
+%% nodedown has purged its names yet (a real partition takes
+%% net_ticktime): the name is taken from it.
+claim(#{reg := Reg, sup := Sup, id := Id}, Pid, Value) ->
+    case regent_register:register_name({Reg, Id}, Pid, Value) of
+        yes -> yes;
+        no ->
+            Holder = regent:whereis_name({Reg, Id}),
+            Fenced = is_pid(Holder) andalso node(Holder) =/= node() andalso
+                case regent_sup_store:lease(Reg, Sup, node(Holder)) of
+                    {_, _, _} -> false;
+                    _ -> true
+                end,
+            case Fenced of
+                true ->
+                    Key = regent_write:key({Reg, Id}),
+                    Args = {Key, regent_name:encode_pid(Pid), Value, regent_name:encode_pid(Holder)},
+                    case regent_write:write({Reg, Id}, register, Args) of
+                        yes -> yes;
+                        {no, H} -> {no, H}
+                    end;
+                false -> {no, Holder}
+            end
+    end.
 
 %% @private The answer of a start.
 -spec started(term(), pos_integer(), term(), #s{}) -> #s{}.
 started(Id, I, Result, #s{starting = Starting} = S0) ->
     case maps:find(Id, Starting) of
-        {ok, {I, TRef}} ->
+        {ok, {I, TRef, _}} ->
             _ = erlang:cancel_timer(TRef),
             outcome(Id, I, Result, S0#s{starting = maps:remove(Id, Starting)});
         _ -> % timed out already: nobody keeps it
@@ -144,12 +175,13 @@ started(Id, I, Result, #s{starting = Starting} = S0) ->
 -spec start_timeout(term(), pos_integer(), #s{}) -> #s{}.
 start_timeout(Id, I, #s{starting = Starting} = S) ->
     case maps:find(Id, Starting) of
-        {ok, {I, _}} -> outcome(Id, I, {error, start_timeout}, S#s{starting = maps:remove(Id, Starting)});
+        {ok, {I, _, _}} -> outcome(Id, I, {error, start_timeout}, S#s{starting = maps:remove(Id, Starting)});
         _ -> S
     end.
 
-outcome(Id, I, Result, #s{reg = Reg, sup = Sup} = S) ->
+outcome(Id, I, Result, #s{reg = Reg, sup = Sup, opts = #{token_tab := Tok}} = S) ->
     Rec = regent_sup_store:child(Reg, Sup, Id),
+    _ = is_tuple(Result) andalso element(1, Result) =:= ok orelse ets:delete(Tok, Id), % no instance here
     Current = is_map(Rec) andalso maps:get(inc, Rec) =:= I andalso maps:get(node, Rec) =:= node()
         andalso maps:get(status, Rec) =:= run andalso regent_sup_lease:valid(S),
     case {Result, Current} of
@@ -157,7 +189,7 @@ outcome(Id, I, Result, #s{reg = Reg, sup = Sup} = S) ->
             MRef = erlang:monitor(process, Pid),
             S1 = S#s{running = (S#s.running)#{Id => {I, Pid, MRef}}},
             reply_waiters(Id, I, {ok, Pid}, S1);
-        {{ok, _}, false} -> stop_pid(Result, S);
+        {{ok, _}, false} -> stop_pid(Result, S); % killed at once if fenced (instance/4)
         {_, false} -> S;
         {{module_missing, M}, true} -> move(Id, Rec, M, S);
         {_, true} -> failed(Id, Rec, Result, S)
@@ -232,10 +264,11 @@ down(MRef, _Pid, Reason, #s{running = Running, reg = Reg, sup = Sup} = S) ->
     end.
 
 after_stop(none, S) -> S;
-after_stop(Id, #s{stop_waiters = W} = S) ->
+after_stop(Id, #s{stop_waiters = W, opts = #{token_tab := Tok}} = S) ->
     case is_map_key(Id, S#s.running) orelse is_map_key(Id, S#s.starting) of
         true -> S;
         false ->
+            true = ets:delete(Tok, Id),
             [gen_server:reply(From, ok) || From <- maps:get(Id, W, [])],
             consider_if_idle(Id, S#s{stop_waiters = maps:remove(Id, W)})
     end.
@@ -336,9 +369,25 @@ stop_local(Id, #s{running = Running, local_sup = LSup} = S) ->
         error -> S
     end.
 
-%% @private Fencing: every instance is killed now.
+%% @private Fencing: every instance is killed now, those still being
+%% registered too (those still in init: as soon as it returns,
+%% instance/4).
 -spec kill_all(#s{}) -> #s{}.
-kill_all(#s{running = Running} = S) ->
+kill_all(#s{running = Running, starting = Starting} = S) ->
     Stopping = maps:fold(fun(Id, {_, Pid, MRef}, Acc) -> exit(Pid, kill), Acc#{MRef => Id} end,
                          S#s.stopping, Running),
+    [exit(Pid, kill) || {_, _, Pid} <- maps:values(Starting), is_pid(Pid)],
     S#s{running = #{}, stopping = Stopping, started = #{}}.
+
+%% @private A starting instance's init returned: its pid, before its name
+%% is claimed. Without a valid lease it is killed at once.
+-spec instance(term(), pos_integer(), pid(), #s{}) -> #s{}.
+instance(Id, I, Pid, #s{starting = Starting} = S) ->
+    case regent_sup_lease:valid(S) of
+        true -> ok;
+        false -> exit(Pid, kill)
+    end,
+    case maps:find(Id, Starting) of
+        {ok, {I, TRef, _}} -> S#s{starting = Starting#{Id => {I, TRef, Pid}}};
+        _ -> S
+    end.

@@ -28,8 +28,9 @@ notify(Sup, Kind, X) ->
 
 %% @private
 -spec init(map()) -> {ok, #s{}}.
-init(#{name := Sup, registry := Reg, load_tab := Tab} = Opts) ->
+init(#{name := Sup, registry := Reg, load_tab := Tab, token_tab := Tok} = Opts) ->
     process_flag(trap_exit, true), % terminate/2 stops the instances, gives the lease back
+    true = ets:delete_all_objects(Tok), % a restarted server has no instances
     S = #s{sup = Sup, reg = Reg, opts = Opts, load_tab = Tab},
     self() ! find_local_sup, % the parent answers once its init is done
     self() ! renew,
@@ -42,13 +43,16 @@ rescan_ms(#s{opts = #{lease := L}}) -> max(50, L div 3).
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #s{}) -> {reply, term(), #s{}} | {noreply, #s{}}.
-handle_call({await, Id, I}, From, S) ->
+handle_call(Msg, From, S) ->
+    call(Msg, From, regent_sup_lease:check(S)).
+
+call({await, Id, I}, From, S) ->
     {noreply, regent_sup_run:await(Id, I, From, S)};
-handle_call({await_stop, Id}, From, S) ->
+call({await_stop, Id}, From, S) ->
     {noreply, regent_sup_run:await_stop(Id, From, S)};
-handle_call(epoch, _From, #s{epoch = E} = S) ->
+call(epoch, _From, #s{epoch = E} = S) ->
     {reply, E, S};
-handle_call(Other, _From, S) ->
+call(Other, _From, S) ->
     {reply, {error, {unknown_call, Other}}, S}.
 
 %% @private
@@ -58,55 +62,68 @@ handle_cast(_Msg, S) ->
 
 %% @private
 -spec handle_info(term(), #s{}) -> {noreply, #s{}} | {stop, term(), #s{}}.
-handle_info({regent_sup, child, Id}, S) ->
+handle_info(Msg, S) ->
+    info(Msg, regent_sup_lease:check(S)).
+
+info({regent_sup, child, Id}, S) ->
     {noreply, regent_sup_run:consider(Id, S)};
-handle_info({regent_sup, lease, _Node}, S) ->
+info({regent_sup, lease, _Node}, S) ->
     {noreply, S};
-handle_info(find_local_sup, S) ->
+info(find_local_sup, S) ->
     [Parent | _] = get('$ancestors'),
     [LSup] = [P || {local, P, supervisor, _} <- supervisor:which_children(Parent)],
     {noreply, S#s{local_sup = LSup}};
-handle_info(renew, S) ->
+info(renew, S) ->
     {noreply, regent_sup_lease:renew(S)};
-handle_info({lease_result, Kind, Sent, New, Res}, #s{epoch = Old} = S) ->
+info({lease_result, Kind, Sent, New, Res}, #s{epoch = Old} = S) ->
     S1 = regent_sup_lease:result(Kind, Sent, New, Res, S),
     {noreply, case S1#s.epoch of
                   Old -> S1;
                   _ -> regent_sup_run:rescan(S1) % a new epoch: resume this node's children
               end};
-handle_info(fence_check, S) ->
+info(fence_check, S) ->
     {noreply, regent_sup_lease:fence_check(S)};
-handle_info(tick, S) ->
+info(tick, S) ->
     erlang:send_after(tick_ms(S), self(), tick),
     {noreply, regent_sup_coord:tick(S)};
-handle_info(rescan, S) ->
+info(rescan, S) ->
     erlang:send_after(rescan_ms(S), self(), rescan),
     {noreply, regent_sup_run:rescan(S)};
-handle_info({consider, Id}, S) ->
+info({consider, Id}, S) ->
     {noreply, regent_sup_run:consider(Id, S)};
-handle_info({started, Id, I, Result}, S) ->
+info({started, Id, I, Result}, S) ->
     {noreply, regent_sup_run:started(Id, I, Result, S)};
-handle_info({start_timeout, Id, I}, S) ->
+info({start_timeout, Id, I}, S) ->
     {noreply, regent_sup_run:start_timeout(Id, I, S)};
-handle_info({written, Id, Res}, S) ->
+info({written, Id, Res}, S) ->
     {noreply, regent_sup_run:written(Id, Res, S)};
-handle_info({revoked, N, Res}, S) ->
+info({revoked, N, Res}, S) ->
     {noreply, regent_sup_coord:revoked(N, Res, S)};
-handle_info({moved, Ids}, S) ->
+info({moved, Ids}, S) ->
     {noreply, regent_sup_coord:moved(Ids, S)};
-handle_info({'DOWN', MRef, process, Pid, Reason}, S) ->
+info({'DOWN', MRef, process, Pid, Reason}, S) ->
     {noreply, regent_sup_run:down(MRef, Pid, Reason, S)};
-handle_info({'EXIT', _Worker, normal}, S) ->
+info({'EXIT', _Worker, normal}, S) ->
     {noreply, S};
-handle_info({'EXIT', _From, Reason}, S) ->
+info({instance, Id, I, Pid}, S) ->
+    {noreply, regent_sup_run:instance(Id, I, Pid, S)};
+info({'EXIT', _From, Reason}, S) ->
     {stop, Reason, S}.
 
 %% @private
-%% The local instances stop first, then the lease goes, so that a
-%% coordinator moves them at once instead of after lease + margin.
+%% The local instances stop first (the lease kept renewed meanwhile), then
+%% the lease goes, so that a coordinator moves them at once instead of
+%% after lease + margin.
 -spec terminate(term(), #s{}) -> ok.
-terminate(_Reason, #s{local_sup = undefined} = S) ->
-    regent_sup_lease:release(S);
 terminate(_Reason, #s{local_sup = LSup} = S) ->
-    [supervisor:terminate_child(LSup, Id) || {Id, _, _, _} <- supervisor:which_children(LSup)],
-    regent_sup_lease:release(S).
+    Renewer = regent_sup_lease:keep_renewing(S),
+    stop_instances(LSup),
+    regent_sup_lease:release(regent_sup_lease:stop_renewing(Renewer, S)).
+
+stop_instances(undefined) ->
+    ok;
+stop_instances(LSup) ->
+    try supervisor:which_children(LSup) of
+        Children -> [supervisor:terminate_child(LSup, Id) || {Id, _, _, _} <- Children], ok
+    catch exit:_ -> ok % the local supervisor is gone, and its instances with it
+    end.

@@ -5,7 +5,7 @@
 %% Two kinds of record, keyed `{'$regent_sup', Sup, Kind, X}':
 %%   - `child', X the child's id: `#{spec, node, epoch, inc, status,
 %%     restarts, tried, tags, placement, max_restarts, max_seconds}';
-%%   - `lease', X a node: `{Epoch, Seq}' while the node holds its lease,
+%%   - `lease', X a node: `{Epoch, Seq, LeaseMs}' while the node holds its lease,
 %%     `{revoked, Epoch}' once a coordinator took it away.
 %% Reads are of the local mirror (regent_meta's table): no network hop.
 -module(regent_sup_store).
@@ -20,7 +20,7 @@
                    restarts := [integer()], tried := [node()], tags := term(),
                    placement := term(), max_restarts := non_neg_integer(),
                    max_seconds := pos_integer()}.
--type lease() :: {pos_integer(), non_neg_integer()} | {revoked, pos_integer()}.
+-type lease() :: {pos_integer(), non_neg_integer(), pos_integer()} | {revoked, pos_integer()}.
 
 -define(TAG, '$regent_sup').
 

@@ -310,12 +310,13 @@ node_halted(Config) ->
 
 %% A node whose raft links are cut (distribution stays up) kills its
 %% children within its lease; only then, after lease + margin, do they
-%% start elsewhere, each with a higher incarnation. After the heal the
-%% node takes a new epoch and runs children again.
+%% start elsewhere, each with a higher incarnation. The cut node has the
+%% smallest name, so the others must stop deferring to it as coordinator.
+%% After the heal the node takes a new epoch and runs children again.
 raft_cut_fences(Config) ->
     [A, B, C] = Nodes = cluster(Config),
-    {Leader, _} = erpc:call(A, regent, get_leader, [?REG]),
-    [Cut | _] = Nodes -- [Leader],
+    %% The smallest name: every node's coordinator until its renewals stop.
+    Cut = lists:min(Nodes),
     [X, Y] = Nodes -- [Cut],
     [{ok, _} = call(X, start_child, [spec(Config, {f, I})]) || I <- lists:seq(1, 12)],
     OnCut = [{Id, P} || {Id, P} <- erpc:call(Cut, regent_sup, local_children, [?SUP])],
