@@ -23,7 +23,7 @@
 -module(regent_sup).
 -behaviour(supervisor).
 
--export([start_link/1, child_spec/1, stop/1, start_child/2, start_child/3, find_or_start/2,
+-export([start_link/1, child_spec/1, stop/1, handoff_state/2, start_child/2, start_child/3, find_or_start/2,
          find_or_start/3, terminate_child/2, delete_child/2, restart_child/2,
          which_children/1, count_children/1, children/1, local_children/1, get_pid/2,
          token/2]).
@@ -47,7 +47,9 @@
 %% both required; `lease' (ms, default 3000) and `lease_margin' (ms,
 %% default 500); `placement' (default `least_loaded'); `max_restarts'
 %% (default 3) and `max_seconds' (default 5), each child's defaults;
-%% `start_timeout' (ms, default 15000). Every node running the same
+%% `start_timeout' (ms, default 15000); `redistribute' (`none', the
+%% default, or `active': children move to a node that joins, a few at a
+%% time, with handoff). Every node running the same
 %% supervisor should give the same options. An unknown option or a bad
 %% value raises `{badarg, ...}'.
 -spec start_link([option()] | map()) -> {ok, pid()} | {error, term()}.
@@ -56,15 +58,28 @@ start_link(Opts0) ->
     regent_read:unique_only(Reg, regent_sup),
     supervisor:start_link(?MODULE, {top, Opts#{name := Name}}).
 
-%% @doc Stops the supervisor on this node, as a clean stop by its own
-%% supervisor would: its children here stop first, then it gives its lease
-%% back, so that they start on other nodes at once.
+%% @doc A graceful leave: this node's children move to other nodes with
+%% their state (docs/supervision.md, "Handoff"), then the supervisor stops
+%% here and gives its lease back. A child that could not move in 5 x lease
+%% ms stops with the supervisor and restarts elsewhere.
 -spec stop(sup()) -> ok.
 stop(Sup) ->
     _ = info(Sup),
+    ok = gen_server:call(Sup, leave, infinity),
     {dictionary, D} = process_info(whereis(Sup), dictionary),
     [Top | _] = proplists:get_value('$ancestors', D),
     proc_lib:stop(Top, shutdown, infinity).
+
+%% @doc In a child's init: the state its previous instance handed over
+%% when it moved here (`{ok, State}'), or `none' (a first start, a
+%% restart, or a move after a crash or node death).
+-spec handoff_state(sup(), child_id()) -> {ok, term()} | none.
+handoff_state(Sup, Id) ->
+    #{registry := Reg} = info(Sup),
+    case regent_sup_store:child(Reg, Sup, Id) of
+        #{handoff := State, node := N} when N =:= node() -> {ok, State};
+        _ -> none
+    end.
 
 %% @doc A child spec for starting the supervisor under yours.
 -spec child_spec([option()] | map()) -> supervisor:child_spec().
@@ -104,7 +119,8 @@ start_child(Sup, Spec) ->
 %% log). Spec is an OTP child spec (map or tuple) or Elixir's `Module' or
 %% `{Module, Arg}'; it must be plain data. Options: `placement' (not a fun),
 %% `tags' (the child's value in the registry, listed by children/1),
-%% `max_restarts', `max_seconds'.
+%% `max_restarts', `max_seconds', and `handoff' (default false: true asks a
+%% moving instance for its state, see handoff_state/2).
 -spec start_child(sup(), term(), [child_option()] | map()) -> start_result().
 start_child(Sup, Spec0, Opts0) ->
     case create(Sup, Spec0, Opts0) of
@@ -158,6 +174,7 @@ create(Sup, Spec0, Opts0, #{reg := Reg, id := Id} = Ctx) ->
                     Rec = #{spec => Spec, node => N, epoch => maps:get(N, Live), inc => 1,
                             status => run, restarts => [], tried => [], tags => Tags,
                             placement => Rule, why => initial,
+                            handoff_opt => maps:get(handoff, COpts),
                             max_restarts => maps:get(max_restarts, COpts),
                             max_seconds => maps:get(max_seconds, COpts)},
                     case regent_sup_store:cas(Reg, key(Sup, Id), absent, Rec) of
@@ -230,7 +247,7 @@ delete_child(Sup, Id) ->
 -spec restart_child(sup(), child_id()) -> start_result() | {error, running | not_found}.
 restart_child(Sup, Id) ->
     #{registry := Reg, start_timeout := T} = SupOpts = info(Sup),
-    Restart = fun(#{status := run}) -> {error, running};
+    Restart = fun(#{status := St}) when St =/= stopped -> {error, running};
                  (#{node := N0, placement := Rule, inc := I} = Rec) ->
                       Live = regent_sup_place:live_nodes(Reg, Sup),
                       Place = case is_map_key(N0, Live) of
@@ -283,8 +300,8 @@ which_children(Sup) ->
             <- children(Sup)].
 
 child_pid(_, stopped) -> undefined;
-child_pid(undefined, run) -> restarting;
-child_pid(Pid, run) -> Pid.
+child_pid(undefined, _) -> restarting;
+child_pid(Pid, _) -> Pid.
 
 %% @doc OTP's counts: `[{specs, N}, {active, N}, {supervisors, N}, {workers, N}]'.
 -spec count_children(sup()) -> [{specs | active | supervisors | workers, non_neg_integer()}].
@@ -306,8 +323,8 @@ children(Sup) ->
      || {Id, #{spec := Spec, node := N, status := Status, tags := Tags, epoch := E, inc := I}}
             <- regent_sup_store:children(Reg, Sup)].
 
-pid_of(Reg, Id, run) -> regent:whereis_name({Reg, Id});
-pid_of(_, _, stopped) -> undefined.
+pid_of(_, _, stopped) -> undefined;
+pid_of(Reg, Id, _RunOrHandoff) -> regent:whereis_name({Reg, Id}).
 
 %% @doc The children running on this node: `[{Id, Pid}]'.
 -spec local_children(sup()) -> [{child_id(), pid()}].
@@ -319,7 +336,7 @@ local_children(Sup) ->
 get_pid(Sup, Id) ->
     #{registry := Reg} = info(Sup),
     case regent_sup_store:child(Reg, Sup, Id) of
-        #{status := run} -> regent:whereis_name({Reg, Id});
+        #{status := St} when St =/= stopped -> regent:whereis_name({Reg, Id});
         _ -> undefined
     end.
 

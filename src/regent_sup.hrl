@@ -27,4 +27,7 @@
             %% regent_sup_coord
             seen = #{} :: #{node() => {term(), integer()}},
             revoking = #{} :: #{node() => true},
-            moving = #{} :: #{term() => true}}).
+            moving = #{} :: #{term() => true},
+            %% regent_sup_handoff
+            leaving :: gen_server:from() | undefined,
+            handing = #{} :: #{term() => true}}).

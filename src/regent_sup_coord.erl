@@ -30,7 +30,7 @@ tick(#s{reg = Reg, sup = Sup} = S0) ->
     S = observe(Leases, S0),
     case coordinator(S) of
         false -> S;
-        true -> orphans(Leases, expire(S))
+        true -> regent_sup_handoff:redistribute(orphans(Leases, expire(S)))
     end.
 
 %% The first time each live value was seen here.
@@ -100,8 +100,11 @@ plan(Id, Live, Loads, #s{reg = Reg, sup = Sup} = S) ->
             case regent_sup_place:choose(regent_sup_run:rule(Rule, S), Id, maps:keys(Live),
                                          [], Loads) of
                 {ok, N} ->
-                    New = Rec#{node := N, epoch := maps:get(N, Live),
-                               inc := maps:get(inc, Rec) + 1, why := auto, tried := []},
+                    %% A handoff cut short by the node's end: fresh state.
+                    New = maps:without([to, handoff],
+                                       Rec#{node := N, epoch := maps:get(N, Live), status := run,
+                                            inc := maps:get(inc, Rec) + 1, why := auto,
+                                            tried := []}),
                     {{Id, Rec, New}, maps:update_with(N, fun(C) -> C + 1 end, 1, Loads)};
                 {error, _} -> {skip, Loads}
             end;

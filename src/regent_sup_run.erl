@@ -10,7 +10,8 @@
 -module(regent_sup_run).
 
 -export([consider/2, rescan/1, started/4, start_timeout/3, down/4, written/3,
-         kill_all/1, await/4, await_stop/3, rule/2, instance/4]).
+         kill_all/1, await/4, await_stop/3, rule/2, instance/4, write/5]).
+%% write/5: regent_sup_handoff moves records with it.
 
 -include("regent_sup.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -23,6 +24,7 @@ consider(Id, #s{reg = Reg, sup = Sup} = S0) ->
     Me = node(),
     case Rec of
         #{node := Me, status := run} -> mine(Id, Rec, S);
+        #{node := Me, status := handoff} -> regent_sup_handoff:local(Id, Rec, S);
         #{node := Other} when Other =/= Me ->
             stop_local(Id, reply_waiters(Id, maps:get(inc, Rec), {moved, Other}, S));
         _ -> stop_local(Id, S)
@@ -63,7 +65,7 @@ again(Id, Rec, S) ->
 -spec rescan(#s{}) -> #s{}.
 rescan(#s{reg = Reg, sup = Sup, load_tab = Tab} = S) ->
     Recs = regent_sup_store:children(Reg, Sup),
-    Nodes = maps:from_list([{Id, N} || {Id, #{node := N, status := run}} <- Recs]),
+    Nodes = maps:from_list([{Id, N} || {Id, #{node := N, status := St}} <- Recs, St =/= stopped]),
     Counts = maps:fold(fun(_, N, Acc) -> maps:update_with(N, fun(C) -> C + 1 end, 1, Acc) end,
                        #{}, Nodes),
     true = ets:delete_all_objects(Tab),
@@ -75,7 +77,7 @@ rescan(#s{reg = Reg, sup = Sup, load_tab = Tab} = S) ->
 track(Id, Rec, #s{nodes = Nodes, load_tab = Tab} = S) ->
     Old = maps:get(Id, Nodes, undefined),
     New = case Rec of
-              #{node := N, status := run} -> N;
+              #{node := N, status := St} when St =/= stopped -> N;
               _ -> undefined
           end,
     case Old =:= New of
@@ -188,7 +190,7 @@ outcome(Id, I, Result, #s{reg = Reg, sup = Sup, opts = #{token_tab := Tok}} = S)
         {{ok, Pid}, true} ->
             MRef = erlang:monitor(process, Pid),
             S1 = S#s{running = (S#s.running)#{Id => {I, Pid, MRef}}},
-            reply_waiters(Id, I, {ok, Pid}, S1);
+            regent_sup_handoff:started(Id, Rec, reply_waiters(Id, I, {ok, Pid}, S1));
         {{ok, _}, false} -> stop_pid(Result, S); % killed at once if fenced (instance/4)
         {_, false} -> S;
         {{module_missing, M}, true} -> move(Id, Rec, M, S);
@@ -288,7 +290,7 @@ exited(Id, #{spec := #{restart := R}} = Rec, Reason, S) ->
     end.
 
 restart(Id, Rec, resumed, #s{epoch = E} = S) ->
-    write(Id, Rec, Rec#{epoch := E, inc := maps:get(inc, Rec) + 1, why := auto}, none, S);
+    write(Id, Rec, Rec#{epoch := E, inc := maps:get(inc, Rec) + 1, why := auto, tried := []}, none, S);
 restart(Id, #{restarts := Rs, max_restarts := MaxR, max_seconds := MaxS} = Rec, Reason,
         #s{sup = Sup} = S) ->
     Now = erlang:system_time(millisecond),
@@ -299,12 +301,14 @@ restart(Id, #{restarts := Rs, max_restarts := MaxR, max_seconds := MaxS} = Rec, 
                        [Sup, Id, MaxR, MaxS, Reason]),
             write(Id, Rec, delete, none, S);
         false ->
-            New = Rec#{inc := maps:get(inc, Rec) + 1, restarts := [Now | Recent], why := auto},
+            New = Rec#{inc := maps:get(inc, Rec) + 1, restarts := [Now | Recent], why := auto,
+                       tried := []},
             write(Id, Rec, New, none, S)
     end.
 
-%% A compare-and-set of Id's record from Rec, once at a time per child;
-%% Reply goes to the waiters if it commits.
+%% @private A compare-and-set of Id's record from Rec, once at a time per
+%% child; Reply goes to the waiters if it commits.
+-spec write(term(), map(), map() | delete, term(), #s{}) -> #s{}.
 write(Id, Rec, New, Reply, #s{writing = Writing} = S) when is_map_key(Id, Writing) ->
     _ = {Rec, New, Reply},
     S;

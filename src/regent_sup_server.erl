@@ -50,6 +50,8 @@ call({await, Id, I}, From, S) ->
     {noreply, regent_sup_run:await(Id, I, From, S)};
 call({await_stop, Id}, From, S) ->
     {noreply, regent_sup_run:await_stop(Id, From, S)};
+call(leave, From, S) ->
+    {noreply, regent_sup_handoff:leave(From, S)};
 call(epoch, _From, #s{epoch = E} = S) ->
     {reply, E, S};
 call(Other, _From, S) ->
@@ -63,7 +65,10 @@ handle_cast(_Msg, S) ->
 %% @private
 -spec handle_info(term(), #s{}) -> {noreply, #s{}} | {stop, term(), #s{}}.
 handle_info(Msg, S) ->
-    info(Msg, regent_sup_lease:check(S)).
+    case info(Msg, regent_sup_lease:check(S)) of
+        {noreply, S1} -> {noreply, regent_sup_handoff:leave_check(S1)};
+        Stop -> Stop
+    end.
 
 info({regent_sup, child, Id}, S) ->
     {noreply, regent_sup_run:consider(Id, S)};
@@ -105,6 +110,13 @@ info({'DOWN', MRef, process, Pid, Reason}, S) ->
     {noreply, regent_sup_run:down(MRef, Pid, Reason, S)};
 info({'EXIT', _Worker, normal}, S) ->
     {noreply, S};
+info({handed, Id, I, State}, S) ->
+    {noreply, regent_sup_handoff:handed(Id, I, State, S)};
+info(leave_timeout, #s{leaving = undefined} = S) ->
+    {noreply, S};
+info(leave_timeout, #s{leaving = From} = S) ->
+    gen_server:reply(From, ok), % some children did not move: they restart elsewhere
+    {noreply, S#s{leaving = undefined}};
 info({instance, Id, I, Pid}, S) ->
     {noreply, regent_sup_run:instance(Id, I, Pid, S)};
 info({'EXIT', _From, Reason}, S) ->

@@ -6,10 +6,11 @@
 %% OTP child spec (`{badarg, {invalid_child_spec, Spec}}').
 -module(regent_sup_spec).
 
--export([sup_options/1, child_options/2, child_spec/1]).
+-export([sup_options/1, child_options/2, child_spec/1, plain/1]).
 
 -define(DEFAULTS, #{lease => 3000, lease_margin => 500, placement => least_loaded,
-                    max_restarts => 3, max_seconds => 5, start_timeout => 15000}).
+                    max_restarts => 3, max_seconds => 5, start_timeout => 15000,
+                    redistribute => none}).
 
 %% @private The options of regent_sup:start_link/1, checked, with defaults.
 -spec sup_options(list() | map()) -> map().
@@ -32,6 +33,7 @@ sup_option(placement, P) -> placement(P, sup);
 sup_option(max_restarts, R) when is_integer(R), R >= 0 -> ok;
 sup_option(max_seconds, S) when is_integer(S), S > 0 -> ok;
 sup_option(start_timeout, T) when is_integer(T), T > 0 -> ok;
+sup_option(redistribute, R) when R =:= none; R =:= active -> ok;
 sup_option(K, V) ->
     case maps:is_key(K, ?DEFAULTS) orelse K =:= name orelse K =:= registry of
         true -> error({badarg, {K, V}});
@@ -47,14 +49,14 @@ placement(F, sup) when is_function(F, 2) -> ok;
 placement(P, _) -> error({badarg, {placement, P}}).
 
 %% @private The options of start_child/3, checked, with the supervisor's
-%% defaults: placement, tags, max_restarts, max_seconds.
+%% defaults: placement, tags, handoff, max_restarts, max_seconds.
 -spec child_options(list() | map(), map()) -> map().
 child_options(Opts, SupOpts) when is_list(Opts) ->
     lists:foreach(fun({_, _}) -> ok; (O) -> error({badarg, {not_an_option, O}}) end, Opts),
     child_options(maps:from_list(Opts), SupOpts);
 child_options(Opts, SupOpts) when is_map(Opts) ->
     Base = maps:merge(maps:with([max_restarts, max_seconds], SupOpts),
-                      #{placement => default, tags => []}),
+                      #{placement => default, tags => [], handoff => false}),
     Merged = maps:merge(Base, Opts),
     maps:foreach(fun child_option/2, Merged),
     Merged;
@@ -64,9 +66,11 @@ child_options(Other, _) ->
 child_option(placement, default) -> ok;
 child_option(placement, P) -> placement(P, child);
 child_option(tags, T) -> plain(T);
+child_option(handoff, B) when is_boolean(B) -> ok;
 child_option(max_restarts, R) when is_integer(R), R >= 0 -> ok;
 child_option(max_seconds, S) when is_integer(S), S > 0 -> ok;
-child_option(K, V) when K =:= max_restarts; K =:= max_seconds -> error({badarg, {K, V}});
+child_option(K, V) when K =:= max_restarts; K =:= max_seconds; K =:= handoff ->
+    error({badarg, {K, V}});
 child_option(K, V) -> error({badarg, {unknown_option, {K, V}}}).
 
 %% @private An OTP child spec (map or tuple), or Elixir's `Module' and
@@ -108,7 +112,9 @@ check(#{start := {M, F, A}, restart := R, shutdown := Sh, type := T, modules := 
 check(Spec) ->
     error({badarg, {invalid_child_spec, Spec}}).
 
-%% Plain data only: what the log keeps must mean the same on every node.
+%% @private Plain data only: what the log keeps must mean the same on
+%% every node. `ok', or `{badarg, {not_plain_data, Term}}'.
+-spec plain(term()) -> ok.
 plain(T) when is_function(T); is_pid(T); is_port(T); is_reference(T) ->
     error({badarg, {not_plain_data, T}});
 plain(T) when is_list(T) -> plain_list(T);

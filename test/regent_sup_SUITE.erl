@@ -12,8 +12,9 @@
          end_per_testcase/2]).
 -export([start_from_any_node/1, singleton_race/1, placement/1, lifecycle/1,
          restart_types/1, crash_loop_given_up/1, bad_input/1, module_missing/1,
-         node_halted/1, raft_cut_fences/1, graceful_stop_moves/1]).
--export([observer/1, start_sup_remote/2, remote_module/0, last_node/2]).
+         node_halted/1, raft_cut_fences/1, graceful_stop_moves/1, leave_hands_off/1,
+         redistribute_active/1]).
+-export([observer/1, start_sup_remote/2, start_sup_only/1, remote_module/0, last_node/2]).
 
 -define(REG, sup_reg).
 -define(SUP, sup_test).
@@ -25,7 +26,7 @@ suite() -> [{timetrap, {minutes, 3}}].
 all() ->
     [start_from_any_node, singleton_race, placement, lifecycle, restart_types,
      crash_loop_given_up, bad_input, module_missing, node_halted, raft_cut_fences,
-     graceful_stop_moves].
+     graceful_stop_moves, leave_hands_off, redistribute_active].
 
 init_per_suite(Config) ->
     ok = regent_test_lib:start_distribution(),
@@ -69,6 +70,9 @@ cluster(Config, N, Extra) ->
 %% On a peer: the registry and the supervisor, unlinked from the rpc.
 start_sup_remote(Daemon, SupOpts) ->
     ok = regent_test_lib:start_remote(?REG, [{daemon, Daemon}]),
+    start_sup_only(SupOpts).
+
+start_sup_only(SupOpts) ->
     Opts = maps:merge(#{name => ?SUP, registry => ?REG, lease => ?LEASE,
                         lease_margin => ?MARGIN}, SupOpts),
     {ok, Pid} = regent_sup:start_link(Opts),
@@ -369,6 +373,55 @@ graceful_stop_moves(Config) ->
     _ = B,
     ok.
 
+%% regent_sup:stop/1 on a node: its children move to the others, a child
+%% started with handoff => true with the state its instance handed over,
+%% the others with fresh state; never two instances.
+leave_hands_off(Config) ->
+    [A, B, C] = cluster(Config),
+    Stateful = fun(Id) -> regent_sup_child:spec(Id, node(), {stateful, ?SUP}) end,
+    {ok, P} = call(A, start_child, [Stateful(counter), [{placement, {node, C}}, {handoff, true}]]),
+    {ok, Q} = call(A, start_child, [Stateful(plain), [{placement, {node, C}}]]),
+    3 = lists:last([gen_server:call(P, bump) || _ <- lists:seq(1, 3)]),
+    1 = gen_server:call(Q, bump),
+    ok = erpc:call(C, regent_sup, stop, [?SUP]),
+    Moved = fun(Id) -> P2 = call(A, get_pid, [Id]), is_pid(P2) andalso node(P2) =/= C end,
+    wait_until(fun() -> Moved(counter) andalso Moved(plain) end),
+    {pong, 3} = gen_server:call(call(B, get_pid, [counter]), ping),
+    {pong, 0} = gen_server:call(call(B, get_pid, [plain]), ping),
+    States = get(?config(observer, Config), states),
+    [{fresh, 0}, {handoff, 3}] = [{F, S} || {counter, _, F, S} <- States],
+    [{fresh, 0}, {fresh, 0}] = [{F, S} || {plain, _, F, S} <- States],
+    %% The state left the log once the new instance ran.
+    wait_until(fun() -> none =:= erpc:call(B, regent_sup, handoff_state, [?SUP, counter]) end),
+    ok.
+
+%% redistribute => active: a node that joins takes children from the
+%% others, a few at a time, with handoff, until the loads differ by at most
+%% one.
+redistribute_active(Config) ->
+    Nodes = [A, B, C] = regent_test_lib:peers(3, []),
+    regent_test_lib:mesh(Nodes),
+    [ok = erpc:call(N, regent_test_lib, start_remote, [?REG, [{daemon, ?config(daemon, Config)}]])
+     || N <- Nodes],
+    regent_test_lib:await_cluster(?REG, Nodes, 3),
+    [ok = erpc:call(N, ?MODULE, start_sup_only, [#{redistribute => active}]) || N <- [A, B]],
+    wait_until(fun() -> length(live(A)) =:= 2 end),
+    [{ok, _} = call(A, start_child, [regent_sup_child:spec({r, I}, node(), {stateful, ?SUP}),
+                                     [{handoff, true}]]) || I <- lists:seq(1, 12)],
+    [1 = gen_server:call(call(A, get_pid, [{r, I}]), bump) || I <- lists:seq(1, 12)],
+    ok = erpc:call(C, ?MODULE, start_sup_only, [#{redistribute => active}]),
+    Local = fun(N) -> length(erpc:call(N, regent_sup, local_children, [?SUP])) end,
+    wait_until(fun() ->
+                       Ls = [Local(N) || N <- Nodes],
+                       lists:sum(Ls) =:= 12 andalso lists:max(Ls) - lists:min(Ls) =< 1
+               end),
+    ct:pal("after the join: ~p", [[Local(N) || N <- Nodes]]),
+    %% Every moved child carried its state.
+    Handed = [S || {{r, _}, _, handoff, S} <- get(?config(observer, Config), states)],
+    ?assert(length(Handed) >= 4),
+    ?assertEqual([1], lists:usort(Handed)),
+    ok.
+
 %% ---- the observer ------------------------------------------------------------
 
 %% Hears every instance start, monitors it, and remembers overlaps: an
@@ -382,6 +435,8 @@ observer(#{} = St) ->
             observer(St#{{live, Id} => [Pid | Live],
                          ups => [{up, Id, Pid, Node} | maps:get(ups, St, [])],
                          overlaps => Over ++ maps:get(overlaps, St, [])});
+        {child_state, Id, Pid, From, S} ->
+            observer(St#{states => [{Id, Pid, From, S} | maps:get(states, St, [])]});
         {'DOWN', _, process, Pid, _} ->
             observer(maps:map(fun({live, _}, L) -> L -- [Pid]; (_, V) -> V end, St));
         {get, From, Key} ->

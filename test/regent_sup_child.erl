@@ -24,15 +24,27 @@ start_link(Id, Observer, Mode) ->
 
 init({Id, Observer, Mode}) ->
     {regent_sup_observer, Observer} ! {child_up, Id, self(), node()},
+    State = case Mode of
+                {stateful, Sup} ->
+                    {S0, From} = case regent_sup:handoff_state(Sup, Id) of
+                                     {ok, S} -> {S, handoff};
+                                     none -> {0, fresh}
+                                 end,
+                    {regent_sup_observer, Observer} ! {child_state, Id, self(), From, S0},
+                    S0;
+                _ -> Id
+            end,
     case Mode of
         {crash_after, Ms} -> erlang:send_after(Ms, self(), crash);
         {stop_after, Ms} -> erlang:send_after(Ms, self(), stop);
         _ -> ok
     end,
-    {ok, Id}.
+    {ok, State}.
 
-handle_call(ping, _From, Id) -> {reply, {pong, Id}, Id};
-handle_call(stop, _From, Id) -> {stop, normal, ok, Id}.
+handle_call(ping, _From, St) -> {reply, {pong, St}, St};
+handle_call(bump, _From, N) -> {reply, N + 1, N + 1};
+handle_call('$regent_handoff', _From, St) -> {stop, normal, {handoff, St}, St};
+handle_call(stop, _From, St) -> {stop, normal, ok, St}.
 
 handle_cast(_, Id) -> {noreply, Id}.
 
