@@ -19,7 +19,7 @@
 %% Run on peer nodes through erpc.
 -export([bulk_round/1]).
 %% For regent_bench_sup (scenario 13).
--export([measure/4, row/5, on_cluster/3, usec/1, wait/2, k/1, fmt/2, rss_kb/0]).
+-export([measure/4, row/5, on_cluster/3, usec/1, wait/2, k/1, fmt/2]).
 -export([idle/0, register_all/2, registrar/3, register_timed/2, watcher/3, count_until/3,
          spawn_idle/1, kill_all/1, race_register/3, rss_kb/0, daemon_os_pid/0,
          ets_bytes/0, join_chain/3, join_all/3, group_reads/3]).
