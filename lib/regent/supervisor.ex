@@ -30,7 +30,33 @@ defmodule Regent.Supervisor do
   and `:lease_margin` (ms, default 500); `:placement` (default
   `:least_loaded`, see `start_child/3`); `:max_restarts` (default 3) and
   `:max_seconds` (default 5), each child's defaults; `:start_timeout` (ms,
-  default 15000). An unknown option or a bad value raises `ArgumentError`.
+  default 15000); `:redistribute` (`:none`, the default, or `:active`:
+  children move to a node that joins, a few at a time, with handoff). An
+  unknown option or a bad value raises `ArgumentError`.
+
+  ## Handoff
+
+  `stop/1` is a graceful leave: the node's children move to other nodes.
+  A child started with `handoff: true` is asked for its state first, by the
+  call `:"$regent_handoff"`, which it answers with `{:handoff, state}` as it
+  stops; the next instance reads that state in its `init/1`:
+
+      def init(id) do
+        state =
+          case Regent.Supervisor.handoff_state(MyApp.Sup, id) do
+            {:ok, handed_over} -> handed_over
+            :none -> fresh_state()
+          end
+
+        {:ok, state}
+      end
+
+      def handle_call(:"$regent_handoff", _from, state),
+        do: {:stop, :normal, {:handoff, state}, state}
+
+  The old instance is gone before the new one starts: a move never runs
+  two instances. After a crash or a node's death the child starts with
+  fresh state.
 
   ## Children
 
@@ -68,8 +94,9 @@ defmodule Regent.Supervisor do
   def child_spec(options) when is_list(options), do: :regent_sup.child_spec(options)
 
   @doc """
-  Stops the supervisor on this node: its children here stop first, then
-  it gives its lease back, so that they start on other nodes at once.
+  A graceful leave: this node's children move to other nodes, with their
+  state when started with `handoff: true`, then the supervisor stops here
+  and gives its lease back.
   """
   @spec stop(sup) :: :ok
   def stop(sup), do: :regent_sup.stop(sup)
@@ -93,7 +120,9 @@ defmodule Regent.Supervisor do
       option: a child's options are stored in the log);
     * `:tags` - any plain term, the child's value in the registry (so
       `Regent.match/3` and `Regent.select/2` query it) and in `children/1`;
-    * `:max_restarts`, `:max_seconds` - as OTP's, for this child.
+    * `:max_restarts`, `:max_seconds` - as OTP's, for this child;
+    * `:handoff` - `true` to ask a moving instance for its state (see
+      "Handoff" above); default `false`.
   """
   @spec start_child(sup, Supervisor.child_spec() | {module, term} | module, keyword) :: on_start
   def start_child(sup, child_spec, options \\ []), do: :regent_sup.start_child(sup, child_spec, options)
@@ -153,6 +182,13 @@ defmodule Regent.Supervisor do
       pid -> pid
     end
   end
+
+  @doc """
+  In a child's `init/1`: `{:ok, state}` handed over by its previous
+  instance when it moved here, or `:none`.
+  """
+  @spec handoff_state(sup, child_id) :: {:ok, term} | :none
+  def handoff_state(sup, id), do: :regent_sup.handoff_state(sup, id)
 
   @doc """
   The fencing token of child `id`'s current instance, `{epoch, inc}`, or

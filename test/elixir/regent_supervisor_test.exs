@@ -87,4 +87,26 @@ defmodule RegentSupervisorTest do
 
     assert nil == sup(a, :token, [:bad])
   end
+
+  test "a graceful leave moves a child with its state (handoff)", %{nodes: [a, b, c] = nodes} do
+    spec = %{id: :counter, start: {RegentTest.Counter, :start_link, [{@sup, :counter}]}}
+    assert {:ok, pid} = sup(a, :start_child, [spec, [placement: {:node, c}, handoff: true]])
+    assert node(pid) == c
+    for _ <- 1..5, do: GenServer.call(pid, :bump)
+
+    assert :ok = sup(c, :stop, [])
+
+    Peers.await("the counter moved", fn ->
+      p = sup(a, :get_pid, [:counter])
+      is_pid(p) and node(p) != c
+    end, 10_000)
+
+    assert 5 == GenServer.call(sup(b, :get_pid, [:counter]), :get)
+    # The supervisor comes back on c for the other tests.
+    :ok = rpc(c, Remote, :start_supervisor, [[name: @sup, registry: @reg, lease: 1000]])
+
+    Peers.await("c holds a lease again", fn ->
+      Enum.all?(nodes, fn n -> map_size(rpc(n, :regent_sup_place, :live_nodes, [@reg, @sup])) == 3 end)
+    end, 10_000)
+  end
 end
