@@ -34,10 +34,10 @@
 -type option() :: {name, atom()} | {registry, regent:registry()} | {lease, pos_integer()}
                 | {lease_margin, non_neg_integer()} | {placement, placement()}
                 | {max_restarts, non_neg_integer()} | {max_seconds, pos_integer()}
-                | {start_timeout, pos_integer()}.
+                | {start_timeout, pos_integer()} | {redistribute, none | active}.
 -type placement() :: least_loaded | hash | local | {node, node()} | {module(), atom()}
                    | fun((child_id(), [node()]) -> node()).
--type child_option() :: {placement, placement()} | {tags, term()}
+-type child_option() :: {placement, placement()} | {tags, term()} | {handoff, boolean()}
                       | {max_restarts, non_neg_integer()} | {max_seconds, pos_integer()}.
 -type start_result() :: {ok, pid()} | ignore | {error, term()}.
 -export_type([sup/0, child_id/0, option/0, placement/0, child_option/0]).
@@ -313,7 +313,7 @@ count_children(Sup) ->
      {workers, length([C || #{spec := #{type := worker}} = C <- Cs])}].
 
 %% @doc Every child with its spec, node, pid (or `undefined'), status
-%% (`run' or `stopped'), tags and fencing token (`epoch' of its node's
+%% (`run', `stopped', or `handoff' while it moves), tags and fencing token (`epoch' of its node's
 %% lease, `inc'arnation), as ProcessHub lists them.
 -spec children(sup()) -> [map()].
 children(Sup) ->

@@ -16,7 +16,9 @@
             fence_timer :: reference() | undefined,
             %% regent_sup_run
             running = #{} :: #{term() => {pos_integer(), pid(), reference()}},
-            starting = #{} :: #{term() => {pos_integer(), reference()}},
+            %% Id => {Inc, start timer, pid once init returned, epoch at start}
+            starting = #{} :: #{term() => {pos_integer(), reference(), pid() | undefined,
+                                           pos_integer()}},
             started = #{} :: #{term() => pos_integer()},  % in this epoch
             stopping = #{} :: #{reference() => term()},
             writing = #{} :: #{term() => true},

@@ -18,13 +18,15 @@
 %% restart (fresh state): a handoff record counts as its node's child.
 -module(regent_sup_handoff).
 
--export([local/3, handed/4, leave/2, leave_check/1, redistribute/1, started/3]).
+-export([local/3, handed/4, leave/2, leave_check/1, redistribute/1, started/3, reroute/3]).
 
 -include("regent_sup.hrl").
 -include_lib("kernel/include/logger.hrl").
 
 -define(ASK_MS, 5000).
 -define(STATE_MAX, 60000).
+%% A record is registry metadata: 64 KiB at most, spec and state together.
+-define(RECORD_MAX, 65536).
 -define(IN_FLIGHT, 4).
 
 %% @private Step 2: Rec says `handoff' and names this node.
@@ -82,19 +84,34 @@ move(Id, #{to := To, inc := I} = Rec, State, #s{reg = Reg, sup = Sup} = S) ->
     Live = regent_sup_place:live_nodes(Reg, Sup),
     Target = case is_map_key(To, Live) of
                  true -> {ok, To};
-                 false -> regent_sup_place:choose(least_loaded, Id, maps:keys(Live), [node()], #{})
+                 false -> regent_sup_place:choose(least_loaded, Id, maps:keys(Live), [node()],
+                                                  loads(S))
              end,
     case Target of
         {ok, N} ->
-            Base = maps:remove(to, Rec#{node := N, epoch := maps:get(N, Live), inc := I + 1,
-                                        status := run, why := auto, tried := []}),
-            New = case State of
-                      {ok, St} -> Base#{handoff => St};
-                      none -> maps:remove(handoff, Base)
-                  end,
-            regent_sup_run:write(Id, Rec, New, none, S);
-        {error, _} -> % nowhere to go: it stays, and starts here again
-            regent_sup_run:write(Id, Rec, maps:remove(to, Rec#{status := run}), none, S)
+            Base = maps:without([to, handoff],
+                                Rec#{node := N, epoch := maps:get(N, Live), inc := I + 1,
+                                     status := run, why := auto, tried := []}),
+            regent_sup_run:write(Id, Rec, with_state(Id, Base, State), none, S);
+        {error, _} ->
+            %% Nowhere to go: a new incarnation here, as after a fence (not
+            %% a restart: it did not fail).
+            E = case S#s.epoch of undefined -> maps:get(epoch, Rec); Mine -> Mine end,
+            New = maps:without([to, handoff], Rec#{status := run, inc := I + 1, epoch := E,
+                                                   why := auto, tried := []}),
+            regent_sup_run:write(Id, Rec, with_state(Id, New, State), none, S)
+    end.
+
+with_state(_Id, Rec, none) ->
+    Rec;
+with_state(Id, Rec, {ok, St}) ->
+    New = Rec#{handoff => St},
+    case byte_size(term_to_binary(New, [deterministic])) =< ?RECORD_MAX of
+        true -> New;
+        false ->
+            ?LOG_WARNING("regent_sup: handoff state of ~p dropped: the record would pass 64 KiB",
+                         [Id]),
+            Rec
     end.
 
 %% @private Step 4, on Target: the instance runs; the state leaves the log.
@@ -108,19 +125,39 @@ started(_Id, _Rec, S) ->
 %% with its state; From hears when none is left here (or after a bound).
 -spec leave(gen_server:from(), #s{}) -> #s{}.
 leave(From, #s{reg = Reg, sup = Sup, opts = #{lease := L}} = S0) ->
+    case maps:keys(regent_sup_place:live_nodes(Reg, Sup)) -- [node()] of
+        [] ->
+            gen_server:reply(From, ok), % no other node: the children stop here
+            S0;
+        _ ->
+            erlang:send_after(5 * L, self(), leave_timeout),
+            Mine = [{Id, Rec} || {Id, #{node := N, status := run} = Rec}
+                                     <- regent_sup_store:children(Reg, Sup), N =:= node()],
+            {S, _} = lists:foldl(fun({Id, Rec}, {Acc, Loads}) -> mark(Id, Rec, Acc, Loads) end,
+                                 {S0#s{leaving = From}, loads(S0)}, Mine),
+            leave_check(S)
+    end.
+
+%% @private While this node leaves, a child placed here (a start, a move)
+%% goes on to another node at once.
+-spec reroute(term(), map(), #s{}) -> #s{}.
+reroute(Id, Rec, S) ->
+    {S1, _} = mark(Id, Rec, S, loads(S)),
+    S1.
+
+%% Marks one child of this node for handoff to another node: its hash node
+%% if placed by hash (so that redistribution does not move it again), else
+%% the least loaded, counting the choices made so far.
+mark(Id, #{placement := P} = Rec, #s{reg = Reg, sup = Sup} = S, Loads) ->
     Others = maps:keys(regent_sup_place:live_nodes(Reg, Sup)) -- [node()],
-    Mine = [{Id, Rec} || {Id, #{node := N, status := run} = Rec}
-                             <- regent_sup_store:children(Reg, Sup), N =:= node()],
-    erlang:send_after(5 * L, self(), leave_timeout),
-    S = lists:foldl(fun({Id, Rec}, Acc) ->
-                            case regent_sup_place:choose(least_loaded, Id, Others, [],
-                                                         loads(Acc)) of
-                                {ok, To} -> regent_sup_run:write(Id, Rec, Rec#{status := handoff,
-                                                                             to => To}, none, Acc);
-                                {error, _} -> Acc
-                            end
-                    end, S0#s{leaving = From}, Mine),
-    leave_check(S).
+    Rule = case regent_sup_run:rule(P, S) of hash -> hash; _ -> least_loaded end,
+    case regent_sup_place:choose(Rule, Id, Others, [], Loads) of
+        {ok, To} ->
+            {regent_sup_run:write(Id, Rec, Rec#{status := handoff, to => To}, none, S),
+             maps:update_with(To, fun(C) -> C + 1 end, 1, Loads)};
+        {error, _} ->
+            {S, Loads}
+    end.
 
 %% @private Replies to a leave once no child is this node's.
 -spec leave_check(#s{}) -> #s{}.

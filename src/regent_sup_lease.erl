@@ -149,21 +149,39 @@ keep_renewing(#s{reg = Reg, sup = Sup, epoch = E, seq = Q, lease_until = Until,
                  opts = #{lease := L}, running = Running}) ->
     Pids = [Pid || {_, Pid, _} <- maps:values(Running)],
     Key = regent_sup_store:lease_key(Sup, node()),
-    Renew = fun Loop(Seq, Till) ->
+    %% Till: the lease's end (`infinity' once the instances are killed).
+    Renew = fun Loop(Seq, Till, Next) ->
+                    Now = now_ms(),
+                    Till1 = case Now >= Till of
+                                true -> [exit(P, kill) || P <- Pids], infinity;
+                                false -> Till
+                            end,
                     receive {stop, From} -> From ! {renewed_to, self(), Seq}
-                    after L div 3 ->
-                            Sent = now_ms(),
-                            {Seq1, Till1} =
-                                try regent_sup_store:cas(Reg, Key, {E, Seq, L}, {E, Seq + 1, L}) of
-                                    ok -> {Seq + 1, Sent + L};
-                                    {conflict, _} -> {Seq, Till}
-                                catch exit:_ -> {Seq, Till}
-                                end,
-                            now_ms() >= Till1 andalso [exit(P, kill) || P <- Pids],
-                            Loop(Seq1, Till1)
+                    after max(0, min(Next, Till1) - Now) ->
+                            case now_ms() >= Next of
+                                false -> Loop(Seq, Till1, Next);
+                                true ->
+                                    Sent = now_ms(),
+                                    case renew_once(Reg, Key, E, Seq, L) of
+                                        {ok, Seq1} when Till1 =:= infinity -> Loop(Seq1, infinity, Sent + L div 3);
+                                        {ok, Seq1} -> Loop(Seq1, Sent + L, Sent + L div 3);
+                                        {adopt, Seq1} -> Loop(Seq1, Till1, Sent);
+                                        failed -> Loop(Seq, Till1, Sent + L div 3)
+                                    end
+                            end
                     end
             end,
-    spawn_link(fun() -> Renew(Q, Until) end).
+    spawn_link(fun() -> Renew(Q, Until, now_ms()) end).
+
+%% The server's last renewal may land after it handed over: its seq is
+%% adopted, and the next renewal goes at once.
+renew_once(Reg, Key, E, Seq, L) ->
+    try regent_sup_store:cas(Reg, Key, {E, Seq, L}, {E, Seq + 1, L}) of
+        ok -> {ok, Seq + 1};
+        {conflict, {E, Q, L}} when Q > Seq -> {adopt, Q};
+        {conflict, _} -> failed
+    catch exit:_ -> failed
+    end.
 
 %% @private The seq the renewer got to, for release/1.
 -spec stop_renewing(pid() | none, #s{}) -> #s{}.

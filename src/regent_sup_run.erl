@@ -23,6 +23,8 @@ consider(Id, #s{reg = Reg, sup = Sup} = S0) ->
     S = track(Id, Rec, S0),
     Me = node(),
     case Rec of
+        #{node := Me, status := run} when S#s.leaving =/= undefined ->
+            regent_sup_handoff:reroute(Id, Rec, S);
         #{node := Me, status := run} -> mine(Id, Rec, S);
         #{node := Me, status := handoff} -> regent_sup_handoff:local(Id, Rec, S);
         #{node := Other} when Other =/= Me ->
@@ -99,7 +101,7 @@ start(Id, #{inc := I, epoch := E, spec := Spec, tags := Tags},
             tags => Tags},
     _ = proc_lib:spawn_link(fun() -> Server ! {started, Id, I, do_start(Ctx, Spec)} end),
     TRef = erlang:send_after(T, self(), {start_timeout, Id, I}),
-    S#s{starting = (S#s.starting)#{Id => {I, TRef, undefined}}, started = (S#s.started)#{Id => I}}.
+    S#s{starting = (S#s.starting)#{Id => {I, TRef, undefined, E}}, started = (S#s.started)#{Id => I}}.
 
 do_start(#{local_sup := LSup, id := Id, inc := I} = Ctx, #{start := {M, _, _}} = Spec) ->
     case code:ensure_loaded(M) of
@@ -147,8 +149,8 @@ claim(#{reg := Reg, sup := Sup, id := Id}, Pid, Value) ->
             Holder = regent:whereis_name({Reg, Id}),
             Fenced = is_pid(Holder) andalso node(Holder) =/= node() andalso
                 case regent_sup_store:lease(Reg, Sup, node(Holder)) of
-                    {_, _, _} -> false;
-                    _ -> true
+                    {revoked, _} -> true;
+                    _ -> false % a live lease, or a node that never ran this supervisor
                 end,
             case Fenced of
                 true ->
@@ -164,9 +166,16 @@ claim(#{reg := Reg, sup := Sup, id := Id}, Pid, Value) ->
 
 %% @private The answer of a start.
 -spec started(term(), pos_integer(), term(), #s{}) -> #s{}.
-started(Id, I, Result, #s{starting = Starting} = S0) ->
+started(Id, I, Result, #s{starting = Starting, epoch = Epoch} = S0) ->
     case maps:find(Id, Starting) of
-        {ok, {I, TRef, _}} ->
+        {ok, {I, TRef, _, E}} when E =/= Epoch ->
+            %% Fenced while it started (and maybe a new epoch since): it
+            %% must not live a moment longer.
+            _ = erlang:cancel_timer(TRef),
+            kill_result(Result),
+            true = ets:delete(maps:get(token_tab, S0#s.opts), Id),
+            S0#s{starting = maps:remove(Id, Starting)};
+        {ok, {I, TRef, _, _}} ->
             _ = erlang:cancel_timer(TRef),
             outcome(Id, I, Result, S0#s{starting = maps:remove(Id, Starting)});
         _ -> % timed out already: nobody keeps it
@@ -177,7 +186,7 @@ started(Id, I, Result, #s{starting = Starting} = S0) ->
 -spec start_timeout(term(), pos_integer(), #s{}) -> #s{}.
 start_timeout(Id, I, #s{starting = Starting} = S) ->
     case maps:find(Id, Starting) of
-        {ok, {I, _, _}} -> outcome(Id, I, {error, start_timeout}, S#s{starting = maps:remove(Id, Starting)});
+        {ok, {I, _, _, _}} -> outcome(Id, I, {error, start_timeout}, S#s{starting = maps:remove(Id, Starting)});
         _ -> S
     end.
 
@@ -318,7 +327,8 @@ write(Id, Rec, New, Reply, #s{reg = Reg, sup = Sup, writing = Writing} = S) ->
     _ = proc_lib:spawn_link(
           fun() ->
                   Res = try regent_sup_store:cas(Reg, Key, Rec, New)
-                        catch exit:{regent_unavailable, _} -> unavailable
+                        catch exit:{regent_unavailable, _} -> unavailable;
+                              error:{badarg, Why} -> {badarg, Why} % e.g. a record over 64 KiB
                         end,
                   Server ! {written, Id, {Res, maps:get(inc, Rec), Reply}}
           end),
@@ -332,6 +342,10 @@ written(Id, {Res, I, Reply}, #s{writing = Writing} = S0) ->
         {ok, none} -> consider(Id, S);
         {ok, _} -> consider(Id, reply_waiters(Id, I, Reply, S#s{outcome = (S#s.outcome)#{Id => {I, Reply}}}));
         {unavailable, _} -> erlang:send_after(100, self(), {consider, Id}), S;
+        {{badarg, Why}, _} ->
+            ?LOG_ERROR("regent_sup ~p: the record of child ~p could not be written: ~p",
+                       [S#s.sup, Id, Why]),
+            S;
         {{conflict, _}, _} -> consider(Id, S)
     end.
 
@@ -380,18 +394,21 @@ stop_local(Id, #s{running = Running, local_sup = LSup} = S) ->
 kill_all(#s{running = Running, starting = Starting} = S) ->
     Stopping = maps:fold(fun(Id, {_, Pid, MRef}, Acc) -> exit(Pid, kill), Acc#{MRef => Id} end,
                          S#s.stopping, Running),
-    [exit(Pid, kill) || {_, _, Pid} <- maps:values(Starting), is_pid(Pid)],
+    [exit(Pid, kill) || {_, _, Pid, _} <- maps:values(Starting), is_pid(Pid)],
     S#s{running = #{}, stopping = Stopping, started = #{}}.
 
 %% @private A starting instance's init returned: its pid, before its name
 %% is claimed. Without a valid lease it is killed at once.
 -spec instance(term(), pos_integer(), pid(), #s{}) -> #s{}.
-instance(Id, I, Pid, #s{starting = Starting} = S) ->
-    case regent_sup_lease:valid(S) of
-        true -> ok;
-        false -> exit(Pid, kill)
-    end,
+instance(Id, I, Pid, #s{starting = Starting, epoch = Epoch} = S) ->
     case maps:find(Id, Starting) of
-        {ok, {I, TRef, _}} -> S#s{starting = Starting#{Id => {I, TRef, Pid}}};
-        _ -> S
+        {ok, {I, TRef, _, Epoch}} ->
+            regent_sup_lease:valid(S) orelse exit(Pid, kill),
+            S#s{starting = Starting#{Id => {I, TRef, Pid, Epoch}}};
+        _ -> % fenced since it began, or not ours any more
+            exit(Pid, kill),
+            S
     end.
+
+kill_result({ok, Pid}) when is_pid(Pid) -> exit(Pid, kill);
+kill_result(_) -> ok.

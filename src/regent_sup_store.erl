@@ -3,8 +3,11 @@
 %% docs/protocol.md), so that two deciders never both win.
 %%
 %% Two kinds of record, keyed `{'$regent_sup', Sup, Kind, X}':
-%%   - `child', X the child's id: `#{spec, node, epoch, inc, status,
-%%     restarts, tried, tags, placement, max_restarts, max_seconds}';
+%%   - `child', X the child's id: `#{spec, node, epoch, inc, status (run,
+%%     stopped or handoff), restarts, tried, tags, placement, max_restarts,
+%%     max_seconds, why (initial, manual or auto: what the next start
+%%     failing means), handoff_opt}', and while it moves `to' (the target)
+%%     and `handoff' (the state handed over);
 %%   - `lease', X a node: `{Epoch, Seq, LeaseMs}' while the node holds its lease,
 %%     `{revoked, Epoch}' once a coordinator took it away.
 %% Reads are of the local mirror (regent_meta's table): no network hop.
@@ -16,10 +19,11 @@
 -export_type([child/0, lease/0]).
 
 -type child() :: #{spec := map(), node := node(), epoch := pos_integer(),
-                   inc := pos_integer(), status := run | stopped,
+                   inc := pos_integer(), status := run | stopped | handoff,
                    restarts := [integer()], tried := [node()], tags := term(),
                    placement := term(), max_restarts := non_neg_integer(),
-                   max_seconds := pos_integer()}.
+                   max_seconds := pos_integer(), why := initial | manual | auto,
+                   handoff_opt := boolean(), to => node(), handoff => term()}.
 -type lease() :: {pos_integer(), non_neg_integer(), pos_integer()} | {revoked, pos_integer()}.
 
 -define(TAG, '$regent_sup').

@@ -164,8 +164,8 @@ defmodule Regent.Supervisor do
   def count_children(sup), do: Map.new(:regent_sup.count_children(sup))
 
   @doc """
-  Every child with its `:spec`, `:node`, `:pid`, `:status` (`:run` or
-  `:stopped`), `:tags` and fencing token (`:epoch`, `:inc`).
+  Every child with its `:spec`, `:node`, `:pid`, `:status` (`:run`,
+  `:stopped`, or `:handoff` while it moves), `:tags` and fencing token (`:epoch`, `:inc`).
   """
   @spec children(sup) :: [map]
   def children(sup), do: :regent_sup.children(sup)
