@@ -51,7 +51,7 @@ nemesis_long() { make -s all >/dev/null && make -s -C c_src buggy >/dev/null &&
 erlang_san()   { make -C c_src SAN=1 >/dev/null && make -s all >/dev/null || return 1
                  local log; log=$(mktemp)
                  REGENT_TEST_DAEMON="$PWD/priv/regentd-san" rebar3 ct --readable=compact \
-                     --suite=regent_SUITE,regent_cluster_SUITE,regent_duplicate_SUITE,regent_events_SUITE 2>&1 | tee "$log"
+                     --suite=regent_SUITE,regent_cluster_SUITE,regent_duplicate_SUITE,regent_events_SUITE,regent_sup_SUITE 2>&1 | tee "$log"
                  local rc=${PIPESTATUS[0]}
                  if grep -q "Sanitizer\|runtime error:" "$log"; then echo "sanitizer reports above" >&2; rc=1; fi
                  rm -f "$log"; return $rc; }
