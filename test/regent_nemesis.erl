@@ -109,10 +109,13 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
                 _ -> views(Tabs)
             end,
     T0 = now_ms(),
-    Violations = regent_history:check(Ops, Risks, Final, Subs),
+    %% Both checkers: regent_history's rules, and a linearizability search.
+    {Linear, LinStats} = regent_linearizable:check(Ops, Risks),
+    Violations = regent_history:check(Ops, Risks, Final, Subs) ++ Linear,
     #{seed => Seed, ops => length(Ops), quiet => Quiet, views => Views,
       faults => lists:reverse(maps:get(faults, S)),
       violations => Violations, check_ms => now_ms() - T0, children => Children,
+      linearizability => LinStats,
       subscriptions => sub_summary(Subs), increments => incr_summary(Ops, Final),
       history => #{ops => Ops, risks => Risks, final => Final, subs => Subs,
                    faults => lists:sort([{T, F} || {fault, T, F} <- ets:tab2list(maps:get(log, Tabs))])}}.
