@@ -238,8 +238,8 @@ checker_synthetic_children(_Config) ->
 %% unregister, an acknowledged increment lost) and accepts tricky
 %% linearizable ones (overlapping calls, indeterminate writes that took
 %% effect or never did, a dead holder replaced, the member hiding its own
-%% dead owner while another node still reads it, a purge and re-claim
-%% during a risk).
+%% dead owner while another node still reads it, two indeterminate writes
+%% that explain a read only together, a purge and re-claim during a risk).
 checker_linearizable_synthetic(_Config) ->
     [P, Q] = [list_to_pid("<0." ++ integer_to_list(N) ++ ".0>") || N <- [101, 102]],
     Op = fun(F, Pid, I, C, R) ->
@@ -273,7 +273,11 @@ checker_linearizable_synthetic(_Config) ->
             [Op(register, P, 0, 10, yes), Op(incr, undefined, 20, 30, {ok, 1}),
              Op(incr, undefined, 40, 50, {error, timeout}), Op(incr, undefined, 60, 70, {ok, 3})],
             [Op(register, P, 0, 10, yes), Op(incr, undefined, 20, 30, {error, {conflict, 9}}),
-             Op(incr, undefined, 40, 50, {ok, 1})]],
+             Op(incr, undefined, 40, 50, {ok, 1})],
+            %% Two indeterminate ops in a row explain the read: the
+            %% unregister took effect, then Q's register did.
+            [Op(register, P, 0, 10, yes), Op(unregister, undefined, 20, 30, {error, timeout}),
+             Op(register, Q, 25, 35, {error, timeout}), Op(read, undefined, 40, 50, Q)]],
     [ok = Check(H, []) || H <- Good],
     %% A purge during a risk of P's node, then its member's re-claim.
     Risk = [#{node => node(P), from => 15, to => 35}],
