@@ -30,8 +30,12 @@
 -export([check/2, check_name/3]).
 
 -define(INF, infinity).
+-define(INF_US, 1 bsl 62).
 -define(BUDGET, 200000).
 -define(BUDGET_MS, 2000).
+%% As regent_history: a purge decided during a cut may commit this long
+%% after the heal.
+-define(PURGE_GRACE_US, 10000000).
 
 %% @doc `{Violations, #{names, unknown, ms}}' over every name's history.
 -spec check([map()], [map()]) -> {[regent_history:violation()], map()}.
@@ -51,8 +55,9 @@ check(Ops, Risks) ->
 %% @doc One name's history: `ok', `{violation, Info}' or `unknown'.
 -spec check_name([map()], [map()], [map()]) -> ok | {violation, map()} | unknown.
 check_name(NameOps, Kills, Risks) ->
-    Pids = lists:usort([P || #{f := register, pid := P} <- NameOps]),
-    Internal = internal_ops(Pids, Kills, Risks),
+    %% Only a pid whose register was not refused can have owned the name.
+    Regs = [R || #{f := register, result := Res} = R <- NameOps, Res =/= no],
+    Internal = internal_ops(Regs, Kills, Risks),
     All = lists:keysort(1, [{invoke(Op), Op} || Op <- NameOps ++ Internal, not no_op(Op)]),
     Ops = list_to_tuple([prepare(Op) || {_, Op} <- All]),
     N = tuple_size(Ops),
@@ -80,7 +85,7 @@ search_mode(Mode, Ops, Determinate) ->
     put(lin_deadline, erlang:monotonic_time(millisecond) + ?BUDGET_MS),
     put(lin_seen, #{}),
     try search(Ops, lists:seq(1, tuple_size(Ops)), Determinate,
-               {undefined, false, undefined, undefined}, 0) of
+               {undefined, false, undefined, undefined}, 0, -?INF_US) of
         true -> ok;
         false -> false
     catch throw:budget -> unknown
@@ -110,21 +115,35 @@ indeterminate(incr, {error, {conflict, _}}) -> false;
 indeterminate(incr, _) -> true;
 indeterminate(kill, _) -> false.
 
-%% A kill of a pid that registered this name makes it dead at its time,
-%% and its cleanup may follow at any time; a risk of its node may purge
-%% it, and its member may re-claim it after.
-internal_ops(Pids, Kills, Risks) ->
-    [Op || #{pid := P, invoke := T} <- Kills, lists:member(P, Pids),
+%% A kill of a pid that may have owned this name makes it dead at its
+%% time, and its cleanup may follow at any time. A purge risk of its node
+%% may purge it, and its member may re-claim it after: both within the
+%% risk's window and the grace after it (regent_history's), and only for a
+%% pid registered before that window closed and not killed before it
+%% opened.
+internal_ops(Regs, Kills, Risks) ->
+    Pids = lists:usort([P || #{pid := P} <- Regs]),
+    KilledAt = maps:from_list([{P, T} || #{pid := P, invoke := T} <- Kills]),
+    RegAt = lists:foldl(fun(#{pid := P, invoke := T}, Acc) ->
+                                maps:update_with(P, fun(T0) -> min(T0, T) end, T, Acc)
+                        end, #{}, Regs),
+    [Op || P <- Pids, is_map_key(P, KilledAt), T <- [maps:get(P, KilledAt)],
            Op <- [#{f => kill, pid => P, invoke => T, complete => T, result => ok},
                   #{f => cleanup, pid => P, invoke => T, complete => ?INF, result => ok}]]
-        ++ [Op || #{node := N, from := From} <- Risks, P <- Pids, node(P) =:= N,
-                  Op <- [#{f => purge, pid => P, invoke => From, complete => ?INF, result => ok},
-                         #{f => reclaim, pid => P, invoke => From, complete => ?INF, result => ok}]].
+        ++ [Op || #{node := N, from := From, to := To} <- Risks, P <- Pids, node(P) =:= N,
+                  Until <- [case To of ?INF -> ?INF; _ -> To + ?PURGE_GRACE_US end],
+                  maps:get(P, RegAt) =< Until, maps:get(P, KilledAt, ?INF) > From,
+                  Op <- [#{f => purge, pid => P, invoke => From, complete => ?INF, result => ok,
+                           deadline => Until},
+                         #{f => reclaim, pid => P, invoke => From, complete => ?INF, result => ok,
+                           deadline => Until}]].
 
 %% Wing–Gong: linearise next any op invoked before the earliest completion
 %% among the determinate ops left; memoise (ops done, state). Done is a
-%% bitmask of op indices.
-search(Ops, Left, Determinate, State, Done) ->
+%% bitmask of op indices. Frontier: the latest invocation among the ops
+%% linearised so far (what comes next cannot be earlier), a function of
+%% Done, so not part of the key.
+search(Ops, Left0, Determinate, State, Done, Frontier) ->
     case gb_sets:is_empty(Determinate) of
         true -> true; % what is left is indeterminate: it may never have happened
         false ->
@@ -141,8 +160,8 @@ search(Ops, Left, Determinate, State, Done) ->
                     put(lin_budget, Budget),
                     {MinC, MinI} = gb_sets:smallest(Determinate),
                     deepest(tuple_size(Ops) - gb_sets:size(Determinate), element(MinI, Ops)),
-                    Cands = candidates(Ops, Left, MinC),
-                    try_each(Ops, Left, Determinate, State, Done, Cands)
+                    {Left, Cands} = candidates(Ops, Left0, MinC, Frontier),
+                    try_each(Ops, Left, Determinate, State, Done, Frontier, Cands)
             end
     end.
 
@@ -153,14 +172,18 @@ search(Ops, Left, Determinate, State, Done) ->
 %% that is possible either way leaves the same state either way, so this
 %% loses no linearisation; it keeps failing branches from trying every
 %% subset of the indeterminate ops.
-candidates(Ops, Left, MinC) ->
-    Ready = lists:takewhile(fun(I) -> element(1, element(I, Ops)) =< MinC end, Left),
+%% An internal step whose window closed before the frontier can no longer
+%% happen: it leaves the ops left.
+candidates(Ops, Left, MinC, Frontier) ->
+    {Ready0, Rest} = lists:splitwith(fun(I) -> element(1, element(I, Ops)) =< MinC end, Left),
+    Ready = [I || I <- Ready0, maps:get(deadline, element(3, element(I, Ops)), ?INF) >= Frontier],
     {Det, Indet} = lists:partition(fun(I) -> element(2, element(I, Ops)) =/= ?INF end, Ready),
-    {[I || {_, I} <- lists:sort([{element(2, element(I, Ops)), I} || I <- Det])], Indet}.
+    {Ready ++ Rest,
+     {[I || {_, I} <- lists:sort([{element(2, element(I, Ops)), I} || I <- Det])], Indet}}.
 
-try_each(Ops, Left, Det, State, Done, {DetCands, IndetCands}) ->
-    try_list(Ops, Left, Det, State, Done, DetCands)
-        orelse try_list(Ops, Left, Det, State, Done,
+try_each(Ops, Left, Det, State, Done, Frontier, {DetCands, IndetCands}) ->
+    try_list(Ops, Left, Det, State, Done, Frontier, DetCands)
+        orelse try_list(Ops, Left, Det, State, Done, Frontier,
                         [I || I <- IndetCands,
                               get(lin_mode) =:= full orelse
                                   needed(I, IndetCands, DetCands, Ops, State)]).
@@ -181,18 +204,19 @@ needed(I, IndetCands, DetCands, Ops, State) ->
             error -> false
         end.
 
-try_list(_Ops, _Left, _Det, _State, _Done, []) ->
+try_list(_Ops, _Left, _Det, _State, _Done, _Frontier, []) ->
     false;
-try_list(Ops, Left, Det, State, Done, [I | Rest]) ->
-    {_, C, Op} = element(I, Ops),
+try_list(Ops, Left, Det, State, Done, Frontier, [I | Rest]) ->
+    {Inv, C, Op} = element(I, Ops),
     Found = case step(Op, State) of
                 {ok, State} when C =:= ?INF -> false; % an indeterminate op that changes nothing
                 {ok, S2} ->
                     Det2 = case C of ?INF -> Det; _ -> gb_sets:delete({C, I}, Det) end,
-                    search(Ops, lists:delete(I, Left), Det2, S2, Done bor (1 bsl I));
+                    search(Ops, lists:delete(I, Left), Det2, S2, Done bor (1 bsl I),
+                           max(Frontier, Inv));
                 error -> false
             end,
-    Found orelse try_list(Ops, Left, Det, State, Done, Rest).
+    Found orelse try_list(Ops, Left, Det, State, Done, Frontier, Rest).
 
 helps({_, _, Op}, DetCands, Ops, State) ->
     case step(Op, State) of
