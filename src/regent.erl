@@ -384,15 +384,8 @@ delete_meta(_Reg, Key) ->
 %% the raft log like a write, so it reflects every write acknowledged
 %% anywhere before it began.
 -spec whereis_name_consistent(via_name()) -> pid() | undefined.
-whereis_name_consistent({Reg, Name, _Value}) ->
-    whereis_name_consistent({Reg, Name});
-whereis_name_consistent({Reg, Name} = ViaName) ->
-    Key = regent_write:key(ViaName),
-    regent_read:unique_only(Reg, whereis_name_consistent),
-    regent_telemetry:span([consistent_read], #{registry => Reg, name => Name},
-                          fun() -> regent_write:write(ViaName, read, Key) end);
-whereis_name_consistent(Other) ->
-    error({badarg, {not_a_via_name, Other}}).
+whereis_name_consistent(ViaName) ->
+    regent_write:via_op(ViaName, whereis_name_consistent, consistent_read, read).
 
 %% @doc The member that leads the registry's raft cluster, if known.
 -spec get_leader(registry()) -> member_id() | undefined.

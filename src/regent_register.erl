@@ -89,15 +89,8 @@ connected(Pid) ->
 
 %% @private The via contract's unregister: whoever holds the name.
 -spec unregister_name(regent:via_name()) -> ok.
-unregister_name({Reg, Name, _Value}) ->
-    unregister_name({Reg, Name});
-unregister_name({Reg, Name} = ViaName) ->
-    Key = regent_write:key(ViaName),
-    regent_read:unique_only(Reg, unregister_name),
-    regent_telemetry:span([unregister], #{registry => Reg, name => Name},
-                          fun() -> regent_write:write(ViaName, unregister, Key) end);
-unregister_name(Other) ->
-    error({badarg, {not_a_via_name, Other}}).
+unregister_name(ViaName) ->
+    regent_write:via_op(ViaName, unregister_name, unregister, unregister).
 
 %% @private Registry's unregister/2: the caller's entries only.
 -spec unregister(regent:registry(), term()) -> ok.

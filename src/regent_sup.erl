@@ -160,8 +160,8 @@ create(Sup, Spec0, Opts0, #{reg := Reg, id := Id} = Ctx) ->
     case regent_sup_store:child(Reg, Sup, Id) of
         undefined ->
             Live = regent_sup_place:live_nodes(Reg, Sup),
-            case regent_sup_place:choose(rule(Rule, SupOpts), Id, maps:keys(Live), [],
-                                         loads(SupOpts)) of
+            case regent_sup_place:choose(regent_sup_place:rule(Rule, SupOpts), Id, maps:keys(Live), [],
+                                         regent_sup_place:loads(SupOpts)) of
                 {error, no_node_available} = Error ->
                     %% No supervisor holds a lease yet (they are starting,
                     %% or the cluster has no quorum): wait, as a start would.
@@ -252,9 +252,9 @@ restart_child(Sup, Id) ->
                       Live = regent_sup_place:live_nodes(Reg, Sup),
                       Place = case is_map_key(N0, Live) of
                                   true -> {ok, N0};
-                                  false -> regent_sup_place:choose(rule(Rule, SupOpts), Id,
+                                  false -> regent_sup_place:choose(regent_sup_place:rule(Rule, SupOpts), Id,
                                                                    maps:keys(Live), [],
-                                                                   loads(SupOpts))
+                                                                   regent_sup_place:loads(SupOpts))
                               end,
                       case Place of
                           {ok, N} -> Rec#{status := run, node := N, epoch := maps:get(N, Live),
@@ -366,9 +366,4 @@ info(Sup) ->
 
 key(Sup, Id) -> regent_sup_store:child_key(Sup, Id).
 
-rule(default, #{placement := P}) -> P;
-rule(P, _) -> P.
-
-loads(#{load_tab := Tab}) -> maps:from_list(ets:tab2list(Tab)).
-
-now_ms() -> erlang:monotonic_time(millisecond).
+now_ms() -> regent_sup_lease:now_ms().

@@ -62,9 +62,7 @@ revoke({N, {E, _, _} = V}, #s{reg = Reg, sup = Sup} = S) ->
     Key = regent_sup_store:lease_key(Sup, N),
     _ = proc_lib:spawn_link(
           fun() ->
-                  Res = try regent_sup_store:cas(Reg, Key, V, {revoked, E})
-                        catch exit:{regent_unavailable, _} -> unavailable
-                        end,
+                  Res = regent_sup_store:try_cas(Reg, Key, V, {revoked, E}),
                   Server ! {revoked, N, Res}
           end),
     S#s{revoking = (S#s.revoking)#{N => true}}.
@@ -97,7 +95,7 @@ plan(Id, Live, Loads, #s{reg = Reg, sup = Sup} = S) ->
     case regent_sup_store:child(Reg, Sup, Id) of
         #{spec := #{restart := temporary}} = Rec -> {{Id, Rec, delete}, Loads};
         #{placement := Rule} = Rec ->
-            case regent_sup_place:choose(regent_sup_run:rule(Rule, S), Id, maps:keys(Live),
+            case regent_sup_place:choose(regent_sup_place:rule(Rule, S#s.opts), Id, maps:keys(Live),
                                          [], Loads) of
                 {ok, N} ->
                     %% A handoff cut short by the node's end: fresh state.
@@ -118,9 +116,8 @@ spawn_writers(Plan, #s{reg = Reg, sup = Sup}) ->
     Chunks = chunks(Plan, ?WRITERS),
     [proc_lib:spawn_link(
        fun() ->
-               [try regent_sup_store:cas(Reg, regent_sup_store:child_key(Sup, Id), Rec, New)
-                catch exit:{regent_unavailable, _} -> unavailable
-                end || {Id, Rec, New} <- Chunk],
+               [regent_sup_store:try_cas(Reg, regent_sup_store:child_key(Sup, Id), Rec, New)
+                || {Id, Rec, New} <- Chunk],
                Server ! {moved, [Id || {Id, _, _} <- Chunk]}
        end) || Chunk <- Chunks],
     ok.

@@ -85,7 +85,7 @@ move(Id, #{to := To, inc := I} = Rec, State, #s{reg = Reg, sup = Sup} = S) ->
     Target = case is_map_key(To, Live) of
                  true -> {ok, To};
                  false -> regent_sup_place:choose(least_loaded, Id, maps:keys(Live), [node()],
-                                                  loads(S))
+                                                  regent_sup_place:loads(S#s.opts))
              end,
     case Target of
         {ok, N} ->
@@ -134,7 +134,7 @@ leave(From, #s{reg = Reg, sup = Sup, opts = #{lease := L}} = S0) ->
             Mine = [{Id, Rec} || {Id, #{node := N, status := run} = Rec}
                                      <- regent_sup_store:children(Reg, Sup), N =:= node()],
             {S, _} = lists:foldl(fun({Id, Rec}, {Acc, Loads}) -> mark(Id, Rec, Acc, Loads) end,
-                                 {S0#s{leaving = From}, loads(S0)}, Mine),
+                                 {S0#s{leaving = From}, regent_sup_place:loads(S0#s.opts)}, Mine),
             leave_check(S)
     end.
 
@@ -142,7 +142,7 @@ leave(From, #s{reg = Reg, sup = Sup, opts = #{lease := L}} = S0) ->
 %% goes on to another node at once.
 -spec reroute(term(), map(), #s{}) -> #s{}.
 reroute(Id, Rec, S) ->
-    {S1, _} = mark(Id, Rec, S, loads(S)),
+    {S1, _} = mark(Id, Rec, S, regent_sup_place:loads(S#s.opts)),
     S1.
 
 %% Marks one child of this node for handoff to another node: its hash node
@@ -150,7 +150,7 @@ reroute(Id, Rec, S) ->
 %% the least loaded, counting the choices made so far.
 mark(Id, #{placement := P} = Rec, #s{reg = Reg, sup = Sup} = S, Loads) ->
     Others = maps:keys(regent_sup_place:live_nodes(Reg, Sup)) -- [node()],
-    Rule = case regent_sup_run:rule(P, S) of hash -> hash; _ -> least_loaded end,
+    Rule = case regent_sup_place:rule(P, S#s.opts) of hash -> hash; _ -> least_loaded end,
     case regent_sup_place:choose(Rule, Id, Others, [], Loads) of
         {ok, To} ->
             {regent_sup_run:write(Id, Rec, Rec#{status := handoff, to => To}, none, S),
@@ -192,18 +192,17 @@ redistribute(S) ->
 moves(Recs, Live, Room, S) ->
     Running = [{Id, Rec} || {Id, #{status := run} = Rec} <- Recs, not is_map_key(Id, S#s.writing)],
     Hash = [{Id, Rec, To} || {Id, #{placement := P, node := N} = Rec} <- Running,
-                             regent_sup_run:rule(P, S) =:= hash,
+                             regent_sup_place:rule(P, S#s.opts) =:= hash,
                              {ok, To} <- [regent_sup_place:choose(hash, Id, Live, [], #{})],
                              To =/= N],
     lists:sublist(Hash ++ balance(Running, Live, S), Room).
 
 balance(Running, Live, S) ->
     Loads = maps:merge(maps:from_list([{N, 0} || N <- Live]),
-                       maps:with(Live, loads(S))),
+                       maps:with(Live, regent_sup_place:loads(S#s.opts))),
     {MaxN, Max} = lists:last(lists:keysort(2, maps:to_list(Loads))),
     {MinN, Min} = hd(lists:keysort(2, maps:to_list(Loads))),
     Movable = [{Id, Rec, MinN} || {Id, #{placement := P, node := N} = Rec} <- Running,
-                                  N =:= MaxN, regent_sup_run:rule(P, S) =:= least_loaded],
+                                  N =:= MaxN, regent_sup_place:rule(P, S#s.opts) =:= least_loaded],
     lists:sublist(Movable, max(0, (Max - Min) div 2)).
 
-loads(#s{load_tab = Tab}) -> maps:from_list(ets:tab2list(Tab)).

@@ -59,9 +59,7 @@ write(Kind, Expect, New, #s{reg = Reg, sup = Sup} = S) ->
     Key = regent_sup_store:lease_key(Sup, node()),
     _ = proc_lib:spawn_link(
           fun() ->
-                  Res = try regent_sup_store:cas(Reg, Key, Expect, New)
-                        catch exit:{regent_unavailable, _} -> unavailable
-                        end,
+                  Res = regent_sup_store:try_cas(Reg, Key, Expect, New),
                   Server ! {lease_result, Kind, Sent, New, Res}
           end),
     S#s{lease_busy = true}.

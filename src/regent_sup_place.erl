@@ -10,7 +10,18 @@
 %%     with the id and the live nodes, returns one of them.
 -module(regent_sup_place).
 
--export([live_nodes/2, choose/5]).
+-export([live_nodes/2, choose/5, rule/2, loads/1]).
+
+%% @private The rule a child's placement stands for: `default' is the
+%% supervisor's (Opts: the supervisor's options).
+-spec rule(term(), map()) -> term().
+rule(default, #{placement := P}) -> P;
+rule(P, _) -> P.
+
+%% @private Children per node, as the supervisor's server counts them
+%% (its load table, read in any process).
+-spec loads(map()) -> #{node() => non_neg_integer()}.
+loads(#{load_tab := Tab}) -> maps:from_list(ets:tab2list(Tab)).
 
 %% @private Nodes whose lease is live and that this node sees, with their
 %% epochs.

@@ -10,7 +10,7 @@
 -module(regent_sup_run).
 
 -export([consider/2, rescan/1, started/4, start_timeout/3, down/4, written/3,
-         kill_all/1, await/4, await_stop/3, rule/2, instance/4, write/5]).
+         kill_all/1, await/4, await_stop/3, instance/4, write/5]).
 %% write/5: regent_sup_handoff moves records with it.
 
 -include("regent_sup.hrl").
@@ -70,8 +70,9 @@ rescan(#s{reg = Reg, sup = Sup, load_tab = Tab} = S) ->
     Nodes = maps:from_list([{Id, N} || {Id, #{node := N, status := St}} <- Recs, St =/= stopped]),
     Counts = maps:fold(fun(_, N, Acc) -> maps:update_with(N, fun(C) -> C + 1 end, 1, Acc) end,
                        #{}, Nodes),
-    true = ets:delete_all_objects(Tab),
+    %% Replaced in place: a caller reading it meanwhile never sees it empty.
     true = ets:insert(Tab, maps:to_list(Counts)),
+    [true = ets:delete(Tab, N) || {N, _} <- ets:tab2list(Tab), not is_map_key(N, Counts)],
     Local = [Id || {Id, #{node := N}} <- Recs, N =:= node()],
     Ids = lists:usort(Local ++ maps:keys(S#s.running) ++ maps:keys(S#s.waiters)),
     lists:foldl(fun consider/2, S#s{nodes = Nodes}, Ids).
@@ -235,8 +236,9 @@ move(Id, #{tried := Tried, placement := Rule} = Rec, M, #s{reg = Reg, sup = Sup}
     Tried1 = [node() | Tried],
     Place = case length(Tried1) >= 3 of
                 true -> {error, tried_enough};
-                false -> regent_sup_place:choose(rule(Rule, S), Id, maps:keys(Live), Tried1,
-                                                 loads(S))
+                false -> regent_sup_place:choose(regent_sup_place:rule(Rule, S#s.opts), Id,
+                                                 maps:keys(Live), Tried1,
+                                                 regent_sup_place:loads(S#s.opts))
             end,
     case Place of
         {ok, N} ->
@@ -246,12 +248,6 @@ move(Id, #{tried := Tried, placement := Rule} = Rec, M, #s{reg = Reg, sup = Sup}
             failed(Id, Rec, {error, {module_missing, M, Tried1}}, S)
     end.
 
-%% @private The rule a placement stands for (`default': the supervisor's).
--spec rule(term(), #s{}) -> term().
-rule(default, #s{opts = #{placement := P}}) -> P;
-rule(P, _) -> P.
-
-loads(#s{load_tab = Tab}) -> maps:from_list(ets:tab2list(Tab)).
 
 %% @private A local instance ended: the restart decision, as OTP's for a
 %% dynamic child, written to the log (a new incarnation, or the record
@@ -326,9 +322,8 @@ write(Id, Rec, New, Reply, #s{reg = Reg, sup = Sup, writing = Writing} = S) ->
     Key = regent_sup_store:child_key(Sup, Id),
     _ = proc_lib:spawn_link(
           fun() ->
-                  Res = try regent_sup_store:cas(Reg, Key, Rec, New)
-                        catch exit:{regent_unavailable, _} -> unavailable;
-                              error:{badarg, Why} -> {badarg, Why} % e.g. a record over 64 KiB
+                  Res = try regent_sup_store:try_cas(Reg, Key, Rec, New)
+                        catch error:{badarg, Why} -> {badarg, Why} % e.g. a record over 64 KiB
                         end,
                   Server ! {written, Id, {Res, maps:get(inc, Rec), Reply}}
           end),

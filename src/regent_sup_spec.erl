@@ -15,8 +15,7 @@
 %% @private The options of regent_sup:start_link/1, checked, with defaults.
 -spec sup_options(list() | map()) -> map().
 sup_options(Opts) when is_list(Opts) ->
-    lists:foreach(fun({_, _}) -> ok; (O) -> error({badarg, {not_an_option, O}}) end, Opts),
-    sup_options(maps:from_list(Opts));
+    sup_options(to_map(Opts));
 sup_options(Opts) when is_map(Opts) ->
     Merged = maps:merge(?DEFAULTS, Opts),
     [is_map_key(K, Merged) orelse error({badarg, {missing_option, K}}) || K <- [name, registry]],
@@ -24,6 +23,11 @@ sup_options(Opts) when is_map(Opts) ->
     Merged;
 sup_options(Other) ->
     error({badarg, {not_options, Other}}).
+
+%% A proplist of options as a map; anything but a pair is `badarg'.
+to_map(Opts) ->
+    lists:foreach(fun({_, _}) -> ok; (O) -> error({badarg, {not_an_option, O}}) end, Opts),
+    maps:from_list(Opts).
 
 sup_option(name, N) when is_atom(N) -> ok;
 sup_option(registry, R) when is_atom(R) -> ok;
@@ -52,8 +56,7 @@ placement(P, _) -> error({badarg, {placement, P}}).
 %% defaults: placement, tags, handoff, max_restarts, max_seconds.
 -spec child_options(list() | map(), map()) -> map().
 child_options(Opts, SupOpts) when is_list(Opts) ->
-    lists:foreach(fun({_, _}) -> ok; (O) -> error({badarg, {not_an_option, O}}) end, Opts),
-    child_options(maps:from_list(Opts), SupOpts);
+    child_options(to_map(Opts), SupOpts);
 child_options(Opts, SupOpts) when is_map(Opts) ->
     Base = maps:merge(maps:with([max_restarts, max_seconds], SupOpts),
                       #{placement => default, tags => [], handoff => false}),

@@ -14,7 +14,7 @@
 -module(regent_sup_store).
 
 -export([child_key/2, lease_key/2, child/3, children/2, leases/2, lease/3,
-         cas/4, decode_key/1]).
+         cas/4, try_cas/4, decode_key/1]).
 
 -export_type([child/0, lease/0]).
 
@@ -70,6 +70,16 @@ lease(Reg, Sup, Node) ->
 cas(Reg, Key, Expect, New) ->
     Args = {regent_write:key(meta_key, Key), bytes(Expect, absent), bytes(New, delete)},
     regent_write:write({Reg, Key}, meta_cas, Args).
+
+%% @private cas/4 for the server's writers: `unavailable' instead of the
+%% exit when the registry has no quorum within its register_timeout (the
+%% writer's caller tries again later).
+-spec try_cas(regent:registry(), tuple(), absent | term(), delete | term()) ->
+          ok | {conflict, absent | term()} | unavailable.
+try_cas(Reg, Key, Expect, New) ->
+    try cas(Reg, Key, Expect, New)
+    catch exit:{regent_unavailable, _} -> unavailable
+    end.
 
 bytes(Atom, Atom) -> Atom;
 bytes(Term, _) -> regent_write:value_bytes(metadata, Term).

@@ -3,7 +3,7 @@
 %% results and exits. Every write goes through the raft log.
 -module(regent_write).
 
--export([key/1, key/2, value_bytes/2, write/3, call/3, member/1]).
+-export([key/1, key/2, value_bytes/2, write/3, via_op/4, call/3, member/1]).
 
 -define(META_MAX, 65536).
 
@@ -48,6 +48,20 @@ write({Reg, Name}, Kind, Args) ->
         {error, bad_request} -> error({badarg, {rejected_by_regentd, Name}});
         Answer -> Answer
     end.
+
+%% @private One op on one via name of a unique registry (an unregister, a
+%% consistent read), in a telemetry span named Event; Function names the
+%% API call for `not_supported_for_duplicate_registry'.
+-spec via_op(term(), atom(), atom(), atom()) -> term().
+via_op({Reg, Name, _Value}, Function, Event, Kind) ->
+    via_op({Reg, Name}, Function, Event, Kind);
+via_op({Reg, Name} = ViaName, Function, Event, Kind) ->
+    Key = key(ViaName),
+    regent_read:unique_only(Reg, Function),
+    regent_telemetry:span([Event], #{registry => Reg, name => Name},
+                          fun() -> write(ViaName, Kind, Key) end);
+via_op(Other, _Function, _Event, _Kind) ->
+    error({badarg, {not_a_via_name, Other}}).
 
 %% @private The member answers every write by its deadline, so calls wait
 %% without a timeout of their own. A member that stops (or is gone) while

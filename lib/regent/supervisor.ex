@@ -176,12 +176,7 @@ defmodule Regent.Supervisor do
 
   @doc "The pid of child `id`, wherever it runs, or `nil`."
   @spec get_pid(sup, child_id) :: pid | nil
-  def get_pid(sup, id) do
-    case :regent_sup.get_pid(sup, id) do
-      :undefined -> nil
-      pid -> pid
-    end
-  end
+  def get_pid(sup, id), do: nil_if_undefined(:regent_sup.get_pid(sup, id))
 
   @doc """
   In a child's `init/1`: `{:ok, state}` handed over by its previous
@@ -197,10 +192,8 @@ defmodule Regent.Supervisor do
   systems so that they can refuse a stale instance (docs/supervision.md).
   """
   @spec token(sup, child_id) :: {pos_integer, pos_integer} | nil
-  def token(sup, id) do
-    case :regent_sup.token(sup, id) do
-      :undefined -> nil
-      token -> token
-    end
-  end
+  def token(sup, id), do: nil_if_undefined(:regent_sup.token(sup, id))
+
+  defp nil_if_undefined(:undefined), do: nil
+  defp nil_if_undefined(value), do: value
 end
