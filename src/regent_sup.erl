@@ -214,7 +214,7 @@ await(#{sup := Sup, reg := Reg, id := Id, deadline := D} = Ctx, N, I) ->
 -spec terminate_child(sup(), child_id() | pid()) -> ok | {error, not_found}.
 terminate_child(Sup, Pid) when is_pid(Pid) ->
     #{registry := Reg} = info(Sup),
-    case [Id || Id <- regent:keys(Reg, Pid), regent_sup_store:child(Reg, Sup, Id) =/= undefined] of
+    case [Id || Id <- keys_of(Reg, Pid), regent_sup_store:child(Reg, Sup, Id) =/= undefined] of
         [Id | _] -> terminate_child(Sup, Id);
         [] -> {error, not_found}
     end;
@@ -224,6 +224,18 @@ terminate_child(Sup, Id) ->
                          end) of
         {ok, #{node := N}} -> await_stop(Sup, N, Id);
         {error, _} = Error -> Error
+    end.
+
+%% The ids Pid is registered under. This node's mirror may not have a
+%% registration made on Pid's node yet; that node's has it (its member
+%% applied it before the start returned), so it is asked when ours has none.
+keys_of(Reg, Pid) ->
+    case regent:keys(Reg, Pid) of
+        [] when node(Pid) =/= node() ->
+            try erpc:call(node(Pid), regent, keys, [Reg, Pid], 5000)
+            catch error:{erpc, _} -> []
+            end;
+        Keys -> Keys
     end.
 
 await_stop(Sup, N, Id) ->

@@ -89,7 +89,7 @@ defmodule RegentSupervisorTest do
   end
 
   test "a graceful leave moves a child with its state (handoff)", %{nodes: [a, b, c] = nodes} do
-    spec = %{id: :counter, start: {RegentTest.Counter, :start_link, [{@sup, :counter}]}}
+    spec = %{id: :counter, start: {RegentTest.HandoffCounter, :start_link, [{@sup, :counter}]}}
     assert {:ok, pid} = sup(a, :start_child, [spec, [placement: {:node, c}, handoff: true]])
     assert node(pid) == c
     for _ <- 1..5, do: GenServer.call(pid, :bump)

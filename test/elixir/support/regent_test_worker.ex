@@ -13,7 +13,7 @@ defmodule RegentTest.Worker do
   def handle_call(:name, _from, name), do: {:reply, {name, node()}, name}
 end
 
-defmodule RegentTest.Counter do
+defmodule RegentTest.HandoffCounter do
   @moduledoc false
   # A child with handoff (regent_supervisor_test.exs): its count moves with
   # it when its node leaves.
