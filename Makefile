@@ -4,7 +4,7 @@ REBAR ?= rebar3
 MIX   ?= mix
 
 .PHONY: all setup daemon erlang test test-c test-san test-long test-erlang test-elixir \
-        demo bench bench-build bench-smoke fuzz docs clean
+        test-hosts demo bench bench-build bench-smoke fuzz docs clean
 
 all: daemon erlang
 
@@ -28,6 +28,12 @@ test-san:
 # The cluster suite repeated and longer fuzzing (not in CI).
 test-long:
 	bash scripts/test.sh long
+
+# regent across network namespaces with real packet drops (root; skips
+# with the reason where namespaces cannot be made). REGENT_HOSTS_SEEDS,
+# REGENT_HOSTS_MS pick the nemesis schedules.
+test-hosts:
+	bash scripts/test.sh hosts
 
 test-c:
 	bash scripts/test.sh c

@@ -8,6 +8,9 @@
 #                    against an ASan+UBSan regentd
 #   test.sh long     the cluster suite five times over, the nemesis on many
 #                    seeds, a long simulation and 60 s of each fuzzer
+#   test.sh hosts    regent across network namespaces: three hosts on default
+#                    options, and the nemesis's hosts mode (REGENT_HOSTS_SEEDS,
+#                    REGENT_HOSTS_MS); skips where namespaces cannot be made
 #   test.sh c|sim|erlang|nemesis|elixir
 # docs/testing.md says what each covers.
 set -uo pipefail
@@ -63,6 +66,17 @@ fuzz_smoke()   { bash scripts/fuzz.sh 10; }
 cluster_soak() { make -s all >/dev/null &&
                  rebar3 ct --readable=compact --suite=regent_cluster_SUITE --repeat=5; }
 fuzz_long()    { bash scripts/fuzz.sh 60; }
+# regent across network namespaces (regent_hosts_run): a controller node on
+# the hosts' bridge; skips, saying why, where namespaces cannot be made.
+hosts_tests()  { make -s all >/dev/null || return 1
+                 mkdir -p _build/test-hosts/ebin
+                 erlc -o _build/test-hosts/ebin -pa _build/default/lib/regent/ebin \
+                     $(ls test/*.erl | grep -v -e _SUITE.erl -e test/telemetry.erl) || return 1
+                 epmd -daemon
+                 erl -noshell -name regent_hosts_ctl@10.77.0.1 -setcookie regent_hosts \
+                     -kernel net_ticktime 8 -connect_all false \
+                     -pa _build/default/lib/regent/ebin -pa _build/test-hosts/ebin \
+                     -eval 'regent_hosts_run:main().'; }
 
 export MIX_REBAR3=${MIX_REBAR3:-$(command -v rebar3)}
 case $what in
@@ -76,8 +90,9 @@ case $what in
     sim)    run sim sim_short ;;
     erlang) run erlang erlang_tests ;;
     nemesis) run nemesis nemesis_tests ;;
+    hosts)  run hosts hosts_tests ;;
     elixir) run elixir elixir_tests ;;
-    *)      echo "usage: $0 all|san|long|c|sim|erlang|nemesis|elixir" >&2; exit 2 ;;
+    *)      echo "usage: $0 all|san|long|hosts|c|sim|erlang|nemesis|elixir" >&2; exit 2 ;;
 esac
 summary=$(IFS=', '; echo "${results[*]}")
 if [ $failed -eq 0 ]; then echo "SUMMARY: all passed ($summary)"; else echo "SUMMARY: FAILED ($summary)"; fi

@@ -82,7 +82,7 @@
                 | {voters, 1..7}
                 | {conflict, kill | notify
                              | {resolve, fun((name(), pid(), pid()) -> pid() | none)}}
-                | {bind_host, string() | binary()}
+                | {bind_host, string() | binary() | distribution_address}
                 | {port_range, {inet:port_number(), inet:port_number()}}
                 | {secret, iodata()}
                 | {tls, psk | false | [{atom(), term()}]}
@@ -143,8 +143,12 @@ start_link(Other) ->
 %%   docs/cluster.md): `kill' (default: exit `{regent_conflict, Name,
 %%   Winner}'), `notify' (the message `{regent_conflict, Name, Winner}'), or
 %%   `{resolve, Fun}' with `Fun(Name, Claimant, Holder) -> Keep | none'.</li>
-%% <li>`bind_host', `port_range': address of the raft port
-%%   (`"127.0.0.1"', `{0, 0}' = any free port).</li>
+%% <li>`bind_host', `port_range': address of the raft port, an IPv4
+%%   address (default `distribution_address': the address this node's
+%%   distribution is reached at, the host part of `-name a@10.0.0.5' or
+%%   what it resolves to; 127.0.0.1 on a node that is not distributed) and
+%%   its port (`{0, 0}' = any free port; set a range to open in a
+%%   firewall). See docs/cluster.md.</li>
 %% <li>`secret': the cluster secret (default: derived from the cookie).</li>
 %% <li>`tls': TLS 1.3 on the raft port: `psk' (default, a key derived from
 %%   the secret), `false', or `[{certfile, F}, {keyfile, F}, {cacertfile, F},

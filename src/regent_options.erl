@@ -39,7 +39,7 @@ defaults() ->
       register_timeout => 5000,
       voters => 3,
       conflict => kill,
-      bind_host => <<"127.0.0.1">>,
+      bind_host => distribution_address,
       port_range => {0, 0},
       secret => undefined,
       snapshot_threshold => 8192,
@@ -61,6 +61,7 @@ check(snapshot_threshold, V) -> in_range(snapshot_threshold, V, 16, 1 bsl 24);
 check(snapshot_trailing, V) -> in_range(snapshot_trailing, V, 0, 1 bsl 24);
 check(partitions, V) -> in_range(partitions, V, 1, 1 bsl 32);
 check(conflict, V) -> conflict(V);
+check(bind_host, distribution_address) -> distribution_address();
 check(bind_host, V) -> bind_host(V);
 check(port_range, {Lo, Hi} = V) when is_integer(Lo), is_integer(Hi), Lo >= 0,
                                      Hi >= Lo, Hi =< 65535 -> V;
@@ -114,6 +115,31 @@ bind_host(V) ->
         element(1, inet:parse_ipv4strict_address(binary_to_list(Host))) =:= ok
         orelse error({badarg, {bind_host, V}}),
     Host.
+
+%% The default raft address: the IPv4 address this node's distribution is
+%% reached at, so a cluster across hosts needs no `bind_host' (peers reach
+%% regentd where they already reach the BEAM). That is the interface the
+%% distribution is bound to (kernel's `inet_dist_use_interface') or else
+%% the address its host name resolves to (`a@10.0.0.5', `a@db1.example');
+%% a node that is not distributed, or whose host does not resolve to IPv4,
+%% binds 127.0.0.1.
+distribution_address() ->
+    case application:get_env(kernel, inet_dist_use_interface) of
+        {ok, {_, _, _, _} = Ip} -> ip_binary(Ip);
+        _ -> host_address(node())
+    end.
+
+host_address(nonode@nohost) ->
+    <<"127.0.0.1">>;
+host_address(Node) ->
+    [_, Host] = string:split(atom_to_list(Node), "@"),
+    case inet:getaddr(Host, inet) of
+        {ok, Ip} -> ip_binary(Ip);
+        {error, _} -> <<"127.0.0.1">>
+    end.
+
+ip_binary(Ip) ->
+    list_to_binary(inet:ntoa(Ip)).
 
 %% Registry metadata given at start: `[{Key, Value}]' with atom or tuple
 %% keys, as `regent:put_meta/3' takes them.

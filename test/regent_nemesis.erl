@@ -28,6 +28,8 @@
 -export([run/1]).
 %% Called on the peers.
 -export([start_subscriber/2, incr/1]).
+%% For the hosts mode (regent_nemesis_hosts).
+-export([split/1, at_risk/2, risk/3, note/2, pick/1, live_nodes/1, daemon_os_pid/1]).
 
 -define(REG, nemesis_reg).
 -define(NODES, 5).
@@ -46,26 +48,40 @@
 %% incrementers (clients calling update_metadata/2 on the counter),
 %% daemon (path of regentd), workload (random | owner_check_scenario),
 %% snapshots (small, the default: every 128 entries, keeping 32 | default:
-%% regent's own thresholds), fault_kinds
-%% (the faults the random schedule picks from, default all).
+%% regent's own thresholds), mode (loopback, the default: every node on
+%% this host, faults through regent's hooks | hosts: a network namespace
+%% per node and real network faults, regent_nemesis_hosts; the caller has
+%% made the hosts with regent_hosts:setup/1 and runs as a node on
+%% their bridge), fault_kinds (the faults the random schedule picks from,
+%% default all of the mode's).
 %% Returns the seed, counts, the faults injected and the violations.
 -spec run(map()) -> map().
 run(Opts0) ->
+    Mode = maps:get(mode, Opts0, loopback),
+    Kinds = case Mode of
+                loopback -> ?FAULT_KINDS;
+                hosts -> regent_nemesis_hosts:kinds()
+            end,
     Opts = maps:merge(#{seed => 1, duration => 30000, clients => 8, names => 5,
-                        incrementers => 2,
+                        incrementers => 2, mode => Mode,
                         daemon => default_daemon(), workload => random,
-                        snapshots => small, fault_kinds => ?FAULT_KINDS}, Opts0),
+                        snapshots => small, fault_kinds => Kinds}, Opts0),
     Tables = #{log => ets:new(nemesis_log, [public, bag, {write_concurrency, true}]),
                nodes => ets:new(nemesis_nodes, [public, set]),
+               %% the hosts mode's: which host each node is on, and proxies
+               hosts => regent_nemesis_hosts:tables(),
                %% {{SubscriberNode, Seq}, Msg}, and {Node, SubscriberPid}
                subs => ets:new(nemesis_subs, [public, ordered_set]),
                subscribers => ets:new(nemesis_subscribers, [public, set])},
     Tabs = Tables#{recorder => spawn_recorder(maps:get(subs, Tables)),
-                   observer => regent_nemesis_sup:start_observer(maps:get(log, Tables))},
+                   observer => regent_nemesis_sup:start_observer(maps:get(log, Tables)),
+                   mode => Mode},
     try
+        Mode =:= hosts andalso regent_nemesis_hosts:start_proxies(Tabs),
         run_(Opts, Tabs)
     after
         [stop_peer(P) || {_, P} <- ets:tab2list(maps:get(nodes, Tabs))],
+        regent_nemesis_hosts:stop(Tabs),
         exit(maps:get(recorder, Tabs), kill),
         exit(maps:get(observer, Tabs), kill),
         [ets:delete(T) || T <- maps:values(Tables)]
@@ -74,7 +90,7 @@ run(Opts0) ->
 run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
     rand:seed(exsss, {Seed, 17, 29}),
     Nodes = [start_node(Tabs) || _ <- lists:seq(1, ?NODES)],
-    regent_test_lib:mesh(Nodes),
+    mesh(Tabs, Nodes),
     [ok = erpc:call(N, regent_test_lib, start_remote, [?REG, member_opts(Opts)]) || N <- Nodes],
     [subscribe_on(Tabs, N) || N <- Nodes],
     ok = await_cluster(Tabs, 30000),
@@ -112,7 +128,8 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
     %% Both checkers: regent_history's rules, and a linearizability search.
     {Linear, LinStats} = regent_linearizable:check(Ops, Risks),
     Violations = regent_history:check(Ops, Risks, Final, Subs) ++ Linear,
-    #{seed => Seed, ops => length(Ops), quiet => Quiet, views => Views,
+    #{seed => Seed, mode => maps:get(mode, Opts), ops => length(Ops), quiet => Quiet,
+      views => Views,
       faults => lists:reverse(maps:get(faults, S)),
       violations => Violations, check_ms => now_ms() - T0, children => Children,
       linearizability => LinStats,
@@ -126,12 +143,15 @@ default_daemon() ->
 %% `small' snapshots far more often than the default (8192 entries, which a
 %% 60 s run never reaches), so daemons take, send and install snapshots
 %% under the faults too.
-member_opts(#{daemon := Daemon, snapshots := Snapshots}) ->
+member_opts(#{daemon := Daemon, snapshots := Snapshots, mode := Mode}) ->
     [{daemon, Daemon}, {register_timeout, 2000}
      | case Snapshots of
            default -> [];
            small -> [{snapshot_threshold, 128}, {snapshot_trailing, 32}]
-       end].
+       end ++ case Mode of
+                  loopback -> [];
+                  hosts -> regent_nemesis_hosts:member_opts()
+              end].
 
 %% ---- the random workload -------------------------------------------------
 
@@ -335,8 +355,9 @@ nemesis(#{opts := #{fault_kinds := Kinds}} = S, Deadline) ->
             S;
         true ->
             S1 = fault(pick(Kinds), S),
-            timer:sleep(1000 + rand:uniform(2500)), % the fault lasts a while
-            S2 = heal(S1),
+            %% the fault lasts a while
+            timer:sleep(maps:get(hold, S1, 1000 + rand:uniform(2500))),
+            S2 = heal(maps:remove(hold, S1)),
             case await_cluster(maps:get(tabs, S2), 30000) of
                 ok ->
                     timer:sleep(500 + rand:uniform(1500)), % load on a healthy cluster
@@ -357,13 +378,18 @@ views(Tabs) ->
 
 fault(kill_daemon, #{tabs := Tabs} = S) ->
     N = pick(live_nodes(Tabs)),
-    OsPid = maps:get(os_pid, maps:get(daemon, erpc:call(N, regent, status, [?REG]))),
-    os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    os:cmd("kill -9 " ++ integer_to_list(daemon_os_pid(N))),
     note({kill_daemon, N}, S);
 fault(halt, #{tabs := Tabs} = S) ->
     N = pick(live_nodes(Tabs)),
     halt_node(Tabs, N),
     risk([N], infinity, note({halt, N}, S));
+fault(kill_beam, #{tabs := Tabs} = S) ->
+    N = pick(live_nodes(Tabs)),
+    halt_node(Tabs, N, fun() -> regent_nemesis_hosts:halt_node(Tabs, N) end),
+    risk([N], infinity, note({kill_beam, N}, S));
+fault(Kind, #{tabs := #{mode := hosts}} = S) ->
+    regent_nemesis_hosts:fault(Kind, S);
 fault(partition, #{tabs := Tabs} = S) ->
     {Side1, Side2} = split(live_nodes(Tabs)),
     AtRisk = at_risk(Tabs, [Side1, Side2]),
@@ -377,11 +403,15 @@ fault(one_way, #{tabs := Tabs} = S) ->
     note({one_way, From, 'drops_to', To}, S).
 
 %% Undoes every cut and replaces halted nodes.
-heal(#{tabs := Tabs, opts := Opts} = S) ->
+heal(#{tabs := Tabs, opts := Opts} = S0) ->
+    S = case Tabs of
+            #{mode := hosts} -> regent_nemesis_hosts:heal(S0);
+            _ -> S0
+        end,
     Live = live_nodes(Tabs),
     [erpc:call(N, regent_fault, heal_raft, [?REG]) || N <- Live],
     Fresh = [start_node(Tabs) || _ <- lists:seq(1, ?NODES - length(Live))],
-    regent_test_lib:mesh(Live ++ Fresh),
+    mesh(Tabs, Live ++ Fresh),
     [ok = erpc:call(N, regent_test_lib, start_remote, [?REG, member_opts(Opts)]) || N <- Fresh],
     [subscribe_on(Tabs, N) || N <- Fresh],
     ok = regent_nemesis_sup:start_on(?REG, Fresh),
@@ -454,6 +484,16 @@ owner_check_scenario(#{tabs := Tabs} = S0) ->
 
 %% ---- nodes ----------------------------------------------------------------
 
+%% @private
+-spec daemon_os_pid(node()) -> integer().
+daemon_os_pid(N) ->
+    maps:get(os_pid, maps:get(daemon, erpc:call(N, regent, status, [?REG]))).
+
+mesh(#{mode := hosts}, Nodes) -> regent_nemesis_hosts:mesh(Nodes);
+mesh(_, Nodes) -> regent_test_lib:mesh(Nodes).
+
+start_node(#{mode := hosts} = Tabs) ->
+    regent_nemesis_hosts:start_node(Tabs);
 start_node(Tabs) ->
     Paths = [P || P <- code:get_path(), string:find(P, code:lib_dir()) =:= nomatch],
     {ok, Peer, Node} =
@@ -467,9 +507,12 @@ start_node(Tabs) ->
     Node.
 
 halt_node(Tabs, N) ->
+    halt_node(Tabs, N, fun() -> erpc:cast(N, erlang, halt, []) end).
+
+halt_node(Tabs, N, Halt) ->
     [{N, Peer}] = ets:lookup(maps:get(nodes, Tabs), N),
     ets:delete(maps:get(nodes, Tabs), N),
-    erpc:cast(N, erlang, halt, []),
+    Halt(),
     ok = wait_until(fun() -> not lists:member(N, nodes()) end, 10000),
     stop_peer(Peer).
 

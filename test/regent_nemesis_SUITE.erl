@@ -335,28 +335,9 @@ fault_kind("halt") -> halt;
 fault_kind("partition") -> partition;
 fault_kind("one_way") -> one_way.
 
-report(#{seed := Seed, ops := Ops, faults := Faults, violations := V, quiet := Quiet} = R, Config) ->
-    ct:pal("seed ~p: ~p ops, ~p faults, quiet: ~p, ~p violations (checked in ~p ms)~n"
-           "subscriptions: ~p~nincrements: ~p~nfaults: ~p",
-           [Seed, Ops, length(Faults), Quiet, length(V), maps:get(check_ms, R),
-            maps:get(subscriptions, R), maps:get(increments, R), [F || {F, _} <- Faults]]),
-    #{names := LinNames, unknown := LinUnknown, ms := LinMs} = maps:get(linearizability, R),
-    ct:pal("linearizability: ~p names searched in ~p ms, ~p undecided within the budget: ~p",
-           [LinNames, LinMs, length(LinUnknown), LinUnknown]),
-    Ups = [E || #{f := child_up} = E <- maps:get(events, maps:get(children, maps:get(final, maps:get(history, R))))],
-    ct:pal("supervised children: ~p instances started, ~p on another node than the "
-           "child's first; all running again after the heal: ~p",
-           [length(Ups), length(lists:usort([{Id, N} || #{name := Id, node := N} <- Ups]))
-            - length(lists:usort([Id || #{name := Id} <- Ups])), maps:get(children, R)]),
-    Quiet =/= ok andalso
-        ct:pal("NOT QUIET (~p: no single cluster 30 s after a heal, or no single "
-               "table 60 s after the last); views: ~p", [Quiet, maps:get(views, R)]),
-    [ct:pal("VIOLATION ~s", [regent_history:describe(X)]) || X <- lists:sublist(V, 20)],
-    V =/= [] andalso begin
-                         File = filename:join(?config(priv_dir, Config),
-                                              "history-" ++ integer_to_list(Seed) ++ ".term"),
-                         ok = file:write_file(File, io_lib:format("~p.~n", [maps:get(history, R)])),
-                         ok = file:write_file(File ++ ".bin", term_to_binary(maps:get(history, R))),
-                         ct:pal("history written to ~s", [File])
-                     end,
-    ok.
+report(R, Config) ->
+    [ct:pal("~s", [L]) || L <- regent_nemesis_report:lines(R)],
+    case regent_nemesis_report:write_history(R, ?config(priv_dir, Config)) of
+        none -> ok;
+        File -> ct:pal("history written to ~s", [File])
+    end.
