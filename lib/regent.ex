@@ -83,6 +83,9 @@ defmodule Regent do
     * While the daemon cannot commit a write, the write waits; after
       `:register_timeout` (5000 ms) the caller exits with
       `{:regent_unavailable, {registry, key}}`.
+    * A member holds at most `:max_pending_writes` (65536) callers' writes
+      waiting for the log; a write beyond that is refused at once, with no
+      effect: the caller exits with `{:regent_overloaded, {registry, key}}`.
     * Bad arguments raise `ArgumentError` and change nothing; a registry
       that is not running makes the caller exit with
       `{:regent_not_running, registry}`.
@@ -158,7 +161,8 @@ defmodule Regent do
     * `:partitions` - accepted and ignored.
     * `:compressed` - compress the local ETS table.
 
-  regent's own options (`:data_dir`, `:register_timeout`, `:voters`,
+  regent's own options (`:data_dir`, `:register_timeout`,
+  `:max_pending_writes`, `:voters`,
   `:conflict`, `:bind_host`, `:port_range`, `:secret`, `:tls`,
   `:snapshot_threshold`, `:snapshot_trailing`, `:daemon`) are documented in
   `:regent.start_link/2`. An unknown option, or a value of the wrong type,

@@ -34,6 +34,11 @@
 %% once for a write this node had sent when its member must leave its
 %% cluster to join another (after a partition heals), since sending it again
 %% could apply it twice. Reads keep being served from the mirror.</li>
+%% <li>A member holds at most `max_pending_writes' (default 65536) callers'
+%% writes waiting for the log. A write beyond that bound is refused at once,
+%% without effect: the caller exits with `{regent_overloaded, {Registry,
+%% Name}}' (and telemetry gets `[regent, overloaded]'). Nothing is dropped
+%% silently; retry later, or slow the callers down.</li>
 %% <li>Bad arguments raise `{badarg, Why}' and change nothing: a non-pid, a
 %% name whose canonical encoding exceeds 1024 bytes or that contains a fun,
 %% metadata over 65536 bytes. A registry that is not running makes the
@@ -79,6 +84,7 @@
                 | {compressed, boolean()}
                 | {data_dir, file:filename()}
                 | {register_timeout, pos_integer()}
+                | {max_pending_writes, pos_integer()}
                 | {voters, 1..7}
                 | {conflict, kill | notify
                              | {resolve, fun((name(), pid(), pid()) -> pid() | none)}}
@@ -136,6 +142,9 @@ start_link(Other) ->
 %% <li>`data_dir': where regentd keeps its raft log and snapshots (default
 %%   `/dev/shm/regent' when it exists, else the user cache dir).</li>
 %% <li>`register_timeout': ms a write may wait for consensus (5000).</li>
+%% <li>`max_pending_writes': how many callers' writes may wait in this
+%%   member for the log at once (65536); beyond it a write exits with
+%%   `regent_overloaded' at once.</li>
 %% <li>`voters': how many members vote in raft (3, at most 7); the others
 %%   are standbys that replicate the log and serve reads.</li>
 %% <li>`conflict': what happens to a live process that held a name on the

@@ -76,6 +76,7 @@ init({Reg, Opts}) ->
     Dir = regent_data_dir:data_dir(Reg, Opts),
     ok = net_kernel:monitor_nodes(true),
     erlang:send_after(?ALIVE_MS, self(), alive),
+    erlang:send_after(?REFRESH_MS, self(), {refresh}),
     S = #st{reg = Reg, opts = Opts, dir = Dir, leaderless_since = ?NOW_MS()},
     {ok, regent_discovery:start(regent_meta:init(S))}.
 
@@ -141,7 +142,7 @@ handle_info(lag_check, S) ->
 handle_info(Msg, S) when element(1, Msg) =:= nodeup; element(1, Msg) =:= nodedown;
                          element(1, Msg) =:= discover; element(1, Msg) =:= join_retry;
                          element(1, Msg) =:= plan; element(1, Msg) =:= down_settled;
-                         element(1, Msg) =:= ask_leader ->
+                         element(1, Msg) =:= ask_leader; element(1, Msg) =:= refresh ->
     {noreply, regent_peers:cluster_event(Msg, S)};
 handle_info({regent, Msg}, S) ->
     {noreply, regent_peers:peer_message(Msg, S)};
@@ -164,6 +165,17 @@ terminate(Reason, #st{port = Port, dir = Dir} = S) ->
 %%% Internal functions
 %%%===================================================================
 
+%% A caller's write joins the outbox unless `max_pending_writes' of them
+%% already wait there: beyond that bound the caller is told at once
+%% (regent_overloaded), so that a burst bigger than the log can take grows
+%% neither the member's memory nor every caller's wait without limit.
+%% The member's own ops (unregisters of exited owners, purges, claims) are
+%% never refused: they are bounded by the names it holds.
+write(Kind, _Args, _From, #st{pending = Pending, opts = #{max_pending_writes := Max}} = S)
+  when map_size(Pending) >= Max ->
+    regent_telemetry:execute([overloaded], #{count => 1},
+                             #{registry => S#st.reg, kind => Kind}),
+    {reply, {error, overloaded}, S};
 write(Kind, Args, From, S) ->
     Deadline = ?NOW_MS() + maps:get(register_timeout, S#st.opts),
     {noreply, regent_outbox:submit(Kind, Args, From, Deadline, S)}.

@@ -115,6 +115,8 @@
              claims = [] :: [{term(), pid(), term()}],
              %% When the leader's hello first left us out (0: it did not).
              left_out_since = 0 :: integer(),
+             %% connection attempts in flight to members' nodes (regent_peers:reconnect/1)
+             reconnecting = #{} :: #{node() => pid()},
              %% Every pending op with a ref up to this one went to a leader
              %% at least once, so it may have been applied.
              sent_upto = 0 :: non_neg_integer(),
@@ -145,3 +147,6 @@
 %% the voters to a set the big side cannot elect from (found by the nemesis
 %% test, docs/testing.md). After the wait it sees the whole cut.
 -define(DOWN_SETTLE_MS, 500).
+%% How often a member checks that its view of the other members is current
+%% (regent_peers, the {refresh} timer).
+-define(REFRESH_MS, 1000).

@@ -37,6 +37,7 @@ is_option_pair(_) -> false.
 defaults() ->
     #{data_dir => default_data_dir(),
       register_timeout => 5000,
+      max_pending_writes => 65536,
       voters => 3,
       conflict => kill,
       bind_host => distribution_address,
@@ -57,6 +58,7 @@ check(data_dir, V) -> path(data_dir, V);
 check(daemon, V) -> path(daemon, V);
 check(register_timeout, V) -> in_range(register_timeout, V, 1, 1 bsl 32);
 check(voters, V) -> in_range(voters, V, 1, 7);
+check(max_pending_writes, V) -> in_range(max_pending_writes, V, 1, 1 bsl 24);
 check(snapshot_threshold, V) -> in_range(snapshot_threshold, V, 16, 1 bsl 24);
 check(snapshot_trailing, V) -> in_range(snapshot_trailing, V, 0, 1 bsl 24);
 check(partitions, V) -> in_range(partitions, V, 1, 1 bsl 32);

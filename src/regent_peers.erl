@@ -193,11 +193,54 @@ cluster_event({join_retry}, S) ->
     S#st{join_timer = undefined};
 cluster_event({plan}, S) ->
     regent_membership:plan(S#st{plan_timer = undefined});
+%% Hellos travel once, on a nodeup or a new leader, and a send to a busy
+%% connection is dropped (send_peer/3). So each second, a member hellos
+%% again the connected nodes it has no current view of, and, while its
+%% daemon has had no leader for a while, every node: that is how a member
+%% whose server was removed while it was cut off hears it (the leader no
+%% longer replicates to it, and a short real partition brings no
+%% nodedown and nodeup, hence no hello). Found by the nemesis on hosts: a
+%% one-way cut left two removed servers leaderless for good.
+cluster_event({refresh}, #st{peers = Peers, leader_id = Leader} = S) ->
+    erlang:send_after(?REFRESH_MS, self(), {refresh}),
+    Stale = case Leader =:= 0 andalso S#st.phase =:= running andalso
+                ?NOW_MS() - S#st.leaderless_since > ?REFRESH_MS of
+                true -> nodes();
+                false -> [N || N <- nodes(), not is_map_key(N, Peers)
+                                  orelse maps:get(up, maps:get(N, Peers)) =/= true]
+            end,
+    [send_peer(N, {hello, self(), node(), info(S)}, S) || N <- Stale],
+    reconnect(S);
 cluster_event({ask_leader, Node}, S) ->
     send_peer(Node, {hello, self(), node(), info(S)}, S),
     S;
 cluster_event(_, S) ->
     S.
+
+%% Members send with `noconnect' (send_peer/3), so a distribution link to a
+%% member's node that went down (a real partition, longer than the net
+%% tick time) would stay down after the network heals, where a plain send
+%% would have set it up again: the two sides would stay apart, the removed
+%% side leaderless for good. So, as Erlang's own auto-connect would, each
+%% refresh connects again to the nodes of the members in our raft
+%% configuration that are down, one attempt at a time per node, in a
+%% process of its own (an unreachable node takes net_setuptime to fail).
+%% Not when the kernel's `dist_auto_connect' is `once' or `never': whoever
+%% chose that keeps links down on purpose.
+reconnect(#st{peers = Peers, members = Ms, reconnecting = Busy0} = S) ->
+    case application:get_env(kernel, dist_auto_connect, always) of
+        always ->
+            Busy = maps:filter(fun(_, Pid) -> is_process_alive(Pid) end, Busy0),
+            Ids = [Id || {Id, _, _} <- Ms],
+            Down = [N || {N, #{id := Id, up := false}} <- maps:to_list(Peers),
+                         lists:member(Id, Ids), not is_map_key(N, Busy),
+                         not lists:member(N, nodes())],
+            S#st{reconnecting = maps:merge(Busy, maps:from_list(
+                                                   [{N, spawn(net_kernel, connect_node, [N])}
+                                                    || N <- Down]))};
+        _ ->
+            S
+    end.
 
 %% @private
 %% A new leader (or the first one): writes waiting for it go (again). When

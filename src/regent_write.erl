@@ -45,6 +45,7 @@ too_large(value) -> value_too_large.
 write({Reg, Name}, Kind, Args) ->
     case call(Reg, {write, Kind, Args}, infinity) of
         {error, unavailable} -> exit({regent_unavailable, {Reg, Name}});
+        {error, overloaded} -> exit({regent_overloaded, {Reg, Name}});
         {error, bad_request} -> error({badarg, {rejected_by_regentd, Name}});
         Answer -> Answer
     end.

@@ -108,7 +108,9 @@ controller_address() -> ?PREFIX ++ "1".
 raft_port() -> ?RAFT_PORT.
 
 %% @doc Starts a BEAM node in host I's namespace, named Name@address, with
-%% our code path and cookie; Args are more emulator flags.
+%% our code path, cookie and net_ticktime (peers with another tick time
+%% would be disconnected, and a peer whose control connection goes halts);
+%% Args are more emulator flags.
 -spec start_node(pos_integer(), atom() | string(), [string()]) ->
           {ok, pid(), node()}.
 start_node(I, Name, Args) ->
@@ -117,7 +119,9 @@ start_node(I, Name, Args) ->
         peer:start(#{name => Name, host => address(I), longnames => true,
                      exec => {os:find_executable("ip"),
                               ["netns", "exec", namespace(I), os:find_executable("erl")]},
-                     args => ["-setcookie", atom_to_list(erlang:get_cookie())
+                     args => ["-setcookie", atom_to_list(erlang:get_cookie()),
+                              "-kernel", "net_ticktime",
+                              integer_to_list(net_kernel:get_net_ticktime())
                               | Args ++ lists:append([["-pa", P] || P <- Paths])]}),
     {ok, Peer, Node}.
 

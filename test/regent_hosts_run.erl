@@ -9,7 +9,7 @@
 %%    registering, and after the heal the cut host sees what they did;
 %% 2. the nemesis in its hosts mode (regent_nemesis_hosts) on seeded
 %%    schedules: REGENT_HOSTS_SEEDS ("1 2" by default), REGENT_HOSTS_MS
-%%    (20000) each.
+%%    (20000) each; REGENT_HOSTS_FAULTS="one_way loss" limits the faults.
 %% It skips, saying why, where namespaces cannot be made. Exit status 0 when
 %% everything passed (or skipped), 1 otherwise.
 -module(regent_hosts_run).
@@ -75,6 +75,9 @@ default_options([{A, 1}, {B, 2}, {C, 3}] = Hosts) ->
     %% A gen_server registered through a via tuple on A, called from C.
     Via = {via, regent, {?REG, counter}},
     {ok, Pid} = erpc:call(A, gen_server, start, [Via, regent_echo_server, 0, []]),
+    %% C's mirror has it within a round trip (reads are local).
+    ok = regent_test_lib:wait_until(
+           fun() -> erpc:call(C, regent, whereis_name, [{?REG, counter}]) =:= Pid end, 5000),
     pong = erpc:call(C, gen_server, call, [Via, ping]),
     Pid = erpc:call(B, regent, whereis_name_consistent, [{?REG, counter}]),
     %% A real partition: host 1 hears nothing from 2 and 3, nor they from it.
@@ -113,7 +116,11 @@ listens_on(N, I) ->
 
 schedule(Seed) ->
     Ms = list_to_integer(os:getenv("REGENT_HOSTS_MS", "20000")),
-    R = regent_nemesis:run(#{mode => hosts, seed => Seed, duration => Ms}),
+    Kinds = case os:getenv("REGENT_HOSTS_FAULTS") of
+                false -> #{};
+                Ks -> #{fault_kinds => [fault_kind(K) || K <- string:lexemes(Ks, " ,")]}
+            end,
+    R = regent_nemesis:run(Kinds#{mode => hosts, seed => Seed, duration => Ms}),
     [io:format("~s~n", [L]) || L <- regent_nemesis_report:lines(R)],
     ok = filelib:ensure_path("_build/test-hosts"),
     case regent_nemesis_report:write_history(R, "_build/test-hosts") of
@@ -123,4 +130,11 @@ schedule(Seed) ->
     case R of
         #{violations := [], quiet := ok} -> ok;
         _ -> {violations, length(maps:get(violations, R)), quiet, maps:get(quiet, R)}
+    end.
+
+%% Only the names the hosts mode knows become atoms.
+fault_kind(K) ->
+    case [A || A <- lists:usort(regent_nemesis_hosts:kinds()), atom_to_list(A) =:= K] of
+        [A] -> A;
+        [] -> error({unknown_fault, K})
     end.

@@ -50,8 +50,8 @@ connection(Target, Port) ->
             process_flag(trap_exit, true),
             W1 = spawn_link(fun() -> writer(Out) end),
             W2 = spawn_link(fun() -> writer(In) end),
-            spawn_link(fun() -> pump(In, W1, 0) end),
-            spawn_link(fun() -> pump(Out, W2, 0) end),
+            spawn_link(fun() -> pump(In, W1, now_ms()) end),
+            spawn_link(fun() -> pump(Out, W2, now_ms()) end),
             receive {'EXIT', _, _} -> ok end,
             gen_tcp:close(In),
             gen_tcp:close(Out);

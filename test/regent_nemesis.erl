@@ -370,9 +370,13 @@ nemesis(#{opts := #{fault_kinds := Kinds}} = S, Deadline) ->
     end.
 
 views(Tabs) ->
-    [{N, try maps:with([role, leader, phase, members, ready, pending_ops, epoch,
-                                applied_index, commit_index, lag, daemon],
-                       erpc:call(N, regent, status, [?REG], 5000))
+    [{N, try maps:merge(maps:with([role, leader, phase, members, ready, pending_ops, epoch,
+                                   applied_index, commit_index, lag, daemon],
+                                  erpc:call(N, regent, status, [?REG], 5000)),
+                        case Tabs of
+                            #{mode := hosts} -> regent_nemesis_hosts:view(N);
+                            _ -> #{}
+                        end)
          catch C:R -> {C, R}
          end} || N <- live_nodes(Tabs)].
 

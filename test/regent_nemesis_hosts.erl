@@ -30,8 +30,11 @@
 %% and a paused daemon leaves its BEAM up, so neither opens one.
 -module(regent_nemesis_hosts).
 
+-export([view/1]).
 -export([tables/0, start_proxies/1, stop/1, start_node/1, halt_node/2,
          member_opts/0, mesh/1, fault/2, heal/1, kinds/0]).
+
+-include_lib("regent/src/regent_member.hrl").
 
 -define(HOSTS, 5).
 -define(TICKTIME, 8).
@@ -72,8 +75,7 @@ start_node(#{hosts := T, nodes := NodesT}) ->
     [I | _] = lists:seq(1, ?HOSTS) -- Used,
     {ok, Peer, Node} =
         regent_hosts:start_node(I, peer:random_name(nemesis),
-                                ["-kernel", "net_ticktime", integer_to_list(?TICKTIME),
-                                 "-connect_all", "false"]),
+                                ["-connect_all", "false"]),
     unlink(Peer),
     OsPid = erpc:call(Node, os, getpid, []),
     ets:insert(T, {Node, I, OsPid}),
@@ -154,6 +156,18 @@ heal(#{tabs := Tabs} = S) ->
     [ok = regent_hosts:heal(I) || I <- lists:seq(1, ?HOSTS)],
     [ok = regent_hosts:delay(P, 0, 0) || P <- proxies(Tabs)],
     maps:remove(paused, S).
+
+%% @doc What a node's member knows of the others, for a run that got stuck:
+%% the nodes it is connected to and, for each peer it heard of, the raft id
+%% and whether it counts it as up.
+-spec view(node()) -> map().
+view(N) ->
+    erpc:call(N, fun() ->
+                         #st{peers = Peers} = sys:get_state(nemesis_reg, 5000),
+                         #{nodes => nodes(),
+                           peers => maps:map(fun(_, P) -> maps:with([id, up, phase, leader_node], P) end,
+                                             Peers)}
+                 end, 10000).
 
 %% ---- helpers --------------------------------------------------------------
 
