@@ -2,12 +2,14 @@
 # Runs the test groups and prints one summary line at the end.
 #   test.sh all      C unit tests, the raft_fixture simulation (short), Erlang
 #                    (Common Test: single node, clusters, the nemesis with its
-#                    checker), Elixir (ExUnit), bench smoke, fuzz smoke
+#                    checkers, overload, a 60 s soak), Elixir (ExUnit), hosts
+#                    (short), bench smoke, fuzz smoke
 #   test.sh san      C unit tests and simulation under ASan+UBSan, C unit tests
 #                    under valgrind memcheck, the single-node and cluster suites
 #                    against an ASan+UBSan regentd
-#   test.sh long     the cluster suite five times over, the nemesis on many
-#                    seeds, a long simulation and 60 s of each fuzzer
+#   test.sh long     the cluster suite five times over, 200,000 registrations,
+#                    the nemesis on many seeds in both modes, 30 minutes of
+#                    soak, a long simulation and 60 s of each fuzzer
 #   test.sh hosts    regent across network namespaces: three hosts on default
 #                    options, and the nemesis's hosts mode (REGENT_HOSTS_SEEDS,
 #                    REGENT_HOSTS_MS); skips where namespaces cannot be made
@@ -63,6 +65,15 @@ elixir_tests() { make -s all >/dev/null && MIX_ENV=test mix test &&
 # Every benchmark scenario at tiny sizes; fails if a row has no value for regent.
 bench_smoke()  { make -s bench-smoke; }
 fuzz_smoke()   { bash scripts/fuzz.sh 10; }
+# 200,000 registrations instead of 20,000.
+overload_long() { make -s all >/dev/null &&
+                  REGENT_OVERLOAD_REGS=200000 rebar3 ct --readable=compact --suite=regent_overload_SUITE; }
+# 30 minutes of churn with a fault every minute (regent_soak_SUITE).
+soak_long()    { make -s all >/dev/null &&
+                 REGENT_SOAK_MS=${REGENT_SOAK_MS:-1800000} REGENT_SOAK_FAULT_MS=${REGENT_SOAK_FAULT_MS:-60000} \
+                 rebar3 ct --readable=compact --suite=regent_soak_SUITE; }
+hosts_long()   { REGENT_HOSTS_SEEDS=${REGENT_HOSTS_SEEDS:-"$(seq -s ' ' 101 120)"} \
+                 REGENT_HOSTS_MS=${REGENT_HOSTS_MS:-60000} hosts_tests; }
 cluster_soak() { make -s all >/dev/null &&
                  rebar3 ct --readable=compact --suite=regent_cluster_SUITE --repeat=5; }
 fuzz_long()    { bash scripts/fuzz.sh 60; }
@@ -81,10 +92,12 @@ hosts_tests()  { make -s all >/dev/null || return 1
 export MIX_REBAR3=${MIX_REBAR3:-$(command -v rebar3)}
 case $what in
     all)    run c c_tests; run sim sim_short; run erlang erlang_tests
-            run elixir elixir_tests; run bench-smoke bench_smoke; run fuzz-smoke fuzz_smoke ;;
+            run elixir elixir_tests; run hosts hosts_tests
+            run bench-smoke bench_smoke; run fuzz-smoke fuzz_smoke ;;
     san)    run c-san c_san_tests; run sim-san sim_san; run c-valgrind c_valgrind
             run erlang-san erlang_san ;;
-    long)   run cluster-soak cluster_soak; run nemesis-long nemesis_long
+    long)   run cluster-soak cluster_soak; run overload-long overload_long; run nemesis-long nemesis_long
+            run hosts-long hosts_long; run soak-long soak_long
             run sim-long sim_long; run fuzz-long fuzz_long ;;
     c)      run c c_tests ;;
     sim)    run sim sim_short ;;
