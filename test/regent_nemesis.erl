@@ -108,9 +108,11 @@ run_(#{seed := Seed, workload := Workload} = Opts, Tabs) ->
                 #{stuck := _} -> stuck;
                 _ -> await_quiet(Tabs, 60000)
             end,
-    Halts = [{N, T} || {fault, T, {halt, N}} <- ets:tab2list(maps:get(log, Tabs))],
+    Log = ets:tab2list(maps:get(log, Tabs)),
+    Halts = [{N, T} || {fault, T, {K, N}} <- Log, K =:= halt orelse K =:= kill_beam],
     Final = (final_state(Tabs))#{children =>
                                      (regent_nemesis_sup:final(?CHILDREN, HealT, Halts))#{
+                                       pauses => pauses(Log),
                                        events => [E || {child, E} <- ets:tab2list(maps:get(log, Tabs))]}},
     %% Drained after the final tables were taken: their logs are complete.
     Quiet =:= ok andalso flush_subscribers(Tabs, 10000),
@@ -423,6 +425,13 @@ heal(#{tabs := Tabs, opts := Opts} = S0) ->
     ets:insert(maps:get(log, Tabs), {fault, Now, {heal, Fresh}}),
     S#{open => [], risks => [R#{to => Now} || R <- maps:get(open, S)] ++ maps:get(risks, S),
        faults => [{heal, Fresh, Now} | maps:get(faults, S)]}.
+
+%% The hosts mode's SIGSTOPs of a BEAM: {Node, From, To}, To the heal that
+%% resumed it.
+pauses(Log) ->
+    Heals = lists:sort([T || {fault, T, {heal, _}} <- Log]),
+    [{N, T, hd([H || H <- Heals, H > T] ++ [infinity])}
+     || {fault, T, {pause_beam, N}} <- Log].
 
 %% The nodes whose names a purge may remove: those outside the side that
 %% holds a majority of the voters (the only side that can commit). Without

@@ -220,6 +220,17 @@ checker_synthetic_children(_Config) ->
     [two_instances] = Check([Up(c, P1, a, 10), Up(c, P2, b, 100), Down(P1, 150)], Final([c], [])),
     %% ... and a node halted only after the successor started.
     [two_instances] = Check([Up(c, P1, a, 10), Up(c, P2, b, 100)], Final([c], [{a, 200}])),
+    %% A paused VM (SIGSTOP): its instance may overlap the next one while
+    %% paused, if it dies within a second of the resume; not if it lives on,
+    %% and not if the pause was over before the second started.
+    Paused = fun(Pauses) -> (Final([c], []))#{pauses => Pauses} end,
+    [] = Check([Up(c, P1, a, 10), Up(c, P2, b, 100), Down(P1, 2000)], Paused([{a, 50, 1500}])),
+    [two_instances] = Check([Up(c, P1, a, 10), Up(c, P2, b, 100), Down(P1, 2600000)],
+                            Paused([{a, 50, 1500}])),
+    [two_instances] = Check([Up(c, P1, a, 10), Up(c, P2, b, 100), Down(P1, 150)],
+                            Paused([{a, 20, 60}])),
+    [two_instances] = Check([Up(c, P1, a, 10), Up(c, P2, b, 100), Down(P1, 2000)],
+                            Paused([{b, 50, 1500}])),
     %% lost_child: no live instance at the end; or the only one too late.
     [lost_child] = Check([Up(c, P1, a, 10), Down(P1, 100)], Final([c], [])),
     [lost_child] = Check([Up(c, P1, a, 10), Down(P1, 100), Up(c, P2, b, 1600)], Final([c], [])),
