@@ -7,7 +7,12 @@
 %%    via tuple on one host is called from another; a real partition
 %%    (nftables drops, both ways) cuts one host off, the other two go on
 %%    registering, and after the heal the cut host sees what they did;
-%% 2. the nemesis in its hosts mode (regent_nemesis_hosts) on seeded
+%% 2. cut_node_comes_back: a host cut off (both ways) long enough for
+%%    its nodedown and for the leader to remove its server comes back by
+%%    itself after the heal: nobody reconnects the nodes for it (regent's
+%%    members send with noconnect, so before they reconnected to their
+%%    raft peers' nodes themselves, it stayed apart and leaderless);
+%% 3. the nemesis in its hosts mode (regent_nemesis_hosts) on seeded
 %%    schedules: REGENT_HOSTS_SEEDS ("1 2" by default), REGENT_HOSTS_MS
 %%    (20000) each; REGENT_HOSTS_FAULTS="one_way loss" limits the faults.
 %% It skips, saying why, where namespaces cannot be made. Exit status 0 when
@@ -28,7 +33,8 @@ main() ->
             {ok, _} = application:ensure_all_started(crypto),
             Results = try
                           ok = regent_hosts:setup(5),
-                          [part(default_options, fun default_options/0)
+                          [part(default_options, fun default_options/0),
+                           part(cut_node_comes_back, fun cut_node_comes_back/0)
                            | [part({nemesis, Seed}, fun() -> schedule(Seed) end) || Seed <- seeds()]]
                       after
                           regent_hosts:teardown()
@@ -112,7 +118,43 @@ listens_on(N, I) ->
         _ -> ok
     end.
 
-%% ---- 2. the nemesis on hosts ---------------------------------------------
+%% ---- 2. a cut node comes back by itself -----------------------------------
+
+cut_node_comes_back() ->
+    Peers = [begin
+                 {ok, P, N} = regent_hosts:start_node(I, peer:random_name(back),
+                                                      ["-connect_all", "false"]),
+                 {P, N}
+             end || I <- [1, 2, 3]],
+    try
+        cut_node_comes_back([N || {_, N} <- Peers])
+    after
+        [catch peer:stop(P) || {P, _} <- Peers]
+    end.
+
+cut_node_comes_back([A, B, C] = Nodes) ->
+    regent_nemesis_hosts:mesh(Nodes),
+    [ok = erpc:call(N, regent_test_lib, start_remote, [?REG, []]) || N <- Nodes],
+    ok = regent_test_lib:await_cluster(?REG, Nodes, 3),
+    %% Host 3 cut off both ways until the other side has removed its server
+    %% (nodedown after the tick time, then the leader's plan).
+    ok = regent_hosts:drop(3, [1, 2]),
+    [ok = regent_hosts:drop(I, [3]) || I <- [1, 2]],
+    ok = regent_test_lib:wait_until(
+           fun() -> length(erpc:call(A, regent, get_members, [?REG])) =:= 2 end, 60000),
+    false = lists:member(C, erpc:call(A, erlang, nodes, [])),
+    [ok = regent_hosts:heal(I) || I <- [1, 2, 3]],
+    %% No mesh here: C's member must reconnect and rejoin by itself.
+    T0 = erlang:monotonic_time(millisecond),
+    ok = regent_test_lib:await_cluster(?REG, Nodes, 3),
+    io:format("the cut node was back in the cluster ~p ms after the heal~n",
+              [erlang:monotonic_time(millisecond) - T0]),
+    P = erlang:spawn(C, timer, sleep, [infinity]),
+    yes = erpc:call(C, regent, register_name, [{?REG, back}, P]),
+    P = erpc:call(B, regent, whereis_name_consistent, [{?REG, back}]),
+    ok.
+
+%% ---- 3. the nemesis on hosts ---------------------------------------------
 
 schedule(Seed) ->
     Ms = list_to_integer(os:getenv("REGENT_HOSTS_MS", "20000")),
