@@ -162,7 +162,7 @@ defmodule Regent do
     * `:compressed` - compress the local ETS table.
 
   regent's own options (`:data_dir`, `:register_timeout`,
-  `:max_pending_writes`, `:voters`,
+  `:max_pending_writes`, `:reconnect`, `:voters`,
   `:conflict`, `:bind_host`, `:port_range`, `:secret`, `:tls`,
   `:snapshot_threshold`, `:snapshot_trailing`, `:daemon`) are documented in
   `:regent.start_link/2`. An unknown option, or a value of the wrong type,

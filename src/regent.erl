@@ -85,6 +85,7 @@
                 | {data_dir, file:filename()}
                 | {register_timeout, pos_integer()}
                 | {max_pending_writes, pos_integer()}
+                | {reconnect, boolean()}
                 | {voters, 1..7}
                 | {conflict, kill | notify
                              | {resolve, fun((name(), pid(), pid()) -> pid() | none)}}
@@ -145,6 +146,12 @@ start_link(Other) ->
 %% <li>`max_pending_writes': how many callers' writes may wait in this
 %%   member for the log at once (65536); beyond it a write exits with
 %%   `regent_overloaded' at once.</li>
+%% <li>`reconnect': whether the member connects again, each second, to the
+%%   nodes of its raft peers whose distribution link went down (true). Its
+%%   own messages never set links up (they are sent with `noconnect'), so
+%%   without this a real partition longer than the net tick time would
+%%   leave the two sides apart after it healed. Never when the kernel's
+%%   `dist_auto_connect' is `once' or `never'.</li>
 %% <li>`voters': how many members vote in raft (3, at most 7); the others
 %%   are standbys that replicate the log and serve reads.</li>
 %% <li>`conflict': what happens to a live process that held a name on the

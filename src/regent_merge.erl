@@ -127,19 +127,28 @@ claim_answered(Name, Pid, Result, _, #st{reg = Reg}) ->
                  [Reg, Name, Pid, Result]).
 
 %% A resolve function's choice is written like any registration (by a
-%% process of its own, so the member never waits for itself).
+%% process of its own, so the member never waits for itself); a write that
+%% could not be made (no quorum, or the member full) is said in the log.
 resolved(Reg, Name, Claimant, Holder, Claimant) ->
     spawn(fun() ->
                   {ok, Key} = regent_name:encode(Name),
-                  gen_server:call(Reg, {write, register,
-                                        {Key, regent_name:encode_pid(Claimant), <<>>,
-                                         regent_name:encode_pid(Holder)}}, infinity)
+                  resolve_written(Reg, Name, Claimant,
+                                  gen_server:call(Reg, {write, register,
+                                                        {Key, regent_name:encode_pid(Claimant), <<>>,
+                                                         regent_name:encode_pid(Holder)}}, infinity))
           end);
 resolved(Reg, Name, _Claimant, Holder, none) ->
     spawn(fun() ->
                   {ok, Key} = regent_name:encode(Name),
-                  gen_server:call(Reg, {write, unregister_if_owner,
-                                        {Key, regent_name:encode_pid(Holder)}}, infinity)
+                  resolve_written(Reg, Name, none,
+                                  gen_server:call(Reg, {write, unregister_if_owner,
+                                                        {Key, regent_name:encode_pid(Holder)}}, infinity))
           end);
 resolved(_Reg, _Name, _Claimant, _Holder, _Keep) ->
+    ok.
+
+resolve_written(Reg, Name, Choice, {error, Why}) ->
+    ?LOG_WARNING("regent ~p: the conflict policy chose ~p for ~p, but writing it failed (~p); "
+                 "the name stays with its holder", [Reg, Choice, Name, Why]);
+resolve_written(_Reg, _Name, _Choice, _Answer) ->
     ok.

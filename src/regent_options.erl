@@ -13,6 +13,7 @@
 -export([options/1, daemon_check/1]).
 
 -include_lib("kernel/include/file.hrl").
+-include_lib("kernel/include/logger.hrl").
 
 -define(META_MAX, 65536).
 
@@ -38,6 +39,7 @@ defaults() ->
     #{data_dir => default_data_dir(),
       register_timeout => 5000,
       max_pending_writes => 65536,
+      reconnect => true,
       voters => 3,
       conflict => kill,
       bind_host => distribution_address,
@@ -70,6 +72,7 @@ check(port_range, {Lo, Hi} = V) when is_integer(Lo), is_integer(Hi), Lo >= 0,
 check(secret, V) -> secret(V);
 check(tls, V) -> tls(V);
 check(keys, V) when V =:= unique; V =:= duplicate -> V;
+check(reconnect, V) when is_boolean(V) -> V;
 check(compressed, V) when is_boolean(V) -> V;
 check(listeners, V) when is_list(V) ->
     lists:all(fun is_atom/1, V) orelse error({badarg, {listeners, V}}),
@@ -121,12 +124,18 @@ bind_host(V) ->
 %% The default raft address: the IPv4 address this node's distribution is
 %% reached at, so a cluster across hosts needs no `bind_host' (peers reach
 %% regentd where they already reach the BEAM). That is the interface the
-%% distribution is bound to (kernel's `inet_dist_use_interface') or else
-%% the address its host name resolves to (`a@10.0.0.5', `a@db1.example');
-%% a node that is not distributed, or whose host does not resolve to IPv4,
-%% binds 127.0.0.1.
+%% distribution is bound to (kernel's `inet_dist_use_interface'), or else
+%% an address of this host that its host name resolves to (`a@10.0.0.5',
+%% `a@db1.example'): a non-loopback one first, the lowest for a stable
+%% choice. A node that is not distributed binds 127.0.0.1; so does one
+%% whose name resolves to no address of this host (a NAT or a VIP; binding
+%% it would fail), with a warning. A long name that resolves only to a
+%% loopback address here (Debian's /etc/hosts maps the host's names to
+%% 127.0.1.1) binds it, with a warning: peers on other hosts cannot reach
+%% it, and `bind_host' says where they can.
 distribution_address() ->
     case application:get_env(kernel, inet_dist_use_interface) of
+        {ok, {0, 0, 0, 0}} -> host_address(node());
         {ok, {_, _, _, _} = Ip} -> ip_binary(Ip);
         _ -> host_address(node())
     end.
@@ -135,10 +144,35 @@ host_address(nonode@nohost) ->
     <<"127.0.0.1">>;
 host_address(Node) ->
     [_, Host] = string:split(atom_to_list(Node), "@"),
-    case inet:getaddr(Host, inet) of
-        {ok, Ip} -> ip_binary(Ip);
-        {error, _} -> <<"127.0.0.1">>
+    Resolved = case inet:getaddrs(Host, inet) of
+                   {ok, L} -> lists:usort(L);
+                   {error, _} -> []
+               end,
+    Local = local_addresses(),
+    case lists:partition(fun is_loopback/1, [A || A <- Resolved, lists:member(A, Local)]) of
+        {_, [Ip | _]} ->
+            ip_binary(Ip);
+        {[Ip | _], []} ->
+            lists:member($., Host) andalso
+                ?LOG_WARNING("regent: the raft port binds ~s, a loopback address (what ~s "
+                             "resolves to on this host): members on other hosts cannot reach "
+                             "it; give the bind_host option", [inet:ntoa(Ip), Host]),
+            ip_binary(Ip);
+        {[], []} ->
+            ?LOG_WARNING("regent: ~s resolves to no IPv4 address of this host (~p); the raft "
+                         "port binds 127.0.0.1, which other hosts cannot reach: give the "
+                         "bind_host option", [Host, Resolved]),
+            <<"127.0.0.1">>
     end.
+
+local_addresses() ->
+    case inet:getifaddrs() of
+        {ok, Ifs} -> [A || {_, Opts} <- Ifs, {addr, {_, _, _, _} = A} <- Opts];
+        {error, _} -> []
+    end.
+
+is_loopback({127, _, _, _}) -> true;
+is_loopback(_) -> false.
 
 ip_binary(Ip) ->
     list_to_binary(inet:ntoa(Ip)).

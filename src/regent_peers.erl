@@ -129,7 +129,7 @@ peer_message({transfer_to, _Id} = Request, S) ->
     regent_membership:request(Request, S);
 peer_message({gone, Node, Id}, #st{peers = Peers} = S) ->
     Old = maps:get(Node, Peers, #{}),
-    regent_membership:plan(S#st{peers = Peers#{Node => Old#{id => Id, up => false}}});
+    regent_membership:plan(S#st{peers = Peers#{Node => Old#{id => Id, up => false, left => true}}});
 peer_message(_Other, S) ->
     S.
 
@@ -160,7 +160,7 @@ kind_check(_Node, _Info, _S) ->
 %% @private
 -spec peer_seen(node(), map(), #st{}) -> #st{}.
 peer_seen(Node, Info, #st{peers = Peers} = S) ->
-    Old = maps:get(Node, Peers, #{}),
+    Old = maps:remove(left, maps:get(Node, Peers, #{})),
     S#st{peers = Peers#{Node => maps:merge(Old, Info#{up => true})}}.
 
 %% ---- nodes, timers, the leader -------------------------------------------
@@ -203,13 +203,19 @@ cluster_event({plan}, S) ->
 %% one-way cut left two removed servers leaderless for good.
 cluster_event({refresh}, #st{peers = Peers, leader_id = Leader} = S) ->
     erlang:send_after(?REFRESH_MS, self(), {refresh}),
+    %% Only nodes whose member we heard from (a node without one is helloed
+    %% on its nodeup, once), and not members that said they left.
+    Known = [N || N <- nodes(), not maps:get(left, maps:get(N, Peers, #{left => true}), false)],
     Stale = case Leader =:= 0 andalso S#st.phase =:= running andalso
                 ?NOW_MS() - S#st.leaderless_since > ?REFRESH_MS of
-                true -> nodes();
-                false -> [N || N <- nodes(), not is_map_key(N, Peers)
-                                  orelse maps:get(up, maps:get(N, Peers)) =/= true]
+                true -> Known;
+                false -> [N || N <- Known, maps:get(up, maps:get(N, Peers), false) =/= true]
             end,
-    [send_peer(N, {hello, self(), node(), info(S)}, S) || N <- Stale],
+    Stale =/= [] andalso
+        begin
+            Hello = {hello, self(), node(), info(S)},
+            [send_peer(N, Hello, S) || N <- Stale]
+        end,
     reconnect(S);
 cluster_event({ask_leader, Node}, S) ->
     send_peer(Node, {hello, self(), node(), info(S)}, S),
@@ -223,18 +229,24 @@ cluster_event(_, S) ->
 %% would have set it up again: the two sides would stay apart, the removed
 %% side leaderless for good. So, as Erlang's own auto-connect would, each
 %% refresh connects again to the nodes of the members in our raft
-%% configuration that are down, one attempt at a time per node, in a
-%% process of its own (an unreachable node takes net_setuptime to fail).
-%% Not when the kernel's `dist_auto_connect' is `once' or `never': whoever
-%% chose that keeps links down on purpose.
+%% configuration that are down, and to the leader's node we are joining
+%% through, one attempt at a time per node, in a process of its own (an
+%% unreachable node takes net_setuptime to fail). Not with the option
+%% `{reconnect, false}', nor when the kernel's `dist_auto_connect' is
+%% `once' or `never': whoever chose that keeps links down on purpose.
+reconnect(#st{opts = #{reconnect := false}} = S) ->
+    S;
 reconnect(#st{peers = Peers, members = Ms, reconnecting = Busy0} = S) ->
     case application:get_env(kernel, dist_auto_connect, always) of
         always ->
             Busy = maps:filter(fun(_, Pid) -> is_process_alive(Pid) end, Busy0),
             Ids = [Id || {Id, _, _} <- Ms],
-            Down = [N || {N, #{id := Id, up := false}} <- maps:to_list(Peers),
-                         lists:member(Id, Ids), not is_map_key(N, Busy),
-                         not lists:member(N, nodes())],
+            Joining = [S#st.join_target || S#st.phase =:= joining,
+                       is_atom(S#st.join_target), S#st.join_target =/= undefined],
+            Connected = [node() | nodes()],
+            Down = lists:usort([N || {N, #{id := Id, up := false}} <- maps:to_list(Peers),
+                                     lists:member(Id, Ids)] ++ Joining)
+                -- (Connected ++ maps:keys(Busy)),
             S#st{reconnecting = maps:merge(Busy, maps:from_list(
                                                    [{N, spawn(net_kernel, connect_node, [N])}
                                                     || N <- Down]))};

@@ -128,7 +128,7 @@ registered({ok, Pid}, #{server := Server, local_sup := LSup, id := Id, inc := I,
         {no, Holder} ->
             _ = supervisor:terminate_child(LSup, {Id, I}),
             {error, {already_registered, Holder}}
-    catch exit:{regent_unavailable, _} = Why ->
+    catch exit:{W, _} = Why when W =:= regent_unavailable; W =:= regent_overloaded ->
             _ = supervisor:terminate_child(LSup, {Id, I}),
             {error, Why}
     end;

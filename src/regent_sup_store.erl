@@ -72,13 +72,15 @@ cas(Reg, Key, Expect, New) ->
     regent_write:write({Reg, Key}, meta_cas, Args).
 
 %% @private cas/4 for the server's writers: `unavailable' instead of the
-%% exit when the registry has no quorum within its register_timeout (the
-%% writer's caller tries again later).
+%% exit when the registry has no quorum within its register_timeout, or
+%% when its member refuses the write for want of room (overloaded): the
+%% writer's caller tries again later.
 -spec try_cas(regent:registry(), tuple(), absent | term(), delete | term()) ->
           ok | {conflict, absent | term()} | unavailable.
 try_cas(Reg, Key, Expect, New) ->
     try cas(Reg, Key, Expect, New)
-    catch exit:{regent_unavailable, _} -> unavailable
+    catch exit:{Why, _} when Why =:= regent_unavailable; Why =:= regent_overloaded ->
+            unavailable
     end.
 
 bytes(Atom, Atom) -> Atom;

@@ -382,7 +382,8 @@ bad_options(_Config) ->
            {keys, uniq}, {listeners, [<<"name">>]}, {listeners, not_a_list},
            {meta, [{"string key", 1}]}, {meta, [not_a_pair]}, {meta, #{a => 1}},
            {partitions, 0}, {compressed, yes}, {register_timeout, 0},
-           {conflict, {resolve, fun(_, _) -> none end}}, {port_range, {2, 1}}],
+           {conflict, {resolve, fun(_, _) -> none end}}, {port_range, {2, 1}},
+           {max_pending_writes, 0}, {max_pending_writes, infinity}, {reconnect, maybe}],
     [begin
          {'EXIT', {{badarg, {K, _}}, _}} = catch regent:start_link(bad_opts, [{K, V}])
      end || {K, V} <- Bad],
@@ -395,6 +396,15 @@ bad_options(_Config) ->
         catch regent:start_link(bad_opts, [nope]),
     {'EXIT', {{badarg, {name, missing}}, _}} = catch regent:start_link([{keys, unique}]),
     undefined = whereis(bad_opts),
+    %% The raft port's default address is the distribution's: an IPv4
+    %% address of this host (what its host name resolves to here, or
+    %% 127.0.0.1), the same given explicitly or not.
+    {ok, Ifs} = inet:getifaddrs(),
+    #{bind_host := Addr} = regent:options([]),
+    {ok, Ip} = inet:parse_ipv4strict_address(binary_to_list(Addr)),
+    true = lists:member(Ip, [A || {_, Os} <- Ifs, {addr, A} <- Os]),
+    #{bind_host := Addr} = regent:options([{bind_host, distribution_address}]),
+    #{bind_host := <<"127.0.0.2">>} = regent:options([{bind_host, "127.0.0.2"}]),
     ok.
 
 %% A missing or unrunnable regentd: start_link says which file and how to

@@ -60,7 +60,8 @@ paused_then_fenced(_N, _U2, ?INF, _Pauses) ->
     false;
 paused_then_fenced(N, U2, E1, Pauses) ->
     lists:any(fun({N2, From, To}) ->
-                      N2 =:= N andalso From =< U2 andalso U2 =< To andalso E1 =< To + ?RESUME_US
+                      N2 =:= N andalso is_integer(To) andalso From =< U2 andalso U2 =< To
+                          andalso E1 =< To + ?RESUME_US
               end, Pauses).
 
 later(?INF, _) -> true;

@@ -40,11 +40,21 @@
 %% @doc Whether this machine lets us make namespaces: true, or {false, Why}.
 -spec available() -> true | {false, string()}.
 available() ->
+    try available_()
+    catch throw:{false, _} = No -> No
+    end.
+
+available_() ->
     Probe = "regent-probe",
     case {os:find_executable("ip"), os:find_executable("nft")} of
         {false, _} -> {false, "no `ip' (Debian's iproute2)"};
         {_, false} -> {false, "no `nft' (Debian's nftables)"};
         _ ->
+            {_, Addrs} = sh("ip -4 -o addr show"),
+            InUse = [L || L <- string:lexemes(Addrs, "\n"), string:find(L, ?PREFIX) =/= nomatch,
+                          string:find(L, ?BRIDGE) =:= nomatch],
+            InUse =:= [] orelse throw({false, "10.77.0.0/24 is already in use on this machine: "
+                                        ++ string:trim(hd(InUse))}),
             case sh("ip netns add " ++ Probe ++ " && ip netns exec " ++ Probe
                     ++ " nft add table inet probe; rc=$?; ip netns del " ++ Probe
                     ++ " 2>/dev/null; exit $rc") of
@@ -133,6 +143,7 @@ start_proxy(I, Name) ->
     {ok, Peer, Node} = start_node(I, Name, ["-connect_all", "false"]),
     ok = erpc:call(Node, regent_lossy_proxy, start,
                    [?PROXY_PORT, address(I), ?RAFT_PORT]),
+    ok = in(I, "nft flush chain ip regent_proxy prerouting"),
     ok = in(I, "nft 'add rule ip regent_proxy prerouting iifname eth0 tcp dport "
                ++ integer_to_list(?RAFT_PORT) ++ " redirect to :"
                ++ integer_to_list(?PROXY_PORT) ++ "'"),

@@ -35,11 +35,18 @@ start(ListenPort, Host, Port) ->
 set_delay(Ms, Jitter) ->
     persistent_term:put(?KEY, {Ms, Jitter}).
 
+%% A failed accept (the peer gave up meanwhile) only loses that connection.
 accept_loop(L, Target, Port) ->
-    {ok, In} = gen_tcp:accept(L),
-    Conn = spawn(fun() -> connection(Target, Port) end),
-    ok = gen_tcp:controlling_process(In, Conn),
-    Conn ! {socket, In},
+    case gen_tcp:accept(L) of
+        {ok, In} ->
+            Conn = spawn(fun() -> connection(Target, Port) end),
+            case gen_tcp:controlling_process(In, Conn) of
+                ok -> Conn ! {socket, In};
+                {error, _} -> gen_tcp:close(In), exit(Conn, kill)
+            end;
+        {error, _} ->
+            ok
+    end,
     accept_loop(L, Target, Port).
 
 %% One proxied connection: a pump each way; when either side closes, both go.
@@ -54,7 +61,8 @@ connection(Target, Port) ->
             spawn_link(fun() -> pump(Out, W2, now_ms()) end),
             receive {'EXIT', _, _} -> ok end,
             gen_tcp:close(In),
-            gen_tcp:close(Out);
+            gen_tcp:close(Out),
+            exit(closed); % takes the other pump and both writers with it
         {error, _} ->
             gen_tcp:close(In)
     end.

@@ -426,11 +426,9 @@ heal(#{tabs := Tabs, opts := Opts} = S0) ->
     S#{open => [], risks => [R#{to => Now} || R <- maps:get(open, S)] ++ maps:get(risks, S),
        faults => [{heal, Fresh, Now} | maps:get(faults, S)]}.
 
-%% The hosts mode's SIGSTOPs of a BEAM: {Node, From, To}, To the heal that
-%% resumed it.
+%% The hosts mode's SIGSTOPs of a BEAM: {Node, From, To}, To its SIGCONT.
 pauses(Log) ->
-    Heals = lists:sort([T || {fault, T, {heal, _}} <- Log]),
-    [{N, T, hd([H || H <- Heals, H > T] ++ [infinity])}
+    [{N, T, lists:min([R || {fault, R, {resume, N2}} <- Log, N2 =:= N, R > T] ++ [infinity])}
      || {fault, T, {pause_beam, N}} <- Log].
 
 %% The nodes whose names a purge may remove: those outside the side that

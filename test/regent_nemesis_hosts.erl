@@ -142,17 +142,22 @@ fault(delay, #{tabs := Tabs} = S) ->
 fault(pause_beam, #{tabs := #{hosts := T} = Tabs} = S) ->
     N = regent_nemesis:pick(live(Tabs)),
     [{N, _, OsPid}] = ets:lookup(T, N),
-    pause(OsPid, hold(1000, 5000, regent_nemesis:risk([N], open,
-                                                      regent_nemesis:note({pause_beam, N}, S))));
+    pause(OsPid, N, hold(1000, 5000, regent_nemesis:risk([N], open,
+                                                         regent_nemesis:note({pause_beam, N}, S))));
 fault(pause_daemon, #{tabs := Tabs} = S) ->
     N = regent_nemesis:pick(live(Tabs)),
     OsPid = regent_nemesis:daemon_os_pid(N),
-    pause(integer_to_list(OsPid), hold(1000, 5000, regent_nemesis:note({pause_daemon, N}, S))).
+    pause(integer_to_list(OsPid), N, hold(1000, 5000, regent_nemesis:note({pause_daemon, N}, S))).
 
 %% @doc Lifts every rule and delay and resumes what was paused.
 -spec heal(map()) -> map().
-heal(#{tabs := Tabs} = S) ->
-    [os:cmd("kill -CONT " ++ P) || P <- maps:get(paused, S, [])],
+heal(#{tabs := Tabs} = S0) ->
+    %% Each resume is logged when it happens: the children checker allows
+    %% a paused VM's instances to outlive their lease until just after it.
+    S = lists:foldl(fun({P, N}, Acc) ->
+                            os:cmd("kill -CONT " ++ P),
+                            regent_nemesis:note({resume, N}, Acc)
+                    end, S0, maps:get(paused, S0, [])),
     [ok = regent_hosts:heal(I) || I <- lists:seq(1, ?HOSTS)],
     [ok = regent_hosts:delay(P, 0, 0) || P <- proxies(Tabs)],
     maps:remove(paused, S).
@@ -175,9 +180,9 @@ view(N) ->
 cut(Tabs, To, From) ->
     [ok = regent_hosts:drop(host(Tabs, N), hosts(Tabs, From)) || N <- To].
 
-pause(OsPid, S) ->
+pause(OsPid, N, S) ->
     os:cmd("kill -STOP " ++ OsPid),
-    S#{paused => [OsPid | maps:get(paused, S, [])]}.
+    S#{paused => [{OsPid, N} | maps:get(paused, S, [])]}.
 
 hold(Min, Max, S) ->
     S#{hold => Min + rand:uniform(Max - Min)}.

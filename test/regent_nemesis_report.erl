@@ -7,7 +7,9 @@
 
 %% @doc The run's summary, one string per line.
 -spec lines(map()) -> [string()].
-lines(#{seed := Seed, ops := Ops, faults := Faults, violations := V, quiet := Quiet} = R) ->
+lines(#{seed := Seed, ops := Ops, faults := Faults0, violations := V, quiet := Quiet} = R) ->
+    %% The faults injected (not the heals, nor the resumes of paused VMs).
+    Faults = [F || {F, _} <- Faults0, element(1, F) =/= resume],
     #{names := LinNames, unknown := LinUnknown, ms := LinMs} = maps:get(linearizability, R),
     Final = maps:get(final, maps:get(history, R)),
     Ups = [E || #{f := child_up} = E <- maps:get(events, maps:get(children, Final))],
@@ -18,7 +20,7 @@ lines(#{seed := Seed, ops := Ops, faults := Faults, violations := V, quiet := Qu
         maps:get(check_ms, R)]),
      f("subscriptions: ~p", [maps:get(subscriptions, R)]),
      f("increments: ~p", [maps:get(increments, R)]),
-     f("faults: ~p", [[F || {F, _} <- Faults]]),
+     f("faults: ~p", [Faults]),
      f("linearizability: ~p names searched in ~p ms, ~p undecided within the budget: ~p",
        [LinNames, LinMs, length(LinUnknown), LinUnknown]),
      f("supervised children: ~p instances started, ~p on another node than the "

@@ -15,7 +15,8 @@ burst(Reg, N) ->
     Sampler = spawn_link(fun() -> sample(Reg, Self, 0) end),
     T0 = erlang:monotonic_time(millisecond),
     [C ! go || C <- Callers],
-    Answers = [receive {answer, C, A} -> A end || C <- Callers],
+    Answers = [receive {answer, C, A} -> A after 60000 -> error({no_answer, C}) end
+               || C <- Callers],
     Ms = erlang:monotonic_time(millisecond) - T0,
     Sampler ! {stop, self()},
     MaxPending = receive {max_pending, M} -> M end,

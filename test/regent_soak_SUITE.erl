@@ -83,19 +83,24 @@ worker(Parent, Nodes, I, Ops) ->
     after 0 ->
             Node = lists:nth(rand:uniform(length(Nodes)), Nodes),
             Name = {I, rand:uniform(?NAMES)},
-            catch op(rand:uniform(3), Node, Name),
+            try op(rand:uniform(3), Node, Name)
+            catch _:_ -> ok % unavailable during a fault; the churn goes on
+            end,
             worker(Parent, Nodes, I, Ops + 1)
     end.
 
-%% Register a new process; unregister; or kill the name's owner.
+%% Register a new process; unregister (and end the owner, so that no
+%% process outlives its name); or kill the name's owner.
 op(1, Node, Name) ->
     P = erlang:spawn(Node, timer, sleep, [infinity]),
-    case erpc:call(Node, regent, register_name, [{?REG, Name}, P], 10000) of
-        yes -> ok;
-        _ -> exit(P, kill)
-    end;
+    R = try erpc:call(Node, regent, register_name, [{?REG, Name}, P], 10000)
+        catch C:E -> {C, E}
+        end,
+    R =:= yes orelse exit(P, kill);
 op(2, Node, Name) ->
-    erpc:call(Node, regent, unregister_name, [{?REG, Name}], 10000);
+    Owner = erpc:call(Node, regent, whereis_name, [{?REG, Name}]),
+    erpc:call(Node, regent, unregister_name, [{?REG, Name}], 10000),
+    is_pid(Owner) andalso exit(Owner, kill);
 op(3, Node, Name) ->
     case erpc:call(Node, regent, whereis_name, [{?REG, Name}]) of
         P when is_pid(P) -> exit(P, kill);
