@@ -53,6 +53,7 @@ void rg_node_send_status(struct rg_node *n, bool always);
 void rg_node_send_dump(struct rg_node *n);
 void rg_node_ship_effects(struct rg_node *n);
 void rg_node_maybe_resync(struct rg_node *n);
+void rg_node_send_held(struct rg_node *n);
 
 /* node_sync.c */
 void rg_node_maybe_sync(struct rg_node *n);

@@ -41,6 +41,7 @@ void rg_node_maybe_sync(struct rg_node *n)
         n->fsm.restored = false;
         if (n->synced && !n->overflow) { /* else rg_node_maybe_resync sends one */
             rg_node_send_dump(n); /* a snapshot replaced the table under the member */
+            rg_node_send_held(n); /* the replies of the entries applied since */
         }
     }
     if (n->synced || n->barrier_pending) {

@@ -8,6 +8,7 @@
 -include_lib("common_test/include/ct.hrl").
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
+-export([follower_restore_no_gap/1, writer/2]).
 -export([events_everywhere/1, filters/1, overflow_resync/1, daemon_restart_resync/1,
          concurrent_increments/1, bulk_seen_whole/1, telemetry_events/1]).
 -export([subscriber/3, incrementer/4, count_sampler/3]).
@@ -18,7 +19,7 @@ suite() -> [{timetrap, {minutes, 3}}].
 
 all() ->
     [events_everywhere, filters, overflow_resync, daemon_restart_resync,
-     concurrent_increments, bulk_seen_whole, telemetry_events].
+     follower_restore_no_gap, concurrent_increments, bulk_seen_whole, telemetry_events].
 
 init_per_suite(Config) ->
     ok = regent_test_lib:start_distribution(),
@@ -165,6 +166,73 @@ daemon_restart_resync(Config) ->
     [{regent_resync, _, _, Entries}] = collect(Sub, fun(Ms) -> length(Ms) >= 1 end, 15000),
     [before] = [K || {K, _, _} <- Entries],
     ok.
+
+%% A follower's daemon paused (SIGSTOP) while the leader's log moves past
+%% it and is compacted (snapshots every 16 entries, none kept): on SIGCONT
+%% it is sent a snapshot, and the entries after it arrive meanwhile, since
+%% a writer keeps going. Its subscriber must never get an event after a gap
+%% (an event the leader's subscriber got) without a resync first. Before
+%% the fix regentd shipped the changes of the entries applied right after
+%% a restore, in the same loop iteration, ahead of the restore's DUMP:
+%% events on top of a mirror that lacked what the snapshot brought (found
+%% by the nemesis on hosts, pause_daemon).
+follower_restore_no_gap(Config) ->
+    Nodes = regent_test_lib:peers(3, []),
+    [ok = erpc:call(N, regent_test_lib, start_remote,
+                    [?REG, [{daemon, ?config(daemon, Config)}, {snapshot_threshold, 16},
+                            {snapshot_trailing, 0}]]) || N <- Nodes],
+    ok = regent_test_lib:await_cluster(?REG, Nodes, 3),
+    {L, _} = erpc:call(hd(Nodes), regent, get_leader, [?REG]),
+    [F | _] = Nodes -- [L],
+    {SubL, _} = subscribe_on(L, all),
+    {SubF, _} = subscribe_on(F, all),
+    DaemonF = integer_to_list(maps:get(os_pid, maps:get(daemon, erpc:call(F, regent, status, [?REG])))),
+    os:cmd("kill -STOP " ++ DaemonF),
+    Writers = [erlang:spawn(L, ?MODULE, writer, [self(), {W, 0}]) || W <- lists:seq(1, 8)],
+    ok = regent_test_lib:wait_until(fun() -> erpc:call(L, regent, count, [?REG]) >= 300 end, 30000),
+    os:cmd("kill -CONT " ++ DaemonF),
+    ok = regent_test_lib:wait_until(fun() -> erpc:call(L, regent, count, [?REG]) >= 600 end, 30000),
+    [W ! stop || W <- Writers],
+    Lasts = [receive {written, W, {I, N}} -> {w, I, N - 1} after 10000 -> error(writer) end
+             || W <- Writers],
+    Total = erpc:call(L, regent, count, [?REG]),
+    ok = regent_test_lib:wait_until(fun() -> erpc:call(F, regent, count, [?REG]) =:= Total end, 30000),
+    %% Until each subscriber has every writer's last name, by an event or a
+    %% resync.
+    Done = fun(Ms) ->
+                   Seen = [K || {regent_event, _, _, {register, K, _, _}} <- Ms]
+                       ++ [K || {regent_resync, _, _, Es} <- Ms, {K, _, _} <- Es],
+                   Lasts -- Seen =:= []
+           end,
+    LMsgs = collect(SubL, Done, 30000),
+    FMsgs = collect(SubF, Done, 30000),
+    LIdx = [I || {I, _} <- events(LMsgs)],
+    Gaps = gaps(FMsgs, LIdx),
+    ct:pal("~p registrations; the paused follower got ~p events and ~p resyncs; gaps: ~p",
+           [Total, length(events(FMsgs)), length([r || {regent_resync, _, _, _} <- FMsgs]),
+            lists:sublist(Gaps, 5)]),
+    [] = Gaps,
+    ok.
+
+%% On the leader's node: registers names one after another until told to
+%% stop.
+writer(To, {I, N}) ->
+    receive stop -> To ! {written, self(), {I, N}}
+    after 0 ->
+            yes = regent:register_name({?REG, {w, I, N}}, To),
+            writer(To, {I, N + 1})
+    end.
+
+%% Events the follower got after skipping one the leader's subscriber got,
+%% with no resync in between: {SkippedIndex, EventIndex}.
+gaps(Msgs, LIdx) ->
+    {_, Gaps} = lists:foldl(
+                  fun({regent_resync, _, I, _}, {_, G}) -> {I, G};
+                     ({regent_event, _, I, _}, {Prev, G}) ->
+                          {I, [{J, I} || J <- LIdx, J > Prev, J < I] ++ G};
+                     (_, Acc) -> Acc
+                  end, {0, []}, Msgs),
+    lists:reverse(Gaps).
 
 %% 60 concurrent read-modify-write increments of one name's metadata, 20
 %% from each node, each in a process of its own, end at exactly 60 (with
