@@ -31,12 +31,8 @@ available() ->
 
 %% ---- names ----
 
-start(_Nodes) ->
-    {ok, _} = application:ensure_all_started(syn),
-    ok = syn:add_node_to_scopes([?SCOPE]).
-
-stop() ->
-    application:stop(syn).
+start(_Nodes) -> start_scope(?SCOPE).
+stop() -> application:stop(syn).
 
 register_name(Name, Pid) -> syn:register_name({?SCOPE, Name}, Pid).
 unregister_name(Name) -> syn:unregister_name({?SCOPE, Name}).
@@ -45,14 +41,15 @@ count() -> syn:registry_count(?SCOPE).
 
 %% ---- groups ----
 
-group_start(_Nodes) ->
-    {ok, _} = application:ensure_all_started(syn),
-    ok = syn:add_node_to_scopes([?GROUPS]).
-
-group_stop() ->
-    application:stop(syn).
+group_start(_Nodes) -> start_scope(?GROUPS).
+group_stop() -> stop().
 
 group_join(Group, Value) -> syn:join(?GROUPS, Group, self(), Value).
 group_lookup(Group) -> syn:members(?GROUPS, Group).
 group_dispatch(Group, Fun) -> Fun(syn:members(?GROUPS, Group)).
 group_count(Group) -> syn:member_count(?GROUPS, Group).
+
+%% syn started on this node, in Scope (each round starts it afresh).
+start_scope(Scope) ->
+    {ok, _} = application:ensure_all_started(syn),
+    ok = syn:add_node_to_scopes([Scope]).

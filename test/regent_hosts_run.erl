@@ -61,14 +61,18 @@ seeds() ->
 %% ---- 1. three hosts, default options -------------------------------------
 
 default_options() ->
+    on_three_hosts(host, [], fun(Nodes) -> default_options(lists:zip(Nodes, [1, 2, 3])) end).
+
+%% Fun([A, B, C]) with a node on each of hosts 1-3, stopped afterwards.
+on_three_hosts(Prefix, Args, Fun) ->
     Peers = [begin
-                 {ok, P, N} = regent_hosts:start_node(I, peer:random_name(host), []),
-                 {P, N, I}
+                 {ok, P, N} = regent_hosts:start_node(I, peer:random_name(Prefix), Args),
+                 {P, N}
              end || I <- [1, 2, 3]],
     try
-        default_options([{N, I} || {_, N, I} <- Peers])
+        Fun([N || {_, N} <- Peers])
     after
-        [catch peer:stop(P) || {P, _, _} <- Peers]
+        [catch peer:stop(P) || {P, _} <- Peers]
     end.
 
 default_options([{A, 1}, {B, 2}, {C, 3}] = Hosts) ->
@@ -121,16 +125,7 @@ listens_on(N, I) ->
 %% ---- 2. a cut node comes back by itself -----------------------------------
 
 cut_node_comes_back() ->
-    Peers = [begin
-                 {ok, P, N} = regent_hosts:start_node(I, peer:random_name(back),
-                                                      ["-connect_all", "false"]),
-                 {P, N}
-             end || I <- [1, 2, 3]],
-    try
-        cut_node_comes_back([N || {_, N} <- Peers])
-    after
-        [catch peer:stop(P) || {P, _} <- Peers]
-    end.
+    on_three_hosts(back, ["-connect_all", "false"], fun cut_node_comes_back/1).
 
 cut_node_comes_back([A, B, C] = Nodes) ->
     regent_nemesis_hosts:mesh(Nodes),
