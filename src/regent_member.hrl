@@ -42,6 +42,7 @@
 %%                                                  regent_leave
 %%   changes, change_busy        regent_membership  regent_daemon
 %%   plan_timer                  regent_membership  regent_peers (its timer)
+%%   down_reports                regent_membership  -
 %%   claims                      regent_merge       regent_leave, regent_mirror
 %%   left_out_since              regent_merge       -
 
@@ -117,6 +118,10 @@
              left_out_since = 0 :: integer(),
              %% connection attempts in flight to members' nodes (regent_peers:reconnect/1)
              reconnecting = #{} :: #{node() => pid()},
+             %% Which members said they lost each node, or `purged' once this
+             %% leader purged it on their word (regent_membership, nodes
+             %% that go down).
+             down_reports = #{} :: #{node() => [node()] | purged},
              %% Every pending op with a ref up to this one went to a leader
              %% at least once, so it may have been applied.
              sent_upto = 0 :: non_neg_integer(),
@@ -145,7 +150,10 @@
 %% nodedowns, and a leader on the small side that acted on the first ones
 %% (while it still saw a majority) would purge live nodes' names and shrink
 %% the voters to a set the big side cannot elect from (found by the nemesis
-%% test, docs/testing.md). After the wait it sees the whole cut.
+%% test, docs/testing.md). After the wait it sees the whole cut. The names
+%% go sooner when a majority of the voters' nodes report the node lost
+%% (regent_membership:down_reported/3): the side that lost a node to a
+%% partition is never that majority.
 -define(DOWN_SETTLE_MS, 500).
 %% How often a member checks that its view of the other members is current
 %% (regent_peers, the {refresh} timer).

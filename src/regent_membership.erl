@@ -20,7 +20,8 @@
 -module(regent_membership).
 
 -export([plan/1, change_done/3, request/2, take_leadership/1,
-         leader_lost_node/2, dist_majority/1, purge_absent_nodes/1]).
+         leader_lost_node/2, dist_majority/1, purge_absent_nodes/1,
+         node_down/2, node_up/2, down_reported/3, up_reported/3, down_settled/2]).
 
 -include_lib("kernel/include/logger.hrl").
 -include("regent_member.hrl").
@@ -42,6 +43,76 @@ purge_node(Node, S) ->
                 [S#st.reg, Node]),
     regent_telemetry:execute([purge], #{count => 1}, #{registry => S#st.reg, node => Node}),
     regent_outbox:submit(purge_node, atom_to_binary(Node, utf8), internal, infinity, S).
+
+%% @private
+%% Every member tells the others of each node it loses, and of each node it
+%% sees again, so that the leader can purge a lost node's names as soon as
+%% the members on a majority of the voters' nodes (itself included) have
+%% lost it, instead of after ?DOWN_SETTLE_MS. That majority is the side that
+%% would purge the node after the wait anyway: a partition's small side
+%% never gathers it for a node of the big side, whose members still see
+%% that node. A member's reports go void when it goes down itself, and a
+%% node's when it comes back (here, or in the reporter's `up_seen').
+-spec node_down(node(), #st{}) -> #st{}.
+node_down(Node, #st{down_reports = Reports} = S) ->
+    tell_members({down_seen, Node, node()}, S),
+    Void = maps:map(fun(_, purged) -> purged;
+                       (_, By) -> lists:delete(Node, By)
+                    end, Reports),
+    purge_if_lost(Node, S#st{down_reports = Void}).
+
+%% @private
+-spec node_up(node(), #st{}) -> #st{}.
+node_up(Node, #st{down_reports = Reports} = S) ->
+    tell_members({up_seen, Node, node()}, S),
+    S#st{down_reports = maps:remove(Node, Reports)}.
+
+%% @private
+-spec down_reported(node(), node(), #st{}) -> #st{}.
+down_reported(Node, By, #st{down_reports = Reports} = S) when Node =/= node() ->
+    case maps:get(Node, Reports, []) of
+        purged -> S;
+        Old -> purge_if_lost(Node, S#st{down_reports = Reports#{Node => lists:usort([By | Old])}})
+    end;
+down_reported(_Node, _By, S) ->
+    S.
+
+%% @private
+-spec up_reported(node(), node(), #st{}) -> #st{}.
+up_reported(Node, By, #st{down_reports = Reports} = S) ->
+    case maps:get(Node, Reports, []) of
+        purged -> S;
+        Old -> S#st{down_reports = Reports#{Node => lists:delete(By, Old)}}
+    end.
+
+%% @private
+%% The wait is over: purge, unless the reports already had us do it; the
+%% plan then removes the node's server.
+-spec down_settled(node(), #st{}) -> #st{}.
+down_settled(Node, #st{down_reports = Reports} = S) ->
+    case maps:get(Node, Reports, []) of
+        purged -> plan(S);
+        _ -> leader_lost_node(Node, S)
+    end.
+
+tell_members(Msg, S) ->
+    [regent_peers:send_peer(N, Msg, S) || N <- nodes()],
+    ok.
+
+purge_if_lost(Node, #st{down_reports = Reports} = S) ->
+    By = maps:get(Node, Reports, []),
+    case regent_peers:is_leader(S) andalso is_list(By)
+        andalso not lists:member(Node, nodes()) andalso lost_by_majority(By, S)
+        andalso dist_majority(S) of
+        true -> plan(purge_node(Node, S#st{down_reports = Reports#{Node => purged}}));
+        false -> S
+    end.
+
+%% The members that lost the node, with us, run on a majority of the voters.
+lost_by_majority(By, #st{members = Ms, daemon_id = Me, peers = Peers}) ->
+    Ids = [Me | [Id || N <- By, #{id := Id} <- [maps:get(N, Peers, #{})]]],
+    Voters = [Id || {Id, voter, _} <- Ms],
+    2 * length([V || V <- Voters, lists:member(V, Ids)]) > length(Voters).
 
 %% @private
 %% Our Erlang view decides what is dead. If it no longer reaches a majority
