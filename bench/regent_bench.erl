@@ -12,7 +12,9 @@
 %% to _build/bench-smoke, never bench/results.
 %%
 %% Environment: BENCH_ROUNDS (3), BENCH_SCENARIOS (e.g. "1,2,9": a subset),
-%% BENCH_ADAPTERS (extra adapter modules, comma separated), BENCH_REPLAY
+%% BENCH_ADAPTERS (extra adapter modules, comma separated), BENCH_ONLY (run
+%% only these adapters: a developer's quick look; the table then lacks the
+%% others), BENCH_REPLAY
 %% (render the table and chart again from results/latest.raw).
 -module(regent_bench).
 -export([main/0, smoke/0]).
@@ -22,7 +24,7 @@
 -export([measure/4, row/5, on_cluster/3, usec/1, wait/2, k/1, fmt/2]).
 -export([idle/0, register_all/2, registrar/3, register_timed/2, watcher/3, count_until/3,
          spawn_idle/1, kill_all/1, race_register/3, rss_kb/0, daemon_os_pid/0,
-         ets_bytes/0, join_chain/3, join_all/3, group_reads/3]).
+         ets_bytes/0, join_chain/3, join_all/3, group_reads/3, pong/0]).
 
 -define(ADAPTERS, [bench_regent, bench_regent_plain, bench_global, bench_elixir_registry,
                    bench_pg]).
@@ -51,7 +53,8 @@ full_sizes() ->
       group_read_entries => 10000000,   % 10, 11: ... fewer for big groups: entries read in all
       bulk => 10000,                    % 12: names in one register_many
       sup_children => 10000,            % 13: children started, 3 nodes
-      sup_halt => 1000}.                % 13: children on the node that halts
+      sup_halt => 1000,                 % 13: children on the node that halts
+      floor_trips => 20000}.            % 14: round trips per floor
 
 %% The same scenarios, just large enough to run every code path.
 smoke_sizes() ->
@@ -60,7 +63,7 @@ smoke_sizes() ->
       cleanup => 100, memory => 200, memory_regent => 1000, late_join => 500,
       engine_frames => 4, engine_per_frame => 50, group_join => 50,
       group_sizes => [1, 10, 100], group_reads => 1000, group_read_entries => 10000,
-      bulk => 200, sup_children => 100, sup_halt => 30}.
+      bulk => 200, sup_children => 100, sup_halt => 30, floor_trips => 500}.
 
 main() ->
     setup(),
@@ -136,7 +139,12 @@ setup() ->
 %% The built-in adapters and BENCH_ADAPTERS, less those whose code does not
 %% load here (said why, not fatal).
 adapters() ->
-    [A || A <- ?ADAPTERS ++ extra_adapters(), available(A)].
+    Only = case os:getenv("BENCH_ONLY") of
+               false -> all;
+               L -> [list_to_atom(A) || A <- string:lexemes(L, ",")]
+           end,
+    [A || A <- ?ADAPTERS ++ extra_adapters(), Only =:= all orelse lists:member(A, Only),
+          available(A)].
 
 available(A) ->
     Why = case code:ensure_loaded(A) of
@@ -182,7 +190,8 @@ scenarios() ->
      {5, names, fun race/3}, {6, names, fun cleanup/3}, {7, names, fun failover/3},
      {8, names, fun memory/3}, {9, none, fun engine_alone/3},
      {10, groups, fun groups_one_node/3}, {11, groups, fun groups_three_nodes/3},
-     {12, names, fun bulk/3}, {13, supervision, fun regent_bench_sup:scenario/3}].
+     {12, names, fun bulk/3}, {13, supervision, fun regent_bench_sup:scenario/3},
+     {14, none, fun floors/3}].
 
 run_scenario({Id, Fun}, Adapters, Rounds, Sizes) ->
     io:format("scenario ~p...", [Id]),
@@ -643,6 +652,55 @@ engine_round(Frames, PerFrame) ->
     port_close(Port),
     file:del_dir_r(Dir),
     Frames * PerFrame * 1.0e6 / T.
+
+%% ---- 14. floors -------------------------------------------------------------------------
+
+%% What one hop of the write path costs on this machine with nothing else
+%% done: the floor under any design that crosses it (bench/floor.c for the
+%% C side). A write on one node crosses a port round trip and, on tmpfs, a
+%% thread-pool hop; a write from a follower two distribution hops, two
+%% port round trips and a raft round trip between daemons.
+floors(_Adapters, Rounds, #{floor_trips := N}) ->
+    Exe = filename:join(filename:dirname(code:which(?MODULE)), "floor"),
+    C = fun(Mode) -> fun() -> c_floor(Exe, Mode, N) end end,
+    Floors = [{"pipe round trip, two processes", C("pipe")},
+              {"loopback TCP round trip, two processes", C("tcp")},
+              {"libuv thread-pool hop", C("pool")},
+              {"BEAM port round trip (an echo program)", fun() -> port_floor(Exe, N) end},
+              {"Erlang distribution round trip, two nodes", fun() -> dist_floor(N) end}],
+    [row("14. floors: one hop with nothing done", Metric, "µs", lower,
+         #{"regent" => [F() || _ <- lists:seq(1, Rounds)]})
+     || {Metric, F} <- Floors].
+
+c_floor(Exe, Mode, N) ->
+    Out = os:cmd(Exe ++ " " ++ Mode ++ " " ++ integer_to_list(N)),
+    {Us, _} = string:to_float(string:trim(Out)),
+    Us.
+
+port_floor(Exe, N) ->
+    Port = open_port({spawn_executable, Exe}, [{args, ["echo"]}, {packet, 4}, binary]),
+    Frame = <<0:256>>,
+    Trip = fun() -> true = port_command(Port, Frame), receive {Port, {data, _}} -> ok end end,
+    [Trip() || _ <- lists:seq(1, 1000)],
+    T0 = erlang:monotonic_time(nanosecond),
+    [Trip() || _ <- lists:seq(1, N)],
+    T = erlang:monotonic_time(nanosecond) - T0,
+    port_close(Port),
+    T / N / 1000.
+
+dist_floor(N) ->
+    on_cluster(1, fun(_) -> ok end,
+               fun([Node]) ->
+                       Echo = spawn(Node, ?MODULE, pong, []),
+                       Trip = fun() -> Echo ! {self(), ping}, receive pong -> ok end end,
+                       [Trip() || _ <- lists:seq(1, 1000)],
+                       T0 = erlang:monotonic_time(nanosecond),
+                       [Trip() || _ <- lists:seq(1, N)],
+                       (erlang:monotonic_time(nanosecond) - T0) / N / 1000
+               end).
+
+pong() ->
+    receive {From, ping} -> From ! pong, pong() end.
 
 until_dump(Port) ->
     receive
