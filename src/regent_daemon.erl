@@ -65,7 +65,7 @@ start_daemon(#st{opts = Opts, dir = Dir, phase = Phase} = S) ->
     true = port_command(Port, regent_proto:start(Start)),
     [gen_server:reply(W, regent_status:status_map(S#st{port = undefined}))
      || W <- S#st.status_waiters],
-    S#st{port = Port, synced = false, status = #{}, dump = [], held = [],
+    S#st{port = Port, synced = false, status = #{}, dump = [], dump_into = undefined, held = [],
          status_waiters = [], leader_id = 0, change_busy = false, changes = #{},
          leaderless_since = ?NOW_MS(),
          daemon_starts = S#st.daemon_starts + 1}.
@@ -227,7 +227,7 @@ handle_event({applied, _Index, [], Replies}, #st{synced = false} = S) ->
 handle_event({replies, Replies}, S) ->
     regent_outbox:daemon_replies(Replies, S);
 handle_event({dump, false, Table, _Index, Rows}, S) ->
-    S#st{dump = [{Table, Rows} | S#st.dump]};
+    regent_mirror:dump_frame(Table, Rows, S);
 handle_event({dump, true, Table, Index, Rows}, S) ->
     Frames = lists:reverse([{Table, Rows} | S#st.dump]),
     Tables = maps:from_list([{T, lists:append([R || {T1, R} <- Frames, T1 =:= T])}

@@ -25,7 +25,7 @@
 %%   flush_queued, tick          regent_outbox      regent_member (the flush
 %%                                                  and tick messages)
 %%   synced, dump, held,         regent_mirror      regent_daemon
-%%     reclaim_on_dump
+%%     reclaim_on_dump, dump_into
 %%   owned, watched, waiters     regent_mirror      regent_duplicate
 %%   meta_tab, start_meta_put    regent_meta        -
 %%   subs, lag_timer,            regent_events      regent_daemon
@@ -79,6 +79,10 @@
              flush_queued = false :: boolean(),
              held = [] :: [regent_proto:reply()],
              dump = [] :: [{regent_proto:table(), [regent_proto:row()]}],
+             %% Where the DUMP being received goes: decided at its first
+             %% frame; `empty': the names mirror was empty, so its names go
+             %% in frame by frame (regent_mirror:dump_frame/3).
+             dump_into :: empty | full | undefined,
              %% The next DUMP comes from a daemon that started without state
              %% (first start, lost data dir, a cluster joined after a
              %% dissolve): only then may names it lacks be re-claimed.

@@ -21,7 +21,7 @@
 %% other kind of table than its registry's.
 -module(regent_mirror).
 
--export([changes/2, change/2, owner_down/3, reconcile/2, synced/1, await_ready/2,
+-export([dump_frame/3, changes/2, change/2, owner_down/3, reconcile/2, synced/1, await_ready/2,
          watch_of/3, watch/3, track/3, untrack/3]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -95,10 +95,17 @@ name_change({del_purge, Key}, #st{reg = Tab} = S) ->
     end.
 
 %% Puts of distinct names: one insert, then each one's monitors and events.
-puts(Run, #st{reg = Tab} = S) ->
+puts(Run, S) ->
+    insert_puts(Run, fun ets:lookup/2, S).
+
+%% puts/2 into a mirror that had none of these names before: no lookups.
+fresh_puts(Run, S) ->
+    insert_puts(Run, fun(_Tab, _Name) -> [] end, S).
+
+insert_puts(Run, OldRows, #st{reg = Tab} = S) ->
     Rows = [{Key, regent_name:decode(Key), regent_name:decode(P), meta(M)}
             || {put, Key, P, M} <- Run],
-    Olds = [ets:lookup(Tab, Name) || {_, Name, _, _} <- Rows],
+    Olds = [OldRows(Tab, Name) || {_, Name, _, _} <- Rows],
     true = ets:insert(Tab, [{Name, Pid, Value} || {_, Name, Pid, Value} <- Rows]),
     lists:foldl(fun put_done/2, S, lists:zip(Rows, Olds)).
 
@@ -212,16 +219,19 @@ reconcile(#{names := Names, groups := Groups, meta := Meta}, #st{subs = Subs} = 
          end,
     regent_events:resync_all(S2#st{subs = Subs}).
 
+reconcile_names(Rows, #st{dump_into = empty, reg = Reg} = S0) ->
+    %% The frames before went in as they came (dump_frame/3): an empty
+    %% mirror has nothing to drop or re-claim.
+    S1 = put_rows(Rows, fun fresh_puts/2, S0),
+    ?LOG_INFO("regent ~p: mirror synced with regentd: ~p names, ~p local owners monitored",
+              [Reg, ets:info(Reg, size), map_size(S1#st.owned)]),
+    S1#st{reclaim_on_dump = false};
 reconcile_names(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclaim} = S0) ->
     [erlang:demonitor(MRef, [flush]) || {MRef, _} <- maps:values(Owned0)],
-    Fresh = maps:from_list([{regent_name:decode(K), {K, P, M}}
-                            || {K, P, M} <- Rows]),
-    Lost = [Row || {Name, _, _} = Row <- ets:tab2list(Tab),
-                   not is_map_key(Name, Fresh)],
+    Lost = lost_names(Rows, Tab),
     [true = ets:delete(Tab, Name) || {Name, _, _} <- Lost],
     [regent_events:listeners({unregister, Name, Pid, V}, S0) || {Name, Pid, V} <- Lost],
-    S1 = lists:foldl(fun({K, P, M}, Acc) -> name_change({put, K, P, M}, Acc) end,
-                     S0#st{owned = #{}}, Rows),
+    S1 = put_rows(Rows, fun puts/2, S0#st{owned = #{}}),
     Reclaim = [Row || MayReclaim, {_, Pid, _} = Row <- Lost,
                       node(Pid) =:= node(), is_process_alive(Pid)],
     ?LOG_INFO("regent ~p: mirror synced with regentd: ~p names, ~p dropped, "
@@ -231,10 +241,59 @@ reconcile_names(Rows, #st{reg = Tab, owned = Owned0, reclaim_on_dump = MayReclai
     lists:foldl(fun regent_merge:claim/2, S1#st{reclaim_on_dump = false}, Reclaim).
 
 %% @private
+%% A DUMP frame other than the last. Into a names mirror that was empty when
+%% the DUMP began (a node that joins, a first start) its names go in at once,
+%% so the member never holds the whole table as terms: a late joiner of a
+%% million names spent most of its join in garbage collections of them
+%% (bench scenario 8). Subscribers are not told name by name: the DUMP's end
+%% resyncs them (reconcile/2). Other frames wait for the last one.
+-spec dump_frame(regent_proto:table(), [regent_proto:row()], #st{}) -> #st{}.
+dump_frame(Table, Rows, #st{dump_into = undefined, reg = Tab, owned = Owned} = S) ->
+    Into = case maps:get(keys, S#st.opts) =:= unique andalso ets:info(Tab, size) =:= 0
+                    andalso map_size(Owned) =:= 0 of
+               true -> empty;
+               false -> full
+           end,
+    dump_frame(Table, Rows, S#st{dump_into = Into});
+dump_frame(names, Rows, #st{dump_into = empty, subs = Subs} = S) ->
+    S1 = put_rows(Rows, fun fresh_puts/2, S#st{subs = #{}}),
+    S1#st{subs = Subs};
+dump_frame(Table, Rows, S) ->
+    S#st{dump = [{Table, Rows} | S#st.dump]}.
+
+%% The mirror's names that the daemon's table lacks. An empty mirror (a
+%% node that joins) has none: a late joiner of a million names skipped a map
+%% of them all, whose garbage collections were most of its join (bench
+%% scenario 8).
+lost_names(Rows, Tab) ->
+    case ets:info(Tab, size) of
+        0 ->
+            [];
+        _ ->
+            Fresh = maps:from_list([{regent_name:decode(K), true} || {K, _, _} <- Rows]),
+            [Row || {Name, _, _} = Row <- ets:tab2list(Tab), not is_map_key(Name, Fresh)]
+    end.
+
+%% The rows as puts, ?DUMP_CHUNK at a time: one insert per chunk (puts/2 or
+%% fresh_puts/2, whose names must be distinct, as a table's are), the
+%% events and monitors of each row as one by one.
+-define(DUMP_CHUNK, 4096).
+put_rows([], _Puts, S) ->
+    S;
+put_rows(Rows, Puts, S) ->
+    {Chunk, Rest} = take(?DUMP_CHUNK, Rows, []),
+    put_rows(Rest, Puts, Puts(Chunk, S)).
+
+take(0, Rest, Acc) -> {Acc, Rest};
+take(_, [], Acc) -> {Acc, []};
+take(N, [{K, P, M} | Rest], Acc) -> take(N - 1, Rest, [{put, K, P, M} | Acc]).
+
+%% @private
 -spec synced(#st{}) -> #st{}.
 synced(S0) ->
     S1 = regent_meta:start_meta(
-           regent_outbox:replies(S0#st.held, S0#st{synced = true, held = [], dump = []})),
+           regent_outbox:replies(S0#st.held, S0#st{synced = true, held = [], dump = [],
+                                                   dump_into = undefined})),
     S2 = lists:foldl(fun regent_merge:claim/2, S1#st{claims = []},
                      regent_merge:pending_claims(S1)),
     [gen_server:reply(W, ok) || W <- S2#st.waiters],
