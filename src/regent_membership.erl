@@ -21,7 +21,8 @@
 
 -export([plan/1, change_done/3, request/2, take_leadership/1,
          leader_lost_node/2, dist_majority/1, purge_absent_nodes/1,
-         node_down/2, node_up/2, down_reported/3, up_reported/3, down_settled/2]).
+         node_down/2, node_up/2, down_reported/3, up_reported/3, down_settled/2,
+         keep_majority/1]).
 
 -include_lib("kernel/include/logger.hrl").
 -include("regent_member.hrl").
@@ -133,12 +134,34 @@ dist_majority(#st{members = Ms, daemon_id = Me} = S) ->
     Seen = [Id || Id <- Voters, Id =:= Me orelse alive_id(Id, S)],
     2 * length(Seen) > length(Voters).
 
+%% @private
+%% Also each second ({refresh}): a leader that has led for a while without
+%% seeing a majority of the voters' nodes hands over. Its leadership may
+%% have come from the other side of a cut of distribution alone (a transfer
+%% to a voter on its own side), or a transfer may have failed; acting only
+%% on nodedowns, such a leader kept the leadership for good and the big side
+%% never purged the small side (small_side_leader_purges_nothing).
+-spec keep_majority(#st{}) -> #st{}.
+keep_majority(S) ->
+    case regent_peers:is_leader(S) andalso ?NOW_MS() - S#st.leader_since > 2 * ?DOWN_SETTLE_MS
+        andalso not dist_majority(S) of
+        true -> hand_over(S);
+        false -> S
+    end.
+
+%% To a voter whose member we do not see, which is on the other side of the
+%% cut, with the majority: libraft's own pick (the most up-to-date voter)
+%% may be a voter on our side, which then cannot act either.
 hand_over(#st{change_busy = true} = S) ->
     S;
-hand_over(#st{reg = Reg} = S) ->
+hand_over(#st{reg = Reg, members = Ms, daemon_id = Me} = S) ->
     ?LOG_WARNING("regent ~p: this leader no longer sees a majority of voters' "
                  "nodes; handing leadership over", [Reg]),
-    change(transfer, 0, voter, <<>>, {transfer, none}, S).
+    Target = case lists:sort([Id || {Id, voter, _} <- Ms, Id =/= Me, not alive_id(Id, S)]) of
+                 [Id | _] -> Id;
+                 [] -> 0
+             end,
+    change(transfer, Target, voter, <<>>, {transfer, Target}, S).
 
 %% ---- the plan ------------------------------------------------------------
 
