@@ -32,6 +32,7 @@ static void on_check(uv_check_t *check)
         rg_node_log("cannot write to the port", NULL);
         rg_node_shutdown(n, 1);
     }
+    rg_node_spin_check(n);
 }
 
 /* Fault injection for tests: cut (or, with no peers, heal) the raft links
@@ -71,6 +72,7 @@ static void on_frame(struct rg_port *p, const uint8_t *frame, size_t len)
         return;
     }
     n->member_seen_ms = uv_now(n->loop);
+    rg_node_spin_note(n);
     switch (type) {
     case RG_MSG_ALIVE:
         if (!rg_rbuf_done(&r)) {
@@ -116,6 +118,7 @@ static void port_closed(struct rg_port *p)
 {
     struct rg_node *n = p->data;
     uv_close((uv_handle_t *)&n->check, NULL);
+    uv_close((uv_handle_t *)&n->spin, NULL);
 }
 
 static void raft_closed(struct raft *r)
@@ -177,6 +180,7 @@ int rg_node_init(struct rg_node *n, uv_loop_t *loop, int in_fd, int out_fd)
     uv_check_init(loop, &n->check);
     n->check.data = n;
     uv_check_start(&n->check, on_check);
+    rg_node_spin_init(n);
     if (rg_port_init(&n->port, loop, in_fd, out_fd, on_frame, on_eof) != 0) {
         return -1;
     }

@@ -63,6 +63,8 @@ struct rg_node {
     struct raft_fsm fsm_iface;
     struct rg_fsm fsm;
     uv_check_t check;
+    uv_idle_t spin;          /* active while the spin window is open (node_spin.c) */
+    uint64_t spin_until_ns;  /* uv_hrtime() at which the window closes */
     uint64_t id;
     char address[RG_ADDRESS_MAX + 1];
 

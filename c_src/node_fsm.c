@@ -16,6 +16,7 @@ static int fsm_apply(struct raft_fsm *iface, const struct raft_buffer *buf,
      * member tells subscribers of each change with it. */
     n->applying = raft_last_applied(&n->raft) + 1;
     n->unnudged = true;
+    rg_node_spin_note(n);
     if (rg_fsm_apply(&n->fsm, buf->base, buf->len) != 0) {
         rg_node_log("out of memory applying an entry", NULL);
         abort(); /* the FSM would diverge from its peers: stop instead */

@@ -17,6 +17,7 @@
  *   node_change.c  membership changes (CHANGE/CHANGED)
  *   node_health.c  a silent member's leadership handed over, memory given
  *                  back, a deleted data dir noticed
+ *   node_spin.c    busy-polling for a moment after work
  * Every function here is called from another of those files; the rest
  * are static in theirs. */
 #ifndef RG_NODE_INT_H
@@ -31,6 +32,12 @@ void rg_node_shutdown(struct rg_node *n, int code);
 /* node_start.c */
 uint64_t rg_node_random_id(void);
 void rg_node_handle_start(struct rg_node *n, struct rg_rbuf *r, size_t len);
+
+/* node_spin.c */
+void rg_node_spin_init(struct rg_node *n);
+void rg_node_spin_note(struct rg_node *n);
+void rg_node_spin_traffic(void *arg);
+void rg_node_spin_check(struct rg_node *n);
 
 /* node_batch.c */
 void rg_node_handle_ops(struct rg_node *n, struct rg_rbuf *r, bool forwarded);

@@ -166,6 +166,8 @@ static int start_tls(struct rg_node *n, const struct rg_start *s, const char **e
     rg_tls_psk(s->secret, s->secret_len, c.psk);
     int rv = rg_tls_init(&n->tls, &c, err);
     OPENSSL_cleanse(c.psk, sizeof c.psk);
+    n->tls.traffic = rg_node_spin_traffic;
+    n->tls.traffic_arg = n;
     n->transport.tls = &n->tls;
     return rv;
 }

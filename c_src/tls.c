@@ -420,6 +420,9 @@ static void net_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n < 0) {
         pump_close(p);
     } else if (n > 0 && p->state != PUMP_CLOSING) {
+        if (p->t->traffic != NULL) {
+            p->t->traffic(p->t->traffic_arg);
+        }
         if (BIO_write(p->rbio, buf->base, (int)n) != (int)n) {
             pump_close(p);
         } else if (p->state == PUMP_HANDSHAKE) {

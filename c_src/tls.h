@@ -47,6 +47,10 @@ struct rg_tls {
     struct ssl_ctx_st *client; /* owned */
     struct ssl_ctx_st *server; /* owned */
     uint8_t psk[RG_TLS_PSK_LEN];
+    /* Called when a peer's bytes arrive, if set (the daemon opens its spin
+     * window: node_spin.c). */
+    void (*traffic)(void *arg);
+    void *traffic_arg;
 };
 
 /* The PSK for a cluster secret: HMAC-SHA256(secret, "regent raft tls psk
