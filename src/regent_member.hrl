@@ -42,7 +42,7 @@
 %%                                                  regent_leave
 %%   changes, change_busy        regent_membership  regent_daemon
 %%   plan_timer                  regent_membership  regent_peers (its timer)
-%%   down_reports                regent_membership  -
+%%   down_reports, hand_overs    regent_membership  -
 %%   claims                      regent_merge       regent_leave, regent_mirror
 %%   left_out_since              regent_merge       -
 
@@ -122,10 +122,13 @@
              left_out_since = 0 :: integer(),
              %% connection attempts in flight to members' nodes (regent_peers:reconnect/1)
              reconnecting = #{} :: #{node() => pid()},
-             %% Which members said they lost each node, or `purged' once this
+             %% Which members said they lost each node and when, or when this
              %% leader purged it on their word (regent_membership, nodes
              %% that go down).
-             down_reports = #{} :: #{node() => [node()] | purged},
+             down_reports = #{} :: #{node() => [{node(), integer()}] | {purged, integer()}},
+             %% Leadership hand-overs without a majority so far, and when the
+             %% last one was asked for (regent_membership:hand_over/1).
+             hand_overs = {0, undefined} :: {non_neg_integer(), integer() | undefined},
              %% Every pending op with a ref up to this one went to a leader
              %% at least once, so it may have been applied.
              sent_upto = 0 :: non_neg_integer(),

@@ -22,12 +22,13 @@
 -export([plan/1, change_done/3, request/2, take_leadership/1,
          leader_lost_node/2, dist_majority/1, purge_absent_nodes/1,
          node_down/2, node_up/2, down_reported/3, up_reported/3, down_settled/2,
-         keep_majority/1]).
+         keep_majority/1, expire_reports/1]).
 
 -include_lib("kernel/include/logger.hrl").
 -include("regent_member.hrl").
 
 -define(UNMAPPED_GRACE_MS, 3000).
+-define(ALONE_LEADER_MS, 5000).
 
 %% ---- nodes that go down --------------------------------------------------
 
@@ -52,13 +53,14 @@ purge_node(Node, S) ->
 %% lost it, instead of after ?DOWN_SETTLE_MS. That majority is the side that
 %% would purge the node after the wait anyway: a partition's small side
 %% never gathers it for a node of the big side, whose members still see
-%% that node. A member's reports go void when it goes down itself, and a
-%% node's when it comes back (here, or in the reporter's `up_seen').
+%% that node. A report counts for ?DOWN_SETTLE_MS after it arrived (an
+%% `up_seen' that withdraws it may have been dropped on a busy connection),
+%% and goes void when its sender goes down or the node comes back here.
 -spec node_down(node(), #st{}) -> #st{}.
 node_down(Node, #st{down_reports = Reports} = S) ->
     tell_members({down_seen, Node, node()}, S),
-    Void = maps:map(fun(_, purged) -> purged;
-                       (_, By) -> lists:delete(Node, By)
+    Void = maps:map(fun(_, {purged, _} = P) -> P;
+                       (_, By) -> lists:keydelete(Node, 1, By)
                     end, Reports),
     purge_if_lost(Node, S#st{down_reports = Void}).
 
@@ -72,8 +74,11 @@ node_up(Node, #st{down_reports = Reports} = S) ->
 -spec down_reported(node(), node(), #st{}) -> #st{}.
 down_reported(Node, By, #st{down_reports = Reports} = S) when Node =/= node() ->
     case maps:get(Node, Reports, []) of
-        purged -> S;
-        Old -> purge_if_lost(Node, S#st{down_reports = Reports#{Node => lists:usort([By | Old])}})
+        {purged, _} ->
+            S;
+        Old ->
+            New = [{By, ?NOW_MS()} | lists:keydelete(By, 1, Old)],
+            purge_if_lost(Node, S#st{down_reports = Reports#{Node => New}})
     end;
 down_reported(_Node, _By, S) ->
     S.
@@ -81,9 +86,14 @@ down_reported(_Node, _By, S) ->
 %% @private
 -spec up_reported(node(), node(), #st{}) -> #st{}.
 up_reported(Node, By, #st{down_reports = Reports} = S) ->
-    case maps:get(Node, Reports, []) of
-        purged -> S;
-        Old -> S#st{down_reports = Reports#{Node => lists:delete(By, Old)}}
+    case maps:get(Node, Reports, none) of
+        Old when is_list(Old) ->
+            S#st{down_reports = case lists:keydelete(By, 1, Old) of
+                                    [] -> maps:remove(Node, Reports);
+                                    New -> Reports#{Node := New}
+                                end};
+        _ ->
+            S
     end.
 
 %% @private
@@ -92,21 +102,47 @@ up_reported(Node, By, #st{down_reports = Reports} = S) ->
 -spec down_settled(node(), #st{}) -> #st{}.
 down_settled(Node, #st{down_reports = Reports} = S) ->
     case maps:get(Node, Reports, []) of
-        purged -> plan(S);
+        {purged, _} -> plan(S);
         _ -> leader_lost_node(Node, S)
     end.
+
+%% @private
+%% Each second ({refresh}): reports past their time go, and so do the marks
+%% of purged nodes once their wait is over, so nodes that never come back
+%% leave nothing behind.
+-spec expire_reports(#st{}) -> #st{}.
+expire_reports(#st{down_reports = Reports} = S) ->
+    Now = ?NOW_MS(),
+    Kept = maps:filtermap(fun(_, {purged, T}) -> Now - T =< 2 * ?DOWN_SETTLE_MS;
+                             (_, By) ->
+                                  case current(By, Now) of
+                                      [] -> false;
+                                      Live -> {true, Live}
+                                  end
+                          end, Reports),
+    S#st{down_reports = Kept}.
+
+current(By, Now) ->
+    [R || {_, T} = R <- By, Now - T =< ?DOWN_SETTLE_MS].
 
 tell_members(Msg, S) ->
     [regent_peers:send_peer(N, Msg, S) || N <- nodes()],
     ok.
 
 purge_if_lost(Node, #st{down_reports = Reports} = S) ->
-    By = maps:get(Node, Reports, []),
-    case regent_peers:is_leader(S) andalso is_list(By)
-        andalso not lists:member(Node, nodes()) andalso lost_by_majority(By, S)
-        andalso dist_majority(S) of
-        true -> plan(purge_node(Node, S#st{down_reports = Reports#{Node => purged}}));
-        false -> S
+    case maps:get(Node, Reports, []) of
+        By when is_list(By) ->
+            case regent_peers:is_leader(S) andalso not lists:member(Node, nodes())
+                andalso lost_by_majority([N || {N, _} <- current(By, ?NOW_MS())], S)
+                andalso dist_majority(S) of
+                true ->
+                    Marked = Reports#{Node => {purged, ?NOW_MS()}},
+                    plan(purge_node(Node, S#st{down_reports = Marked}));
+                false ->
+                    S
+            end;
+        _ ->
+            S
     end.
 
 %% The members that lost the node, with us, run on a majority of the voters.
@@ -135,15 +171,18 @@ dist_majority(#st{members = Ms, daemon_id = Me} = S) ->
     2 * length(Seen) > length(Voters).
 
 %% @private
-%% Also each second ({refresh}): a leader that has led for a while without
-%% seeing a majority of the voters' nodes hands over. Its leadership may
-%% have come from the other side of a cut of distribution alone (a transfer
-%% to a voter on its own side), or a transfer may have failed; acting only
-%% on nodedowns, such a leader kept the leadership for good and the big side
-%% never purged the small side (small_side_leader_purges_nothing).
+%% Also each second ({refresh}): a leader that has led for ?ALONE_LEADER_MS
+%% without seeing a majority of the voters' nodes hands over. Its
+%% leadership may have come from its own side of a cut of distribution
+%% alone, or a transfer may have failed; acting only on nodedowns, such a
+%% leader kept the leadership for good and the big side never purged the
+%% small side (small_side_leader_purges_nothing). The wait bounds the
+%% transfers when no side has a majority (a 2-2 cut): one per wait.
 -spec keep_majority(#st{}) -> #st{}.
-keep_majority(S) ->
-    case regent_peers:is_leader(S) andalso ?NOW_MS() - S#st.leader_since > 2 * ?DOWN_SETTLE_MS
+keep_majority(#st{hand_overs = {_, Last}} = S) ->
+    Now = ?NOW_MS(),
+    case regent_peers:is_leader(S) andalso Now - S#st.leader_since > ?ALONE_LEADER_MS
+        andalso (Last =:= undefined orelse Now - Last > ?ALONE_LEADER_MS)
         andalso not dist_majority(S) of
         true -> hand_over(S);
         false -> S
@@ -151,17 +190,19 @@ keep_majority(S) ->
 
 %% To a voter whose member we do not see, which is on the other side of the
 %% cut, with the majority: libraft's own pick (the most up-to-date voter)
-%% may be a voter on our side, which then cannot act either.
+%% may be a voter on our side, which then cannot act either. Each attempt
+%% takes the next of those voters, then libraft's pick, and round again: one
+%% of them may be dead (a transfer to it fails without a word).
 hand_over(#st{change_busy = true} = S) ->
     S;
-hand_over(#st{reg = Reg, members = Ms, daemon_id = Me} = S) ->
+hand_over(#st{reg = Reg, members = Ms, daemon_id = Me, hand_overs = {N, _}} = S) ->
     ?LOG_WARNING("regent ~p: this leader no longer sees a majority of voters' "
                  "nodes; handing leadership over", [Reg]),
-    Target = case lists:sort([Id || {Id, voter, _} <- Ms, Id =/= Me, not alive_id(Id, S)]) of
-                 [Id | _] -> Id;
-                 [] -> 0
-             end,
-    change(transfer, Target, voter, <<>>, {transfer, Target}, S).
+    Unseen = lists:sort([Id || {Id, voter, _} <- Ms, Id =/= Me, not alive_id(Id, S)]),
+    Targets = Unseen ++ [0],
+    Target = lists:nth(1 + N rem length(Targets), Targets),
+    change(transfer, Target, voter, <<>>, {transfer, Target},
+           S#st{hand_overs = {N + 1, ?NOW_MS()}}).
 
 %% ---- the plan ------------------------------------------------------------
 

@@ -220,7 +220,7 @@ cluster_event({refresh}, #st{peers = Peers, leader_id = Leader} = S) ->
             Hello = {hello, self(), node(), info(S)},
             [send_peer(N, Hello, S) || N <- Stale]
         end,
-    regent_membership:keep_majority(reconnect(S));
+    regent_membership:keep_majority(regent_membership:expire_reports(reconnect(S)));
 cluster_event({ask_leader, Node}, S) ->
     send_peer(Node, {hello, self(), node(), info(S)}, S),
     S;
