@@ -60,7 +60,8 @@ bench-build: erlang
 	mkdir -p _build/bench
 	erlc -o _build/bench bench/bench_registry.erl
 	erlc -pa _build/bench -pa _build/default/lib/regent/ebin -o _build/bench bench/*.erl
-	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o _build/bench/floor bench/floor.c -luv
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags libuv) -o _build/bench/floor \
+	    bench/floor.c $$(pkg-config --libs libuv)
 	epmd -daemon
 
 bench: bench-build

@@ -46,27 +46,46 @@ static int ping(int wfd, int rfd)
     return write(wfd, &c, 1) == 1 && read(rfd, &c, 1) == 1 ? 0 : -1;
 }
 
-/* N round trips from this process through fds to a child that answers
- * each byte on its own fds. */
+#define WARMUP 1000
+
+/* WARMUP then N round trips from this process through fds to a child that
+ * answers each byte on its own fds (timed: the N). Each side closes the
+ * other's fds (distinct only for pipes), so that a side that fails ends
+ * the other with EOF instead of leaving it blocked. */
 static int round_trips(long n, int out, int in, int child_in, int child_out)
 {
     pid_t pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        for (long i = 0; i < n; i++)
+        if (out != child_out && out != child_in) {
+            close(out);
+            close(in);
+        }
+        for (long i = 0; i < n + WARMUP; i++)
             if (one_byte(child_in, child_out) != 0)
                 _exit(1);
         _exit(0);
     }
+    if (out != child_out && out != child_in) {
+        close(child_in);
+        close(child_out);
+    }
+    int ok = 0;
+    for (long i = 0; i < WARMUP && ok == 0; i++)
+        ok = ping(out, in);
     double t0 = now_us();
-    for (long i = 0; i < n; i++)
-        if (ping(out, in) != 0)
-            return -1;
-    printf("%.2f\n", (now_us() - t0) / (double)n);
+    for (long i = 0; i < n && ok == 0; i++)
+        ok = ping(out, in);
+    double t = now_us() - t0;
+    close(out);
+    close(in);
     int status;
-    return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0
-               ? 0 : -1;
+    if (waitpid(pid, &status, 0) != pid || ok != 0 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        return -1;
+    printf("%.2f\n", t / (double)n);
+    return 0;
 }
 
 static int pipes(long n)
@@ -97,12 +116,13 @@ static int tcp(long n)
     int sfd = accept(lfd, NULL, NULL);
     if (sfd < 0 || nodelay(cfd) != 0 || nodelay(sfd) != 0)
         return -1;
+    close(lfd);
     return round_trips(n, cfd, cfd, sfd, sfd);
 }
 
 struct pool {
     uv_work_t req;
-    long left;
+    long left, warmup;
     double t0, n;
 };
 
@@ -111,17 +131,22 @@ static void pool_work(uv_work_t *req)
     (void)req;
 }
 
+/* The first WARMUP hops start the pool's threads; the clock starts after. */
 static void pool_after(uv_work_t *req, int status)
 {
     struct pool *p = req->data;
-    if (status != 0 || --p->left == 0)
+    if (status != 0)
+        return;
+    if (p->warmup > 0 && --p->warmup == 0)
+        p->t0 = now_us();
+    else if (p->warmup == 0 && --p->left == 0)
         return;
     uv_queue_work(uv_default_loop(), req, pool_work, pool_after);
 }
 
 static int pool(long n)
 {
-    struct pool p = {.left = n, .t0 = now_us(), .n = (double)n};
+    struct pool p = {.left = n, .warmup = WARMUP, .n = (double)n};
     p.req.data = &p;
     if (uv_queue_work(uv_default_loop(), &p.req, pool_work, pool_after) != 0)
         return -1;

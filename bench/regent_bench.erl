@@ -674,8 +674,10 @@ floors(_Adapters, Rounds, #{floor_trips := N}) ->
 
 c_floor(Exe, Mode, N) ->
     Out = os:cmd(Exe ++ " " ++ Mode ++ " " ++ integer_to_list(N)),
-    {Us, _} = string:to_float(string:trim(Out)),
-    Us.
+    case string:to_float(string:trim(Out)) of
+        {Us, _} when is_float(Us) -> Us;
+        _ -> error({floor_failed, Mode, Out})
+    end.
 
 port_floor(Exe, N) ->
     Port = open_port({spawn_executable, Exe}, [{args, ["echo"]}, {packet, 4}, binary]),
