@@ -42,7 +42,7 @@
 %%                                                  regent_leave
 %%   changes, change_busy        regent_membership  regent_daemon
 %%   plan_timer                  regent_membership  regent_peers (its timer)
-%%   down_reports, hand_overs    regent_membership  -
+%%   hand_overs                  regent_membership  -
 %%   claims                      regent_merge       regent_leave, regent_mirror
 %%   left_out_since              regent_merge       -
 
@@ -122,10 +122,6 @@
              left_out_since = 0 :: integer(),
              %% connection attempts in flight to members' nodes (regent_peers:reconnect/1)
              reconnecting = #{} :: #{node() => pid()},
-             %% Which members said they lost each node and when, or when this
-             %% leader purged it on their word (regent_membership, nodes
-             %% that go down).
-             down_reports = #{} :: #{node() => [{node(), integer()}] | {purged, integer()}},
              %% Leadership hand-overs without a majority so far, and when the
              %% last one was asked for (regent_membership:hand_over/1).
              hand_overs = {0, undefined} :: {non_neg_integer(), integer() | undefined},
@@ -157,10 +153,7 @@
 %% nodedowns, and a leader on the small side that acted on the first ones
 %% (while it still saw a majority) would purge live nodes' names and shrink
 %% the voters to a set the big side cannot elect from (found by the nemesis
-%% test, docs/testing.md). After the wait it sees the whole cut. The names
-%% go sooner when a majority of the voters' nodes report the node lost
-%% (regent_membership:down_reported/3): the side that lost a node to a
-%% partition is never that majority.
+%% test, docs/testing.md). After the wait it sees the whole cut.
 -define(DOWN_SETTLE_MS, 500).
 %% How often a member checks that its view of the other members is current
 %% (regent_peers, the {refresh} timer).

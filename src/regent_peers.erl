@@ -130,10 +130,6 @@ peer_message({transfer_to, _Id} = Request, S) ->
 peer_message({gone, Node, Id}, #st{peers = Peers} = S) ->
     Old = maps:get(Node, Peers, #{}),
     regent_membership:plan(S#st{peers = Peers#{Node => Old#{id => Id, up => false, left => true}}});
-peer_message({down_seen, Node, By}, S) ->
-    regent_membership:down_reported(Node, By, S);
-peer_message({up_seen, Node, By}, S) ->
-    regent_membership:up_reported(Node, By, S);
 peer_message(_Other, S) ->
     S.
 
@@ -173,7 +169,7 @@ peer_seen(Node, Info, #st{peers = Peers} = S) ->
 -spec cluster_event(tuple(), #st{}) -> #st{}.
 cluster_event({nodeup, Node}, S) ->
     send_peer(Node, {hello, self(), node(), info(S)}, S),
-    regent_membership:node_up(Node, S);
+    S;
 cluster_event({nodedown, Node}, #st{peers = Peers} = S0) ->
     S = case maps:find(Node, Peers) of
             {ok, P} -> S0#st{peers = Peers#{Node := P#{up => false, down_at => ?NOW_MS()}}};
@@ -183,10 +179,10 @@ cluster_event({nodedown, Node}, #st{peers = Peers} = S0) ->
     %% leader may die with the node, and the next one is elected within the
     %% wait (a leader's kill -9 left its server a voter for ever).
     erlang:send_after(?DOWN_SETTLE_MS, self(), {down_settled, Node}),
-    regent_membership:node_down(Node, S);
+    S;
 cluster_event({down_settled, Node}, S) ->
     case is_leader(S) andalso not lists:member(Node, nodes()) of
-        true -> regent_membership:down_settled(Node, S);
+        true -> regent_membership:leader_lost_node(Node, S);
         false -> S
     end;
 cluster_event({discover}, #st{phase = discovering} = S) ->
@@ -220,7 +216,7 @@ cluster_event({refresh}, #st{peers = Peers, leader_id = Leader} = S) ->
             Hello = {hello, self(), node(), info(S)},
             [send_peer(N, Hello, S) || N <- Stale]
         end,
-    regent_membership:keep_majority(regent_membership:expire_reports(reconnect(S)));
+    regent_membership:keep_majority(reconnect(S));
 cluster_event({ask_leader, Node}, S) ->
     send_peer(Node, {hello, self(), node(), info(S)}, S),
     S;

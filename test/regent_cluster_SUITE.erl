@@ -283,11 +283,8 @@ node_down_purge(Config) ->
     erpc:cast(C, erlang, halt, []),
     receive {nodedown, C} -> ok after 5000 -> error(node_still_up) end,
     wait_until(fun() -> count(A) =:= 0 andalso count(B) =:= 0 end, 10000),
-    Took = erlang:monotonic_time(millisecond) - T0,
-    ct:pal("node down -> names purged on A and B in ~p ms", [Took]),
-    %% A and B both lost C: the leader purges on their word, without the
-    %% 500 ms wait a lone nodedown gets.
-    true = Took < 450,
+    ct:pal("node down -> names purged on A and B in ~p ms",
+           [erlang:monotonic_time(millisecond) - T0]),
     wait_until(fun() -> length(roles(A)) =:= 2 end, 10000),
     yes = reg(A, after_purge, idle_on(A)).
 
@@ -497,10 +494,7 @@ partition(Config, How, Policy) ->
         try {ok, reg(C, minority_write, idle_on(C))}
         catch exit:{exception, R} -> {error, R}
         end,
-    %% C still reads: its old view after a full cut; after a cut of
-    %% distribution alone its daemon may still replicate until its server
-    %% is removed, so it may have seen the purge and A's registration too.
-    true = lists:member(where(C, contested), [Pc, Pa]),
+    Pc = where(C, contested), % and still reads its old view
     %% Heal.
     How =:= full andalso heal_raft(Nodes),
     [true = erpc:call(C, net_kernel, connect_node, [N]) || N <- [A, B]],
@@ -524,13 +518,13 @@ partition(Config, How, Policy) ->
     yes = reg(C, after_heal, idle_on(C)).
 
 %% A cut of distribution alone puts the leader on the small side of five
-%% voters, {L, X} | {A, B, C}. L loses A, B and C one at a time and still
-%% sees a majority after the first nodedown; but only X reports those nodes
-%% lost, so L purges nothing at once (an early purge needs the reports of a
-%% majority of the voters' nodes). After the wait it sees no majority and
-%% hands the leadership over; the big side's leader purges L's and X's
-%% names. A wrong early purge by L would have committed before that (the
-%% raft links are up), so the big side's names must all still be there.
+%% voters, {L, X} | {A, B, C}. L loses A, B and C one at a time; it must
+%% purge nothing of the big side, and after the wait it sees no majority
+%% and hands the leadership over, to a voter of the big side (libraft's own
+%% pick could be X, which then led for good without acting); the big
+%% side's leader purges L's and X's names. A wrong purge by L would have
+%% committed before that (the raft links are up), so the big side's names
+%% must all still be there.
 small_side_leader_purges_nothing(Config) ->
     Nodes = peers(5, ["-kernel", "dist_auto_connect", "once", "-connect_all", "false"]),
     regent_test_lib:mesh(Nodes),
